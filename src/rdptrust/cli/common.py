@@ -1,0 +1,44 @@
+"""Shared pieces of the command line: exit codes, error output, target arguments."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from rdptrust.errors import UsageError
+from rdptrust.net.target import Target, parse_target
+
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_CRITICAL = 2
+EXIT_UNKNOWN = 3
+EXIT_USAGE = 64
+EXIT_INTERNAL = 70
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int) -> int:
+    """Print one error line to standard error and return *code*."""
+    click.echo(f"rdptrust: error: {message}", err=True)
+    return code
+
+
+def target_argument(text: str) -> Target:
+    try:
+        return parse_target(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from a synchronous command."""
+    return asyncio.run(coro)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,41 @@
+"""Writing files safely: atomic replacement, private modes for secrets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from rdptrust.errors import StoreError
+
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int = PUBLIC_MODE) -> Path:
+    """Write *data* to *path* so that readers see the old file or the new one, never half.
+
+    The temporary file is created with *mode* from the start, so a private key is
+    never readable by others, not even for a moment.
+    """
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target

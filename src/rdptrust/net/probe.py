@@ -1,0 +1,289 @@
+"""Probe one RDP host: negotiation, TLS, the chain as sent, protocol and TLS-version support.
+
+Every attempt returns a typed outcome; a failed attempt never raises out of
+:func:`probe_host`. The result keeps the chain as DER bytes; certificate facts are
+the ``pki`` layer's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from rdptrust.errors import ProtocolError, RdptrustError, TransportError
+from rdptrust.net.connection import TLS_VERSIONS, RdpConnection, TlsSessionInfo
+from rdptrust.net.target import Target
+from rdptrust.protocol.x224 import (
+    ConnectionConfirm,
+    ConnectionRequest,
+    NegotiationFailure,
+    NegotiationRequest,
+    NegotiationResponse,
+    SecurityProtocol,
+)
+
+#: What mstsc asks for: TLS, CredSSP and CredSSP with Early User Authorization.
+CLIENT_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
+#: Cookie sent with every request; the server ignores it (it is for load balancers).
+PROBE_COOKIE = "rdptrust"
+
+#: One connection per protocol; the value asked for each (HYBRID needs SSL set too).
+ENUMERATION_REQUESTS: dict[str, SecurityProtocol] = {
+    "RDP": SecurityProtocol.RDP,
+    "SSL": SecurityProtocol.SSL,
+    "HYBRID": SecurityProtocol.SSL | SecurityProtocol.HYBRID,
+    "HYBRID_EX": SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX,
+    "RDSTLS": SecurityProtocol.RDSTLS,
+    "RDSAAD": SecurityProtocol.RDSAAD,
+}
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """Why a step failed: ``kind`` is the error's stable name (connect, timeout, tls, …)."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: RdptrustError) -> ProbeFailure:
+        return cls(exc.kind, str(exc))
+
+
+@dataclass(frozen=True)
+class Negotiation:
+    """The server's answer to one Connection Request.
+
+    ``selected`` is ``None`` when the server refused (``failure`` names the code) or sent
+    no negotiation data at all (``legacy`` is then true: Standard RDP Security only).
+    """
+
+    requested: SecurityProtocol
+    selected: SecurityProtocol | None
+    failure: str | None
+    legacy: bool
+
+    @classmethod
+    def from_confirm(cls, requested: SecurityProtocol, confirm: ConnectionConfirm) -> Negotiation:
+        neg = confirm.negotiation
+        if isinstance(neg, NegotiationResponse):
+            return cls(requested, neg.selected_protocol, None, False)
+        if isinstance(neg, NegotiationFailure):
+            return cls(requested, None, neg.name, False)
+        return cls(requested, None, None, True)
+
+
+@dataclass(frozen=True)
+class ProtocolSupport:
+    """Whether the host accepts one security protocol, from a connection asking for it.
+
+    ``accepted`` is ``None`` when it cannot be told: the host sent no negotiation data
+    (an old host), or the attempt failed (``error`` says how).
+    """
+
+    name: str
+    requested: SecurityProtocol
+    accepted: bool | None
+    selected: SecurityProtocol | None
+    failure: str | None
+    error: ProbeFailure | None
+
+
+@dataclass(frozen=True)
+class TlsVersionSupport:
+    """Whether the host completes a handshake with exactly this TLS version.
+
+    ``accepted`` is ``None`` when the attempt failed before TLS (connect, negotiation).
+    """
+
+    version: str
+    accepted: bool | None
+    error: ProbeFailure | None
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds spent in each phase of the main connection; ``None`` = not reached."""
+
+    connect_ms: float | None = None
+    x224_ms: float | None = None
+    tls_ms: float | None = None
+    total_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Everything one probe of one host saw.
+
+    ``tls`` is ``None`` when no TLS session was made (the host refused TLS, or the
+    probe failed); ``chain`` is then empty. ``error`` is ``None`` when the host was
+    probed, even if it refused every protocol we asked for.
+    """
+
+    target: Target
+    address: str | None
+    negotiation: Negotiation | None
+    tls: TlsSessionInfo | None
+    protocols: tuple[ProtocolSupport, ...]
+    tls_versions: tuple[TlsVersionSupport, ...]
+    timings: Timings
+    error: ProbeFailure | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def chain(self) -> tuple[bytes, ...]:
+        return self.tls.chain if self.tls else ()
+
+    @property
+    def leaf(self) -> bytes | None:
+        return self.chain[0] if self.chain else None
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000.0, 3)
+
+
+def _request(protocols: SecurityProtocol) -> ConnectionRequest:
+    return ConnectionRequest(cookie=PROBE_COOKIE, negotiation=NegotiationRequest(protocols))
+
+
+def _tls_server_name(target: Target) -> str | None:
+    return None if target.is_ip else target.host
+
+
+async def _main_connection(
+    target: Target, timeout: float
+) -> tuple[str | None, Negotiation | None, TlsSessionInfo | None, Timings, ProbeFailure | None]:
+    start = time.monotonic()
+    deadline = start + timeout
+    connect_ms = x224_ms = tls_ms = None
+    negotiation: Negotiation | None = None
+    tls: TlsSessionInfo | None = None
+    address: str | None = None
+    failure: ProbeFailure | None = None
+    conn: RdpConnection | None = None
+    try:
+        conn = await RdpConnection.open(target, deadline)
+        address = conn.peer_address
+        t1 = time.monotonic()
+        connect_ms = _ms(start, t1)
+        confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
+        t2 = time.monotonic()
+        x224_ms = _ms(t1, t2)
+        negotiation = Negotiation.from_confirm(CLIENT_REQUEST, confirm)
+        if negotiation.selected is not None and negotiation.selected & (
+            SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
+        ):
+            tls = await conn.start_tls(deadline, server_name=_tls_server_name(target))
+            tls_ms = _ms(t2, time.monotonic())
+    except (TransportError, ProtocolError) as exc:
+        failure = ProbeFailure.from_exception(exc)
+    finally:
+        if conn is not None:
+            await conn.close()
+    timings = Timings(connect_ms, x224_ms, tls_ms, _ms(start, time.monotonic()))
+    return address, negotiation, tls, timings, failure
+
+
+async def _protocol_attempt(target: Target, name: str, timeout: float) -> ProtocolSupport:
+    requested = ENUMERATION_REQUESTS[name]
+    wanted = SecurityProtocol[name]
+    deadline = time.monotonic() + timeout
+    conn: RdpConnection | None = None
+    try:
+        conn = await RdpConnection.open(target, deadline)
+        confirm = await conn.negotiate(_request(requested), deadline)
+    except (TransportError, ProtocolError) as exc:
+        return ProtocolSupport(name, requested, None, None, None, ProbeFailure.from_exception(exc))
+    finally:
+        if conn is not None:
+            await conn.close()
+    neg = Negotiation.from_confirm(requested, confirm)
+    if neg.legacy:
+        # An old host that ignores negotiation speaks Standard RDP Security only.
+        accepted = True if wanted == SecurityProtocol.RDP else None
+        return ProtocolSupport(name, requested, accepted, None, None, None)
+    # Accepted only when the server picked exactly what we asked for.
+    accepted = neg.selected is not None and neg.selected == wanted
+    return ProtocolSupport(name, requested, accepted, neg.selected, neg.failure, None)
+
+
+async def _tls_version_attempt(target: Target, version: str, timeout: float) -> TlsVersionSupport:
+    deadline = time.monotonic() + timeout
+    conn: RdpConnection | None = None
+    try:
+        conn = await RdpConnection.open(target, deadline)
+        confirm = await conn.negotiate(_request(SecurityProtocol.SSL), deadline)
+        neg = Negotiation.from_confirm(SecurityProtocol.SSL, confirm)
+        if neg.selected != SecurityProtocol.SSL:
+            # Try what the host wants (CredSSP also starts with TLS).
+            confirm = None
+            await conn.close()
+            conn = await RdpConnection.open(target, deadline)
+            confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
+            neg = Negotiation.from_confirm(CLIENT_REQUEST, confirm)
+            if neg.selected is None or neg.selected == SecurityProtocol.RDP:
+                return TlsVersionSupport(version, None, None)
+    except (TransportError, ProtocolError) as exc:
+        if conn is not None:
+            await conn.close()
+        return TlsVersionSupport(version, None, ProbeFailure.from_exception(exc))
+    try:
+        await conn.start_tls(
+            deadline,
+            min_version=version,
+            max_version=version,
+            server_name=_tls_server_name(target),
+        )
+    except TransportError as exc:
+        return TlsVersionSupport(version, False, ProbeFailure.from_exception(exc))
+    finally:
+        await conn.close()
+    return TlsVersionSupport(version, True, None)
+
+
+async def probe_host(
+    target: Target,
+    *,
+    timeout: float = 10.0,
+    enumerate_protocols: bool = True,
+    enumerate_tls_versions: bool = True,
+) -> ProbeResult:
+    """Probe *target* the way the Windows client starts a connection.
+
+    The main connection asks for SSL|HYBRID|HYBRID_EX like mstsc and runs TLS when the
+    host agrees; it has *timeout* seconds for connect, negotiation and handshake
+    together. When it reached the host, the enumeration connections (one per security
+    protocol and one per TLS version) then run concurrently, each with the same budget.
+    """
+    address, negotiation, tls, timings, failure = await _main_connection(target, timeout)
+    protocols: tuple[ProtocolSupport, ...] = ()
+    versions: tuple[TlsVersionSupport, ...] = ()
+    if failure is None or negotiation is not None:
+        jobs_p = (
+            [_protocol_attempt(target, name, timeout) for name in ENUMERATION_REQUESTS]
+            if enumerate_protocols
+            else []
+        )
+        jobs_v = (
+            [_tls_version_attempt(target, v, timeout) for v in TLS_VERSIONS]
+            if enumerate_tls_versions and negotiation is not None and not negotiation.legacy
+            else []
+        )
+        results = await asyncio.gather(*jobs_p, *jobs_v)
+        protocols = tuple(r for r in results if isinstance(r, ProtocolSupport))
+        versions = tuple(r for r in results if isinstance(r, TlsVersionSupport))
+    return ProbeResult(
+        target=target,
+        address=address,
+        negotiation=negotiation,
+        tls=tls,
+        protocols=protocols,
+        tls_versions=versions,
+        timings=timings,
+        error=failure,
+    )
