@@ -26,8 +26,15 @@ from rdptrust.errors import (
     TransportTimeout,
 )
 from rdptrust.net.target import Target
+from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
 from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH
-from rdptrust.protocol.x224 import ConnectionConfirm, ConnectionRequest, parse_connection_confirm
+from rdptrust.protocol.x224 import (
+    X224_DATA,
+    ConnectionConfirm,
+    ConnectionRequest,
+    parse_connection_confirm,
+    parse_data_tpdu,
+)
 
 #: Bytes a server may send during the TLS handshake before we call it hostile.
 MAX_HANDSHAKE_BYTES = 1 << 20
@@ -129,8 +136,14 @@ class RdpConnection:
         except OSError as exc:
             raise self._error(ConnectError, f"connection lost sending {what}: {exc}") from exc
 
-    async def negotiate(self, request: ConnectionRequest, deadline: float) -> ConnectionConfirm:
-        """Send the Connection Request and read the Connection Confirm."""
+    async def negotiate(
+        self, request: ConnectionRequest, deadline: float
+    ) -> ConnectionConfirm | DisconnectProviderUltimatum:
+        """Send the Connection Request and read the Connection Confirm.
+
+        A server that refuses the request by disconnecting at the MCS level (xrdp does
+        this for protocols it does not know) yields a :class:`DisconnectProviderUltimatum`.
+        """
         await self._write(request.to_bytes(), deadline, "the X.224 Connection Request")
         buffer = b""
         while True:
@@ -149,6 +162,11 @@ class RdpConnection:
                 )
             buffer += data
             try:
+                if len(buffer) > 5 and buffer[5] == X224_DATA:
+                    data_tpdu = parse_data_tpdu(buffer)
+                    if data_tpdu is None:
+                        continue
+                    return parse_disconnect_provider_ultimatum(data_tpdu[0])
                 parsed = parse_connection_confirm(buffer)
             except RemoteProtocolError as exc:
                 raise RemoteProtocolError(

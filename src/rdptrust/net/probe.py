@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rdptrust.errors import ProtocolError, RdptrustError, TransportError
 from rdptrust.net.connection import TLS_VERSIONS, RdpConnection, TlsSessionInfo
 from rdptrust.net.target import Target
+from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
     ConnectionConfirm,
     ConnectionRequest,
@@ -57,15 +58,22 @@ class Negotiation:
 
     ``selected`` is ``None`` when the server refused (``failure`` names the code) or sent
     no negotiation data at all (``legacy`` is then true: Standard RDP Security only).
+    ``disconnected`` is true when the server answered with an MCS Disconnect Provider
+    Ultimatum instead of a Connection Confirm (a refusal without a failure code).
     """
 
     requested: SecurityProtocol
     selected: SecurityProtocol | None
     failure: str | None
     legacy: bool
+    disconnected: bool = False
 
     @classmethod
-    def from_confirm(cls, requested: SecurityProtocol, confirm: ConnectionConfirm) -> Negotiation:
+    def from_confirm(
+        cls, requested: SecurityProtocol, confirm: ConnectionConfirm | DisconnectProviderUltimatum
+    ) -> Negotiation:
+        if isinstance(confirm, DisconnectProviderUltimatum):
+            return cls(requested, None, None, False, disconnected=True)
         neg = confirm.negotiation
         if isinstance(neg, NegotiationResponse):
             return cls(requested, neg.selected_protocol, None, False)
@@ -221,7 +229,6 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
         neg = Negotiation.from_confirm(SecurityProtocol.SSL, confirm)
         if neg.selected != SecurityProtocol.SSL:
             # Try what the host wants (CredSSP also starts with TLS).
-            confirm = None
             await conn.close()
             conn = await RdpConnection.open(target, deadline)
             confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)

@@ -33,9 +33,7 @@ def packet_length(data: bytes, offset: int = 0) -> int | None:
     """
     if len(data) - offset < TPKT_HEADER_LENGTH:
         if len(data) > offset and data[offset] != TPKT_VERSION:
-            raise RemoteProtocolError(
-                f"expected TPKT version 3, got 0x{data[offset]:02x}", offset
-            )
+            raise RemoteProtocolError(f"expected TPKT version 3, got 0x{data[offset]:02x}", offset)
         return None
     version, _reserved, length = struct.unpack_from(">BBH", data, offset)
     if version != TPKT_VERSION:

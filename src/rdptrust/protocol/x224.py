@@ -63,6 +63,10 @@ class NegotiationResponseFlags(IntFlag):
     REDIRECTED_AUTHENTICATION_MODE_SUPPORTED = 0x10
 
 
+NO_REQUEST_FLAGS = NegotiationRequestFlags(0)
+NO_RESPONSE_FLAGS = NegotiationResponseFlags(0)
+
+
 class FailureCode(IntEnum):
     """RDP_NEG_FAILURE failureCode (MS-RDPBCGR 2.2.1.2.2)."""
 
@@ -87,7 +91,7 @@ class NegotiationRequest:
     """RDP_NEG_REQ (MS-RDPBCGR 2.2.1.1.1)."""
 
     requested_protocols: SecurityProtocol = SecurityProtocol.RDP
-    flags: NegotiationRequestFlags = NegotiationRequestFlags(0)
+    flags: NegotiationRequestFlags = NO_REQUEST_FLAGS
 
     def __post_init__(self) -> None:
         _check_u32("requested_protocols", int(self.requested_protocols))
@@ -146,8 +150,10 @@ class ConnectionRequest:
             raise LocalProtocolError("the routing token must not contain CR LF")
         if self.correlation is not None and self.negotiation is None:
             raise LocalProtocolError("correlation info needs an RDP_NEG_REQ before it")
-        if self.correlation is not None and self.negotiation is not None and not (
-            self.negotiation.flags & NegotiationRequestFlags.CORRELATION_INFO_PRESENT
+        if (
+            self.correlation is not None
+            and self.negotiation is not None
+            and not (self.negotiation.flags & NegotiationRequestFlags.CORRELATION_INFO_PRESENT)
         ):
             raise LocalProtocolError("correlation info needs CORRELATION_INFO_PRESENT set")
         _check_u16("src_ref", self.src_ref)
@@ -171,7 +177,9 @@ class ConnectionRequest:
         li = _X224_FIXED + len(variable)
         if li > _MAX_TOKEN:
             raise LocalProtocolError("cookie or routing token too long for one X.224 TPDU")
-        x224 = struct.pack(">BBHHB", li, X224_CONNECTION_REQUEST, 0, self.src_ref, self.class_option)
+        x224 = struct.pack(
+            ">BBHHB", li, X224_CONNECTION_REQUEST, 0, self.src_ref, self.class_option
+        )
         return build_tpkt(x224 + variable)
 
 
@@ -180,7 +188,7 @@ class NegotiationResponse:
     """RDP_NEG_RSP (MS-RDPBCGR 2.2.1.2.1)."""
 
     selected_protocol: SecurityProtocol
-    flags: NegotiationResponseFlags = NegotiationResponseFlags(0)
+    flags: NegotiationResponseFlags = NO_RESPONSE_FLAGS
 
     def __post_init__(self) -> None:
         _check_u32("selected_protocol", int(self.selected_protocol))
@@ -397,3 +405,19 @@ def parse_connection_confirm(data: bytes) -> tuple[ConnectionConfirm, int] | Non
         ),
         consumed,
     )
+
+
+def parse_data_tpdu(data: bytes) -> tuple[bytes, int] | None:
+    """Parse one X.224 Data TPDU (``02 F0 80`` + user data) in TPKT; return its user data."""
+    framed = parse_tpkt(data)
+    if framed is None:
+        return None
+    payload, consumed = framed
+    base = TPKT_HEADER_LENGTH
+    if len(payload) < 3:
+        raise RemoteProtocolError("X.224 Data TPDU is shorter than its 3-byte header", base)
+    if payload[0] != 2 or payload[1] != X224_DATA:
+        raise RemoteProtocolError(
+            f"expected an X.224 Data TPDU (02 f0), got {payload[:2].hex(' ')}", base
+        )
+    return bytes(payload[3:]), consumed

@@ -1,0 +1,61 @@
+"""``rdptrust probe``."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, run, target_argument
+from rdptrust.net.probe import probe_host
+from rdptrust.report.jsonform import dumps
+from rdptrust.report.probe import probe_document, render_probe
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust probe rdp01.example.com
+  rdptrust probe 10.0.0.5:3390 --timeout 5
+  rdptrust probe rdp01 --json | jq .certificate.sha256
+\b
+Exit codes: 0 probed, 3 could not probe (refused, timed out, not RDP), 64 usage error.""",
+)
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds for each connection (connect, negotiation and TLS together).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema rdptrust.probe/1).")
+@click.option(
+    "--no-enumerate",
+    is_flag=True,
+    help="Make only the main connection: skip the per-protocol and per-TLS-version connections.",
+)
+def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> None:
+    """Probe one RDP host: negotiation, TLS, the certificate chain and timings.
+
+    Connects like Remote Desktop Connection does (X.224 negotiation, then TLS on the same
+    stream), shows the certificate chain the host sends, which security protocols and TLS
+    versions it accepts (one connection each), and how long each phase took. Default port 3389.
+    """
+    parsed = target_argument(target)
+    result = run(
+        probe_host(
+            parsed,
+            timeout=timeout,
+            enumerate_protocols=not no_enumerate,
+            enumerate_tls_versions=not no_enumerate,
+        )
+    )
+    if as_json:
+        click.echo(dumps(probe_document(result)))
+    else:
+        render_probe(result, Console(highlight=False))
+    if result.error is not None:
+        if not as_json:
+            click.echo(f"rdptrust: error: {result.error.message}", err=True)
+        click.get_current_context().exit(EXIT_UNKNOWN)
+    click.get_current_context().exit(EXIT_OK)

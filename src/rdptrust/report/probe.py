@@ -1,0 +1,187 @@
+"""Renderers for a probe: the documented JSON document and a terminal view.
+
+JSON schema ``rdptrust.probe/1`` (keys always present; ``null`` where not known):
+
+- ``target`` ("host:port"), ``address`` (the peer address connected to)
+- ``negotiation``: what the main connection (SSL|HYBRID|HYBRID_EX, like mstsc) got:
+  ``requested``, ``selected``, ``failure``, ``legacy`` (no negotiation data), ``disconnected``
+- ``protocols``: ``RDP``, ``SSL``, ``HYBRID``, ``HYBRID_EX``, ``RDSTLS``, ``RDSAAD`` →
+  ``accepted`` (true/false/null), ``failure`` (MS-RDPBCGR code name or null),
+  ``selected`` (what the host picked instead, or null), ``error`` (why unknown)
+- ``tls_versions``: ``TLSv1.0`` … ``TLSv1.3`` → ``accepted``, ``error``
+- ``tls``: ``version``, ``cipher`` (null when no TLS session was made)
+- ``certificate``: facts of the leaf (see ``certificate_document``), null without TLS
+- ``chain``: one entry per certificate the host sent, leaf first (same keys)
+- ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
+- ``error``: null, or ``kind`` + ``message`` when the host could not be probed
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeResult
+from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.protocol.x224 import SecurityProtocol
+from rdptrust.report.jsonform import to_jsonable
+
+PROBE_SCHEMA = "rdptrust.probe/1"
+
+
+def protocol_name(value: SecurityProtocol | None) -> str | None:
+    if value is None:
+        return None
+    if value == SecurityProtocol.RDP:
+        return "RDP"
+    return "|".join(p.name or "" for p in SecurityProtocol if p and p in value) or hex(value)
+
+
+def certificate_document(facts: CertificateFacts) -> dict[str, Any]:
+    """The ``certificate`` object: every fact, dates in ISO 8601 UTC."""
+    doc = to_jsonable(facts)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def chain_facts(result: ProbeResult, now: dt.datetime | None = None) -> list[CertificateFacts]:
+    return [certificate_facts(load_certificate(der), now=now) for der in result.chain]
+
+
+def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Build the ``rdptrust.probe/1`` JSON document for *result*."""
+    facts = chain_facts(result, now)
+    neg = result.negotiation
+    protocols: dict[str, Any] = {}
+    for name in ENUMERATION_REQUESTS:
+        found = next((p for p in result.protocols if p.name == name), None)
+        protocols[name] = {
+            "accepted": found.accepted if found else None,
+            "failure": found.failure if found else None,
+            "selected": protocol_name(found.selected) if found else None,
+            "error": to_jsonable(found.error) if found else None,
+        }
+    return {
+        "schema": PROBE_SCHEMA,
+        "target": str(result.target),
+        "address": result.address,
+        "negotiation": None
+        if neg is None
+        else {
+            "requested": protocol_name(neg.requested),
+            "selected": protocol_name(neg.selected),
+            "failure": neg.failure,
+            "legacy": neg.legacy,
+            "disconnected": neg.disconnected,
+        },
+        "protocols": protocols,
+        "tls_versions": {
+            v.version: {"accepted": v.accepted, "error": to_jsonable(v.error)}
+            for v in result.tls_versions
+        },
+        "tls": None
+        if result.tls is None
+        else {"version": result.tls.version, "cipher": result.tls.cipher},
+        "certificate": certificate_document(facts[0]) if facts else None,
+        "chain": [certificate_document(f) for f in facts],
+        "timings_ms": {
+            "connect": result.timings.connect_ms,
+            "x224": result.timings.x224_ms,
+            "tls": result.timings.tls_ms,
+            "total": result.timings.total_ms,
+        },
+        "error": to_jsonable(result.error),
+    }
+
+
+def _yes_no(value: bool | None) -> Text:
+    if value is None:
+        return Text("unknown", style="yellow")
+    return Text("yes", style="green") if value else Text("no", style="red")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | None = None) -> None:
+    """Print a readable view of *result*. Certificate text is shown literally, never as markup."""
+    console.print(Text.assemble(("Target ", "bold"), str(result.target)))
+    if result.error is not None:
+        console.print(Text(f"Could not probe: {result.error.message}", style="bold red"))
+        return
+    neg = result.negotiation
+    if neg is not None:
+        if neg.selected is not None:
+            line = f"Negotiation: asked {protocol_name(neg.requested)}, host chose "
+            console.print(Text(line + (protocol_name(neg.selected) or "")))
+        elif neg.failure:
+            console.print(Text(f"Negotiation: host refused with {neg.failure}", style="yellow"))
+        elif neg.legacy:
+            console.print(
+                Text("Negotiation: no negotiation data (old host, Standard RDP Security only)")
+            )
+    if result.protocols:
+        table = Table(title="Security protocols (one connection each)", title_justify="left")
+        table.add_column("Protocol")
+        table.add_column("Accepted")
+        table.add_column("Detail")
+        for p in result.protocols:
+            if p.failure:
+                detail = p.failure
+            elif p.error:
+                detail = p.error.message
+            elif p.accepted is False and p.selected is not None:
+                detail = f"host chose {protocol_name(p.selected)} instead"
+            elif p.accepted is False:
+                detail = "host disconnected"
+            else:
+                detail = ""
+            table.add_row(p.name, _yes_no(p.accepted), Text(detail))
+        console.print(table)
+    if result.tls_versions:
+        versions = ", ".join(
+            f"{v.version} {'yes' if v.accepted else 'no' if v.accepted is False else '?'}"
+            for v in result.tls_versions
+        )
+        console.print(Text(f"TLS versions: {versions}"))
+    if result.tls is not None:
+        console.print(Text(f"TLS session: {result.tls.version}, {result.tls.cipher}"))
+    for index, facts in enumerate(chain_facts(result, now)):
+        table = Table(
+            title="Host certificate" if index == 0 else f"Chain certificate {index}",
+            title_justify="left",
+            show_header=False,
+        )
+        table.add_column("Field", style="bold")
+        table.add_column("Value")
+        rows: list[tuple[str, str]] = [
+            ("Subject", facts.subject),
+            ("Issuer", facts.issuer),
+            ("Self-signed", "yes" if facts.self_signed else "no"),
+            ("Valid", f"{facts.not_before:%Y-%m-%d} to {facts.not_after:%Y-%m-%d}"),
+            ("Days left", str(facts.days_left)),
+            ("SHA-1 thumbprint", facts.sha1),
+            ("SHA-256", facts.sha256),
+            ("Key", f"{facts.key_type} {facts.key_bits or ''}".strip()),
+            ("Signature", facts.signature_algorithm),
+            ("SAN", ", ".join(facts.san) or "-"),
+            ("EKU", ", ".join(facts.eku_names or facts.eku) or "(none: any purpose)"),
+            ("CRL", ", ".join(facts.crl_urls) or "-"),
+            ("OCSP", ", ".join(facts.ocsp_urls) or "-"),
+            ("CA issuers", ", ".join(facts.ca_issuers_urls) or "-"),
+        ]
+        for field, value in rows:
+            table.add_row(field, Text(value))
+        console.print(table)
+    t = result.timings
+    console.print(
+        Text(
+            f"Timings: connect {_ms(t.connect_ms)}, X.224 {_ms(t.x224_ms)}, "
+            f"TLS {_ms(t.tls_ms)}, total {_ms(t.total_ms)}"
+        )
+    )
