@@ -38,9 +38,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from rdptrust.cli.policy import policy
     from rdptrust.cli.probe import probe
 
     cli.add_command(probe)
+    cli.add_command(policy)
 
 
 _register()

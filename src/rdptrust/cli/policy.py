@@ -1,0 +1,159 @@
+"""``rdptrust policy``: Method 2 and chain-engine time-outs as deployable files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rdptrust.cli.common import EXIT_OK
+from rdptrust.errors import RemoteProtocolError, UsageError
+from rdptrust.fix.policy import (
+    PolicySet,
+    retrieval_timeouts,
+    root_autoupdate,
+    write_policy_artifacts,
+)
+from rdptrust.fix.registry_pol import PolicyEntry, parse_registry_pol, type_name
+from rdptrust.report.jsonform import dumps, to_jsonable
+
+MAX_POL_FILE = 16 * 1024 * 1024
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  rdptrust policy root-autoupdate --disable --out gpo/
+  rdptrust policy retrieval-timeouts --url-timeout-ms 3000 --revocation-timeout-ms 5000 --out t/
+  rdptrust policy show gpo/Registry.pol --json""",
+)
+def policy() -> None:
+    """Write Group Policy files for the client side (KB 2915774 Method 2), or read one."""
+
+
+def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
+    files = write_policy_artifacts(policy_set, out)
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "schema": "rdptrust.policy/1",
+                    "policy": policy_set.name,
+                    "entries": [_entry_doc(e) for e in policy_set.entries],
+                    "files": {k: str(v) for k, v in files.items()},
+                }
+            )
+        )
+        return
+    click.echo(f"{policy_set.title}:")
+    for entry in policy_set.entries:
+        click.echo(f"  HKLM\\{entry.key}\\{entry.value_name} = {entry.value}")
+    click.echo("Wrote:")
+    for path in files.values():
+        click.echo(f"  {path}")
+    if policy_set.caveat:
+        click.echo(f"Note: {policy_set.caveat}")
+
+
+@policy.command("root-autoupdate")
+@click.option(
+    "--disable",
+    "mode",
+    flag_value="disable",
+    help="Turn Automatic Root Certificates Update off (Method 2).",
+)
+@click.option("--enable", "mode", flag_value="enable", help="Turn it back on (the reverse).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def root_autoupdate_cmd(mode: str | None, out: Path, as_json: bool) -> None:
+    """Registry.pol, .reg and PowerShell that set DisableRootAutoUpdate.
+
+    With root update off, Windows stops fetching authrootstl.cab from Windows Update when it
+    meets an untrusted root: the wait on "Securing remote connection" for that URL goes away.
+    """
+    if mode is None:
+        raise UsageError("say --disable or --enable")
+    _write(root_autoupdate(disable=mode == "disable"), out, as_json)
+
+
+@policy.command("retrieval-timeouts")
+@click.option(
+    "--url-timeout-ms",
+    type=click.IntRange(1, 600_000),
+    default=15000,
+    show_default=True,
+    help="ChainUrlRetrievalTimeoutMilliseconds.",
+)
+@click.option(
+    "--revocation-timeout-ms",
+    type=click.IntRange(1, 600_000),
+    default=20000,
+    show_default=True,
+    help="ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def retrieval_timeouts_cmd(
+    url_timeout_ms: int, revocation_timeout_ms: int, out: Path, as_json: bool
+) -> None:
+    """Shorter chain-engine retrieval time-outs, for sites that keep root update on."""
+    _write(retrieval_timeouts(url_timeout_ms, revocation_timeout_ms), out, as_json)
+
+
+def _entry_doc(entry: PolicyEntry) -> dict[str, object]:
+    doc = to_jsonable(entry)
+    assert isinstance(doc, dict)
+    doc["type"] = type_name(entry.type)
+    value = entry.value
+    doc["value"] = value.hex() if isinstance(value, bytes) else value
+    return doc
+
+
+@policy.command("show")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def show(file: Path, as_json: bool) -> None:
+    """Print the entries of any Registry.pol file."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_POL_FILE:
+            raise UsageError(f"{file}: {size} bytes is too large for a Registry.pol file")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    try:
+        entries = parse_registry_pol(data)
+    except RemoteProtocolError as exc:
+        raise UsageError(f"{file} is not a valid Registry.pol file: {exc}") from exc
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "schema": "rdptrust.registry-pol/1",
+                    "file": str(file),
+                    "entries": [_entry_doc(e) for e in entries],
+                }
+            )
+        )
+        click.get_current_context().exit(EXIT_OK)
+    table = Table(title=f"{file} ({len(entries)} entries)", title_justify="left")
+    for column in ("Key", "Value name", "Type", "Data"):
+        table.add_column(column)
+    for entry in entries:
+        value = entry.value
+        shown = value.hex() if isinstance(value, bytes) else str(value)
+        table.add_row(Text(entry.key), Text(entry.value_name), type_name(entry.type), Text(shown))
+    Console(highlight=False).print(table)

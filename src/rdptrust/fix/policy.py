@@ -1,0 +1,179 @@
+"""Method 2 of KB 2915774 and related chain-engine settings, as deployable artifacts.
+
+For one set of machine-scope registry values rdptrust writes:
+
+- ``Registry.pol`` for a GPO's ``Machine`` folder (or ``%windir%\\System32\\GroupPolicy\\Machine``),
+- a ``.reg`` file (UTF-16LE with BOM, like regedit's own exports),
+- a PowerShell script that sets the values and shows them afterwards,
+- ``README.txt`` saying where each goes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdptrust.files import write_atomic
+from rdptrust.fix.escape import powershell_string, reg_string
+from rdptrust.fix.registry_pol import PolicyEntry, RegType, build_registry_pol
+
+AUTHROOT_POLICY_KEY = r"Software\Policies\Microsoft\SystemCertificates\AuthRoot"
+CHAIN_ENGINE_POLICY_KEY = r"Software\Policies\Microsoft\SystemCertificates\ChainEngine\Config"
+GPO_ROOT_UPDATE_PATH = (
+    "Computer Configuration > Administrative Templates > System > Internet Communication"
+    " Management > Internet Communication settings > Turn off Automatic Root Certificates Update"
+)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """A named group of machine-scope policy values and what they do."""
+
+    name: str
+    title: str
+    description: str
+    entries: tuple[PolicyEntry, ...]
+    caveat: str = ""
+
+
+def root_autoupdate(disable: bool) -> PolicySet:
+    """Turn Automatic Root Certificates Update off (KB 2915774 Method 2) or back on."""
+    value = 1 if disable else 0
+    return PolicySet(
+        name=f"root-autoupdate-{'disable' if disable else 'enable'}",
+        title=f"Turn {'off' if disable else 'on'} Automatic Root Certificates Update",
+        description=(
+            "With DisableRootAutoUpdate=1 the Windows chain engine no longer downloads the"
+            " trusted-root list (authrootstl.cab) from Windows Update when it meets an untrusted"
+            " root, so an RDP client on a network that blocks that URL stops waiting for it. "
+            f"Same as the Group Policy setting: {GPO_ROOT_UPDATE_PATH}."
+            if disable
+            else "DisableRootAutoUpdate=0 lets Windows download the trusted-root list again."
+        ),
+        entries=(PolicyEntry.dword(AUTHROOT_POLICY_KEY, "DisableRootAutoUpdate", value),),
+        caveat=(
+            "Windows then also stops learning new public roots and disallowed certificates"
+            " from Windows Update; keep a local mirror (certutil -syncWithWU, RootDirUrl) where"
+            " that matters."
+            if disable
+            else ""
+        ),
+    )
+
+
+def retrieval_timeouts(url_timeout_ms: int, revocation_timeout_ms: int) -> PolicySet:
+    """Shorten the chain engine's per-URL and accumulated revocation retrieval time-outs."""
+    return PolicySet(
+        name="retrieval-timeouts",
+        title="Set certificate retrieval time-outs",
+        description=(
+            f"ChainUrlRetrievalTimeoutMilliseconds={url_timeout_ms} caps each URL the chain"
+            f" engine fetches (default 15000); ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds"
+            f"={revocation_timeout_ms} caps all revocation fetches of one chain (default 20000)."
+        ),
+        entries=(
+            PolicyEntry.dword(
+                CHAIN_ENGINE_POLICY_KEY, "ChainUrlRetrievalTimeoutMilliseconds", url_timeout_ms
+            ),
+            PolicyEntry.dword(
+                CHAIN_ENGINE_POLICY_KEY,
+                "ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds",
+                revocation_timeout_ms,
+            ),
+        ),
+        caveat=(
+            "The policy key location of these values is only partly verified in public"
+            " documentation; check the effect with 'certutil -verify -urlfetch' on one machine"
+            " before deploying widely."
+        ),
+    )
+
+
+def reg_file_text(policy: PolicySet) -> str:
+    """The .reg file text (caller encodes it UTF-16LE with BOM)."""
+    lines = ["Windows Registry Editor Version 5.00", "", f"; {policy.title} (rdptrust)"]
+    current = None
+    for entry in policy.entries:
+        if entry.key != current:
+            lines += ["", f"[HKEY_LOCAL_MACHINE\\{entry.key}]"]
+            current = entry.key
+        name = reg_string(entry.value_name)
+        if entry.type == RegType.REG_DWORD:
+            (number,) = struct.unpack("<I", entry.data)
+            lines.append(f"{name}=dword:{number:08x}")
+        elif entry.type == RegType.REG_SZ:
+            lines.append(f"{name}={reg_string(str(entry.value))}")
+        else:
+            lines.append(f"{name}=hex({entry.type:x}):{','.join(f'{b:02x}' for b in entry.data)}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def powershell_text(policy: PolicySet) -> str:
+    lines = [
+        f"# {policy.title} (rdptrust). Run in an elevated PowerShell.",
+        "#Requires -RunAsAdministrator",
+        "$ErrorActionPreference = 'Stop'",
+    ]
+    for entry in policy.entries:
+        path = powershell_string("HKLM:\\" + entry.key)
+        name = powershell_string(entry.value_name)
+        if entry.type == RegType.REG_DWORD:
+            kind, value = "DWord", str(entry.value)
+        elif entry.type == RegType.REG_SZ:
+            kind, value = "String", powershell_string(str(entry.value))
+        else:
+            kind = "Binary"
+            value = "([byte[]](" + ",".join(f"0x{b:02x}" for b in entry.data) + "))"
+        lines += [
+            f"New-Item -Path {path} -Force | Out-Null",
+            f"New-ItemProperty -Path {path} -Name {name} -PropertyType {kind} -Value {value}"
+            " -Force | Out-Null",
+            f"Get-ItemProperty -Path {path} -Name {name} | Select-Object -Property {name}",
+        ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def readme_text(policy: PolicySet, files: dict[str, str]) -> str:
+    lines = [
+        policy.title,
+        "=" * len(policy.title),
+        "",
+        policy.description,
+        "",
+        "Values (HKEY_LOCAL_MACHINE):",
+    ]
+    lines += [
+        f"  {e.key}\\{e.value_name} = {e.value!r} ({RegType(e.type).name})" for e in policy.entries
+    ]
+    lines += [
+        "",
+        "Deploy one of:",
+        f"  {files['pol']}: copy into a GPO as Machine\\Registry.pol (SYSVOL\\<domain>\\Policies\\"
+        "{GUID}\\Machine\\) or %windir%\\System32\\GroupPolicy\\Machine\\ for local policy, then"
+        " gpupdate /force. Replacing a GPO's Registry.pol replaces its other registry settings:"
+        " prefer the Group Policy editor for GPOs that hold more.",
+        f"  {files['reg']}: reg import {files['reg']} (elevated), or double-click.",
+        f"  {files['ps1']}: powershell -ExecutionPolicy Bypass -File {files['ps1']} (elevated).",
+    ]
+    if policy.caveat:
+        lines += ["", "Note: " + policy.caveat]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def write_policy_artifacts(policy: PolicySet, out_dir: Path) -> dict[str, Path]:
+    """Write Registry.pol, .reg, .ps1 and README.txt for *policy* into *out_dir* atomically."""
+    names = {
+        "pol": "Registry.pol",
+        "reg": f"rdptrust-{policy.name}.reg",
+        "ps1": f"rdptrust-{policy.name}.ps1",
+        "readme": "README.txt",
+    }
+    contents: dict[str, bytes] = {
+        "pol": build_registry_pol(policy.entries),
+        "reg": b"\xff\xfe" + reg_file_text(policy).encode("utf-16-le"),
+        # A BOM makes Windows PowerShell 5.1 read the script as UTF-8.
+        "ps1": b"\xef\xbb\xbf" + powershell_text(policy).encode("utf-8"),
+        "readme": readme_text(policy, names).encode("utf-8"),
+    }
+    return {kind: write_atomic(out_dir / names[kind], contents[kind]) for kind in names}
