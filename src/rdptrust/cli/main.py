@@ -38,11 +38,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from rdptrust.cli.ca import ca
     from rdptrust.cli.policy import policy
     from rdptrust.cli.probe import probe
 
     cli.add_command(probe)
     cli.add_command(policy)
+    cli.add_command(ca)
 
 
 _register()

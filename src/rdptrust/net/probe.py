@@ -222,35 +222,33 @@ async def _protocol_attempt(target: Target, name: str, timeout: float) -> Protoc
 
 async def _tls_version_attempt(target: Target, version: str, timeout: float) -> TlsVersionSupport:
     deadline = time.monotonic() + timeout
-    conn: RdpConnection | None = None
-    try:
-        conn = await RdpConnection.open(target, deadline)
-        confirm = await conn.negotiate(_request(SecurityProtocol.SSL), deadline)
-        neg = Negotiation.from_confirm(SecurityProtocol.SSL, confirm)
-        if neg.selected != SecurityProtocol.SSL:
-            # Try what the host wants (CredSSP also starts with TLS).
-            await conn.close()
+    # Ask for SSL first; a host that insists on CredSSP gets what mstsc asks for (CredSSP
+    # also starts with TLS).
+    for request in (SecurityProtocol.SSL, CLIENT_REQUEST):
+        conn: RdpConnection | None = None
+        try:
             conn = await RdpConnection.open(target, deadline)
-            confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
-            neg = Negotiation.from_confirm(CLIENT_REQUEST, confirm)
+            neg = Negotiation.from_confirm(
+                request, await conn.negotiate(_request(request), deadline)
+            )
             if neg.selected is None or neg.selected == SecurityProtocol.RDP:
-                return TlsVersionSupport(version, None, None)
-    except (TransportError, ProtocolError) as exc:
-        if conn is not None:
-            await conn.close()
-        return TlsVersionSupport(version, None, ProbeFailure.from_exception(exc))
-    try:
-        await conn.start_tls(
-            deadline,
-            min_version=version,
-            max_version=version,
-            server_name=_tls_server_name(target),
-        )
-    except TransportError as exc:
-        return TlsVersionSupport(version, False, ProbeFailure.from_exception(exc))
-    finally:
-        await conn.close()
-    return TlsVersionSupport(version, True, None)
+                continue
+            try:
+                await conn.start_tls(
+                    deadline,
+                    min_version=version,
+                    max_version=version,
+                    server_name=_tls_server_name(target),
+                )
+            except TransportError as exc:
+                return TlsVersionSupport(version, False, ProbeFailure.from_exception(exc))
+            return TlsVersionSupport(version, True, None)
+        except (TransportError, ProtocolError) as exc:
+            return TlsVersionSupport(version, None, ProbeFailure.from_exception(exc))
+        finally:
+            if conn is not None:
+                await conn.close()
+    return TlsVersionSupport(version, None, None)
 
 
 async def probe_host(

@@ -1,0 +1,242 @@
+"""``rdptrust ca``: an internal CA for RDP host certificates (the lasting fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import platformdirs
+from cryptography.hazmat.primitives import hashes
+
+from rdptrust.errors import UsageError
+from rdptrust.fix.host_cert import new_password, safe_file_stem, write_host_bundle
+from rdptrust.pki.ca import CaUrls, CertificateAuthority
+from rdptrust.report.jsonform import dumps
+
+
+def default_ca_dir() -> Path:
+    return Path(platformdirs.user_data_dir("rdptrust")) / "ca"
+
+
+ca_dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="CA folder (default: rdptrust's data folder, ca/).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  rdptrust ca init --name "Contoso RDP CA" --crl-url http://pki.contoso.com/rdp.crl \\
+                   --ca-issuers-url http://pki.contoso.com/rdp-ca.cer
+  rdptrust ca issue rdp01.contoso.com --dns rdp01 --ip 10.0.0.5 --out rdp01/
+  rdptrust ca revoke rdp01.contoso.com --reason superseded
+  rdptrust ca crl            # publish crl.der at the --crl-url address
+  rdptrust ca list""",
+)
+def ca() -> None:
+    """Run a small CA that issues proper RDP host certificates.
+
+    A CA-issued host certificate, whose CA the clients trust and whose CRL/OCSP URLs they
+    can reach, removes the "Securing remote connection" wait for good. 'issue' writes a
+    password-protected .pfx and PowerShell that installs and binds it on the host, plus
+    scripts that make clients trust the CA.
+    """
+
+
+@ca.command("init")
+@ca_dir_option
+@click.option("--name", default="rdptrust RDP CA", show_default=True, help="CA common name.")
+@click.option("--days", type=click.IntRange(1, 36500), default=3650, show_default=True)
+@click.option("--crl-url", default=None, help="Where clients will fetch the CRL (http).")
+@click.option("--ocsp-url", default=None, help="OCSP responder URL, if you run one.")
+@click.option("--ca-issuers-url", default=None, help="Where clients can fetch the CA certificate.")
+@click.option("--force", is_flag=True, help="Replace an existing CA in the folder.")
+@json_option
+def init(
+    directory: Path | None,
+    name: str,
+    days: int,
+    crl_url: str | None,
+    ocsp_url: str | None,
+    ca_issuers_url: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create the CA: key (0600) and certificate."""
+    directory = directory or default_ca_dir()
+    authority = CertificateAuthority.init(
+        directory,
+        name=name,
+        days=days,
+        urls=CaUrls(crl=crl_url, ocsp=ocsp_url, ca_issuers=ca_issuers_url),
+        force=force,
+    )
+    thumb = authority.certificate.fingerprint(hashes.SHA1()).hex()
+    if as_json:
+        click.echo(
+            dumps({"schema": "rdptrust.ca-init/1", "directory": str(directory), "sha1": thumb})
+        )
+        return
+    click.echo(f"Created CA {name!r} in {directory}")
+    click.echo(f"  certificate {authority.cert_path} (SHA-1 {thumb})")
+    click.echo(f"  private key {authority.key_path} (mode 0600: keep it safe)")
+    if not crl_url:
+        click.echo("  no --crl-url: issued certificates carry no revocation URL (clients skip it)")
+
+
+@ca.command("issue")
+@click.argument("host")
+@ca_dir_option
+@click.option("--dns", "dns_names", multiple=True, help="Another DNS name (repeatable).")
+@click.option("--ip", "ip_addresses", multiple=True, help="An IP address name (repeatable).")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the files (default: ./HOST).",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Read the .pfx password from this file (default: a new random one).",
+)
+@click.option(
+    "--legacy-pfx", is_flag=True, help="3DES/SHA-1 .pfx for Windows Server 2016 and older."
+)
+@json_option
+def issue(
+    host: str,
+    directory: Path | None,
+    dns_names: tuple[str, ...],
+    ip_addresses: tuple[str, ...],
+    days: int,
+    out: Path | None,
+    password_file: Path | None,
+    legacy_pfx: bool,
+    as_json: bool,
+) -> None:
+    """Issue an RDP host certificate for HOST and write the install bundle."""
+    authority = CertificateAuthority.load(directory or default_ca_dir())
+    if password_file is not None:
+        lines = password_file.read_text().splitlines()
+        password = lines[0] if lines else ""
+        if not password:
+            raise UsageError(f"{password_file} is empty")
+    else:
+        password = new_password()
+    issued = authority.issue(host, dns_names=dns_names, ip_addresses=ip_addresses, days=days)
+    out = out or Path(safe_file_stem(host))
+    files = write_host_bundle(
+        out,
+        host,
+        issued.key,
+        issued.certificate,
+        authority.certificate,
+        password,
+        legacy_pfx=legacy_pfx,
+    )
+    record = issued.record
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "schema": "rdptrust.ca-issue/1",
+                    "certificate": record.to_json(),
+                    "files": {k: str(v) for k, v in files.items()},
+                }
+            )
+        )
+        return
+    click.echo(f"Issued {host} (serial {record.serial:x}), valid to {record.not_after:%Y-%m-%d}")
+    click.echo(f"  names: {', '.join(record.names)}")
+    click.echo(f"  SHA-1 thumbprint: {record.sha1}")
+    click.echo(f"On the host, run {files['install_host'].name} next to {files['pfx'].name}")
+    click.echo(f"  (the .pfx password is in {files['password'].name}, mode 0600)")
+    click.echo(f"On clients, run {files['trust_ca_ps1'].name} or {files['trust_ca_cmd'].name}")
+    click.echo(f"Files are in {out}")
+
+
+@ca.command("revoke")
+@click.argument("serial_or_host")
+@ca_dir_option
+@click.option(
+    "--reason",
+    type=click.Choice(
+        [
+            "unspecified",
+            "key-compromise",
+            "superseded",
+            "cessation-of-operation",
+            "affiliation-changed",
+        ]
+    ),
+    default="unspecified",
+    show_default=True,
+)
+@json_option
+def revoke(serial_or_host: str, directory: Path | None, reason: str, as_json: bool) -> None:
+    """Revoke a certificate by hex serial or host name, and sign a new CRL."""
+    authority = CertificateAuthority.load(directory or default_ca_dir())
+    changed = authority.revoke(serial_or_host, reason=reason)
+    authority.crl()
+    if as_json:
+        click.echo(
+            dumps({"schema": "rdptrust.ca-revoke/1", "revoked": [r.to_json() for r in changed]})
+        )
+        return
+    for record in changed:
+        click.echo(f"Revoked {record.host} serial {record.serial:x} ({reason})")
+    click.echo(f"New CRL: {authority.directory / 'crl.der'} (publish it at the CRL URL)")
+
+
+@ca.command("crl")
+@ca_dir_option
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True, help="Validity.")
+@json_option
+def crl(directory: Path | None, days: int, as_json: bool) -> None:
+    """Sign a fresh CRL (crl.der and crl.pem in the CA folder)."""
+    authority = CertificateAuthority.load(directory or default_ca_dir())
+    new = authority.crl(days=days)
+    path = authority.directory / "crl.der"
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "schema": "rdptrust.ca-crl/1",
+                    "file": str(path),
+                    "revoked": len(list(new)),
+                    "next_update": new.next_update_utc.isoformat() if new.next_update_utc else None,
+                }
+            )
+        )
+        return
+    click.echo(f"Wrote {path} with {len(list(new))} revoked certificate(s)")
+    if authority.urls.crl:
+        click.echo(f"Publish it at {authority.urls.crl}")
+
+
+@ca.command("list")
+@ca_dir_option
+@json_option
+def list_(directory: Path | None, as_json: bool) -> None:
+    """List the certificates this CA issued."""
+    authority = CertificateAuthority.load(directory or default_ca_dir())
+    if as_json:
+        click.echo(
+            dumps(
+                {"schema": "rdptrust.ca-list/1", "issued": [r.to_json() for r in authority.records]}
+            )
+        )
+        return
+    if not authority.records:
+        click.echo("No certificates issued yet.")
+    for r in authority.records:
+        state = f"revoked {r.revoked_at:%Y-%m-%d} ({r.reason})" if r.revoked_at else "valid"
+        click.echo(f"{r.serial:x}  {r.host}  to {r.not_after:%Y-%m-%d}  {state}")
