@@ -151,7 +151,7 @@ def show(file: Path, as_json: bool) -> None:
         click.get_current_context().exit(EXIT_OK)
     table = Table(title=f"{file} ({len(entries)} entries)", title_justify="left")
     for column in ("Key", "Value name", "Type", "Data"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for entry in entries:
         value = entry.value
         shown = value.hex() if isinstance(value, bytes) else str(value)
