@@ -41,10 +41,12 @@ def _register() -> None:
     from rdptrust.cli.ca import ca
     from rdptrust.cli.policy import policy
     from rdptrust.cli.probe import probe
+    from rdptrust.cli.trust import trust
 
     cli.add_command(probe)
     cli.add_command(policy)
     cli.add_command(ca)
+    cli.add_command(trust)
 
 
 _register()
