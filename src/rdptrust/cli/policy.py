@@ -50,7 +50,9 @@ def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
         return
     click.echo(f"{policy_set.title}:")
     for entry in policy_set.entries:
-        click.echo(f"  HKLM\\{entry.key}\\{entry.value_name} = {entry.value}")
+        value = entry.value
+        shown = value.hex() if isinstance(value, bytes) else value
+        click.echo(f"  HKLM\\{entry.key}\\{entry.value_name} = {shown}")
     click.echo("Wrote:")
     for path in files.values():
         click.echo(f"  {path}")

@@ -38,7 +38,8 @@ def protocol_name(value: SecurityProtocol | None) -> str | None:
         return None
     if value == SecurityProtocol.RDP:
         return "RDP"
-    return "|".join(p.name or "" for p in SecurityProtocol if p and p in value) or hex(value)
+    names = [p.name or "" for p in SecurityProtocol if p and (value & p) == p]
+    return "|".join(names) or hex(value)
 
 
 def certificate_document(facts: CertificateFacts) -> dict[str, Any]:
