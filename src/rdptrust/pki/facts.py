@@ -1,0 +1,540 @@
+"""Certificate facts: what one X.509 certificate says, in plain values.
+
+:func:`load_certificate` turns DER or PEM bytes into a ``cryptography`` certificate;
+:func:`certificate_facts` reads everything an RDP admin looks at from it. Both raise
+only :class:`~rdptrust.errors.PkiError`, whatever the bytes are: a host can send
+anything, and one odd certificate must not sink a probe. An extension block that
+cannot be decoded does not fail the facts either; its fields stay empty and
+``parse_warnings`` says what could not be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import ipaddress
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import (
+    ExtendedKeyUsageOID,
+    NameOID,
+    PublicKeyAlgorithmOID,
+    SignatureAlgorithmOID,
+)
+
+from rdptrust.errors import PkiError
+
+#: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
+RDP_AUTHENTICATION_OID = "1.3.6.1.4.1.311.54.1.2"
+SERVER_AUTH_OID = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
+ANY_EKU_OID = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string
+
+#: Names shown for extended key usages (others are shown as their dotted OID).
+EKU_NAMES: dict[str, str] = {
+    SERVER_AUTH_OID: "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    ANY_EKU_OID: "anyExtendedKeyUsage",
+    RDP_AUTHENTICATION_OID: "Remote Desktop Authentication",
+    "1.3.6.1.4.1.311.20.2.2": "smartcardLogon",
+    "1.3.6.1.5.2.3.5": "KDC Authentication",
+    "1.3.6.1.4.1.311.10.3.4": "Encrypting File System",
+}
+
+# Hash names for signature algorithms cryptography cannot map to a hash object.
+_SIGNATURE_HASH_BY_OID: dict[str, str] = {
+    "1.2.840.113549.1.1.2": "md2",
+    "1.2.840.113549.1.1.3": "md4",
+    "1.2.840.113549.1.1.4": "md5",
+    "1.2.840.113549.1.1.5": "sha1",
+    "1.3.14.3.2.29": "sha1",
+    "1.2.840.10040.4.3": "sha1",
+    "1.2.840.10045.4.1": "sha1",
+}
+
+_PEM_MARKER = b"-----BEGIN"
+
+#: Shown for a subject or issuer name that cannot be decoded.
+UNDECODABLE_NAME = "(undecodable name)"
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What one certificate says.
+
+    ``common_name`` is None when the subject has no CN. ``key_bits`` is None when the
+    key type has no meaningful size (unknown algorithms). ``signature_hash`` is None
+    when the algorithm has no separate hash (Ed25519, Ed448) or is unknown. Empty
+    tuples mean the extension is absent (for ``eku``: no EKU extension, which
+    Windows reads as "any purpose").
+    """
+
+    subject: str
+    issuer: str
+    common_name: str | None
+    self_signed: bool
+    serial: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    days_left: int
+    sha1: str
+    sha256: str
+    san: tuple[str, ...]
+    eku: tuple[str, ...]
+    eku_names: tuple[str, ...]
+    key_type: str
+    key_bits: int | None
+    signature_algorithm: str
+    signature_hash: str | None
+    crl_urls: tuple[str, ...]
+    ocsp_urls: tuple[str, ...]
+    ca_issuers_urls: tuple[str, ...]
+    is_ca: bool
+    #: SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (stays equal when a
+    #: certificate is renewed with the same key).
+    public_key_sha256: str = ""
+    #: Parts of the certificate that could not be decoded (empty when all was read).
+    parse_warnings: tuple[str, ...] = ()
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Load one certificate from DER or PEM bytes (the first one of a PEM bundle)."""
+    if not data:
+        raise PkiError("empty certificate data")
+    if _PEM_MARKER in data:
+        certificates = load_certificates(data)
+        return certificates[0]
+    try:
+        with _quiet():
+            return x509.load_der_x509_certificate(bytes(data))
+    except Exception as exc:  # any decoder failure is the same thing to a user
+        raise PkiError(f"not a DER or PEM X.509 certificate ({_reason(exc)})") from exc
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Load every certificate of a PEM bundle, or the one certificate of DER bytes."""
+    if _PEM_MARKER not in data:
+        return [load_certificate(data)]
+    try:
+        with _quiet():
+            certificates = x509.load_pem_x509_certificates(bytes(data))
+    except Exception as exc:
+        raise PkiError(f"not a PEM certificate bundle ({_reason(exc)})") from exc
+    if not certificates:
+        raise PkiError("the PEM data holds no certificate")
+    return certificates
+
+
+def fingerprint_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
+    return hashlib.sha256(_der(cert)).hexdigest()
+
+
+def fingerprint_sha1(cert: x509.Certificate) -> str:
+    """SHA-1 thumbprint (what Windows calls the certificate hash), lowercase hex."""
+    return hashlib.sha1(_der(cert)).hexdigest()
+
+
+def public_key_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex; works for any key type."""
+    try:
+        return hashlib.sha256(_spki_der(cert.tbs_certificate_bytes)).hexdigest()
+    except Exception as exc:
+        raise PkiError(f"cannot read the certificate's public key ({_reason(exc)})") from exc
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """True when the certificate names itself as issuer and its own key verifies it."""
+    return is_signed_by(cert, cert)
+
+
+def is_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when *issuer*'s subject is *cert*'s issuer and *issuer*'s key verifies *cert*.
+
+    SHA-1 and MD5 signatures, which cryptography's own check refuses, are verified
+    too: old Windows hosts still present them, and judging them needs to know whether
+    they verify.
+    """
+    try:
+        with _quiet():
+            if cert.issuer != issuer.subject:
+                return False
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except InvalidSignature:
+                return False
+            except (ValueError, TypeError, UnsupportedAlgorithm):
+                return _verify_legacy(cert, issuer)
+            return True
+    except Exception:
+        return False
+
+
+def _verify_legacy(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None:
+        return False
+    key = issuer.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            if cert.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def certificate_facts(
+    cert: x509.Certificate, *, now: dt.datetime | None = None
+) -> CertificateFacts:
+    """Read the facts of *cert*; ``days_left`` counts whole days from *now* (default: now).
+
+    Undecodable names show as :data:`UNDECODABLE_NAME` and undecodable extensions as
+    empty values; ``parse_warnings`` then says what could not be read.
+    """
+    moment = _utc(now)
+    try:
+        with _quiet():
+            return _facts(cert, moment)
+    except PkiError:
+        raise
+    except Exception as exc:
+        raise PkiError(f"cannot read the certificate ({_reason(exc)})") from exc
+
+
+def subject_name(cert: x509.Certificate) -> x509.Name | None:
+    """The certificate's subject, or None when it cannot be decoded."""
+    try:
+        with _quiet():
+            return cert.subject
+    except Exception:
+        return None
+
+
+def issuer_name(cert: x509.Certificate) -> x509.Name | None:
+    """The certificate's issuer name, or None when it cannot be decoded."""
+    try:
+        with _quiet():
+            return cert.issuer
+    except Exception:
+        return None
+
+
+def _facts(cert: x509.Certificate, now: dt.datetime) -> CertificateFacts:
+    warnings_: list[str] = []
+    subject = subject_name(cert)
+    issuer = issuer_name(cert)
+    if subject is None:
+        warnings_.append("the subject name could not be decoded")
+    if issuer is None:
+        warnings_.append("the issuer name could not be decoded")
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
+    key_type, key_bits = _key_description(cert)
+    try:
+        extensions: x509.Extensions | None = cert.extensions
+    except Exception as exc:
+        extensions = None
+        warnings_.append(f"extensions could not be decoded ({_reason(exc)})")
+    san = _san(extensions)
+    eku = _eku(extensions)
+    crl_urls = _crl_urls(extensions)
+    ocsp_urls, ca_issuers_urls = _aia_urls(extensions)
+    return CertificateFacts(
+        subject=_name_text(subject) if subject is not None else UNDECODABLE_NAME,
+        issuer=_name_text(issuer) if issuer is not None else UNDECODABLE_NAME,
+        common_name=_common_name(subject) if subject is not None else None,
+        self_signed=is_self_signed(cert),
+        serial=_serial_hex(cert.serial_number),
+        not_before=not_before,
+        not_after=not_after,
+        days_left=(not_after - now).days,
+        sha1=fingerprint_sha1(cert),
+        sha256=fingerprint_sha256(cert),
+        san=san,
+        eku=eku,
+        eku_names=tuple(EKU_NAMES.get(oid, oid) for oid in eku),
+        key_type=key_type,
+        key_bits=key_bits,
+        signature_algorithm=_signature_algorithm(cert),
+        signature_hash=signature_hash(cert),
+        crl_urls=crl_urls,
+        ocsp_urls=ocsp_urls,
+        ca_issuers_urls=ca_issuers_urls,
+        is_ca=_is_ca(extensions),
+        public_key_sha256=public_key_sha256(cert),
+        parse_warnings=tuple(warnings_),
+    )
+
+
+def signature_hash(cert: x509.Certificate) -> str | None:
+    """Name of the hash the issuer signed *cert* with (``sha256``, ``sha1``, ``md5``...)."""
+    try:
+        with _quiet():
+            algorithm = cert.signature_hash_algorithm
+    except Exception:
+        return _SIGNATURE_HASH_BY_OID.get(cert.signature_algorithm_oid.dotted_string)
+    return algorithm.name if algorithm is not None else None
+
+
+def eku_oids(cert: x509.Certificate) -> tuple[str, ...] | None:
+    """Dotted EKU OIDs; ``()`` when there is no EKU extension, None when undecodable."""
+    try:
+        with _quiet():
+            extensions = cert.extensions
+    except Exception:
+        return None
+    return _eku(extensions)
+
+
+def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...] | None:
+    """Typed SAN entries (``DNS:name``, ``IP:addr``...); None when undecodable."""
+    try:
+        with _quiet():
+            extensions = cert.extensions
+    except Exception:
+        return None
+    return _san(extensions)
+
+
+def common_name(cert: x509.Certificate) -> str | None:
+    """The subject's (last) common name, or None when there is none or it is unreadable."""
+    try:
+        return _common_name(cert.subject)
+    except Exception:
+        return None
+
+
+def _key_description(cert: x509.Certificate) -> tuple[str, int | None]:
+    try:
+        key = cert.public_key()
+    except Exception:
+        oid = cert.public_key_algorithm_oid
+        name = getattr(oid, "_name", None)
+        if not name or name == "Unknown OID":
+            name = oid.dotted_string
+        return str(name), None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    if isinstance(key, x25519.X25519PublicKey):
+        return "X25519", 256
+    if isinstance(key, x448.X448PublicKey):
+        return "X448", 448
+    if cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS:
+        return "RSA-PSS", None
+    return type(key).__name__, None
+
+
+def _signature_algorithm(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    name = getattr(oid, "_name", None)
+    if not name or name == "Unknown OID":
+        return oid.dotted_string
+    return str(name)
+
+
+def _name_text(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:
+        # Attribute values of unexpected types; keep what can be shown.
+        parts = []
+        for rdn in reversed(list(name.rdns)):
+            parts.append("+".join(f"{a.oid.dotted_string}={a.value!r}" for a in rdn))
+        return ",".join(parts)
+
+
+def _common_name(name: x509.Name) -> str | None:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not values:
+        return None
+    value = values[-1].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _serial_hex(serial: int) -> str:
+    if serial < 0:
+        # Negative serials break RFC 5280 but occur; show the sign, not two's complement.
+        return "-" + _serial_hex(-serial)
+    text = format(serial, "x")
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def _extension(extensions: x509.Extensions | None, kind: type[x509.ExtensionType]) -> object:
+    if extensions is None:
+        return None
+    try:
+        return extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _san(extensions: x509.Extensions | None) -> tuple[str, ...]:
+    value = _extension(extensions, x509.SubjectAlternativeName)
+    if not isinstance(value, x509.SubjectAlternativeName):
+        return ()
+    return tuple(_general_name(name) for name in value)
+
+
+def _general_name(name: x509.GeneralName) -> str:
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    if isinstance(name, x509.IPAddress):
+        address = name.value
+        if isinstance(address, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            return f"IP:{address.with_prefixlen}"
+        return f"IP:{address}"
+    if isinstance(name, x509.RFC822Name):
+        return f"email:{name.value}"
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return f"URI:{name.value}"
+    if isinstance(name, x509.DirectoryName):
+        return f"DirName:{_name_text(name.value)}"
+    if isinstance(name, x509.RegisteredID):
+        return f"RID:{name.value.dotted_string}"
+    if isinstance(name, x509.OtherName):
+        return f"othername:{name.type_id.dotted_string}"
+    return f"other:{name!r}"
+
+
+def _eku(extensions: x509.Extensions | None) -> tuple[str, ...]:
+    value = _extension(extensions, x509.ExtendedKeyUsage)
+    if not isinstance(value, x509.ExtendedKeyUsage):
+        return ()
+    return tuple(oid.dotted_string for oid in value)
+
+
+def _uris(names: Iterable[x509.GeneralName] | None) -> list[str]:
+    if names is None:
+        return []
+    return [n.value for n in names if isinstance(n, x509.UniformResourceIdentifier)]
+
+
+def _crl_urls(extensions: x509.Extensions | None) -> tuple[str, ...]:
+    value = _extension(extensions, x509.CRLDistributionPoints)
+    if not isinstance(value, x509.CRLDistributionPoints):
+        return ()
+    urls: list[str] = []
+    for point in value:
+        urls.extend(u for u in _uris(point.full_name) if u not in urls)
+    return tuple(urls)
+
+
+def _aia_urls(extensions: x509.Extensions | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    value = _extension(extensions, x509.AuthorityInformationAccess)
+    if not isinstance(value, x509.AuthorityInformationAccess):
+        return (), ()
+    ocsp: list[str] = []
+    issuers: list[str] = []
+    for description in value:
+        location = description.access_location
+        if not isinstance(location, x509.UniformResourceIdentifier):
+            continue
+        if description.access_method == x509.oid.AuthorityInformationAccessOID.OCSP:
+            ocsp.append(location.value)
+        elif description.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS:
+            issuers.append(location.value)
+    return tuple(ocsp), tuple(issuers)
+
+
+def _is_ca(extensions: x509.Extensions | None) -> bool:
+    value = _extension(extensions, x509.BasicConstraints)
+    return isinstance(value, x509.BasicConstraints) and value.ca
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    try:
+        return cert.public_bytes(serialization.Encoding.DER)
+    except Exception as exc:
+        raise PkiError(f"cannot encode the certificate ({_reason(exc)})") from exc
+
+
+def _der_children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Yield (tag, element start, element end) of the DER elements in data[start:end]."""
+    offset = start
+    while offset < end:
+        tag = data[offset]
+        length = data[offset + 1]
+        header = 2
+        if length & 0x80:
+            count = length & 0x7F
+            if count == 0 or count > 4:
+                raise ValueError(f"unsupported DER length at offset {offset}")
+            length = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
+            header += count
+        element_end = offset + header + length
+        if element_end > end:
+            raise ValueError(f"DER element at offset {offset} runs past its container")
+        yield tag, offset, element_end
+        offset = element_end
+
+
+def _spki_der(tbs: bytes) -> bytes:
+    """The SubjectPublicKeyInfo element of a DER TBSCertificate (RFC 5280 4.1)."""
+    outer = next(_der_children(tbs, 0, len(tbs)))
+    _, start, end = outer
+    header = 2 + (tbs[start + 1] & 0x7F if tbs[start + 1] & 0x80 else 0)
+    children = list(_der_children(tbs, start + header, end))
+    if children and children[0][0] == 0xA0:  # explicit [0] version
+        children = children[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    if len(children) < 6:
+        raise ValueError("TBSCertificate is too short")
+    _, spki_start, spki_end = children[5]
+    return tbs[spki_start:spki_end]
+
+
+def _utc(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=dt.UTC)
+    return now.astimezone(dt.UTC)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence cryptography's deprecation warnings about odd but readable certificates."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield

@@ -1,0 +1,346 @@
+"""rdptrust's own pinned-host store (Method 1): one trusted certificate per host and port.
+
+The store is a versioned JSON document (default ``known_hosts.json`` under the user
+data directory, see :func:`default_path`)::
+
+    {
+      "schema": "rdptrust.known_hosts",
+      "version": 1,
+      "hosts": [
+        {"host": "win-lab01", "port": 3389, "sha256": "…", "subject": "CN=WIN-LAB01",
+         "issuer": "CN=WIN-LAB01", "not_before": "2026-01-01T00:00:00Z",
+         "not_after": "2026-07-01T00:00:00Z", "self_signed": true,
+         "public_key_sha256": "…", "pinned_at": "2026-01-02T10:00:00Z",
+         "certificate_pem": "-----BEGIN CERTIFICATE-----\\n…"}
+      ]
+    }
+
+Host names compare case-insensitively (and IP addresses by value). The file is
+written atomically with mode 0600: the list of hosts an admin manages is worth
+keeping private. A file that cannot be read is never overwritten: loading it
+raises :class:`~rdptrust.errors.StoreError` naming the file, and so does saving
+over it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from rdptrust.errors import PkiError, StoreError, UsageError
+from rdptrust.files import PRIVATE_MODE, write_atomic
+from rdptrust.net.target import Target
+from rdptrust.pki.facts import certificate_facts, fingerprint_sha256, load_certificate
+
+SCHEMA = "rdptrust.known_hosts"
+VERSION = 1
+
+
+def default_path() -> Path:
+    """``known_hosts.json`` in rdptrust's user data directory (platformdirs)."""
+    return Path(platformdirs.user_data_dir("rdptrust")) / "known_hosts.json"
+
+
+def host_key(host: str) -> str:
+    """The form host names are compared in: lowercase, no trailing dot, IPs normalised."""
+    text = host.strip().strip("[]").rstrip(".").lower()
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pinned certificate: the host and port it is trusted for, and what it said.
+
+    Fingerprints are lowercase hex without separators; times are UTC aware.
+    """
+
+    host: str
+    port: int
+    sha256: str
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    self_signed: bool
+    public_key_sha256: str
+    pinned_at: dt.datetime
+    certificate_pem: str
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The pinned certificate itself."""
+        return load_certificate(self.certificate_pem.encode("ascii"))
+
+    def matches(self, target: Target) -> bool:
+        return self.port == target.port and host_key(self.host) == host_key(target.host)
+
+
+def pin_from_certificate(
+    target: Target, cert: x509.Certificate, *, now: dt.datetime | None = None
+) -> Pin:
+    """A pin of *cert* for *target*, stamped with *now* (default: the current time)."""
+    facts = certificate_facts(cert, now=now)
+    moment = now if now is not None else dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return Pin(
+        host=target.host,
+        port=target.port,
+        sha256=facts.sha256,
+        subject=facts.subject,
+        issuer=facts.issuer,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        self_signed=facts.self_signed,
+        public_key_sha256=facts.public_key_sha256,
+        pinned_at=moment.astimezone(dt.UTC),
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    )
+
+
+class KnownHosts:
+    """The pinned-host store in memory; :meth:`save` writes it back."""
+
+    def __init__(self, path: Path, pins: tuple[Pin, ...] = ()) -> None:
+        self.path = path
+        self._pins: dict[tuple[str, int], Pin] = {}
+        for pin in pins:
+            self.add(pin)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> KnownHosts:
+        """Read the store at *path* (default :func:`default_path`); a missing file is empty."""
+        path = Path(path) if path is not None else default_path()
+        document = _read_document(path)
+        if document is None:
+            return cls(path)
+        return cls(path, _parse_document(path, document))
+
+    def get(self, target: Target) -> Pin | None:
+        """The pin for *target*'s host and port, or None."""
+        return self._pins.get(_key(target.host, target.port))
+
+    def pins(self) -> tuple[Pin, ...]:
+        """All pins, sorted by host and port."""
+        return tuple(self._pins[k] for k in sorted(self._pins))
+
+    def add(self, pin: Pin) -> None:
+        """Pin a certificate, replacing any pin for the same host and port."""
+        self._pins[_key(pin.host, pin.port)] = pin
+
+    def remove(self, target: Target) -> bool:
+        """Forget *target*'s pin; False when there was none."""
+        return self._pins.pop(_key(target.host, target.port), None) is not None
+
+    def save(self) -> None:
+        """Write the store atomically (mode 0600); refuse to replace an unreadable file."""
+        existing = _read_document(self.path)
+        if existing is not None:
+            _parse_document(self.path, existing)
+        document = {
+            "schema": SCHEMA,
+            "version": VERSION,
+            "hosts": [_pin_to_json(pin) for pin in self.pins()],
+        }
+        write_atomic(self.path, json.dumps(document, indent=2) + "\n", mode=PRIVATE_MODE)
+
+    def __len__(self) -> int:
+        return len(self._pins)
+
+
+class PinStatus(enum.StrEnum):
+    NOT_PINNED = "not-pinned"
+    MATCH = "match"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """How the served certificate compares with the pin for its host and port.
+
+    ``pin`` is None when nothing is pinned for the target. ``looks_like_recreation``
+    is True only for CHANGED where the pinned and the new certificate have the same
+    subject, both are self-signed and the key is new: what Windows does every six
+    months with its self-signed RDP certificate.
+    """
+
+    status: PinStatus
+    pin: Pin | None
+    looks_like_recreation: bool
+    explanation: str
+
+
+def check_pin(store: KnownHosts, target: Target, cert: x509.Certificate) -> PinCheck:
+    """Compare *cert* with the pin for *target*."""
+    pin = store.get(target)
+    if pin is None:
+        return PinCheck(PinStatus.NOT_PINNED, None, False, f"no certificate is pinned for {target}")
+    facts = certificate_facts(cert)
+    if facts.sha256 == pin.sha256:
+        return PinCheck(
+            PinStatus.MATCH,
+            pin,
+            False,
+            f"the certificate matches the one pinned for {target} on {pin.pinned_at:%Y-%m-%d}",
+        )
+    changed = (
+        f"the certificate of {target} changed: pinned SHA-256 {pin.sha256} "
+        f"(subject {pin.subject}, issuer {pin.issuer}, valid until {pin.not_after:%Y-%m-%d}), "
+        f"now SHA-256 {facts.sha256} (subject {facts.subject}, issuer {facts.issuer}, "
+        f"valid {facts.not_before:%Y-%m-%d} to {facts.not_after:%Y-%m-%d})"
+    )
+    same_subject = facts.subject == pin.subject
+    both_self_signed = facts.self_signed and pin.self_signed
+    new_key = facts.public_key_sha256 != pin.public_key_sha256
+    if same_subject and both_self_signed and new_key:
+        when = (
+            "; the pinned one had expired by then"
+            if pin.not_after <= facts.not_before + dt.timedelta(days=1)
+            else ""
+        )
+        return PinCheck(
+            PinStatus.CHANGED,
+            pin,
+            True,
+            f"{changed}. It looks like Windows' six-month recreation of its self-signed "
+            f"RDP certificate (same subject, self-signed, new key{when}); confirm the new "
+            f"SHA-1 thumbprint {facts.sha1} on the host, then pin it again",
+        )
+    if same_subject and both_self_signed:
+        return PinCheck(
+            PinStatus.CHANGED,
+            pin,
+            False,
+            f"{changed}. It is self-signed with the pinned key, so whoever holds the host's "
+            "private key made it; pin it again if the host's certificate was renewed",
+        )
+    return PinCheck(
+        PinStatus.CHANGED,
+        pin,
+        False,
+        f"{changed}. This is not Windows' self-signed recreation: unless the host's "
+        "certificate was replaced on purpose, treat it as a possible interception and "
+        "check the thumbprint on the host before trusting it",
+    )
+
+
+def _key(host: str, port: int) -> tuple[str, int]:
+    return host_key(host), port
+
+
+def _time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _pin_to_json(pin: Pin) -> dict[str, Any]:
+    return {
+        "host": pin.host,
+        "port": pin.port,
+        "sha256": pin.sha256,
+        "subject": pin.subject,
+        "issuer": pin.issuer,
+        "not_before": _time(pin.not_before),
+        "not_after": _time(pin.not_after),
+        "self_signed": pin.self_signed,
+        "public_key_sha256": pin.public_key_sha256,
+        "pinned_at": _time(pin.pinned_at),
+        "certificate_pem": pin.certificate_pem,
+    }
+
+
+def _read_document(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreError(f"cannot read the known-hosts file {path}: {reason}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(
+            f"the known-hosts file {path} is not valid JSON (line {exc.lineno}, "
+            f"column {exc.colno}); fix or move it away, rdptrust will not overwrite it"
+        ) from exc
+
+
+def _parse_document(path: Path, document: Any) -> tuple[Pin, ...]:
+    def bad(reason: str) -> StoreError:
+        return StoreError(
+            f"the known-hosts file {path} is unusable: {reason}; "
+            "fix or move it away, rdptrust will not overwrite it"
+        )
+
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise bad(f"it is not an rdptrust known-hosts file (schema {SCHEMA!r} expected)")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad("its version is missing")
+    if version > VERSION:
+        raise bad(f"it has version {version}, written by a newer rdptrust (this one reads 1)")
+    if version < 1:
+        raise bad(f"unknown version {version}")
+    hosts = document.get("hosts")
+    if not isinstance(hosts, list):
+        raise bad("'hosts' is not a list")
+    pins = []
+    for index, entry in enumerate(hosts):
+        try:
+            pins.append(_pin_from_json(entry))
+        except (KeyError, TypeError, ValueError, PkiError, UsageError) as exc:
+            raise bad(f"entry {index + 1} is malformed ({exc})") from exc
+    return tuple(pins)
+
+
+def _pin_from_json(entry: Any) -> Pin:
+    if not isinstance(entry, dict):
+        raise TypeError("not an object")
+
+    def text(name: str) -> str:
+        value = entry[name]
+        if not isinstance(value, str):
+            raise TypeError(f"{name} is not a string")
+        return value
+
+    def when(name: str) -> dt.datetime:
+        value = dt.datetime.fromisoformat(text(name).replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            raise ValueError(f"{name} has no time zone")
+        return value.astimezone(dt.UTC)
+
+    port = entry["port"]
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError("port is not a number")
+    self_signed = entry["self_signed"]
+    if not isinstance(self_signed, bool):
+        raise TypeError("self_signed is not true or false")
+    pin = Pin(
+        host=text("host"),
+        port=port,
+        sha256=text("sha256").lower(),
+        subject=text("subject"),
+        issuer=text("issuer"),
+        not_before=when("not_before"),
+        not_after=when("not_after"),
+        self_signed=self_signed,
+        public_key_sha256=text("public_key_sha256").lower(),
+        pinned_at=when("pinned_at"),
+        certificate_pem=text("certificate_pem"),
+    )
+    Target(pin.host, pin.port)  # validates host and port
+    if fingerprint_sha256(pin.certificate) != pin.sha256:
+        raise ValueError("its certificate_pem does not have its sha256 fingerprint")
+    return pin

@@ -1,0 +1,467 @@
+"""The verdict on one served chain: a list of problems, each with a severity.
+
+Problem codes are stable strings (JSON output, monitoring, tests depend on them):
+
+==========================  =========  =================================================
+code                        severity   raised when
+==========================  =========  =================================================
+``no-certificate``          critical   the host presented no certificate (no TLS): the
+                                       client cannot tell who it talks to
+``pin-changed``             critical   a certificate is pinned for this host and port
+                                       and the host now sends another one; the message
+                                       says whether it looks like Windows' six-month
+                                       recreation or a possible interception
+``self-signed-not-pinned``  warning    the leaf is self-signed (the Windows default),
+                                       not pinned and not in a trust store: every client
+                                       asks "connect anyway?" and, with automatic root
+                                       update on, waits for the root list first
+``untrusted-root``          warning    the path ends in a self-signed CA that no trust
+                                       source holds: the same prompt and wait
+``incomplete-chain``        warning    the host does not send an issuer the path needs
+                                       and it is nowhere local: Windows fetches it over
+                                       AIA (a wait) or fails the chain
+``expired``                 critical   a certificate of the path is past its end date
+``not-yet-valid``           critical   a certificate of the path starts in the future
+                                       (usually a wrong clock)
+``expiring-soon``           warning    a certificate of the path ends within
+                                       ``warn_days``
+``name-mismatch``           critical   the name the user connects to is not in the
+                                       leaf's SAN (or CN when there is no SAN);
+                            warning    ... when the leaf is self-signed and not pinned
+                                       (the trust fix, pinning, settles the name too)
+``eku-unsuitable``          critical   the leaf has an EKU extension without serverAuth
+                                       or Remote Desktop Authentication: Windows will
+                                       not use it for RDP
+``weak-signature``          critical   MD5 (or MD2/MD4) signs a certificate of the path
+                            warning    SHA-1 does (Windows still accepts it for RDP)
+                                       A trusted root's self-signature is not judged.
+``weak-key``                critical   an RSA or DSA key under 1024 bits (Windows
+                                       refuses those)
+                            warning    an RSA or DSA key from 1024 to 2047 bits
+``malformed-certificate``   critical   part of a certificate of the path (its names or
+                                       extensions) cannot be decoded, so Windows may
+                                       reject it and EKU and names cannot be judged
+==========================  =========  =================================================
+
+A pinned certificate that matches counts as trusted for its host and port: it raises
+no ``untrusted-root``, ``self-signed-not-pinned``, ``incomplete-chain`` or
+``name-mismatch`` (the pin binds the certificate to the name the user connects to, as
+mstsc's "Don't ask me again" does). Problems are ordered most severe first.
+
+Names follow RFC 6125: DNS names in the SAN win over the CN (the CN counts only when
+the SAN holds no DNS name); a wildcard stands for exactly one whole leftmost label and
+needs at least two labels after it; IP targets match IP SAN entries (or, with no SAN
+at all, a CN that spells the address, as Windows accepts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from rdptrust.net.target import Target
+from rdptrust.pki.facts import (
+    RDP_AUTHENTICATION_OID,
+    SERVER_AUTH_OID,
+    CertificateFacts,
+    certificate_facts,
+)
+from rdptrust.pki.pinning import PinCheck, PinStatus
+from rdptrust.pki.trust import ChainPath
+
+_WEAK_HASHES = {"md2", "md4", "md5"}
+_LEGACY_HASHES = {"sha1"}
+
+
+class Severity(enum.StrEnum):
+    """How bad a problem is; compares in the order ok < warning < critical."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def exit_code(self) -> int:
+        """The monitoring convention: 0 ok, 1 warning, 2 critical."""
+        return _RANK[self]
+
+    def __lt__(self, other: str) -> bool:
+        return _RANK[self] < _RANK[Severity(other)]
+
+    def __le__(self, other: str) -> bool:
+        return _RANK[self] <= _RANK[Severity(other)]
+
+    def __gt__(self, other: str) -> bool:
+        return _RANK[self] > _RANK[Severity(other)]
+
+    def __ge__(self, other: str) -> bool:
+        return _RANK[self] >= _RANK[Severity(other)]
+
+
+_RANK = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the chain: a stable code, how bad, and what to do."""
+
+    code: str
+    severity: Severity
+    message: str
+
+
+def verdict(problems: Iterable[Problem]) -> Severity:
+    """The worst severity among *problems*; OK when there are none."""
+    return max((p.severity for p in problems), key=lambda s: s.rank, default=Severity.OK)
+
+
+def judge_chain(
+    target: Target,
+    served: Sequence[x509.Certificate],
+    path: ChainPath,
+    pin: PinCheck,
+    *,
+    now: dt.datetime | None = None,
+    warn_days: int = 30,
+) -> tuple[Problem, ...]:
+    """Judge the chain *target* served, as built into *path*, against the pin check *pin*."""
+    if not served:
+        return (
+            Problem(
+                "no-certificate",
+                Severity.CRITICAL,
+                f"{target} presented no certificate, so no client can check who it talks to: "
+                "require TLS on the host (Security Layer SSL or Negotiate)",
+            ),
+        )
+    moment = _utc(now)
+    leaf = served[0]
+    chain = path.certificates or (leaf,)
+    facts = [certificate_facts(cert, now=moment) for cert in chain]
+    leaf_facts = facts[0]
+    pinned = pin.status is PinStatus.MATCH
+    problems: list[Problem] = []
+
+    if pin.status is PinStatus.CHANGED:
+        problems.append(_pin_changed(target, pin))
+    if not pinned:
+        problems.extend(_trust_problems(target, path, leaf_facts, pin))
+    problems.extend(_validity_problems(facts, moment, warn_days, pinned))
+    if not pinned:
+        mismatch = _name_problem(target, leaf_facts)
+        if mismatch is not None:
+            problems.append(mismatch)
+    problems.extend(_eku_problems(leaf_facts))
+    problems.extend(_signature_problems(facts, path, pinned))
+    problems.extend(_key_problems(facts))
+    for index, item in enumerate(facts):
+        if item.parse_warnings:
+            problems.append(
+                Problem(
+                    "malformed-certificate",
+                    Severity.CRITICAL,
+                    f"part of {_which(index, item)} cannot be decoded "
+                    f"({'; '.join(item.parse_warnings)}), so Windows cannot be relied on to "
+                    "accept it and its names and purposes cannot be checked: reissue it",
+                )
+            )
+    problems.sort(key=lambda p: -p.severity.rank)
+    return tuple(problems)
+
+
+def _pin_changed(target: Target, pin: PinCheck) -> Problem:
+    if pin.looks_like_recreation:
+        action = (
+            "this looks like the six-month recreation of the host's self-signed certificate, "
+            f"not an attack: confirm the thumbprint on the host, then run "
+            f"`rdptrust trust {target} --replace`"
+        )
+    else:
+        action = (
+            "this does not look like the six-month recreation and may be an interception: "
+            "do not connect until the host's admin confirms the new thumbprint"
+        )
+    return Problem(
+        "pin-changed",
+        Severity.CRITICAL,
+        f"the certificate of {target} is not the one pinned: {action} ({pin.explanation})",
+    )
+
+
+def _trust_problems(
+    target: Target, path: ChainPath, leaf: CertificateFacts, pin: PinCheck
+) -> list[Problem]:
+    if path.anchor is not None:
+        return []
+    if path.missing_issuer is not None:
+        issuer = _name(path.missing_issuer)
+        where = (
+            f"Windows must first fetch it from {', '.join(path.missing_issuer_urls)}"
+            if path.missing_issuer_urls
+            else "the certificate names no URL to fetch it from, so Windows cannot build the chain"
+        )
+        return [
+            Problem(
+                "incomplete-chain",
+                Severity.WARNING,
+                f"{target} does not send the issuing certificate {issuer!r} and no trust "
+                f"source holds it; {where}: install the intermediate certificate on the host "
+                "so it is sent with the chain",
+            )
+        ]
+    if not path.complete:
+        return []
+    if leaf.self_signed and len(path.certificates) <= 1:
+        if pin.status is PinStatus.CHANGED:
+            return []  # pin-changed already says it and names the fix
+        return [
+            Problem(
+                "self-signed-not-pinned",
+                Severity.WARNING,
+                f"{target} presents a self-signed certificate ({leaf.subject}) that no trust "
+                "source holds, so clients prompt and, with automatic root update on, wait for "
+                f"the Windows root list first: pin it with `rdptrust trust {target}` (Method 1) "
+                "or give the host a certificate from your CA",
+            )
+        ]
+    root = certificate_facts(path.certificates[-1])
+    return [
+        Problem(
+            "untrusted-root",
+            Severity.WARNING,
+            f"the chain of {target} ends in the root {root.subject!r}, which no trust source "
+            "holds, so clients prompt and, with automatic root update on, wait for the Windows "
+            "root list first: distribute that root to the clients' Trusted Root store "
+            "(or pass it with --ca-file)",
+        )
+    ]
+
+
+def _validity_problems(
+    facts: Sequence[CertificateFacts], now: dt.datetime, warn_days: int, pinned: bool
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, item in enumerate(facts):
+        what = _which(index, item)
+        if item.not_after < now:
+            problems.append(
+                Problem(
+                    "expired",
+                    Severity.CRITICAL,
+                    f"{what} expired on {item.not_after:%Y-%m-%d %H:%M} UTC "
+                    f"({_ago(now - item.not_after)}): renew or replace it on the host",
+                )
+            )
+        elif item.not_before > now:
+            problems.append(
+                Problem(
+                    "not-yet-valid",
+                    Severity.CRITICAL,
+                    f"{what} is valid only from {item.not_before:%Y-%m-%d %H:%M} UTC: check "
+                    "the clocks of the host and of this machine",
+                )
+            )
+        elif item.not_after - now <= dt.timedelta(days=warn_days):
+            action = "renew it before then"
+            if index == 0 and item.self_signed:
+                action = (
+                    "Windows then makes a new self-signed certificate with a new key"
+                    + (", which the pin will no longer match" if pinned else "")
+                    + "; for a certificate that lasts, issue one from your CA "
+                    "(`rdptrust ca issue`)"
+                )
+            problems.append(
+                Problem(
+                    "expiring-soon",
+                    Severity.WARNING,
+                    f"{what} expires on {item.not_after:%Y-%m-%d} UTC, in {item.days_left} "
+                    f"days: {action}",
+                )
+            )
+    return problems
+
+
+def _name_problem(target: Target, leaf: CertificateFacts) -> Problem | None:
+    if leaf.parse_warnings:
+        return None  # malformed-certificate says the names cannot be judged
+    if name_matches(target.host, leaf.san, leaf.common_name):
+        return None
+    names = [entry.split(":", 1)[1] for entry in leaf.san if entry.startswith(("DNS:", "IP:"))]
+    if not names and leaf.common_name:
+        names = [leaf.common_name]
+    self_signed = leaf.self_signed
+    severity = Severity.WARNING if self_signed else Severity.CRITICAL
+    if not names:
+        message = (
+            f"the certificate names no host at all, so it cannot match {target.host}: "
+            f"reissue it with {target.host} in its subject alternative names"
+        )
+    elif self_signed:
+        message = (
+            f"the certificate is for {', '.join(names)}, not {target.host}: connect with one "
+            "of those names, or pin the certificate for this name"
+        )
+    else:
+        message = (
+            f"the certificate is for {', '.join(names)}, not {target.host}: connect with one "
+            f"of those names, or reissue the certificate with {target.host} in its subject "
+            "alternative names"
+        )
+    return Problem("name-mismatch", severity, message)
+
+
+def name_matches(host: str, san: Sequence[str], common_name: str | None) -> bool:
+    """Whether *host* is a name the certificate is for (RFC 6125, see the module docs)."""
+    address = _ip(host)
+    if address is not None:
+        ips = [_ip(entry[3:]) for entry in san if entry.startswith("IP:")]
+        if address in ips:
+            return True
+        has_names = any(entry.startswith(("DNS:", "IP:")) for entry in san)
+        return not has_names and common_name is not None and _ip(common_name) == address
+    wanted = _normalise(host)
+    dns = [entry[4:] for entry in san if entry.startswith("DNS:")]
+    presented = dns if dns else ([common_name] if common_name else [])
+    return any(_dns_matches(wanted, _normalise(name)) for name in presented)
+
+
+def _dns_matches(host: str, pattern: str) -> bool:
+    if not host or not pattern:
+        return False
+    if "*" not in pattern:
+        return host == pattern
+    labels = pattern.split(".")
+    if labels[0] != "*" or "*" in ".".join(labels[1:]) or len(labels) < 3:
+        return False
+    host_labels = host.split(".")
+    if len(host_labels) != len(labels) or not host_labels[0]:
+        return False
+    return host_labels[1:] == labels[1:]
+
+
+def _normalise(name: str) -> str:
+    text = name.strip().rstrip(".").lower()
+    try:
+        return text.encode("idna").decode("ascii")
+    except UnicodeError:
+        return text
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _eku_problems(leaf: CertificateFacts) -> list[Problem]:
+    if leaf.parse_warnings or not leaf.eku:
+        return []
+    if SERVER_AUTH_OID in leaf.eku or RDP_AUTHENTICATION_OID in leaf.eku:
+        return []
+    return [
+        Problem(
+            "eku-unsuitable",
+            Severity.CRITICAL,
+            f"the certificate's extended key usage ({', '.join(leaf.eku_names)}) allows neither "
+            "Server Authentication (1.3.6.1.5.5.7.3.1) nor Remote Desktop Authentication "
+            "(1.3.6.1.4.1.311.54.1.2), so Windows will not use it for RDP: reissue it with "
+            "one of them",
+        )
+    ]
+
+
+def _signature_problems(
+    facts: Sequence[CertificateFacts],
+    path: ChainPath,
+    pinned: bool,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, item in enumerate(facts):
+        if item.self_signed and _trusted_root(index, path, pinned):
+            continue  # nobody checks a trust anchor's own signature
+        hash_name = (item.signature_hash or "").lower()
+        if hash_name in _WEAK_HASHES:
+            severity = Severity.CRITICAL
+            consequence = "Windows rejects such signatures"
+        elif hash_name in _LEGACY_HASHES:
+            severity = Severity.WARNING
+            consequence = "SHA-1 signatures can be forged"
+        else:
+            continue
+        problems.append(
+            Problem(
+                "weak-signature",
+                severity,
+                f"{_which(index, item)} is signed with {hash_name.upper()} "
+                f"({item.signature_algorithm}) and {consequence}: reissue it signed with "
+                "SHA-256",
+            )
+        )
+    return problems
+
+
+def _trusted_root(index: int, path: ChainPath, pinned: bool) -> bool:
+    if index == 0 and pinned:
+        return True
+    return path.anchor is not None and index == len(path.certificates) - 1
+
+
+def _key_problems(facts: Sequence[CertificateFacts]) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, item in enumerate(facts):
+        if item.key_type not in ("RSA", "DSA") or item.key_bits is None:
+            continue
+        if item.key_bits >= 2048:
+            continue
+        severity = Severity.CRITICAL if item.key_bits < 1024 else Severity.WARNING
+        consequence = (
+            "Windows refuses keys under 1024 bits"
+            if item.key_bits < 1024
+            else "keys under 2048 bits are too weak today"
+        )
+        problems.append(
+            Problem(
+                "weak-key",
+                severity,
+                f"{_which(index, item)} has a {item.key_bits}-bit {item.key_type} key and "
+                f"{consequence}: reissue it with a 2048-bit or larger key",
+            )
+        )
+    return problems
+
+
+def _ago(elapsed: dt.timedelta) -> str:
+    days = elapsed.days
+    if days < 1:
+        return "less than a day ago"
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def _which(index: int, item: CertificateFacts) -> str:
+    role = "the host certificate" if index == 0 else "the CA certificate"
+    return f"{role} {item.subject!r}"
+
+
+def _name(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:  # exotic attribute types: still say something useful
+        return repr(name)
+
+
+def _utc(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=dt.UTC)
+    return now.astimezone(dt.UTC)

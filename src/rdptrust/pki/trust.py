@@ -1,0 +1,349 @@
+"""Trust sources and path building, without network access.
+
+:func:`load_trust_anchors` reads the certificates a client trusts: the system store
+(OpenSSL's default verify paths and certifi's bundle) and bundles or directories the
+user names. :func:`build_path` builds, from the chain a host sent, the path a client
+would build: leaf first, each certificate verified against the next one's key,
+ending in a trusted anchor when one fits. Fetching missing issuers over AIA is the
+caller's job; it passes what it fetched as ``extra``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from rdptrust.errors import PkiError
+from rdptrust.pki.facts import (
+    is_self_signed,
+    is_signed_by,
+    issuer_name,
+    load_certificate,
+    public_key_sha256,
+    subject_name,
+)
+
+#: A path longer than this is not followed (real chains have 2 to 4 certificates).
+MAX_PATH_LENGTH = 10
+# Upper bound on explored partial paths, so crafted cross-signed pools stay cheap.
+_MAX_EXPLORED = 2000
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """Certificates trusted as path ends, and where they were read from (paths, ``certifi``)."""
+
+    certificates: tuple[x509.Certificate, ...]
+    sources: tuple[str, ...]
+
+    @functools.cached_property
+    def _by_subject(self) -> dict[x509.Name, list[x509.Certificate]]:
+        index: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in self.certificates:
+            subject = subject_name(cert)
+            if subject is not None:
+                index.setdefault(subject, []).append(cert)
+        return index
+
+    def with_subject(self, name: x509.Name) -> tuple[x509.Certificate, ...]:
+        """Anchors whose subject is *name*."""
+        return tuple(self._by_subject.get(name, ()))
+
+    def anchor_for(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """The anchor equal to *cert* (same DER, or same subject and public key), or None."""
+        subject = subject_name(cert)
+        candidates = self.with_subject(subject) if subject is not None else ()
+        if not candidates:
+            return None
+        for anchor in candidates:
+            if anchor == cert:
+                return anchor
+        key = _safe_key_hash(cert)
+        for anchor in candidates:
+            if key is not None and _safe_key_hash(anchor) == key:
+                return anchor
+        return None
+
+    def __len__(self) -> int:
+        return len(self.certificates)
+
+
+def load_trust_anchors(
+    *,
+    system: bool = True,
+    ca_files: Sequence[Path] = (),
+    ca_dirs: Sequence[Path] = (),
+) -> TrustAnchors:
+    """Read trusted certificates from the system store and the files and directories given.
+
+    The system store is whatever of OpenSSL's default CA file, CA directory and
+    certifi's bundle exists; missing system paths are skipped. A file or directory the
+    user names must be readable and hold at least one certificate, else PkiError.
+    """
+    certificates: dict[bytes, x509.Certificate] = {}
+    sources: list[str] = []
+
+    def add(found: Iterable[x509.Certificate], source: str) -> None:
+        count = 0
+        for cert in found:
+            certificates.setdefault(_der(cert), cert)
+            count += 1
+        if count and source not in sources:
+            sources.append(source)
+
+    if system:
+        for path in _system_paths():
+            if path.is_dir():
+                add(_read_dir(path, strict=False), str(path))
+            elif path.is_file():
+                add(_read_bundle(path, strict=False), str(path))
+    for file in ca_files:
+        found = _read_bundle(Path(file), strict=True)
+        if not found:
+            raise PkiError(f"{file}: holds no certificate (expected PEM or DER)")
+        add(found, str(file))
+    for directory in ca_dirs:
+        found = _read_dir(Path(directory), strict=True)
+        if not found:
+            raise PkiError(f"{directory}: holds no certificate files")
+        add(found, str(directory))
+    return TrustAnchors(tuple(certificates.values()), tuple(sources))
+
+
+def _system_paths() -> list[Path]:
+    paths = ssl.get_default_verify_paths()
+    found = [
+        p for p in (paths.cafile, paths.openssl_cafile, paths.capath, paths.openssl_capath) if p
+    ]
+    try:
+        import certifi
+
+        found.append(certifi.where())
+    except ImportError:  # certifi is optional
+        pass
+    unique: list[Path] = []
+    resolved: set[Path] = set()
+    for text in found:
+        path = Path(text)
+        real = path.resolve()
+        if real not in resolved:
+            resolved.add(real)
+            unique.append(path)
+    return unique
+
+
+def _read_bundle(path: Path, *, strict: bool) -> list[x509.Certificate]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        if strict:
+            raise PkiError(f"cannot read CA file {path}: {exc.strerror or exc}") from exc
+        return []
+    blocks = _PEM_BLOCK.findall(data)
+    if not blocks:
+        try:
+            return [load_certificate(data)]
+        except PkiError as exc:
+            if strict:
+                raise PkiError(f"{path}: {exc}") from exc
+            return []
+    found: list[x509.Certificate] = []
+    for index, block in enumerate(blocks, 1):
+        pem = b"-----BEGIN CERTIFICATE-----\n" + block + b"\n-----END CERTIFICATE-----\n"
+        try:
+            found.append(load_certificate(pem))
+        except PkiError as exc:
+            if strict:
+                raise PkiError(f"{path}: certificate {index} is unreadable ({exc})") from exc
+    return found
+
+
+def _read_dir(path: Path, *, strict: bool) -> list[x509.Certificate]:
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as exc:
+        if strict:
+            raise PkiError(f"cannot read CA directory {path}: {exc.strerror or exc}") from exc
+        return []
+    found: list[x509.Certificate] = []
+    for entry in entries:
+        # A directory holds other files too (hash links, CRLs, READMEs): take what reads.
+        if entry.is_file():
+            found.extend(_read_bundle(entry, strict=False))
+    return found
+
+
+@dataclass(frozen=True)
+class ChainPath:
+    """The certification path built for a served chain.
+
+    ``certificates`` runs from the leaf, each signed by the next (signatures checked);
+    it is empty when nothing was served. ``anchor`` is the trusted certificate the path
+    ends in, None when the path reaches no trust anchor. ``complete`` is True when the
+    path ends in a self-signed certificate, trusted or not. ``missing_issuer`` is the
+    issuer name of the last certificate when the path stops because no certificate
+    among the served, extra and anchors is that issuer (None when the path ends in a
+    self-signed certificate or an anchor, or when that issuer name itself cannot be
+    decoded); ``missing_issuer_urls`` are that last
+    certificate's caIssuers URLs, where Windows would fetch the missing issuer.
+    ``unused`` are served certificates that are not on the path.
+    """
+
+    certificates: tuple[x509.Certificate, ...]
+    anchor: x509.Certificate | None
+    complete: bool
+    missing_issuer: x509.Name | None
+    missing_issuer_urls: tuple[str, ...]
+    root_self_signed_untrusted: bool
+    unused: tuple[x509.Certificate, ...] = field(default=())
+
+    @property
+    def trusted(self) -> bool:
+        return self.anchor is not None
+
+
+def build_path(
+    served: Sequence[x509.Certificate],
+    anchors: TrustAnchors,
+    extra: Sequence[x509.Certificate] = (),
+) -> ChainPath:
+    """Build the path from ``served[0]`` (the leaf) towards a trust anchor.
+
+    The rest of *served* may be in any order, hold duplicates or unrelated
+    certificates; *extra* adds certificates found elsewhere (AIA fetches). Among
+    possible paths the first that ends in an anchor wins, then one that ends in a
+    self-signed certificate, then the one that gets furthest; shorter beats longer.
+    """
+    if not served:
+        return ChainPath((), None, False, None, (), False)
+    leaf = served[0]
+    pool: list[x509.Certificate] = []
+    seen: set[bytes] = set()
+    for cert in (*anchors.certificates, *served[1:], *extra):
+        der = _der(cert)
+        if der not in seen:
+            seen.add(der)
+            pool.append(cert)
+    builder = _PathBuilder(pool, anchors)
+    path = builder.best(leaf)
+    return _chain_path(path, anchors, served)
+
+
+class _PathBuilder:
+    def __init__(self, pool: list[x509.Certificate], anchors: TrustAnchors) -> None:
+        self._anchors = anchors
+        self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in pool:
+            subject = subject_name(cert)
+            if subject is not None:  # an unreadable name cannot be anybody's issuer
+                self._by_subject.setdefault(subject, []).append(cert)
+        self._signed: dict[tuple[bytes, bytes], bool] = {}
+        self._explored = 0
+
+    def _issuers(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        found: list[x509.Certificate] = []
+        issuer = issuer_name(cert)
+        if issuer is None:
+            return found
+        for candidate in self._by_subject.get(issuer, ()):
+            key = (_der(cert), _der(candidate))
+            if key not in self._signed:
+                self._signed[key] = is_signed_by(cert, candidate)
+            if self._signed[key]:
+                found.append(candidate)
+        return found
+
+    def best(self, leaf: x509.Certificate) -> list[x509.Certificate]:
+        best: list[x509.Certificate] = [leaf]
+        best_rank = self._rank(best)
+        stack: list[list[x509.Certificate]] = [[leaf]]
+        while stack and self._explored < _MAX_EXPLORED:
+            path = stack.pop()
+            self._explored += 1
+            rank = self._rank(path)
+            if rank > best_rank:
+                best, best_rank = path, rank
+            last = path[-1]
+            if self._ends(last) or len(path) >= MAX_PATH_LENGTH:
+                continue
+            ders = {_der(c) for c in path}
+            # Pushed in reverse so that anchors (first in the pool) are tried first.
+            for issuer in reversed(self._issuers(last)):
+                if _der(issuer) not in ders:
+                    stack.append([*path, issuer])
+        return best
+
+    def _ends(self, cert: x509.Certificate) -> bool:
+        return self._anchors.anchor_for(cert) is not None or is_self_signed(cert)
+
+    def _rank(self, path: list[x509.Certificate]) -> tuple[int, int]:
+        last = path[-1]
+        if self._anchors.anchor_for(last) is not None:
+            return (3, -len(path))
+        if is_self_signed(last):
+            return (2, -len(path))
+        return (1, len(path))
+
+
+def _chain_path(
+    path: list[x509.Certificate], anchors: TrustAnchors, served: Sequence[x509.Certificate]
+) -> ChainPath:
+    last = path[-1]
+    anchor = anchors.anchor_for(last)
+    complete = is_self_signed(last)
+    missing: x509.Name | None = None
+    urls: tuple[str, ...] = ()
+    if anchor is None and not complete:
+        missing = issuer_name(last)
+        urls = _ca_issuers_urls(last)
+    on_path = {_der(c) for c in path}
+    unused: list[x509.Certificate] = []
+    for cert in served:
+        der = _der(cert)
+        if der not in on_path:
+            on_path.add(der)
+            unused.append(cert)
+    return ChainPath(
+        certificates=tuple(path),
+        anchor=anchor,
+        complete=complete,
+        missing_issuer=missing,
+        missing_issuer_urls=urls,
+        root_self_signed_untrusted=complete and anchor is None,
+        unused=tuple(unused),
+    )
+
+
+def _ca_issuers_urls(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except Exception:  # absent or undecodable: nowhere to fetch from
+        return ()
+    return tuple(
+        d.access_location.value
+        for d in aia
+        if d.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    )
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _safe_key_hash(cert: x509.Certificate) -> str | None:
+    try:
+        return public_key_sha256(cert)
+    except PkiError:
+        return None
