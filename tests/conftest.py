@@ -1,3 +1,3 @@
 """Shared fixtures live in tests/fixtures/; each module there is a pytest plugin."""
 
-pytest_plugins = ["fixtures.peers"]
+pytest_plugins = ["fixtures.peers", "fixtures.lab"]

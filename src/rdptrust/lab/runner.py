@@ -1,0 +1,351 @@
+"""The whole lab in one object: CA, PKI responders, host certificate and RDP endpoints.
+
+``rdptrust lab`` and the test suite's ``lab_factory`` fixture both run a :class:`Lab`::
+
+    async with Lab(LabConfig(cert=CertKind.CA, crl=ResponderMode.parse("blackhole"))) as lab:
+        print(lab.info())
+
+Start order: the PKI responder first (its URLs go into the certificates), then the CA
+(when the certificate needs one), then the host certificate, written as PEM into a
+private temporary directory that is removed on exit, then the endpoints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from cryptography.x509.oid import NameOID
+
+from rdptrust.errors import UsageError
+from rdptrust.lab.certs import (
+    CertKind,
+    HostCredentials,
+    LabCa,
+    load_host_credentials,
+    make_host_credentials,
+    windows_self_signed,
+)
+from rdptrust.lab.pki import OK, PkiModes, PkiResponder, ResponderMode
+from rdptrust.lab.rdp import (
+    DEFAULT_PROTOCOLS,
+    HostileMode,
+    NtlmIdentity,
+    RdpEndpoint,
+    RdpPolicy,
+    protocol_names,
+    server_context,
+)
+from rdptrust.lab.standard_security import StandardSecurityPolicy
+from rdptrust.net.target import Target
+from rdptrust.protocol.gcc import ENCRYPTION_METHOD_NAMES, EncryptionLevel, EncryptionMethod
+from rdptrust.protocol.ntlm import Version
+from rdptrust.protocol.x224 import SecurityProtocol
+
+#: Largest ``count``: each endpoint is one listening socket.
+MAX_COUNT = 256
+Issuer = Literal["self", "ca"]
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Every option of ``rdptrust lab``.
+
+    ``cert_file``/``key_file`` ``None`` means a certificate of kind ``cert`` is made.
+    ``issuer`` ``None`` means a lab CA issues the certificate only for ``cert=ca``; ``ca``
+    makes every kind CA-issued, ``self`` every kind self-signed (``ca`` then fails).
+    ``require``/``hostile`` ``None`` mean no requirement and a well-behaved endpoint.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    count: int = 1
+    cert: CertKind = CertKind.SELF_SIGNED
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    issuer: Issuer | None = None
+    protocols: frozenset[SecurityProtocol] = DEFAULT_PROTOCOLS
+    require: SecurityProtocol | None = None
+    no_negotiation: bool = False
+    root_list: ResponderMode = OK
+    aia: ResponderMode = OK
+    crl: ResponderMode = OK
+    ocsp: ResponderMode = OK
+    pki_port: int = 0
+    hostile: HostileMode | None = None
+    latency_ms: int = 0
+    ntlm_computer: str = "WIN-LAB01"
+    ntlm_domain: str = "LAB"
+    ntlm_dns_domain: str | None = "lab.test"
+    ntlm_version: Version = field(default_factory=lambda: Version(10, 0, 20348))
+    tls_min: str = "TLSv1.2"
+    tls_max: str = "TLSv1.3"
+    request_timeout_s: float = 30.0
+    #: Standard RDP Security methods and level; both ``None``: MCS is not answered.
+    rdp_methods: EncryptionMethod | None = None
+    rdp_level: EncryptionLevel | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= MAX_COUNT:
+            raise UsageError(f"count must be 1 to {MAX_COUNT}, not {self.count}")
+        if not 0 <= self.port <= 65535 or (self.port and self.port + self.count - 1 > 65535):
+            raise UsageError(f"ports {self.port}..{self.port + self.count - 1} are out of range")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise UsageError("give --cert-file and --key-file together")
+        if self.issuer == "self" and self.cert is CertKind.CA:
+            raise UsageError("a certificate of kind 'ca' cannot be self-signed")
+        # Validate the RDP side now, so a usage error comes before anything starts.
+        self.policy()
+
+    @property
+    def needs_ca(self) -> bool:
+        if self.cert_file is not None:
+            return False
+        if self.issuer is not None:
+            return self.issuer == "ca"
+        return self.cert is CertKind.CA
+
+    def ntlm_identity(self) -> NtlmIdentity:
+        return NtlmIdentity(
+            computer=self.ntlm_computer,
+            domain=self.ntlm_domain,
+            dns_domain=self.ntlm_dns_domain,
+            version=self.ntlm_version,
+        )
+
+    def policy(self) -> RdpPolicy:
+        return RdpPolicy(
+            protocols=self.protocols,
+            required=self.require,
+            negotiation=not self.no_negotiation,
+            hostile=self.hostile,
+            latency_ms=self.latency_ms,
+            ntlm=self.ntlm_identity(),
+            standard_security=self.standard_security(),
+        )
+
+    def standard_security(self) -> StandardSecurityPolicy | None:
+        if self.rdp_methods is None and self.rdp_level is None:
+            return None
+        default = StandardSecurityPolicy()
+        return StandardSecurityPolicy(
+            methods=self.rdp_methods if self.rdp_methods is not None else default.methods,
+            level=self.rdp_level if self.rdp_level is not None else default.level,
+        )
+
+    def pki_modes(self) -> PkiModes:
+        return PkiModes(root_list=self.root_list, aia=self.aia, crl=self.crl, ocsp=self.ocsp)
+
+
+class Lab:
+    """A running lab; use as an async context manager (or :meth:`start` / :meth:`stop`)."""
+
+    def __init__(self, config: LabConfig | None = None) -> None:
+        self.config = config or LabConfig()
+        self.pki: PkiResponder | None = None
+        #: The lab CA; ``None`` when the host certificate is self-signed or user-supplied.
+        self.ca: LabCa | None = None
+        self.endpoints: list[RdpEndpoint] = []
+        self._credentials: HostCredentials | None = None
+        self._directory: Path | None = None
+        self._ca_cert_path: Path | None = None
+        self._generation = 0
+        #: The PEM file of the chain being served.
+        self.chain_path: Path | None = None
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Lab:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        config = self.config
+        try:
+            self._directory = Path(tempfile.mkdtemp(prefix="rdptrust-lab-"))
+            os.chmod(self._directory, 0o700)
+            self.pki = PkiResponder(
+                None,
+                config.pki_modes(),
+                host=config.host,
+                port=config.pki_port,
+                latency_ms=config.latency_ms,
+            )
+            await self.pki.start()
+            urls = self.pki.urls()
+            if config.needs_ca:
+                self.ca = LabCa.generate(urls=urls)
+                self.pki.ca = self.ca
+                self._ca_cert_path = self.ca.write_root_pem(self._directory / "lab-root-ca.pem")
+            if config.cert_file is not None and config.key_file is not None:
+                credentials = load_host_credentials(config.cert_file, config.key_file)
+            else:
+                credentials = make_host_credentials(
+                    config.cert, computer_name=config.ntlm_computer, ca=self.ca, urls=urls
+                )
+            context = self._install(credentials)
+            policy = config.policy()
+            for index in range(config.count):
+                port = config.port + index if config.port else 0
+                endpoint = RdpEndpoint(
+                    policy,
+                    context,
+                    host=config.host,
+                    port=port,
+                    request_timeout_s=config.request_timeout_s,
+                )
+                self.endpoints.append(endpoint)
+                await endpoint.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        endpoints, self.endpoints = self.endpoints, []
+        for endpoint in endpoints:
+            await endpoint.stop()
+        if self.pki is not None:
+            await self.pki.stop()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    # -- the host certificate ------------------------------------------------------------
+
+    def _install(self, credentials: HostCredentials) -> ssl.SSLContext:
+        assert self._directory is not None
+        self._generation += 1
+        directory = self._directory / f"host-{self._generation}"
+        directory.mkdir(mode=0o700)
+        chain_path, key_path = credentials.write_pem(directory)
+        context = server_context(
+            chain_path,
+            key_path,
+            min_version=self.config.tls_min,
+            max_version=self.config.tls_max,
+        )
+        self._credentials = credentials
+        self.chain_path = chain_path
+        for endpoint in self.endpoints:
+            endpoint.ssl_context = context
+        return context
+
+    def set_credentials(self, credentials: HostCredentials) -> None:
+        """Serve *credentials* on every endpoint from the next connection on."""
+        self._install(credentials)
+
+    def regenerate_certificate(self) -> HostCredentials:
+        """Replace the host certificate as Windows does every six months.
+
+        A self-signed certificate gets a successor with the same subject and a new key;
+        a CA-issued one is issued again, of the same kind, by the same CA.
+        """
+        current = self.credentials
+        if self.ca is not None and current.ca is not None:
+            fresh = make_host_credentials(
+                self.config.cert,
+                computer_name=self.config.ntlm_computer,
+                ca=self.ca,
+                urls=self.pki.urls() if self.pki else None,
+            )
+        else:
+            names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            name = str(names[0].value) if names else self.config.ntlm_computer
+            fresh = windows_self_signed(name)
+        self._install(fresh)
+        return fresh
+
+    # -- what clients and tests need ------------------------------------------------------
+
+    @property
+    def credentials(self) -> HostCredentials:
+        if self._credentials is None:
+            raise UsageError("the lab is not running")
+        return self._credentials
+
+    @property
+    def certificate_sha256(self) -> str:
+        return self.credentials.sha256
+
+    @property
+    def targets(self) -> list[Target]:
+        return [endpoint.target for endpoint in self.endpoints]
+
+    @property
+    def target(self) -> Target:
+        """The first endpoint."""
+        return self.targets[0]
+
+    @property
+    def pki_url(self) -> str:
+        if self.pki is None:
+            raise UsageError("the lab is not running")
+        return self.pki.base_url
+
+    @property
+    def root_list_url(self) -> str:
+        if self.pki is None:
+            raise UsageError("the lab is not running")
+        return self.pki.root_list_url
+
+    @property
+    def ca_cert_path(self) -> Path | None:
+        """The lab root CA certificate (PEM); ``None`` without a lab CA."""
+        return self._ca_cert_path
+
+    def info(self) -> dict[str, Any]:
+        """The JSON object ``rdptrust lab`` prints first."""
+        config = self.config
+        leaf = self.credentials.leaf
+        std = config.standard_security()
+        return {
+            "rdp": [str(target) for target in self.targets],
+            "pki_url": self.pki_url,
+            "root_list_url": self.root_list_url,
+            "ca_cert": str(self.ca_cert_path) if self.ca_cert_path else None,
+            "certificate_sha256": self.certificate_sha256,
+            "certificate_subject": leaf.subject.rfc4514_string(),
+            "certificate_not_after": leaf.not_valid_after_utc.astimezone(dt.UTC).isoformat(),
+            "certificate_chain": str(self.chain_path),
+            "cert": "file" if config.cert_file else str(config.cert),
+            "protocols": protocol_names(config.protocols),
+            "require": None if config.require is None else config.require.name,
+            "negotiation": not config.no_negotiation,
+            "hostile": None if config.hostile is None else str(config.hostile),
+            "latency_ms": config.latency_ms,
+            "tls": [config.tls_min, config.tls_max],
+            "pki_modes": {
+                "root_list": str(config.root_list),
+                "aia": str(config.aia),
+                "crl": str(config.crl),
+                "ocsp": str(config.ocsp),
+            },
+            "standard_security": None
+            if std is None
+            else {
+                "methods": [n for m, n in ENCRYPTION_METHOD_NAMES.items() if std.methods & m],
+                "level": std.level.name,
+            },
+            "ntlm": {
+                "computer": config.ntlm_computer,
+                "domain": config.ntlm_domain,
+                "dns_domain": config.ntlm_dns_domain,
+                "version": str(config.ntlm_version),
+            },
+            "pid": os.getpid(),
+        }

@@ -1,0 +1,134 @@
+"""``rdptrust lab`` as a subprocess: the first line is JSON, it serves, SIGTERM ends it cleanly."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from rdptrust.protocol.x224 import (
+    ConnectionRequest,
+    NegotiationRequest,
+    SecurityProtocol,
+    parse_connection_confirm,
+)
+
+COMMAND = [sys.executable, "-m", "rdptrust.cli.main", "lab"]
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no line from rdptrust lab within {timeout} s"
+    return proc.stdout.readline()
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> tuple[int, float]:
+    start = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return code, time.monotonic() - start
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_first_line_json_then_serves_until_signal(sig: int) -> None:
+    proc = subprocess.Popen(
+        [*COMMAND, "--protocols", "RDP,SSL", "--require", "SSL", "--crl", "delay:2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info: dict[str, Any] = json.loads(_first_line(proc))
+        assert set(info) >= {"rdp", "pki_url", "root_list_url", "ca_cert", "certificate_sha256"}
+        assert info["ca_cert"] is None
+        assert len(info["certificate_sha256"]) == 64
+        assert info["pki_modes"]["crl"] == "delay:2"
+        host, _, port = info["rdp"][0].rpartition(":")
+        assert host == "127.0.0.1"
+        assert info["root_list_url"].startswith(info["pki_url"])
+        # It serves: an RDP-only request is refused because TLS is required.
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                ConnectionRequest(negotiation=NegotiationRequest(SecurityProtocol.RDP)).to_bytes()
+            )
+            confirm, _ = parse_connection_confirm(sock.recv(4096)) or pytest.fail("short")
+        assert confirm.negotiation is not None
+        assert confirm.negotiation.to_bytes()[0] == 0x03  # RDP_NEG_FAILURE
+        code, elapsed = _stop(proc, sig)
+        assert code == 0
+        assert elapsed < 5
+        assert proc.stderr is not None
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_ca_kind_names_the_ca_certificate() -> None:
+    proc = subprocess.Popen(
+        [*COMMAND, "--cert", "ca", "--count", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        info = json.loads(_first_line(proc))
+        assert len(info["rdp"]) == 2
+        with open(info["ca_cert"], encoding="ascii") as handle:
+            assert handle.read().startswith("-----BEGIN CERTIFICATE-----")
+        code, _ = _stop(proc, signal.SIGTERM)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--protocols", "SSL", "--require", "HYBRID"], "not among the offered"),
+        (["--root-list", "sometimes"], "unknown responder mode"),
+        (["--protocols", "SSL,QUIC"], "unknown protocol"),
+        (["--cert-file", "/nonexistent.pem"], "together"),
+        (["--ntlm-version", "ten"], "not a version"),
+        (["--hostile", "rude"], "rude"),
+    ],
+)
+def test_usage_errors_exit_64_with_one_line(args: list[str], words: str) -> None:
+    done = subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 64
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("rdptrust: error:")
+    assert words in lines[0]
+
+
+def test_help_has_examples() -> None:
+    done = subprocess.run(
+        [*COMMAND, "--help"], capture_output=True, text=True, timeout=30, check=True
+    )
+    for option in ("--hostile", "--require", "--no-negotiation", "--ntlm-version", "Examples"):
+        assert option in done.stdout

@@ -1,0 +1,347 @@
+"""The lab's RDP endpoint on the wire: negotiation policies, TLS, the NTLM CHALLENGE, swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from fixtures.lab import LabFactory
+from rdptrust.errors import TlsError, UsageError
+from rdptrust.lab.rdp import RESPONSE_FLAGS, RdpPolicy, parse_protocols
+from rdptrust.lab.runner import LabConfig
+from rdptrust.net.connection import RdpConnection, TlsSessionInfo
+from rdptrust.net.probe import probe_host
+from rdptrust.net.target import Target
+from rdptrust.protocol.credssp import (
+    STATUS_LOGON_FAILURE,
+    TSRequest,
+    negotiate_request,
+    parse_challenge_reply,
+    parse_ts_request,
+)
+from rdptrust.protocol.x224 import (
+    ConnectionConfirm,
+    ConnectionRequest,
+    FailureCode,
+    NegotiationFailure,
+    NegotiationRequest,
+    NegotiationResponse,
+    SecurityProtocol,
+    parse_connection_confirm,
+)
+
+P = SecurityProtocol
+SSL_HYBRID_EX = P.SSL | P.HYBRID | P.HYBRID_EX
+
+
+def _request(protocols: SecurityProtocol | None) -> ConnectionRequest:
+    negotiation = None if protocols is None else NegotiationRequest(protocols)
+    return ConnectionRequest(cookie="test", negotiation=negotiation)
+
+
+async def _negotiate(target: Target, protocols: SecurityProtocol | None) -> ConnectionConfirm:
+    deadline = time.monotonic() + 5
+    conn = await RdpConnection.open(target, deadline)
+    try:
+        confirm = await conn.negotiate(_request(protocols), deadline)
+    finally:
+        await conn.close()
+    assert isinstance(confirm, ConnectionConfirm)
+    return confirm
+
+
+# offered, required, requested -> selected protocol or failure code
+POLICY_CASES = [
+    ("RDP,SSL,HYBRID,HYBRID_EX", None, SSL_HYBRID_EX, P.HYBRID_EX),
+    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.SSL | P.HYBRID, P.HYBRID),
+    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.SSL, P.SSL),
+    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.RDP, P.RDP),
+    ("RDP,SSL", None, SSL_HYBRID_EX, P.SSL),
+    ("SSL,HYBRID", None, P.RDP, FailureCode.SSL_REQUIRED_BY_SERVER),
+    ("RDP,SSL,HYBRID", "SSL", P.RDP, FailureCode.SSL_REQUIRED_BY_SERVER),
+    ("RDP", None, P.SSL, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
+    ("RDP", None, SSL_HYBRID_EX, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
+    ("RDP,SSL,HYBRID", "RDP", P.SSL, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
+    ("RDP,SSL,HYBRID", "HYBRID", P.SSL, FailureCode.HYBRID_REQUIRED_BY_SERVER),
+    ("RDP,SSL,HYBRID", "HYBRID", P.RDP, FailureCode.HYBRID_REQUIRED_BY_SERVER),
+    ("SSL,HYBRID,HYBRID_EX", "HYBRID", SSL_HYBRID_EX, P.HYBRID_EX),
+    ("SSL,HYBRID,HYBRID_EX", "HYBRID_EX", P.SSL | P.HYBRID, FailureCode.HYBRID_REQUIRED_BY_SERVER),
+    ("RDP,SSL", None, P.RDSTLS, P.RDP),
+]
+
+
+@pytest.mark.parametrize(("offered", "required", "requested", "expected"), POLICY_CASES)
+def test_policy_selection(
+    offered: str, required: str | None, requested: SecurityProtocol, expected: object
+) -> None:
+    policy = RdpPolicy(
+        protocols=parse_protocols(offered),
+        required=None if required is None else SecurityProtocol[required],
+    )
+    answer = policy.select(requested)
+    if isinstance(expected, FailureCode):
+        assert answer == NegotiationFailure(expected)
+    else:
+        assert isinstance(answer, NegotiationResponse)
+        assert answer.selected_protocol == expected
+
+
+def test_policy_refuses_a_requirement_it_does_not_offer() -> None:
+    with pytest.raises(UsageError, match="not among the offered"):
+        RdpPolicy(protocols=parse_protocols("RDP,SSL"), required=P.HYBRID)
+    with pytest.raises(UsageError, match="unknown protocol"):
+        parse_protocols("SSL,RDSTLS")
+
+
+async def test_policies_on_the_wire(lab_factory: LabFactory) -> None:
+    # Given three labs with different policies
+    windows = await lab_factory()
+    tls_only = await lab_factory(protocols="RDP,SSL,HYBRID", require="SSL")
+    nla = await lab_factory(protocols="SSL,HYBRID,HYBRID_EX", require="HYBRID")
+    rdp_only = await lab_factory(protocols="RDP")
+    # When clients ask, Then each answers as Windows with that policy does
+    answers = await asyncio.gather(
+        _negotiate(windows.target, SSL_HYBRID_EX),
+        _negotiate(windows.target, P.SSL),
+        _negotiate(tls_only.target, P.RDP),
+        _negotiate(nla.target, P.SSL),
+        _negotiate(rdp_only.target, P.SSL),
+        _negotiate(rdp_only.target, P.RDP),
+    )
+    assert [a.negotiation for a in answers] == [
+        NegotiationResponse(P.HYBRID_EX, RESPONSE_FLAGS),
+        NegotiationResponse(P.SSL, RESPONSE_FLAGS),
+        NegotiationFailure(FailureCode.SSL_REQUIRED_BY_SERVER),
+        NegotiationFailure(FailureCode.HYBRID_REQUIRED_BY_SERVER),
+        NegotiationFailure(FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
+        NegotiationResponse(P.RDP, RESPONSE_FLAGS),
+    ]
+    assert [r.request for r in windows.endpoints[0].connections] == [
+        _request(SSL_HYBRID_EX),
+        _request(P.SSL),
+    ]
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return received
+            received += chunk
+
+
+async def test_raw_bytes_of_failure_and_legacy_confirms(lab_factory: LabFactory) -> None:
+    tls_only = await lab_factory(protocols="SSL")
+    old = await lab_factory(no_negotiation=True)
+    request = _request(P.RDP).to_bytes()
+    failure = await asyncio.to_thread(_raw_exchange, tls_only.target.port, request)
+    legacy = await asyncio.to_thread(_raw_exchange, old.target.port, _request(P.SSL).to_bytes())
+    # MS-RDPBCGR 2.2.1.2.2: RDP_NEG_FAILURE SSL_REQUIRED_BY_SERVER, then the host closes.
+    assert failure == bytes.fromhex("030000130ed000001234000300080001000000")
+    # LI 6: no negotiation data at all, as an old host answers.
+    assert legacy == bytes.fromhex("0300000b06d00000123400")
+    confirm, _ = parse_connection_confirm(legacy) or pytest.fail("need more data")
+    assert confirm.negotiation is None
+
+
+async def test_no_rdp_neg_req_gets_no_rdp_neg_rsp(lab_factory: LabFactory) -> None:
+    lab = await lab_factory()
+    confirm = await _negotiate(lab.target, None)
+    assert confirm.negotiation is None
+
+
+async def test_probe_sees_the_offered_protocols(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(protocols="RDP,SSL,HYBRID")
+    result = await probe_host(
+        lab.target, timeout=5, enumerate_tls_versions=False, standard_security=False, ntlm=False
+    )
+    assert result.error is None
+    assert result.negotiation is not None
+    assert result.negotiation.selected == P.HYBRID
+    accepted = {p.name: p.accepted for p in result.protocols}
+    assert accepted == {
+        "RDP": True,
+        "SSL": True,
+        "HYBRID": True,
+        "HYBRID_EX": False,
+        "RDSTLS": False,
+        "RDSAAD": False,
+    }
+    assert result.tls is not None
+    leaf = x509.load_der_x509_certificate(result.chain[0])
+    assert leaf.fingerprint(hashes.SHA256()).hex() == lab.certificate_sha256
+
+
+async def _tls(
+    target: Target, *, min_version: str = "TLSv1.0", max_version: str = "TLSv1.3"
+) -> TlsSessionInfo:
+    deadline = time.monotonic() + 5
+    conn = await RdpConnection.open(target, deadline)
+    try:
+        await conn.negotiate(_request(P.SSL), deadline)
+        return await conn.start_tls(deadline, min_version=min_version, max_version=max_version)
+    finally:
+        await conn.close()
+
+
+async def test_ca_chain_and_tls_versions(lab_factory: LabFactory) -> None:
+    modern = await lab_factory(cert="ca")
+    old = await lab_factory(tls_min="TLSv1.0", tls_max="TLSv1.0", cert="sha1")
+    session = await _tls(modern.target)
+    assert session.version == "TLSv1.3"
+    assert len(session.chain) == 2
+    assert modern.ca is not None
+    assert modern.ca_cert_path is not None
+    assert x509.load_der_x509_certificate(session.chain[1]) == modern.ca.intermediate
+    with pytest.raises(TlsError):
+        await _tls(modern.target, max_version="TLSv1.1")
+    legacy = await _tls(old.target)
+    assert legacy.version == "TLSv1.0"
+    leaf = x509.load_der_x509_certificate(legacy.chain[0])
+    assert leaf.signature_hash_algorithm is not None
+    assert leaf.signature_hash_algorithm.name == "sha1"
+
+
+async def _ntlm_exchange(target: Target) -> tuple[bytes, bytes]:
+    deadline = time.monotonic() + 5
+    conn = await RdpConnection.open(target, deadline)
+    try:
+        confirm = await conn.negotiate(_request(SSL_HYBRID_EX), deadline)
+        assert isinstance(confirm, ConnectionConfirm)
+        assert isinstance(confirm.negotiation, NegotiationResponse)
+        await conn.start_tls(deadline)
+        await conn.send_tls(negotiate_request(), deadline)
+        reply = b""
+        while parse_ts_request(reply) is None:
+            chunk = await conn.recv_tls(deadline)
+            assert chunk, "the lab closed before its CHALLENGE"
+            reply += chunk
+        # An AUTHENTICATE (any token will do: the lab never accepts one).
+        await conn.send_tls(TSRequest(nego_tokens=(b"NTLMSSP\x00\x03",)).to_bytes(), deadline)
+        refusal = b""
+        while chunk := await conn.recv_tls(deadline):
+            refusal += chunk
+        return reply, refusal
+    finally:
+        await conn.close()
+
+
+async def test_ntlm_challenge_names_and_version(lab_factory: LabFactory) -> None:
+    # Given a lab configured with its own names and version
+    lab = await lab_factory(
+        protocols="SSL,HYBRID,HYBRID_EX",
+        ntlm_computer="SRV-0042",
+        ntlm_domain="CORP",
+        ntlm_dns_domain="corp.example",
+        ntlm_version="6.3.9600",
+    )
+    # When a client sends an anonymous NEGOTIATE and then an AUTHENTICATE
+    before = dt.datetime.now(dt.UTC)
+    reply, refusal = await _ntlm_exchange(lab.target)
+    # Then the CHALLENGE names the host as configured
+    challenge = parse_challenge_reply(reply)
+    assert challenge is not None
+    assert challenge.target_name == "CORP"
+    assert challenge.netbios_computer_name == "SRV-0042"
+    assert challenge.netbios_domain_name == "CORP"
+    assert challenge.dns_computer_name == "srv-0042.corp.example"
+    assert challenge.dns_domain_name == "corp.example"
+    assert challenge.dns_tree_name == "corp.example"
+    assert str(challenge.version) == "6.3.9600"
+    assert challenge.timestamp is not None
+    stamp = dt.datetime(1601, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+        microseconds=challenge.timestamp // 10
+    )
+    assert abs(stamp - before) < dt.timedelta(seconds=30)
+    # And the logon is refused with STATUS_LOGON_FAILURE, then the connection closes
+    answer, _ = parse_ts_request(refusal) or pytest.fail("no TSRequest after AUTHENTICATE")
+    assert answer.error_code == STATUS_LOGON_FAILURE
+    record = lab.endpoints[0].connections[-1]
+    assert record.ntlm_negotiate
+    assert record.authenticate
+
+
+async def test_count_endpoints_on_separate_ports(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(count=3, protocols="SSL")
+    ports = {target.port for target in lab.targets}
+    assert len(ports) == 3
+    confirms = await asyncio.gather(*(_negotiate(t, P.SSL) for t in lab.targets))
+    assert all(isinstance(c.negotiation, NegotiationResponse) for c in confirms)
+    assert lab.info()["rdp"] == [f"127.0.0.1:{t.port}" for t in lab.targets]
+
+
+async def test_latency_delays_each_response(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(latency_ms=300)
+    start = time.monotonic()
+    await _negotiate(lab.target, P.SSL)
+    assert time.monotonic() - start >= 0.3
+
+
+async def test_regenerated_certificate_is_served(lab_factory: LabFactory) -> None:
+    # Given a lab with the Windows-like self-signed certificate
+    lab = await lab_factory()
+    first = lab.credentials
+    # When the certificate is recreated, as Windows does every six months
+    second = lab.regenerate_certificate()
+    # Then new connections see a new certificate with the same subject and a new key
+    session = await _tls(lab.target)
+    leaf = x509.load_der_x509_certificate(session.chain[0])
+    assert leaf.fingerprint(hashes.SHA256()).hex() == second.sha256 == lab.certificate_sha256
+    assert second.sha256 != first.sha256
+    assert leaf.subject == first.leaf.subject
+    assert leaf.public_key() != first.leaf.public_key()
+
+
+async def test_oversized_ts_request_closes_the_connection(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(protocols="SSL,HYBRID")
+    deadline = time.monotonic() + 5
+    conn = await RdpConnection.open(lab.target, deadline)
+    try:
+        await conn.negotiate(_request(P.SSL | P.HYBRID), deadline)
+        await conn.start_tls(deadline)
+        # A header announcing 16 MiB: refused from the header, nothing is buffered.
+        await conn.send_tls(b"\x30\x84" + struct.pack(">I", 16 << 20), deadline)
+        assert await conn.recv_tls(deadline) == b""
+    finally:
+        await conn.close()
+
+
+def test_config_usage_errors() -> None:
+    with pytest.raises(UsageError, match="together"):
+        LabConfig(cert_file=None, key_file=Path("k.pem"))
+    with pytest.raises(UsageError, match="count"):
+        LabConfig(count=0)
+    with pytest.raises(UsageError, match="NetBIOS"):
+        LabConfig(ntlm_computer="name.with.dots")
+
+
+async def test_ca_issued_variant_and_private_files(lab_factory: LabFactory) -> None:
+    # Given an expired certificate issued by the lab CA
+    lab = await lab_factory(cert="expired", issuer="ca", crl="blackhole")
+    chain_path = lab.chain_path
+    assert chain_path is not None
+    directory = chain_path.parent.parent
+    # Then the chain names the CA's URLs and the key is private
+    assert lab.ca is not None
+    assert len(lab.credentials.chain) == 2
+    leaf = lab.credentials.leaf
+    assert leaf.not_valid_after_utc < dt.datetime.now(dt.UTC)
+    points = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert points[0].full_name is not None
+    assert str(points[0].full_name[0].value).startswith(lab.pki_url)
+    assert (chain_path.parent / "host-key.pem").stat().st_mode & 0o777 == 0o600
+    assert lab.info()["ca_cert"] == str(lab.ca_cert_path)
+    # When the lab stops, Then its private directory is gone
+    await lab.stop()
+    assert not directory.exists()
