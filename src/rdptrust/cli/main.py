@@ -39,14 +39,29 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from rdptrust.cli.ca import ca
+    from rdptrust.cli.check import check
+    from rdptrust.cli.demo import demo
+    from rdptrust.cli.diagnose import diagnose_cmd
+    from rdptrust.cli.exporter import exporter
+    from rdptrust.cli.lab import lab
     from rdptrust.cli.policy import policy
     from rdptrust.cli.probe import probe
+    from rdptrust.cli.scan import history, hosts, report, scan
     from rdptrust.cli.trust import trust
 
+    cli.add_command(demo)
     cli.add_command(probe)
+    cli.add_command(diagnose_cmd)
     cli.add_command(policy)
     cli.add_command(ca)
     cli.add_command(trust)
+    cli.add_command(check)
+    cli.add_command(exporter)
+    cli.add_command(lab)
+    cli.add_command(scan)
+    cli.add_command(hosts)
+    cli.add_command(history)
+    cli.add_command(report)
 
 
 _register()

@@ -1,0 +1,152 @@
+"""``rdptrust diagnose``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from rdptrust.cli.common import EXIT_UNKNOWN, run, target_argument
+from rdptrust.pki.diagnose import DiagnoseOptions, diagnose
+from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
+from rdptrust.report.jsonform import dumps
+
+VERDICT_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": EXIT_UNKNOWN}
+
+
+@click.command(
+    "diagnose",
+    epilog="""\b
+Examples:
+  rdptrust diagnose rdp01.example.com
+  rdptrust diagnose rdp01 --ca-file corp-root.pem --json
+  rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
+  rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
+\b
+Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
+probe), 64 usage error.""",
+)
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.diagnosis/1)."
+)
+@click.option(
+    "--ca-file",
+    "ca_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Also trust the CA certificates in this PEM file (repeatable).",
+)
+@click.option(
+    "--ca-dir",
+    "ca_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also trust the certificates in this folder (repeatable).",
+)
+@click.option("--no-system-trust", is_flag=True, help="Ignore this machine's trust store.")
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="rdptrust's pinned-host store (default: the one 'rdptrust trust' writes).",
+)
+@click.option(
+    "--root-list-url",
+    default=DEFAULT_ROOT_LIST_URL,
+    show_default=True,
+    help="Where Windows fetches the trusted-root list.",
+)
+@click.option(
+    "--root-update",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Model Automatic Root Certificates Update on or off (off = Method 2 deployed).",
+)
+@click.option(
+    "--url-timeout",
+    type=click.FloatRange(min=0.1, max=120),
+    default=15.0,
+    show_default=True,
+    help="Seconds we wait for each URL; no answer by then counts as a full Windows time-out.",
+)
+@click.option(
+    "--windows-url-timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=15.0,
+    show_default=True,
+    help="Windows' per-URL retrieval time-out in the model.",
+)
+@click.option(
+    "--revocation-timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=20.0,
+    show_default=True,
+    help="Windows' accumulated revocation time-out in the model.",
+)
+@click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds for the RDP connection (connect, negotiation, TLS).",
+)
+@click.option(
+    "--warn-days",
+    type=click.IntRange(0, 3650),
+    default=30,
+    show_default=True,
+    help="Warn when a certificate ends within this many days.",
+)
+def diagnose_cmd(
+    target: str,
+    as_json: bool,
+    ca_files: tuple[Path, ...],
+    ca_dirs: tuple[Path, ...],
+    no_system_trust: bool,
+    known_hosts: Path | None,
+    root_list_url: str,
+    root_update: str,
+    url_timeout: float,
+    windows_url_timeout: float,
+    revocation_timeout: float,
+    crl_first: bool,
+    timeout: float,
+    warn_days: int,
+) -> None:
+    """Why does Remote Desktop hang on "Securing remote connection", and what to do.
+
+    Judges the host's certificate chain the way the Windows client does, performs every
+    retrieval the client would make (root list, AIA, CRL, OCSP) in parallel and times it,
+    predicts the wait and names its causes and the exact fixes. Run it from a client's
+    network: that is where the retrievals are blocked or not.
+    """
+    parsed = target_argument(target)
+    options = DiagnoseOptions(
+        probe_timeout=timeout,
+        url_timeout=url_timeout,
+        windows=WindowsSettings(
+            url_timeout_s=windows_url_timeout,
+            revocation_timeout_s=revocation_timeout,
+            root_update=root_update == "on",
+            ocsp_first=not crl_first,
+        ),
+        root_list_url=root_list_url,
+        system_trust=not no_system_trust,
+        ca_files=ca_files,
+        ca_dirs=ca_dirs,
+        known_hosts=known_hosts,
+        warn_days=warn_days,
+    )
+    result = run(diagnose(parsed, options))
+    if as_json:
+        click.echo(dumps(diagnosis_document(result)))
+    else:
+        render_diagnosis(result, Console(highlight=False))
+    if result.probe.error is not None and not as_json:
+        click.echo(f"rdptrust: error: {result.probe.error.message}", err=True)
+    click.get_current_context().exit(VERDICT_EXIT[result.verdict])

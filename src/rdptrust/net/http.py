@@ -1,0 +1,131 @@
+"""Timed HTTP retrievals for PKI data (root list, AIA, CRL, OCSP), as Windows makes them.
+
+One request, one typed result: the outcome, the status, how long it took and the body.
+Network failures never raise; they are outcomes. No proxy settings are taken from the
+environment and redirects are bounded, so what is measured is the direct path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import socket
+import time
+from dataclasses import dataclass
+
+import httpx
+
+#: Bodies larger than this are cut off and reported invalid (a CRL of a large CA is a few MiB).
+MAX_BODY = 10 * 1024 * 1024
+MAX_REDIRECTS = 3
+
+
+class FetchOutcome(enum.StrEnum):
+    """How one retrieval ended."""
+
+    OK = "ok"
+    HTTP_ERROR = "http_error"
+    REFUSED = "refused"
+    DNS_ERROR = "dns_error"
+    TIMEOUT = "timeout"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """One retrieval. ``status`` is ``None`` when no HTTP answer came; ``body`` is ``None``
+    unless the server answered 2xx; ``error`` says what went wrong in words."""
+
+    url: str
+    outcome: FetchOutcome
+    status: int | None
+    elapsed_ms: float
+    body: bytes | None
+    error: str | None
+
+
+def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return FetchOutcome.DNS_ERROR, f"name not resolved ({cause.strerror or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return FetchOutcome.REFUSED, "connection refused"
+        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+            return FetchOutcome.TIMEOUT, "no answer in time"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc) or type(exc).__name__
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return FetchOutcome.DNS_ERROR, text
+    if "refused" in text.lower():
+        return FetchOutcome.REFUSED, text
+    # Reset, unreachable network and the like fail fast, as a refusal does.
+    return FetchOutcome.REFUSED, f"connection failed ({text})"
+
+
+async def fetch(
+    url: str,
+    *,
+    timeout: float,
+    method: str = "GET",
+    content: bytes | None = None,
+    content_type: str | None = None,
+    client: httpx.AsyncClient | None = None,
+    max_body: int = MAX_BODY,
+) -> HttpResult:
+    """Fetch *url* within *timeout* seconds in all (connect, send, wait, read)."""
+    start = time.monotonic()
+
+    def elapsed() -> float:
+        return round((time.monotonic() - start) * 1000.0, 3)
+
+    own = client is None
+    http = client or httpx.AsyncClient(
+        trust_env=False,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": "Microsoft-CryptoAPI/10.0"},
+    )
+    headers = {"Content-Type": content_type} if content_type else None
+    try:
+        async with asyncio.timeout(timeout):
+            async with http.stream(method, url, content=content, headers=headers) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_body:
+                        return HttpResult(
+                            url,
+                            FetchOutcome.INVALID,
+                            response.status_code,
+                            elapsed(),
+                            None,
+                            f"answer larger than {max_body} bytes",
+                        )
+                if response.status_code >= 400:
+                    return HttpResult(
+                        url,
+                        FetchOutcome.HTTP_ERROR,
+                        response.status_code,
+                        elapsed(),
+                        None,
+                        f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+                    )
+                return HttpResult(
+                    url, FetchOutcome.OK, response.status_code, elapsed(), bytes(body), None
+                )
+    except (TimeoutError, httpx.TimeoutException):
+        return HttpResult(url, FetchOutcome.TIMEOUT, None, elapsed(), None, "no answer in time")
+    except httpx.TooManyRedirects:
+        return HttpResult(url, FetchOutcome.HTTP_ERROR, None, elapsed(), None, "too many redirects")
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        return HttpResult(url, FetchOutcome.INVALID, None, elapsed(), None, f"bad URL: {exc}")
+    except (httpx.HTTPError, OSError) as exc:
+        outcome, message = _classify(exc)
+        return HttpResult(url, outcome, None, elapsed(), None, message)
+    finally:
+        if own:
+            await http.aclose()

@@ -1,0 +1,159 @@
+"""Revocation data: check a downloaded CRL or OCSP response for one certificate.
+
+Both checks verify the signature against the issuer (or, for OCSP, a responder the issuer
+delegated with the OCSP Signing EKU) before believing what the data says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from rdptrust.pki.facts import is_signed_by
+
+
+class RevocationStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class RevocationCheck:
+    """What one CRL or OCSP answer says of one certificate; ``detail`` in words."""
+
+    status: RevocationStatus
+    detail: str
+    revoked_at: dt.datetime | None = None
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now if now is not None else dt.datetime.now(dt.UTC)
+
+
+def check_crl(
+    data: bytes, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime | None = None
+) -> RevocationCheck:
+    """Check *cert* against the CRL in *data* (DER or PEM) signed by *issuer*."""
+    try:
+        crl = (
+            x509.load_pem_x509_crl(data)
+            if data.lstrip().startswith(b"-----")
+            else x509.load_der_x509_crl(data)
+        )
+    except ValueError as exc:
+        return RevocationCheck(RevocationStatus.INVALID, f"not a CRL ({exc})")
+    if crl.issuer != issuer.subject:
+        return RevocationCheck(RevocationStatus.INVALID, "CRL issued by another CA")
+    try:
+        valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        return RevocationCheck(RevocationStatus.INVALID, f"CRL signature cannot be checked ({exc})")
+    if not valid:
+        return RevocationCheck(RevocationStatus.INVALID, "CRL signature does not verify")
+    moment = _now(now)
+    if crl.next_update_utc is not None and crl.next_update_utc < moment:
+        return RevocationCheck(
+            RevocationStatus.INVALID, f"CRL expired on {crl.next_update_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if entry is not None:
+        return RevocationCheck(
+            RevocationStatus.REVOKED,
+            f"revoked on {entry.revocation_date_utc:%Y-%m-%d} (CRL)",
+            entry.revocation_date_utc,
+        )
+    return RevocationCheck(RevocationStatus.GOOD, "not on the CRL")
+
+
+def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    """A DER OCSP request for *cert* (SHA-1 CertID, as Windows sends)."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tuple[bool, str]:
+    """Whether the response is signed by the issuer or a responder it delegated."""
+    signers = [issuer, *response.certificates]
+    for signer in signers:
+        if signer is not issuer:
+            if not is_signed_by(signer, issuer):
+                continue
+            try:
+                eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            except (x509.ExtensionNotFound, ValueError):
+                continue
+            if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
+                continue
+        try:
+            key = signer.public_key()
+            if response.signature_hash_algorithm is None:
+                continue
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(
+                    response.signature,
+                    response.tbs_response_bytes,
+                    padding.PKCS1v15(),
+                    response.signature_hash_algorithm,
+                )
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(
+                    response.signature,
+                    response.tbs_response_bytes,
+                    ec.ECDSA(response.signature_hash_algorithm),
+                )
+            else:
+                continue
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        return (
+            True,
+            "signed by the issuer" if signer is issuer else "signed by a delegated responder",
+        )
+    return False, "OCSP response signature does not verify"
+
+
+def check_ocsp(
+    data: bytes, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime | None = None
+) -> RevocationCheck:
+    """Check *cert* against the DER OCSP response in *data*."""
+    try:
+        response = ocsp.load_der_ocsp_response(data)
+    except ValueError as exc:
+        return RevocationCheck(RevocationStatus.INVALID, f"not an OCSP response ({exc})")
+    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return RevocationCheck(
+            RevocationStatus.INVALID, f"OCSP responder said {response.response_status.name}"
+        )
+    try:
+        if response.serial_number != cert.serial_number:
+            return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is for another serial")
+        ok, how = _responder_ok(response, issuer)
+        if not ok:
+            return RevocationCheck(RevocationStatus.INVALID, how)
+        moment = _now(now)
+        next_update = response.next_update_utc
+        if next_update is not None and next_update < moment:
+            return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is out of date")
+        status = response.certificate_status
+    except ValueError as exc:
+        return RevocationCheck(RevocationStatus.INVALID, f"OCSP answer unusable ({exc})")
+    if status == ocsp.OCSPCertStatus.REVOKED:
+        when = response.revocation_time_utc
+        return RevocationCheck(
+            RevocationStatus.REVOKED,
+            f"revoked on {when:%Y-%m-%d} (OCSP)" if when else "revoked (OCSP)",
+            when,
+        )
+    if status == ocsp.OCSPCertStatus.UNKNOWN:
+        return RevocationCheck(RevocationStatus.UNKNOWN, "the OCSP responder does not know it")
+    return RevocationCheck(RevocationStatus.GOOD, f"good (OCSP, {how})")

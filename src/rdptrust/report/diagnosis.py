@@ -1,0 +1,155 @@
+"""Renderers for a diagnosis: the documented JSON document and a short terminal report.
+
+JSON schema ``rdptrust.diagnosis/1``: ``target``, ``verdict`` (ok / warning / critical /
+unknown), ``predicted_stall_s``, ``causes`` (purpose, url, seconds, modelled, text),
+``problems`` (code, severity, message), ``fixes`` (id, title, removes, commands (where,
+command), note), ``retrievals`` (purpose — root_list, aia, crl or ocsp —, url, outcome —
+ok, http_error, refused, dns_error, timeout or invalid —, elapsed_ms, status, detail,
+certificate, revocation, counted, wait_s, modelled), ``trust`` (trusted, anchor, path,
+pin), ``settings`` (the Windows model's figures and our observation time-out),
+``probe`` (the ``rdptrust.probe/1`` document) and ``elapsed_ms``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from rdptrust.pki.diagnose import Diagnosis
+from rdptrust.report.jsonform import to_jsonable
+from rdptrust.report.probe import probe_document
+
+DIAGNOSIS_SCHEMA = "rdptrust.diagnosis/1"
+_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
+
+
+def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
+    """Build the ``rdptrust.diagnosis/1`` JSON document."""
+    pin = diagnosis.pin
+    return {
+        "schema": DIAGNOSIS_SCHEMA,
+        "target": str(diagnosis.target),
+        "verdict": diagnosis.verdict,
+        "predicted_stall_s": diagnosis.predicted_stall_s,
+        "causes": to_jsonable(diagnosis.causes),
+        "problems": to_jsonable(diagnosis.problems),
+        "fixes": to_jsonable(diagnosis.fixes),
+        "retrievals": to_jsonable(diagnosis.retrievals),
+        "trust": {
+            "trusted": diagnosis.trusted,
+            "anchor": diagnosis.anchor,
+            "path": list(diagnosis.path),
+            "pin": None
+            if pin is None
+            else {
+                "status": pin.status.value,
+                "looks_like_recreation": pin.looks_like_recreation,
+                "explanation": pin.explanation,
+            },
+        },
+        "settings": {
+            "windows_url_timeout_s": diagnosis.settings.url_timeout_s,
+            "windows_revocation_timeout_s": diagnosis.settings.revocation_timeout_s,
+            "root_update": diagnosis.settings.root_update,
+            "ocsp_first": diagnosis.settings.ocsp_first,
+            "observation_url_timeout_s": diagnosis.url_timeout_s,
+        },
+        "revocation_capped": diagnosis.revocation_capped,
+        "probe": probe_document(diagnosis.probe),
+        "elapsed_ms": diagnosis.elapsed_ms,
+    }
+
+
+def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
+    """A short report: what was found, the predicted stall and its causes, the fixes."""
+    target = str(diagnosis.target)
+    style = _STYLE.get(diagnosis.verdict, "white")
+    console.print(
+        Text.assemble(
+            ("Diagnosis of ", "bold"),
+            (target, "bold"),
+            ": ",
+            (diagnosis.verdict.upper(), f"bold {style}"),
+        )
+    )
+    probe = diagnosis.probe
+    if probe.error is not None:
+        console.print(Text(f"Could not reach the host: {probe.error.message}", style="red"))
+        return
+    if diagnosis.facts:
+        leaf = diagnosis.facts[0]
+        kind = "self-signed" if leaf.self_signed else f"issued by {leaf.issuer}"
+        console.print(
+            Text(
+                f"Certificate: {leaf.subject}, {kind}, valid to {leaf.not_after:%Y-%m-%d}"
+                f" ({leaf.days_left} days), SHA-1 {leaf.sha1}"
+            )
+        )
+        if diagnosis.trusted:
+            how = (
+                "pinned by rdptrust (Method 1)"
+                if diagnosis.pin is not None and diagnosis.pin.status.value == "match"
+                else f"chains to {diagnosis.anchor}"
+            )
+            console.print(Text(f"Trust: trusted, {how}", style="green"))
+        else:
+            console.print(Text("Trust: NOT trusted by this client", style="yellow"))
+    stall = diagnosis.predicted_stall_s
+    console.print()
+    if stall >= 0.5:
+        console.print(
+            Text(
+                f'Predicted wait on "Securing remote connection": about {stall:.0f} s',
+                style=f"bold {'red' if stall >= 10 else 'yellow'}",
+            )
+        )
+        for cause in diagnosis.causes:
+            console.print(Text(f"  - {cause.text}"))
+    else:
+        console.print(
+            Text('Predicted wait on "Securing remote connection": none', style="bold green")
+        )
+    counted = [r for r in diagnosis.retrievals if r.counted]
+    if counted:
+        console.print(Text("Retrievals Windows would make (each done for real):"))
+        for r in counted:
+            extra = f", {r.revocation.value}" if r.revocation else ""
+            model = " (counted as Windows' time-out)" if r.modelled else ""
+            console.print(
+                Text(
+                    f"  {r.purpose.value:<9} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
+                    f"  {r.url}{extra}{model}"
+                )
+            )
+    if diagnosis.problems:
+        console.print()
+        console.print(Text("Problems:", style="bold"))
+        for problem in diagnosis.problems:
+            console.print(
+                Text.assemble(
+                    (f"  [{problem.severity.value}] ", _STYLE.get(problem.severity.value, "")),
+                    (problem.code, "bold"),
+                    f": {problem.message}",
+                )
+            )
+    if diagnosis.fixes:
+        console.print()
+        console.print(Text("Fixes:", style="bold"))
+        for index, fix in enumerate(diagnosis.fixes, 1):
+            console.print(Text(f"  {index}. {fix.title}", style="bold"))
+            for command in fix.commands:
+                console.print(
+                    Text(f"       {command.where}: ", style="dim") + Text(command.command)
+                )
+            if fix.note:
+                console.print(Text(f"       {fix.note}", style="dim"))
+    console.print(
+        Text(
+            f"\n(modelled figures use Windows' {diagnosis.settings.url_timeout_s:.0f} s"
+            f" per-URL and {diagnosis.settings.revocation_timeout_s:.0f} s revocation"
+            " time-outs; observed ones are measured here)",
+            style="dim",
+        )
+    )
