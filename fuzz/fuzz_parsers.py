@@ -18,7 +18,17 @@ with atheris.instrument_imports():
     from rdptrust.errors import PkiError, RemoteProtocolError
     from rdptrust.fix.registry_pol import parse_registry_pol
     from rdptrust.pki.facts import certificate_facts, load_certificate
-    from rdptrust.protocol.mcs import parse_disconnect_provider_ultimatum
+    from rdptrust.protocol.gcc import (
+        parse_client_connect_initial,
+        parse_server_certificate,
+        parse_server_connect_response,
+        parse_user_data_blocks,
+    )
+    from rdptrust.protocol.mcs import (
+        parse_connect_initial,
+        parse_connect_response,
+        parse_disconnect_provider_ultimatum,
+    )
     from rdptrust.protocol.tpkt import parse_tpkt
     from rdptrust.protocol.x224 import (
         parse_connection_confirm,
@@ -37,6 +47,12 @@ PARSERS: list[Callable[[bytes], object]] = [
     parse_connection_confirm,
     parse_data_tpdu,
     parse_disconnect_provider_ultimatum,
+    parse_connect_initial,
+    parse_connect_response,
+    parse_client_connect_initial,
+    parse_server_connect_response,
+    parse_server_certificate,
+    parse_user_data_blocks,
     parse_registry_pol,
     _facts,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from rdptrust.errors import StoreError
@@ -38,4 +39,35 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int = PU
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target
+
+
+def write_atomic_lines(
+    path: str | os.PathLike[str], lines: Iterable[str], mode: int = PUBLIC_MODE
+) -> Path:
+    """Like :func:`write_atomic`, for text produced a piece at a time (UTF-8).
+
+    The pieces are written as they come, so a large report never sits in memory whole.
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            for piece in lines:
+                handle.write(piece)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise
     return target

@@ -34,7 +34,8 @@ Exit codes: 0 probed, 3 could not probe (refused, timed out, not RDP), 64 usage 
 @click.option(
     "--no-enumerate",
     is_flag=True,
-    help="Make only the main connection: skip the per-protocol and per-TLS-version connections.",
+    help="Make only the main connection: skip the per-protocol, per-TLS-version, Standard RDP"
+    " Security and NTLM connections.",
 )
 def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> None:
     """Probe one RDP host: negotiation, TLS, the certificate chain and timings.
@@ -50,6 +51,8 @@ def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> Non
             timeout=timeout,
             enumerate_protocols=not no_enumerate,
             enumerate_tls_versions=not no_enumerate,
+            standard_security=not no_enumerate,
+            ntlm=not no_enumerate,
         )
     )
     if as_json:

@@ -27,7 +27,7 @@ from rdptrust.errors import (
 )
 from rdptrust.net.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
-from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH
+from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH, packet_length
 from rdptrust.protocol.x224 import (
     X224_DATA,
     ConnectionConfirm,
@@ -181,6 +181,38 @@ class RdpConnection:
                         consumed,
                     )
                 return confirm
+
+    async def send_raw(self, data: bytes, deadline: float, what: str) -> None:
+        """Send bytes as they are on the TCP stream (before TLS): a whole PDU."""
+        await self._write(data, deadline, what)
+
+    async def recv_tpkt(self, deadline: float, what: str) -> bytes:
+        """Read exactly one TPKT packet (at most 65535 bytes, as its header says).
+
+        Returns ``b""`` when the peer closed the connection before sending a byte.
+        """
+        header = b""
+        try:
+            header = await asyncio.wait_for(self._reader.readexactly(4), _remaining(deadline))
+            length = packet_length(header)
+            if length is None:  # pragma: no cover - four bytes are always enough
+                raise RemoteProtocolError("TPKT header truncated", 0)
+            body = await asyncio.wait_for(
+                self._reader.readexactly(length - 4), _remaining(deadline)
+            )
+        except TimeoutError:
+            raise self._error(TransportTimeout, f"no answer to {what} in time") from None
+        except asyncio.IncompleteReadError as exc:
+            if not header and not exc.partial:
+                return b""
+            raise self._error(
+                ConnectError, f"closed the connection in the middle of the answer to {what}"
+            ) from None
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"{self.target}: answer to {what}: {exc}") from exc
+        except OSError as exc:
+            raise self._error(ConnectError, f"{what} failed: {exc}") from exc
+        return header + body
 
     async def _flush_tls(self, deadline: float) -> None:
         assert self._tls is not None

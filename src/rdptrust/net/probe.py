@@ -11,8 +11,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from rdptrust.errors import ProtocolError, RdptrustError, TransportError
+from rdptrust.errors import ProtocolError, TransportError
 from rdptrust.net.connection import TLS_VERSIONS, RdpConnection, TlsSessionInfo
+from rdptrust.net.ntlm_info import NtlmInfo, get_ntlm_info
+from rdptrust.net.outcome import ProbeFailure as ProbeFailure
+from rdptrust.net.standard_security import StandardSecurityResult, probe_standard_security
 from rdptrust.net.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
@@ -38,18 +41,6 @@ ENUMERATION_REQUESTS: dict[str, SecurityProtocol] = {
     "RDSTLS": SecurityProtocol.RDSTLS,
     "RDSAAD": SecurityProtocol.RDSAAD,
 }
-
-
-@dataclass(frozen=True)
-class ProbeFailure:
-    """Why a step failed: ``kind`` is the error's stable name (connect, timeout, tls, …)."""
-
-    kind: str
-    message: str
-
-    @classmethod
-    def from_exception(cls, exc: RdptrustError) -> ProbeFailure:
-        return cls(exc.kind, str(exc))
 
 
 @dataclass(frozen=True)
@@ -126,7 +117,10 @@ class ProbeResult:
 
     ``tls`` is ``None`` when no TLS session was made (the host refused TLS, or the
     probe failed); ``chain`` is then empty. ``error`` is ``None`` when the host was
-    probed, even if it refused every protocol we asked for.
+    probed, even if it refused every protocol we asked for. ``standard_security`` is
+    ``None`` when it was not asked for or the host does not accept Standard RDP
+    Security; ``ntlm`` is ``None`` when it was not asked for or the host did not select
+    CredSSP (a failed attempt is an :class:`NtlmInfo` with ``error`` set).
     """
 
     target: Target
@@ -137,6 +131,13 @@ class ProbeResult:
     tls_versions: tuple[TlsVersionSupport, ...]
     timings: Timings
     error: ProbeFailure | None
+    #: The Standard RDP Security enumeration; ``None`` when it was not run, or the host
+    #: refused Standard RDP Security at the X.224 step (RDP not accepted).
+    standard_security: StandardSecurityResult | None = None
+    #: What the host's NTLM CHALLENGE told about it; ``None`` when not asked (the host
+    #: did not select CredSSP, or ``ntlm=False``). A failed attempt is an ``NtlmInfo``
+    #: whose ``error`` says why.
+    ntlm: NtlmInfo | None = None
 
     @property
     def ok(self) -> bool:
@@ -257,6 +258,8 @@ async def probe_host(
     timeout: float = 10.0,
     enumerate_protocols: bool = True,
     enumerate_tls_versions: bool = True,
+    standard_security: bool = True,
+    ntlm: bool = True,
 ) -> ProbeResult:
     """Probe *target* the way the Windows client starts a connection.
 
@@ -264,10 +267,15 @@ async def probe_host(
     host agrees; it has *timeout* seconds for connect, negotiation and handshake
     together. When it reached the host, the enumeration connections (one per security
     protocol and one per TLS version) then run concurrently, each with the same budget.
+    With *standard_security*, one connection per Standard RDP Security encryption method
+    runs alongside them; with *ntlm*, when the host selected CredSSP, one more connection
+    asks for the anonymous NTLM CHALLENGE (no credentials are sent).
     """
     address, negotiation, tls, timings, failure = await _main_connection(target, timeout)
     protocols: tuple[ProtocolSupport, ...] = ()
     versions: tuple[TlsVersionSupport, ...] = ()
+    standard: StandardSecurityResult | None = None
+    ntlm_info: NtlmInfo | None = None
     if failure is None or negotiation is not None:
         jobs_p = (
             [_protocol_attempt(target, name, timeout) for name in ENUMERATION_REQUESTS]
@@ -279,9 +287,21 @@ async def probe_host(
             if enumerate_tls_versions and negotiation is not None and not negotiation.legacy
             else []
         )
-        results = await asyncio.gather(*jobs_p, *jobs_v)
+        jobs_s = [probe_standard_security(target, timeout=timeout)] if standard_security else []
+        wants_ntlm = (
+            ntlm
+            and negotiation is not None
+            and negotiation.selected is not None
+            and bool(negotiation.selected & (SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX))
+        )
+        jobs_n = [get_ntlm_info(target, timeout=timeout)] if wants_ntlm else []
+        results = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n)
         protocols = tuple(r for r in results if isinstance(r, ProtocolSupport))
         versions = tuple(r for r in results if isinstance(r, TlsVersionSupport))
+        standard = next((r for r in results if isinstance(r, StandardSecurityResult)), None)
+        if standard is not None and standard.refused:
+            standard = None
+        ntlm_info = next((r for r in results if isinstance(r, NtlmInfo)), None)
     return ProbeResult(
         target=target,
         address=address,
@@ -291,4 +311,6 @@ async def probe_host(
         tls_versions=versions,
         timings=timings,
         error=failure,
+        standard_security=standard,
+        ntlm=ntlm_info,
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from rdptrust.errors import UsageError
@@ -67,3 +70,170 @@ def parse_target(text: str, default_port: int = DEFAULT_RDP_PORT) -> Target:
     if any(c.isspace() for c in host) or "/" in host:
         raise UsageError(f"{text!r} is not a host name or address")
     return Target(host, port)
+
+
+#: Largest IPv4 network :func:`expand_targets` expands: a /12 (1,048,576 addresses).
+MAX_IPV4_PREFIX = 12
+#: Largest IPv6 network :func:`expand_targets` expands: a /108 (1,048,576 addresses).
+MAX_IPV6_PREFIX = 108
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TargetLine(str):
+    """One target specification read from a file; ``where`` says ``FILE:LINE``."""
+
+    where: str
+
+    def __new__(cls, text: str, where: str) -> TargetLine:
+        line = super().__new__(cls, text)
+        line.where = where
+        return line
+
+
+def canonical_host(host: str) -> str:
+    """The form a host is compared and stored in: addresses compressed, names lowercase."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower().rstrip(".") or host
+
+
+def parse_network(text: str, default_port: int = DEFAULT_RDP_PORT) -> tuple[_Network, int]:
+    """Parse ``NET/PREFIX``, ``NET/PREFIX:PORT`` or ``[V6NET/PREFIX]:PORT``.
+
+    The network must not be larger than a /:data:`MAX_IPV4_PREFIX` (IPv4) or a
+    /:data:`MAX_IPV6_PREFIX` (IPv6); host bits may be set (``10.0.0.7/24`` means
+    ``10.0.0.0/24``).
+    """
+    text = text.strip()
+    net_text, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise UsageError(f"{text!r}: missing ']' after the IPv6 network")
+        net_text, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"{text!r}: expected ':PORT' after ']'")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        net_text, port_text = text.split(":")
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise UsageError(f"{text!r}: port {port_text!r} is not a number from 1 to 65535")
+        port = int(port_text)
+    try:
+        network = ipaddress.ip_network(net_text, strict=False)
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not a network; write it as 10.0.0.0/24, 10.0.0.0/24:3390 "
+            "or [fd00::/120]:3390"
+        ) from None
+    limit = MAX_IPV4_PREFIX if network.version == 4 else MAX_IPV6_PREFIX
+    if network.prefixlen < limit:
+        raise UsageError(
+            f"{text!r} is too large ({network.num_addresses:,} addresses); split it into "
+            f"networks of /{limit} or smaller"
+        )
+    return network, port
+
+
+def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -> Iterator[Target]:
+    """Yield each target of *specs* once, lazily, in the order given.
+
+    A spec is a host, ``host:port``, ``[v6]:port``, or a network (``10.0.0.0/24``,
+    ``10.0.0.0/24:3390``, ``[fd00::/120]:3390``) that stands for its host addresses.
+    Duplicates (same host, ignoring case, and port) are dropped. Memory grows with the
+    number of specs, not with the number of addresses a network holds: an address is
+    recognised as a repeat by the networks already expanded. A spec read from a file
+    (:class:`TargetLine`) names its file and line in any :class:`UsageError`.
+    """
+    seen: set[tuple[str, int]] = set()
+    networks: list[tuple[_Network, int]] = []
+
+    def expanded_before(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
+        return any(port == p and address in n for n, p in networks)
+
+    for spec in specs:
+        try:
+            if "/" in spec:
+                network, port = parse_network(spec, default_port)
+                # hosts() leaves out the network and broadcast addresses (IPv4) and the
+                # Subnet-Router anycast address (IPv6); a /31, /32, /127 or /128 keeps all.
+                for address in network.hosts():
+                    host = address.compressed
+                    if (host, port) in seen or expanded_before(address, port):
+                        continue
+                    yield Target(host, port)
+                networks.append((network, port))
+                continue
+            target = parse_target(spec, default_port)
+        except UsageError as exc:
+            where = getattr(spec, "where", None)
+            if where is None:
+                raise
+            raise UsageError(f"{where}: {exc}") from None
+        host = canonical_host(target.host)
+        key = (host, target.port)
+        if key in seen:
+            continue
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            if expanded_before(address, target.port):
+                continue
+        seen.add(key)
+        yield Target(host, target.port)
+
+
+#: Largest target file :func:`read_target_file` reads, and its longest line.
+MAX_TARGET_FILE_BYTES = 64 << 20
+MAX_TARGET_LINE = 1024
+
+
+def read_target_file(path: str | os.PathLike[str]) -> Iterator[TargetLine]:
+    """Yield the target specs of a file: one per line, ``#`` starts a comment.
+
+    Blank lines and comments are skipped. The file is read lazily; ``-`` reads
+    standard input. Problems raise :class:`UsageError` naming the file and line.
+    """
+    name = os.fspath(path)
+    try:
+        handle = (
+            sys.stdin
+            if name == "-"
+            else open(name, encoding="utf-8", errors="strict", newline=None)
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot read target file {name}: {exc.strerror or exc}") from None
+    read = 0
+    try:
+        lineno = 0
+        while True:
+            try:
+                raw = handle.readline(MAX_TARGET_LINE + 1)
+            except UnicodeDecodeError:
+                raise UsageError(f"{name}:{lineno + 1}: not UTF-8 text") from None
+            except OSError as exc:
+                raise UsageError(f"cannot read target file {name}: {exc.strerror or exc}") from None
+            if not raw:
+                return
+            lineno += 1
+            read += len(raw)
+            if read > MAX_TARGET_FILE_BYTES:
+                raise UsageError(f"{name}: larger than {MAX_TARGET_FILE_BYTES >> 20} MiB")
+            if len(raw) > MAX_TARGET_LINE and not raw.endswith("\n"):
+                raise UsageError(f"{name}:{lineno}: line longer than {MAX_TARGET_LINE} characters")
+            text = raw.split("#", 1)[0].strip()
+            if not text:
+                continue
+            if any(c.isspace() for c in text):
+                raise UsageError(f"{name}:{lineno}: {text!r}: one target per line")
+            yield TargetLine(text, f"{name}:{lineno}")
+    finally:
+        if handle is not sys.stdin:
+            handle.close()

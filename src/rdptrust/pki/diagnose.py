@@ -657,21 +657,14 @@ def _fixes(
         # for a self-signed leaf, pinning (Method 1) settles the name too
         reissue.add("name-mismatch")
     if reissue:
-        names = f"--ip {_shell(target.host)}" if target.is_ip else f"--dns {_shell(target.host)}"
         fixes.append(
             Fix(
                 "reissue-properly",
                 "Issue a certificate with the right names, EKU, SHA-256 and a 2048-bit key",
-                tuple(
-                    sorted(
-                        {"name-mismatch", "eku-unsuitable", "weak-signature", "weak-key"} & codes
-                    )
-                ),
+                tuple(sorted(reissue)),
                 (
                     FixCommand(
-                        "rdptrust",
-                        f"rdptrust ca issue {_shell(target.host)} --dns {_shell(target.host)}"
-                        " --out host-cert",
+                        "rdptrust", f"rdptrust ca issue {_shell(target.host)} --out host-cert"
                     ),
                 ),
             )

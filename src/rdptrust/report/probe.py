@@ -14,11 +14,23 @@ JSON schema ``rdptrust.probe/1`` (keys always present; ``null`` where not known)
 - ``chain``: one entry per certificate the host sent, leaf first (same keys)
 - ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
 - ``error``: null, or ``kind`` + ``message`` when the host could not be probed
+- ``standard_security``: null when not run or RDP is not accepted; else
+  ``accepted_methods``, ``methods`` (``40BIT`` ``128BIT`` ``56BIT`` ``FIPS`` → ``accepted``,
+  ``selected``, ``encryption_level``, ``refused``, ``error``), ``encryption_level``,
+  ``rdp_version`` (SC_CORE, hex) and ``rdp_version_name``, ``certificate_type``
+  (``proprietary``/``x509``), ``certificate_temporary``, ``certificate_key_bits``,
+  ``x509_chain`` (SHA-256 of each certificate), ``elapsed_ms``
+- ``ntlm``: null when CredSSP was not selected; else ``target_name``,
+  ``netbios_computer_name``, ``netbios_domain_name``, ``dns_computer_name``,
+  ``dns_domain_name``, ``dns_tree_name``, ``os_version`` ("10.0.17763" or null),
+  ``os_build``, ``server_time`` (ISO 8601 UTC), ``elapsed_ms``, ``error``
+- ``findings``: list of ``id``, ``severity``, ``message`` (see rdptrust.pki.findings)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +39,7 @@ from rich.text import Text
 
 from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeResult
 from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.pki.findings import probe_findings
 from rdptrust.protocol.x224 import SecurityProtocol
 from rdptrust.report.jsonform import to_jsonable
 
@@ -96,6 +109,60 @@ def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> di
             "total": result.timings.total_ms,
         },
         "error": to_jsonable(result.error),
+        "standard_security": standard_security_document(result),
+        "ntlm": ntlm_document(result),
+        "findings": [
+            {"id": f.code, "severity": f.severity.value, "message": f.message}
+            for f in probe_findings(result, now=now)
+        ],
+    }
+
+
+def standard_security_document(result: ProbeResult) -> dict[str, Any] | None:
+    """The ``standard_security`` object, or ``None`` when RDP is not accepted or not asked."""
+    std = result.standard_security
+    if std is None:
+        return None
+    return {
+        "accepted_methods": list(std.accepted_methods),
+        "methods": {
+            m.method: {
+                "accepted": m.accepted,
+                "selected": m.selected,
+                "encryption_level": m.encryption_level,
+                "refused": m.refused,
+                "error": to_jsonable(m.error),
+            }
+            for m in std.methods
+        },
+        "encryption_level": std.encryption_level,
+        "rdp_version": None if std.rdp_version is None else f"0x{std.rdp_version:08x}",
+        "rdp_version_name": std.rdp_version_name,
+        "certificate_type": std.certificate_type,
+        "certificate_temporary": std.certificate_temporary,
+        "certificate_key_bits": std.certificate_key_bits,
+        "x509_chain": [hashlib.sha256(der).hexdigest() for der in std.x509_chain],
+        "elapsed_ms": std.elapsed_ms,
+    }
+
+
+def ntlm_document(result: ProbeResult) -> dict[str, Any] | None:
+    """The ``ntlm`` object, or ``None`` when the host did not select CredSSP."""
+    info = result.ntlm
+    if info is None:
+        return None
+    return {
+        "target_name": info.target_name,
+        "netbios_computer_name": info.netbios_computer_name,
+        "netbios_domain_name": info.netbios_domain_name,
+        "dns_computer_name": info.dns_computer_name,
+        "dns_domain_name": info.dns_domain_name,
+        "dns_tree_name": info.dns_tree_name,
+        "os_version": None if info.os_version is None else str(info.os_version),
+        "os_build": None if info.os_version is None else info.os_version.build,
+        "server_time": to_jsonable(info.server_time),
+        "elapsed_ms": info.elapsed_ms,
+        "error": to_jsonable(info.error),
     }
 
 
@@ -179,6 +246,9 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
         for field, value in rows:
             table.add_row(field, Text(value))
         console.print(table)
+    _render_standard_security(result, console)
+    _render_ntlm(result, console)
+    _render_findings(result, console, now)
     t = result.timings
     console.print(
         Text(
@@ -186,3 +256,86 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
             f"TLS {_ms(t.tls_ms)}, total {_ms(t.total_ms)}"
         )
     )
+
+
+def _render_standard_security(result: ProbeResult, console: Console) -> None:
+    std = result.standard_security
+    if std is None:
+        return
+    table = Table(
+        title="Standard RDP Security (one connection per encryption method)", title_justify="left"
+    )
+    table.add_column("Method")
+    table.add_column("Accepted")
+    table.add_column("Detail")
+    for m in std.methods:
+        if m.error is not None:
+            detail = m.error.message
+        elif m.accepted is False and m.selected is not None:
+            detail = f"host chose {m.selected}"
+        elif m.accepted is False:
+            detail = "host closed the connection (no method in common)"
+        else:
+            detail = m.refused or ""
+        table.add_row(m.method, _yes_no(m.accepted), Text(detail))
+    console.print(table)
+    cert = std.certificate_type or "-"
+    if std.certificate_key_bits:
+        cert += f" RSA {std.certificate_key_bits}"
+    if std.certificate_temporary:
+        cert += " (temporary)"
+    console.print(
+        Text(
+            f"Encryption level: {std.encryption_level or 'unknown'}; "
+            f"RDP version: {std.rdp_version_name or 'unknown'}; server certificate: {cert}"
+        )
+    )
+
+
+def _render_ntlm(result: ProbeResult, console: Console) -> None:
+    info = result.ntlm
+    if info is None:
+        return
+    if info.error is not None:
+        console.print(Text(f"NTLM host information: {info.error.message}", style="yellow"))
+        return
+    table = Table(
+        title="NTLM host information (anonymous)", title_justify="left", show_header=False
+    )
+    table.add_column("Field", style="bold")
+    table.add_column("Value")
+    rows = [
+        ("Target name", info.target_name),
+        ("NetBIOS computer", info.netbios_computer_name),
+        ("NetBIOS domain", info.netbios_domain_name),
+        ("DNS computer", info.dns_computer_name),
+        ("DNS domain", info.dns_domain_name),
+        ("DNS tree", info.dns_tree_name),
+        ("OS version", None if info.os_version is None else str(info.os_version)),
+        (
+            "Host clock",
+            None if info.server_time is None else f"{info.server_time:%Y-%m-%d %H:%M:%S} UTC",
+        ),
+    ]
+    for name, value in rows:
+        table.add_row(name, Text(value or "-"))
+    console.print(table)
+
+
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "ok": "green"}
+
+
+def _render_findings(result: ProbeResult, console: Console, now: dt.datetime | None) -> None:
+    findings = probe_findings(result, now=now)
+    if not findings:
+        console.print(Text("Findings: none", style="green"))
+        return
+    console.print(Text("Findings", style="bold"))
+    for f in findings:
+        console.print(
+            Text.assemble(
+                (f"  {f.severity.value.upper():8} ", _SEVERITY_STYLE[f.severity.value]),
+                (f"{f.code}: ", "bold"),
+                f.message,
+            )
+        )
