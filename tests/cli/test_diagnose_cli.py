@@ -1,0 +1,170 @@
+"""`rdptrust diagnose` and `rdptrust demo` as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fixtures.lab import LabFactory
+
+
+async def rdptrust(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rdptrust.cli.main",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab = await lab_factory(cert="self-signed", root_list="blackhole")
+    code, out, err = await rdptrust(
+        "diagnose",
+        str(lab.target),
+        "--json",
+        "--url-timeout",
+        "1",
+        "--root-list-url",
+        lab.root_list_url,
+        "--known-hosts",
+        str(tmp_path / "k.json"),
+    )
+    assert code == 2, err
+    doc = json.loads(out)
+    assert doc["schema"] == "rdptrust.diagnosis/1"
+    assert doc["verdict"] == "critical"
+    assert 14 <= doc["predicted_stall_s"] <= 16
+    (root,) = [r for r in doc["retrievals"] if r["purpose"] == "root_list"]
+    assert root["outcome"] == "timeout"
+    assert root["modelled"] is True
+    assert root["url"] == lab.root_list_url
+    assert {"code", "severity", "message"} <= set(doc["problems"][0])
+    assert doc["fixes"][0]["commands"][0]["command"].startswith("rdptrust trust")
+    assert doc["probe"]["certificate"]["sha256"] == lab.certificate_sha256
+    # Method 2 modelled: only the prompt is left, a warning
+    code, out, _ = await rdptrust(
+        "diagnose",
+        str(lab.target),
+        "--json",
+        "--url-timeout",
+        "1",
+        "--root-update",
+        "off",
+        "--root-list-url",
+        lab.root_list_url,
+        "--known-hosts",
+        str(tmp_path / "k.json"),
+    )
+    assert code == 1
+    assert json.loads(out)["predicted_stall_s"] == 0
+
+
+async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab = await lab_factory(cert="self-signed", root_list="blackhole")
+    store = str(tmp_path / "k.json")
+    code, _, err = await rdptrust("trust", str(lab.target), "--store", store)
+    assert code == 0, err
+    code, out, err = await rdptrust(
+        "diagnose",
+        str(lab.target),
+        "--url-timeout",
+        "1",
+        "--root-list-url",
+        lab.root_list_url,
+        "--known-hosts",
+        store,
+    )
+    assert code == 0, out + err
+    assert "OK" in out
+    assert "pinned by rdptrust" in out
+    assert "none" in out
+
+
+def test_unreachable_is_unknown() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rdptrust.cli.main",
+                "diagnose",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("rdptrust: error:")
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors() -> None:
+    for args in (
+        ["diagnose"],
+        ["diagnose", "h", "--root-update", "maybe"],
+        ["diagnose", "h", "--ca-file", "/nonexistent"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rdptrust.cli.main", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 64, (args, proc.stderr)
+
+
+def test_demo_tells_the_story_in_under_30_s() -> None:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdptrust.cli.main", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 30
+    out = proc.stdout
+    assert 'Predicted wait on "Securing remote connection": about 15 s' in out
+    assert "root list" in out
+    assert "Method 1" in out
+    assert "Trust: trusted, pinned by rdptrust (Method 1)" in out
+    assert 'Predicted wait on "Securing remote connection": none' in out
+    assert out.index("about 15 s") < out.index(": none")
+
+
+def test_demo_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdptrust.cli.main", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["before"]["predicted_stall_s"] == 15.0
+    assert doc["before"]["verdict"] == "critical"
+    assert doc["after"]["predicted_stall_s"] == 0
+    assert doc["after"]["verdict"] == "ok"
