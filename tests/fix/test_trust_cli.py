@@ -87,7 +87,7 @@ async def test_ca_issued_replacement_is_not_called_recreation(
 
 
 HOSTILE_CN = "x'; Remove-Item C:\\ -Recurse; $(calc)"
-HOSTILE_O = "`id` <script>alert(1)</script>\""
+HOSTILE_O = '`id` <script>alert(1)</script>"'
 
 
 async def test_hostile_subject_stays_inert(lab_factory: LabFactory, tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""T.125 MCS domain PDUs that rdptrust needs to recognise (PER-encoded, MS-RDPBCGR 2.2.1).
+"""T.125 MCS PDUs that rdptrust needs: Connect-Initial and Connect-Response (BER,
+MS-RDPBCGR 2.2.1.3-2.2.1.4; their GCC user data is in :mod:`rdptrust.protocol.gcc`) and
+Disconnect Provider Ultimatum (PER, MS-RDPBCGR 2.2.1).
 
 Some servers (xrdp, for one) answer a Connection Request they do not accept with an
 X.224 Data TPDU carrying MCS Disconnect Provider Ultimatum instead of a Connection

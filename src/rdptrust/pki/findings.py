@@ -1,0 +1,172 @@
+"""Security findings about one probed host: what it still allows besides TLS with NLA.
+
+:func:`probe_findings` judges a :class:`~rdptrust.net.probe.ProbeResult`; ``probe``,
+``diagnose`` and ``report`` all show the same list. Finding ids are stable strings:
+
+================================  =========  ==========================================
+id                                severity   raised when
+================================  =========  ==========================================
+``standard-rdp-security-allowed``  critical  the host accepts Standard RDP Security:
+                                             its server authentication can be
+                                             impersonated (interception risk)
+``weak-encryption-methods``       critical   Standard RDP Security accepts 40- or
+                                             56-bit RC4
+``nla-not-required``              warning    the host accepts a connection without
+                                             CredSSP (Network Level Authentication)
+``fips-offered-not-required``     warning    the FIPS method is accepted but the
+                                             encryption level is not FIPS, so clients
+                                             may still pick RC4
+``tls-legacy-versions``           warning    TLS 1.0 or 1.1 completes a handshake
+``self-signed-certificate``       warning    the TLS certificate is self-signed
+``expiring-certificate``          warning    the TLS certificate ends within
+                                             ``warn_days``; critical once expired
+================================  =========  ==========================================
+
+Findings are ordered most severe first. Each message says what to change on the host.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rdptrust.net.probe import ProbeResult
+from rdptrust.pki.facts import certificate_facts, load_certificate
+from rdptrust.pki.problems import Problem, Severity
+
+_WEAK_METHODS = ("40BIT", "56BIT")
+_LEGACY_TLS = ("TLSv1.0", "TLSv1.1")
+_SECURITY_LAYER_FIX = (
+    "set the host's security layer to SSL (Group Policy: Computer Configuration > "
+    "Administrative Templates > Windows Components > Remote Desktop Services > Remote "
+    "Desktop Session Host > Security > 'Require use of specific security layer for remote "
+    "(RDP) connections' = SSL; or SecurityLayer=2 under HKLM\\SYSTEM\\CurrentControlSet\\"
+    "Control\\Terminal Server\\WinStations\\RDP-Tcp)"
+)
+
+
+def _accepted(result: ProbeResult, name: str) -> bool:
+    return any(p.name == name and p.accepted for p in result.protocols)
+
+
+def _rdp_accepted(result: ProbeResult) -> bool:
+    legacy = result.negotiation is not None and result.negotiation.legacy
+    standard = result.standard_security
+    return (
+        legacy
+        or _accepted(result, "RDP")
+        or (standard is not None and bool(standard.accepted_methods))
+    )
+
+
+def probe_findings(
+    result: ProbeResult, *, now: dt.datetime | None = None, warn_days: int = 30
+) -> tuple[Problem, ...]:
+    """The findings for *result*, most severe first; empty when nothing is wrong."""
+    if result.error is not None:
+        return ()
+    target = result.target
+    found: list[Problem] = []
+    standard = result.standard_security
+    if _rdp_accepted(result):
+        unencrypted = (
+            ", with no encryption at all (encryption level NONE)"
+            if standard is not None and standard.encryption_level == "NONE"
+            else ""
+        )
+        found.append(
+            Problem(
+                "standard-rdp-security-allowed",
+                Severity.CRITICAL,
+                f"{target} accepts Standard RDP Security{unencrypted}: the client cannot "
+                "verify the host (its proprietary key is signed with a key published in the "
+                "specification), so a machine in the middle can read and change the "
+                f"session, typed passwords included; {_SECURITY_LAYER_FIX}",
+            )
+        )
+    if standard is not None:
+        weak = [m for m in standard.accepted_methods if m in _WEAK_METHODS]
+        if weak:
+            found.append(
+                Problem(
+                    "weak-encryption-methods",
+                    Severity.CRITICAL,
+                    f"{target} accepts {' and '.join(m.replace('BIT', '-bit') for m in weak)} "
+                    "RC4 for Standard RDP Security, which can be broken offline from a "
+                    "capture: set 'Set client connection encryption level' to High Level "
+                    "(MinEncryptionLevel=3), better still require SSL",
+                )
+            )
+        if "FIPS" in standard.accepted_methods and standard.encryption_level != "FIPS":
+            level = standard.encryption_level or "unknown"
+            found.append(
+                Problem(
+                    "fips-offered-not-required",
+                    Severity.WARNING,
+                    f"{target} offers the FIPS method but its encryption level is {level}, "
+                    "so clients may still use RC4: if FIPS is required, set the level to "
+                    "FIPS Compliant (MinEncryptionLevel=4) or enable the 'System "
+                    "cryptography: Use FIPS compliant algorithms' policy",
+                )
+            )
+    without_nla = [n for n in ("RDP", "SSL") if _accepted(result, n)]
+    if result.negotiation is not None and result.negotiation.legacy:
+        without_nla = ["RDP"]
+    if without_nla:
+        found.append(
+            Problem(
+                "nla-not-required",
+                Severity.WARNING,
+                f"{target} accepts connections without Network Level Authentication "
+                f"({', '.join(without_nla)} accepted): anyone who reaches the port gets a "
+                "logon screen and a session before proving who they are; enable 'Require "
+                "user authentication for remote connections by using Network Level "
+                "Authentication' (UserAuthentication=1)",
+            )
+        )
+    legacy_tls = [v.version for v in result.tls_versions if v.accepted and v.version in _LEGACY_TLS]
+    if legacy_tls:
+        found.append(
+            Problem(
+                "tls-legacy-versions",
+                Severity.WARNING,
+                f"{target} completes TLS handshakes with {' and '.join(legacy_tls)}, which "
+                "current clients and standards no longer accept: disable them in SCHANNEL "
+                "(HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\"
+                "Protocols\\TLS 1.0|TLS 1.1\\Server, Enabled=0) once every client speaks "
+                "TLS 1.2",
+            )
+        )
+    if result.leaf is not None:
+        facts = certificate_facts(load_certificate(result.leaf), now=now)
+        if facts.self_signed:
+            found.append(
+                Problem(
+                    "self-signed-certificate",
+                    Severity.WARNING,
+                    f"{target} presents a self-signed certificate ({facts.subject}): every "
+                    "client warns before connecting and cannot tell it from an impostor's; "
+                    "pin it on the clients (rdptrust trust) or install one from your CA "
+                    "(rdptrust ca)",
+                )
+            )
+        if facts.days_left < 0:
+            found.append(
+                Problem(
+                    "expiring-certificate",
+                    Severity.CRITICAL,
+                    f"{target}'s certificate expired on {facts.not_after:%Y-%m-%d} UTC: "
+                    "renew or replace it on the host",
+                )
+            )
+        elif facts.days_left <= warn_days:
+            found.append(
+                Problem(
+                    "expiring-certificate",
+                    Severity.WARNING,
+                    f"{target}'s certificate expires on {facts.not_after:%Y-%m-%d} UTC, in "
+                    f"{facts.days_left} days: renew it, and update pinned copies on the "
+                    "clients when it changes",
+                )
+            )
+    found.sort(key=lambda p: -p.severity.rank)
+    return tuple(found)
