@@ -12,6 +12,7 @@ import enum
 import socket
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,10 +54,15 @@ def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
             return FetchOutcome.DNS_ERROR, f"name not resolved ({cause.strerror or cause})"
         if isinstance(cause, ConnectionRefusedError):
             return FetchOutcome.REFUSED, "connection refused"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            # A reset fails as fast as a refusal; the words keep the two apart.
+            return FetchOutcome.REFUSED, "connection reset by the server"
         if isinstance(cause, TimeoutError | httpx.TimeoutException):
             return FetchOutcome.TIMEOUT, "no answer in time"
         cause = cause.__cause__ or cause.__context__
     text = str(exc) or type(exc).__name__
+    if "reset" in text.lower() or isinstance(exc, httpx.RemoteProtocolError):
+        return FetchOutcome.REFUSED, f"connection reset by the server ({text})"
     if "Name or service not known" in text or "nodename nor servname" in text:
         return FetchOutcome.DNS_ERROR, text
     if "refused" in text.lower():
@@ -80,6 +86,19 @@ async def fetch(
 
     def elapsed() -> float:
         return round((time.monotonic() - start) * 1000.0, 3)
+
+    try:
+        parts = urlsplit(url)
+        # .port raises for a port out of range, which the socket layer would not map.
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        return HttpResult(url, FetchOutcome.INVALID, None, elapsed(), None, f"bad URL: {exc}")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "invalid" or host.endswith(".invalid"):
+        # RFC 6761 6.4: resolvers answer "invalid." negatively without asking anyone.
+        return HttpResult(
+            url, FetchOutcome.DNS_ERROR, None, elapsed(), None, f"{host} never resolves (RFC 6761)"
+        )
 
     own = client is None
     http = client or httpx.AsyncClient(
@@ -105,7 +124,8 @@ async def fetch(
                             None,
                             f"answer larger than {max_body} bytes",
                         )
-                if response.status_code >= 400:
+                # A 3xx left here could not be followed (no Location, 304): no answer either.
+                if not 200 <= response.status_code < 300:
                     return HttpResult(
                         url,
                         FetchOutcome.HTTP_ERROR,

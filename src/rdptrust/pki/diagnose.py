@@ -39,14 +39,20 @@ from rdptrust.pki.windows import (
     DEFAULT_ROOT_LIST_URL,
     Cause,
     Purpose,
+    RevocationAttempt,
     Wait,
     WindowsSettings,
+    counted_revocation,
     predict,
     retrieval_wait,
+    wants_revocation,
+    wants_root_list,
 )
 
 STALL_WARNING_S = 2.0
 STALL_CRITICAL_S = 10.0
+#: Least time given to revocation retrievals that only an AIA-completed path reveals.
+_MIN_SECOND_ROUND_S = 0.25
 _CAB_SIGNATURE = b"MSCF"
 
 Prober = Callable[[Target], Awaitable[ProbeResult]]
@@ -242,25 +248,17 @@ def _revocation_plan(path: ChainPath) -> list[tuple[int, x509.Certificate, x509.
     return plan
 
 
-def _count_revocation(
-    fetched: Sequence[_Fetched], path_len: int, settings: WindowsSettings
-) -> set[int]:
-    """Which revocation retrievals Windows makes: per certificate, OCSP then CRL (or the
-    reverse), stopping at the first one that gives an answer."""
-    counted: set[int] = set()
-    order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
-    for index in range(path_len):
-        attempts = [
-            (i, f)
-            for purpose in order
-            for i, f in enumerate(fetched)
-            if f.cert_index == index and f.purpose == purpose
-        ]
-        for i, f in attempts:
-            counted.add(i)
-            if f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED):
-                break
-    return counted
+def _count_revocation(fetched: Sequence[_Fetched], settings: WindowsSettings) -> frozenset[int]:
+    """Which revocation retrievals Windows makes (see :func:`counted_revocation`)."""
+    attempts = [
+        RevocationAttempt(
+            f.cert_index if f.cert_index is not None else -1,
+            f.purpose,
+            f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED),
+        )
+        for f in fetched
+    ]
+    return counted_revocation(attempts, settings)
 
 
 def _shell(text: str) -> str:
@@ -377,11 +375,12 @@ async def diagnose(
             return [_Fetched(Purpose.AIA, url, r, detail=r.error, certificate=last)]
 
         jobs: list[Awaitable[list[_Fetched]]] = []
-        if path.anchor is None and not pinned and settings.root_update:
+        if wants_root_list(anchored=path.anchor is not None, pinned=pinned, settings=settings):
             jobs.append(root_list())
         aia_urls = () if pinned else path.missing_issuer_urls
         jobs.extend(aia(url) for url in aia_urls if url.lower().startswith(("http://", "https://")))
         checked: set[bytes] = set()
+        fetch_start = time.monotonic()
         if not pinned:
             for index, cert, issuer in _revocation_plan(path):
                 checked.add(cert.tbs_certificate_bytes)
@@ -397,8 +396,11 @@ async def diagnose(
         ]
         if extra:
             path = build_path(served, anchors, extra)
+            # The second round gets what is left of one URL time-out, so the wall time
+            # stays within one time-out however the chain was completed.
+            left = max(options.url_timeout - (time.monotonic() - fetch_start), _MIN_SECOND_ROUND_S)
             more = [
-                _fetch_revocation(client, cert, issuer, index, timeout, now)
+                _fetch_revocation(client, cert, issuer, index, min(timeout, left), now)
                 for index, cert, issuer in _revocation_plan(path)
                 if cert.tbs_certificate_bytes not in checked
             ]
@@ -407,19 +409,23 @@ async def diagnose(
 
     trusted = path.anchor is not None or pinned
     revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
-    counted_revocation = (
-        _count_revocation(revocation, len(path.certificates), settings) if trusted else set()
+    made_revocation = (
+        _count_revocation(revocation, settings)
+        if wants_revocation(anchored=path.anchor is not None, pinned=pinned)
+        else frozenset()
     )
     retrievals: list[Retrieval] = []
     waits: list[Wait] = []
     revocation_ids = {id(f): i for i, f in enumerate(revocation)}
     for f in fetched:
         if f.purpose == Purpose.ROOT_LIST:
-            counted = not trusted and settings.root_update
+            counted = wants_root_list(
+                anchored=path.anchor is not None, pinned=pinned, settings=settings
+            )
         elif f.purpose == Purpose.AIA:
             counted = True
         else:
-            counted = revocation_ids[id(f)] in counted_revocation
+            counted = revocation_ids[id(f)] in made_revocation
         seconds, modelled = retrieval_wait(f.result.outcome, f.result.elapsed_ms, settings)
         if counted:
             waits.append(

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
@@ -81,6 +81,23 @@ def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
+def _key_hash(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes | None:
+    """The CertID issuerKeyHash: the hash of the issuer's subjectPublicKey bits (RFC 6960);
+    None for key types whose bits are not derived here (the signature check still runs)."""
+    key = issuer.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        bits = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        bits = key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    else:
+        return None
+    digest = hashes.Hash(algorithm)
+    digest.update(bits)
+    return digest.finalize()
+
+
 def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tuple[bool, str]:
     """Whether the response is signed by the issuer or a responder it delegated."""
     signers = [issuer, *response.certificates]
@@ -113,7 +130,7 @@ def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tupl
                 )
             else:
                 continue
-        except (InvalidSignature, ValueError, TypeError):
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
             continue
         return (
             True,
@@ -137,6 +154,9 @@ def check_ocsp(
     try:
         if response.serial_number != cert.serial_number:
             return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is for another serial")
+        expected = _key_hash(issuer, response.hash_algorithm)
+        if expected is not None and response.issuer_key_hash != expected:
+            return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is for another issuer")
         ok, how = _responder_ok(response, issuer)
         if not ok:
             return RevocationCheck(RevocationStatus.INVALID, how)
@@ -145,7 +165,7 @@ def check_ocsp(
         if next_update is not None and next_update < moment:
             return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is out of date")
         status = response.certificate_status
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"OCSP answer unusable ({exc})")
     if status == ocsp.OCSPCertStatus.REVOKED:
         when = response.revocation_time_utc

@@ -65,7 +65,9 @@ def retrieval_wait(
     """Seconds Windows would wait for one retrieval, and whether that figure is modelled."""
     observed = elapsed_ms / 1000.0
     if outcome == FetchOutcome.TIMEOUT or observed >= settings.url_timeout_s:
-        return settings.url_timeout_s, observed < settings.url_timeout_s
+        # Modelled unless we watched for exactly Windows' time-out: a shorter observation
+        # is stretched to it, a longer answer is cut at it.
+        return settings.url_timeout_s, observed != settings.url_timeout_s
     return observed, False
 
 
@@ -166,3 +168,45 @@ def predict(waits: Sequence[Wait], settings: WindowsSettings) -> StallPrediction
         revocation = settings.revocation_timeout_s
     causes.sort(key=lambda c: -c.seconds)
     return StallPrediction(round(total + revocation, 3), tuple(causes), capped)
+
+
+def wants_root_list(*, anchored: bool, pinned: bool, settings: WindowsSettings) -> bool:
+    """Whether Windows fetches the root list: the path's root is not trusted (neither a
+    trust anchor nor pinned, i.e. in the client's Root store) and root update is on."""
+    return not anchored and not pinned and settings.root_update
+
+
+def wants_revocation(*, anchored: bool, pinned: bool) -> bool:
+    """Whether Windows checks revocation: only for a chain that ends in a trusted root."""
+    return anchored or pinned
+
+
+@dataclass(frozen=True)
+class RevocationAttempt:
+    """One revocation retrieval for the certificate at ``cert_index`` of the path;
+    ``answered`` is true when it gave a status (good or revoked)."""
+
+    cert_index: int
+    purpose: Purpose
+    answered: bool
+
+
+def counted_revocation(
+    attempts: Sequence[RevocationAttempt], settings: WindowsSettings
+) -> frozenset[int]:
+    """Positions in *attempts* that Windows makes: per certificate, OCSP then CRL (or CRL
+    first, a setting), stopping at the first retrieval that gives a status."""
+    order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
+    counted: set[int] = set()
+    for index in sorted({a.cert_index for a in attempts}):
+        mine = [
+            (position, attempt)
+            for purpose in order
+            for position, attempt in enumerate(attempts)
+            if attempt.cert_index == index and attempt.purpose == purpose
+        ]
+        for position, attempt in mine:
+            counted.add(position)
+            if attempt.answered:
+                break
+    return frozenset(counted)

@@ -1,7 +1,8 @@
 """Renderers for a diagnosis: the documented JSON document and a short terminal report.
 
-JSON schema ``rdptrust.diagnosis/1``: ``target``, ``verdict`` (ok / warning / critical /
-unknown), ``predicted_stall_s``, ``causes`` (purpose, url, seconds, modelled, text),
+JSON schema ``rdptrust.diagnosis/1`` (``schema_version`` 1): ``target``, ``verdict``
+(ok / warning / critical / unknown), ``predicted_stall_s``, ``causes`` (purpose, url,
+seconds, modelled, text),
 ``problems`` (code, severity, message), ``fixes`` (id, title, removes, commands (where,
 command), note), ``retrievals`` (purpose — root_list, aia, crl or ocsp —, url, outcome —
 ok, http_error, refused, dns_error, timeout or invalid —, elapsed_ms, status, detail,
@@ -22,6 +23,7 @@ from rdptrust.report.jsonform import to_jsonable
 from rdptrust.report.probe import probe_document
 
 DIAGNOSIS_SCHEMA = "rdptrust.diagnosis/1"
+DIAGNOSIS_SCHEMA_VERSION = 1
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
@@ -30,6 +32,7 @@ def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
     pin = diagnosis.pin
     return {
         "schema": DIAGNOSIS_SCHEMA,
+        "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "target": str(diagnosis.target),
         "verdict": diagnosis.verdict,
         "predicted_stall_s": diagnosis.predicted_stall_s,

@@ -1,0 +1,493 @@
+"""``rdptrust scan``, ``rdptrust hosts``, ``rdptrust history`` and ``rdptrust report``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from rdptrust.cli.common import EXIT_OK, EXIT_USAGE, fail, run
+from rdptrust.errors import StoreError, UsageError
+from rdptrust.files import write_atomic_lines
+from rdptrust.net.target import (
+    Target,
+    canonical_host,
+    expand_targets,
+    parse_target,
+    read_target_file,
+)
+from rdptrust.report.inventory import (
+    csv_rows,
+    history_document,
+    hosts_document,
+    observation_document,
+    render_history,
+    render_hosts,
+)
+from rdptrust.report.jsonform import dumps
+from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo
+from rdptrust.store.scan import ScanOptions, ScanSummary, run_scan
+
+#: Exit code when the inventory cannot be used (sysexits EX_IOERR).
+EXIT_STORE = 74
+#: Exit code of a scan stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+_DB_HELP = "Inventory file (default: inventory.sqlite3 in the user data directory)."
+
+
+def _open(db: str | None) -> Inventory:
+    return Inventory.open(Path(db) if db else None)
+
+
+def _console() -> Console:
+    # Piped output is read by people too (less, mail): wide enough for one row per host.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _store_failure(exc: StoreError) -> None:
+    click.get_current_context().exit(fail(str(exc), EXIT_STORE))
+
+
+def _write_lines(destination: str, lines: Iterator[str]) -> Path | None:
+    if destination == "-":
+        for line in lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return None
+    return write_atomic_lines(destination, lines)
+
+
+def _specs(targets: tuple[str, ...], input_file: str | None) -> Iterator[str]:
+    yield from targets
+    if input_file is not None:
+        yield from read_target_file(input_file)
+
+
+class _Progress:
+    """A progress bar on standard error, shown only when standard error is a terminal."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.errors = 0
+        self._progress: Progress | None = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("[bold]scan"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]:.0f} hosts/s"),
+                TextColumn("{task.fields[errors]} errors"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._progress.add_task(
+                "scan", total=total, completed=done, rate=0.0, errors=0
+            )
+            self._started = asyncio.get_running_loop().time()
+            self._count = 0
+
+    def __enter__(self) -> _Progress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, record: ObservationRecord) -> None:
+        if self._progress is None:
+            return
+        if not record.ok:
+            self.errors += 1
+        self._count += 1
+        elapsed = asyncio.get_running_loop().time() - self._started
+        self._progress.update(
+            self._task,
+            advance=1,
+            errors=self.errors,
+            rate=self._count / elapsed if elapsed > 0 else 0.0,
+        )
+
+
+async def _scan(
+    inventory: Inventory,
+    info: ScanInfo,
+    options: ScanOptions,
+    jsonl: bool,
+) -> ScanSummary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        with _Progress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
+
+            def on_result(record: ObservationRecord) -> None:
+                progress.advance(record)
+                if jsonl and not stop.is_set():
+                    try:
+                        sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
+                        sys.stdout.flush()
+                    except BrokenPipeError:
+                        # The reader went away (| head): stop as on Ctrl-C, resumable.
+                        devnull = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(devnull, sys.stdout.fileno())
+                        os.close(devnull)
+                        stop.set()
+
+            return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _resume_id(inventory: Inventory, resume: str) -> int:
+    if resume == "latest":
+        found = inventory.latest_scan(resumable=True)
+        if found is None:
+            raise UsageError(f"inventory {inventory.path} holds no interrupted scan to resume")
+        return found.id
+    if not resume.isdigit():
+        raise UsageError(f"--resume takes a scan id (a number), not {resume!r}")
+    return int(resume)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust scan 10.0.0.0/24
+  rdptrust scan -i hosts.txt --concurrency 200 --rate 50
+  rdptrust scan rdp01 rdp02:3390 '[fd00::/120]:3389' --diagnose
+  rdptrust scan 10.1.0.0/16 --jsonl > scan.jsonl
+  rdptrust scan --resume            # continue the latest interrupted scan
+  rdptrust scan --resume 12         # continue scan 12
+\b
+A target is HOST, HOST:PORT, [IPv6]:PORT or a network (10.0.0.0/24, [fd00::/120]:3390;
+at most a /12 for IPv4 and a /108 for IPv6). A target file holds one per line; '#' starts
+a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are kept and
+'--resume' does the rest.
+\b
+Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
+74 the inventory cannot be used, 130 interrupted.""",
+)
+@click.argument("targets", nargs=-1, metavar="TARGET…")
+@click.option(
+    "-i",
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Read targets from FILE, one per line ('-' for standard input).",
+)
+@click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 10000),
+    default=100,
+    show_default=True,
+    help="Hosts probed at the same time.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=5.0,
+    show_default=True,
+    help="Seconds for each connection (connect, negotiation and TLS together).",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=None,
+    help="Seconds for all work on one host [default: from the time-outs].",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="Start at most this many hosts per second [default: no limit].",
+)
+@click.option(
+    "--enumerate",
+    "enumerate_",
+    is_flag=True,
+    help="Also make one connection per security protocol and per TLS version.",
+)
+@click.option(
+    "--diagnose",
+    is_flag=True,
+    help="Diagnose each host like 'rdptrust diagnose' (performs its URL retrievals).",
+)
+@click.option(
+    "--url-timeout",
+    type=click.FloatRange(min=0.1, max=120),
+    default=15.0,
+    show_default=True,
+    help="With --diagnose: seconds to wait for each URL; one that does not answer counts as "
+    "the Windows time-out (15 s) in the predicted stall.",
+)
+@click.option(
+    "--root-update",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="With --diagnose: whether the modelled client fetches the root list.",
+)
+@click.option(
+    "--root-list-url",
+    metavar="URL",
+    default=None,
+    help="With --diagnose: where the root list is fetched [default: the Windows Update URL].",
+)
+@click.option(
+    "--ca-file",
+    "ca_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="With --diagnose: also trust the CA certificates in FILE (repeatable).",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --diagnose: the pinned-host store [default: rdptrust's own].",
+)
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help="Print one JSON object per host (schema rdptrust.scan-host/1) as it completes.",
+)
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    metavar="[ID]",
+    help="Continue an interrupted scan (the latest, or scan ID) with its own options.",
+)
+def scan(
+    targets: tuple[str, ...],
+    input_file: str | None,
+    db: str | None,
+    concurrency: int,
+    timeout: float,
+    deadline: float | None,
+    rate: float | None,
+    enumerate_: bool,
+    diagnose: bool,
+    url_timeout: float,
+    root_update: str,
+    root_list_url: str | None,
+    ca_files: tuple[str, ...],
+    known_hosts: str | None,
+    jsonl: bool,
+    resume: str | None,
+) -> None:
+    """Probe many RDP hosts at once and keep the results in the inventory.
+
+    Each host gets the main probe connection (as Remote Desktop Connection makes it); its
+    certificate, TLS session, timings and, with --diagnose, the verdict and predicted
+    stall go into the inventory, which keeps every host's certificate history and notes
+    changes (the six-month recreation, a new CA certificate, an unexpected one).
+    """
+    ctx = click.get_current_context()
+    if resume is not None and (targets or input_file):
+        raise click.UsageError("--resume continues a scan; give no targets with it")
+    if resume is None and not targets and not input_file:
+        raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
+    try:
+        inventory = _open(db)
+    except StoreError as exc:
+        _store_failure(exc)
+        return
+    try:
+        with inventory:
+            if resume is not None:
+                info = inventory.claim_scan(_resume_id(inventory, resume))
+                options = ScanOptions.from_json(info.options)
+            else:
+                options = ScanOptions(
+                    concurrency=concurrency,
+                    timeout=timeout,
+                    deadline=deadline,
+                    rate=rate,
+                    enumerate=enumerate_,
+                    diagnose=diagnose,
+                    url_timeout=url_timeout,
+                    root_update=root_update == "on",
+                    root_list_url=root_list_url,
+                    ca_files=tuple(str(Path(f).resolve()) for f in ca_files),
+                    known_hosts=str(Path(known_hosts).resolve()) if known_hosts else None,
+                )
+                arguments = list(targets) + (
+                    ["-i", str(Path(input_file).resolve()) if input_file != "-" else "-"]
+                    if input_file
+                    else []
+                )
+                info = inventory.create_scan(
+                    arguments, options.to_json(), expand_targets(_specs(targets, input_file))
+                )
+            summary = run(_scan(inventory, info, options, jsonl))
+    except StoreError as exc:
+        _store_failure(exc)
+        return
+    except UsageError as exc:
+        ctx.exit(fail(str(exc), EXIT_USAGE))
+        return
+    line = (
+        f"scan {summary.scan_id} {summary.status}: {summary.done} of {summary.targets} targets "
+        f"recorded ({summary.recorded} now: {summary.ok} ok, {summary.errors} errors) in "
+        f"{summary.elapsed_s:.1f} s, {summary.hosts_per_second:.0f} hosts/s; "
+        f"inventory {inventory.path}"
+    )
+    if summary.interrupted:
+        line += f"; continue with 'rdptrust scan --resume {summary.scan_id}'"
+    click.echo(line, err=jsonl or summary.interrupted)
+    ctx.exit(EXIT_INTERRUPTED if summary.interrupted else EXIT_OK)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust hosts
+  rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'""",
+)
+@click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
+def hosts(db: str | None, as_json: bool) -> None:
+    """List every host in the inventory with its latest state and certificate."""
+    try:
+        with _open(db) as inventory:
+            found = inventory.hosts()
+    except StoreError as exc:
+        _store_failure(exc)
+        return
+    if as_json:
+        click.echo(dumps(hosts_document(found)))
+    else:
+        render_hosts(found, _console())
+
+
+def _history_target(text: str) -> Target:
+    try:
+        target = parse_target(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return Target(canonical_host(target.host), target.port)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust history rdp01
+  rdptrust history 10.0.0.5:3390 --json""",
+)
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
+def history(target: str, db: str | None, as_json: bool) -> None:
+    """Show one host's certificate history and events (first seen, changes, reachability)."""
+    parsed = _history_target(target)
+    try:
+        with _open(db) as inventory:
+            found = inventory.history(parsed)
+    except StoreError as exc:
+        _store_failure(exc)
+        return
+    except UsageError as exc:
+        click.get_current_context().exit(fail(str(exc), EXIT_USAGE))
+        return
+    if as_json:
+        click.echo(dumps(history_document(found)))
+    else:
+        render_history(found, _console())
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust report --html fleet.html
+  rdptrust report --db fleet.sqlite3 --csv fleet.csv --scan 4
+  rdptrust report --jsonl - | jq -c 'select(.certificate.self_signed)'
+\b
+Without --scan the report holds each host's latest observation across all scans.""",
+)
+@click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    help="Write one self-contained HTML file.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False),
+    help="Write CSV ('-' for standard output).",
+)
+@click.option(
+    "--jsonl",
+    "jsonl_file",
+    type=click.Path(dir_okay=False),
+    help="Write one JSON object per host, schema rdptrust.scan-host/1 ('-' for standard output).",
+)
+@click.option(
+    "--scan", "scan_id", type=click.IntRange(min=1), default=None, help="Report this scan only."
+)
+def report(
+    db: str | None,
+    html_file: str | None,
+    csv_file: str | None,
+    jsonl_file: str | None,
+    scan_id: int | None,
+) -> None:
+    """Write the inventory as an HTML report, CSV or JSON lines."""
+    chosen = [f for f in (html_file, csv_file, jsonl_file) if f]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --html FILE, --csv FILE or --jsonl FILE")
+    from rdptrust.report.html import write_html_report
+
+    try:
+        with _open(db) as inventory:
+            if scan_id is not None:
+                inventory.scan(scan_id)
+            path: Path | None
+            if html_file:
+                path = write_html_report(inventory, Path(html_file), scan_id=scan_id)
+            else:
+                records = inventory.observations(scan_id=scan_id, latest_per_host=True)
+                lines: Iterator[str]
+                if csv_file:
+                    lines = csv_rows(records)
+                    destination = csv_file
+                else:
+                    lines = (dumps(observation_document(r), pretty=False) + "\n" for r in records)
+                    destination = str(jsonl_file)
+                path = _write_lines(destination, lines)
+    except StoreError as exc:
+        _store_failure(exc)
+        return
+    except UsageError as exc:
+        click.get_current_context().exit(fail(str(exc), EXIT_USAGE))
+        return
+    if path is not None:
+        click.echo(f"wrote {path}", err=True)

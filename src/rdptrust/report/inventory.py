@@ -1,0 +1,286 @@
+"""Inventory renderers: the per-host JSON line, CSV, and terminal views of hosts and history.
+
+JSON schema ``rdptrust.scan-host/1`` (one object per host per scan; ``scan --jsonl``
+prints it as each host completes, ``report --jsonl`` from the inventory):
+
+- ``schema``, ``scan_id``, ``target`` ("host:port"), ``host``, ``port``, ``observed_at``
+- ``ok`` (the host was probed), ``error``: null or ``kind`` + ``message``
+- ``address``, ``selected_protocol``, ``negotiation_failure``
+- ``certificate``: null without TLS, else ``sha256``, ``subject``, ``issuer``,
+  ``common_name``, ``self_signed``, ``not_before``, ``not_after``, ``key_type``,
+  ``key_bits``, ``signature_hash``
+- ``chain``: SHA-256 of each certificate sent, leaf first
+- ``tls``: null or ``version`` + ``cipher``
+- ``protocols`` / ``tls_versions``: name → accepted (true/false/null); empty unless the
+  scan enumerated
+- ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
+- ``verdict``, ``predicted_stall_s``, ``problems``, ``retrievals``: null / empty unless
+  the scan diagnosed
+- ``events``: what changed since the host's previous observation (``kind``, ``change``,
+  ``old_sha256``, ``new_sha256``, ``detail``); empty from ``report --jsonl``
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rdptrust.net.target import Target
+from rdptrust.report.jsonform import to_jsonable
+from rdptrust.store.inventory import (
+    CertificateRecord,
+    EventRecord,
+    HostHistory,
+    HostSummary,
+    ObservationRecord,
+)
+
+HOST_SCHEMA = "rdptrust.scan-host/1"
+HOSTS_SCHEMA = "rdptrust.hosts/1"
+HISTORY_SCHEMA = "rdptrust.history/1"
+
+
+def _certificate(cert: CertificateRecord | None) -> dict[str, Any] | None:
+    if cert is None:
+        return None
+    return {
+        "sha256": cert.sha256,
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "common_name": cert.common_name,
+        "self_signed": cert.self_signed,
+        "not_before": to_jsonable(cert.not_before),
+        "not_after": to_jsonable(cert.not_after),
+        "key_type": cert.key_type,
+        "key_bits": cert.key_bits,
+        "signature_hash": cert.signature_hash,
+    }
+
+
+def event_document(event: EventRecord) -> dict[str, Any]:
+    return {
+        "scan_id": event.scan_id,
+        "target": str(Target(event.host, event.port)),
+        "at": to_jsonable(event.at),
+        "kind": event.kind,
+        "change": event.change,
+        "old_sha256": event.old_sha256,
+        "new_sha256": event.new_sha256,
+        "detail": event.detail,
+    }
+
+
+def observation_document(record: ObservationRecord) -> dict[str, Any]:
+    """Build the ``rdptrust.scan-host/1`` object for one observation."""
+    return {
+        "schema": HOST_SCHEMA,
+        "scan_id": record.scan_id,
+        "target": str(record.target),
+        "host": record.host,
+        "port": record.port,
+        "observed_at": to_jsonable(record.observed_at),
+        "ok": record.ok,
+        "error": None
+        if record.error_kind is None
+        else {"kind": record.error_kind, "message": record.error_message},
+        "address": record.address,
+        "selected_protocol": record.selected_protocol,
+        "negotiation_failure": record.negotiation_failure,
+        "certificate": _certificate(record.certificate),
+        "chain": list(record.chain),
+        "tls": None
+        if record.tls_version is None
+        else {"version": record.tls_version, "cipher": record.tls_cipher},
+        "protocols": dict(record.protocols),
+        "tls_versions": dict(record.tls_versions),
+        "timings_ms": {
+            "connect": record.connect_ms,
+            "x224": record.x224_ms,
+            "tls": record.tls_ms,
+            "total": record.total_ms,
+        },
+        "verdict": record.verdict,
+        "predicted_stall_s": record.predicted_stall_s,
+        "problems": [to_jsonable(p) for p in record.problems],
+        "retrievals": to_jsonable(record.retrievals),
+        "events": [event_document(e) for e in record.events],
+    }
+
+
+def hosts_document(hosts: Iterable[HostSummary]) -> dict[str, Any]:
+    """``rdptrust.hosts/1``: every host with ``first_seen``, ``observations`` and ``latest``."""
+    return {
+        "schema": HOSTS_SCHEMA,
+        "hosts": [
+            {
+                "target": str(Target(h.host, h.port)),
+                "first_seen": to_jsonable(h.first_seen),
+                "observations": h.observations,
+                "latest": observation_document(h.latest),
+            }
+            for h in hosts
+        ],
+    }
+
+
+def history_document(history: HostHistory) -> dict[str, Any]:
+    """``rdptrust.history/1``: certificates with first/last seen, observations, events."""
+    return {
+        "schema": HISTORY_SCHEMA,
+        "target": str(Target(history.host, history.port)),
+        "first_seen": to_jsonable(history.first_seen),
+        "certificates": [
+            {
+                **(_certificate(span.certificate) or {}),
+                "first_seen": to_jsonable(span.first_seen),
+                "last_seen": to_jsonable(span.last_seen),
+                "observations": span.observations,
+            }
+            for span in history.certificates
+        ],
+        "observations": [observation_document(o) for o in history.observations],
+        "events": [event_document(e) for e in history.events],
+    }
+
+
+CSV_COLUMNS = (
+    "scan_id",
+    "target",
+    "observed_at",
+    "ok",
+    "error_kind",
+    "error_message",
+    "selected_protocol",
+    "tls_version",
+    "sha256",
+    "subject",
+    "issuer",
+    "self_signed",
+    "not_after",
+    "verdict",
+    "predicted_stall_s",
+    "total_ms",
+)
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(to_jsonable(value))
+    # A cell a spreadsheet would read as a formula is quoted with a leading apostrophe.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text
+    return text
+
+
+def csv_rows(records: Iterable[ObservationRecord]) -> Iterator[str]:
+    """Yield the CSV text (header first) for *records*, one line at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    for r in records:
+        buffer.seek(0)
+        buffer.truncate()
+        cert = r.certificate
+        writer.writerow(
+            [
+                _csv_cell(v)
+                for v in (
+                    r.scan_id,
+                    str(r.target),
+                    r.observed_at,
+                    r.ok,
+                    r.error_kind,
+                    r.error_message,
+                    r.selected_protocol,
+                    r.tls_version,
+                    cert.sha256 if cert else None,
+                    cert.subject if cert else None,
+                    cert.issuer if cert else None,
+                    cert.self_signed if cert else None,
+                    cert.not_after if cert else None,
+                    r.verdict,
+                    r.predicted_stall_s,
+                    r.total_ms,
+                )
+            ]
+        )
+        yield buffer.getvalue()
+
+
+def _state(record: ObservationRecord) -> Text:
+    if not record.ok:
+        return Text(f"{record.error_kind}", style="red")
+    if record.certificate is None:
+        return Text("no TLS", style="yellow")
+    return Text("ok", style="green")
+
+
+def render_hosts(hosts: Iterable[HostSummary], console: Console) -> int:
+    """Print a table of hosts; returns how many there were. Certificate text stays literal."""
+    table = Table(title="Hosts in the inventory", title_justify="left")
+    table.add_column("Host", no_wrap=True)
+    for column in ("State", "Name (CN)", "Self-signed", "Expires", "Verdict", "Last seen (UTC)"):
+        table.add_column(column)
+    count = 0
+    for h in hosts:
+        count += 1
+        latest = h.latest
+        cert = latest.certificate
+        table.add_row(
+            Text(str(Target(h.host, h.port))),
+            _state(latest),
+            Text((cert.common_name or cert.subject) if cert else "-"),
+            Text("-" if cert is None else "yes" if cert.self_signed else "no"),
+            Text(f"{cert.not_after:%Y-%m-%d}" if cert and cert.not_after else "-"),
+            Text(latest.verdict or "-"),
+            Text(f"{latest.observed_at:%Y-%m-%d %H:%M}"),
+        )
+    if count:
+        console.print(table)
+    else:
+        console.print(Text("The inventory holds no hosts yet; run 'rdptrust scan' first."))
+    return count
+
+
+def render_history(history: HostHistory, console: Console) -> None:
+    """Print a host's certificates over time and its events."""
+    console.print(
+        Text.assemble(
+            ("History of ", "bold"),
+            str(Target(history.host, history.port)),
+            f" (first seen {history.first_seen:%Y-%m-%d %H:%M} UTC, "
+            f"{len(history.observations)} observations)",
+        )
+    )
+    table = Table(title="Certificates", title_justify="left")
+    for column in ("SHA-256", "Subject", "Self-signed", "Expires", "First seen", "Last seen"):
+        table.add_column(column)
+    for span in history.certificates:
+        cert = span.certificate
+        table.add_row(
+            Text(cert.sha256[:16] + "…"),
+            Text(cert.subject),
+            Text("yes" if cert.self_signed else "no"),
+            Text(f"{cert.not_after:%Y-%m-%d}" if cert.not_after else "-"),
+            Text(f"{span.first_seen:%Y-%m-%d %H:%M}"),
+            Text(f"{span.last_seen:%Y-%m-%d %H:%M}"),
+        )
+    console.print(table)
+    events = Table(title="Events", title_justify="left")
+    for column in ("When", "Scan", "Event", "Detail"):
+        events.add_column(column)
+    for event in history.events:
+        kind = event.kind + (f" ({event.change})" if event.change else "")
+        events.add_row(
+            Text(f"{event.at:%Y-%m-%d %H:%M}"),
+            Text(str(event.scan_id)),
+            Text(kind, style="yellow" if event.kind == "certificate-changed" else ""),
+            Text(event.detail),
+        )
+    console.print(events)

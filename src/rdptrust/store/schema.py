@@ -1,0 +1,122 @@
+"""The inventory's SQLite schema, as an ordered list of migrations.
+
+``schema_migrations`` records each applied version. Opening a database applies the
+missing migrations in order, each in its own transaction; a database from a newer
+rdptrust (a version this one does not know) is refused rather than guessed at.
+
+Tables:
+
+- ``scans``: one row per ``rdptrust scan`` run: ``status`` running / interrupted / done,
+  the argument list (JSON) and options (JSON) it was started with, the process id.
+- ``scan_targets``: the scan's target list in order (``seq``), each pending or done;
+  ``--resume`` probes the pending ones.
+- ``hosts``: every (host, port) ever scanned.
+- ``certificates``: each leaf certificate once, by SHA-256, with its DER and facts.
+- ``observations``: one per host per scan: outcome, certificate, TLS, protocols,
+  timings, and the diagnosis when there was one.
+- ``problems``: the diagnosis' problems of an observation.
+- ``events``: first-seen, certificate-changed (with its class), became-unreachable,
+  became-reachable.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('running', 'interrupted', 'done')),
+        arguments TEXT NOT NULL,
+        options TEXT NOT NULL,
+        pid INTEGER,
+        target_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE scan_targets (
+        scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
+        PRIMARY KEY (scan_id, seq),
+        UNIQUE (scan_id, host, port)
+    ) WITHOUT ROWID;
+    CREATE INDEX scan_targets_state ON scan_targets (scan_id, state, seq);
+    CREATE TABLE hosts (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        UNIQUE (host, port)
+    );
+    CREATE TABLE certificates (
+        sha256 TEXT PRIMARY KEY,
+        der BLOB NOT NULL,
+        subject TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        common_name TEXT,
+        self_signed INTEGER NOT NULL,
+        not_before TEXT,
+        not_after TEXT,
+        public_key_sha256 TEXT,
+        key_type TEXT,
+        key_bits INTEGER,
+        signature_hash TEXT,
+        first_seen TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE observations (
+        id INTEGER PRIMARY KEY,
+        scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        host_id INTEGER NOT NULL REFERENCES hosts(id),
+        observed_at TEXT NOT NULL,
+        address TEXT,
+        ok INTEGER NOT NULL,
+        error_kind TEXT,
+        error_message TEXT,
+        selected_protocol TEXT,
+        negotiation_failure TEXT,
+        sha256 TEXT REFERENCES certificates(sha256),
+        chain TEXT NOT NULL DEFAULT '[]',
+        tls_version TEXT,
+        tls_cipher TEXT,
+        protocols TEXT NOT NULL DEFAULT '{}',
+        tls_versions TEXT NOT NULL DEFAULT '{}',
+        connect_ms REAL,
+        x224_ms REAL,
+        tls_ms REAL,
+        total_ms REAL,
+        verdict TEXT,
+        predicted_stall_s REAL,
+        retrievals TEXT,
+        UNIQUE (scan_id, host_id)
+    );
+    CREATE INDEX observations_host ON observations (host_id, id);
+    CREATE TABLE problems (
+        observation_id INTEGER NOT NULL REFERENCES observations(id) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX problems_observation ON problems (observation_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        host_id INTEGER NOT NULL REFERENCES hosts(id),
+        scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        observation_id INTEGER REFERENCES observations(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN
+            ('first-seen', 'certificate-changed', 'became-unreachable', 'became-reachable')),
+        change TEXT CHECK (change IN ('recreation', 'ca-issued', 'unexpected')),
+        old_sha256 TEXT,
+        new_sha256 TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_host ON events (host_id, id);
+    CREATE INDEX events_scan ON events (scan_id, id);
+    """,
+)
+
+#: The schema version this rdptrust writes.
+SCHEMA_VERSION = len(MIGRATIONS)

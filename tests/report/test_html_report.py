@@ -1,0 +1,149 @@
+"""The HTML inventory report, rendered by headless Chromium: rows, charts, escaping, CSP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from fixtures.lab import LabFactory
+from rdptrust.lab.certs import HostCredentials
+from rdptrust.net.target import Target
+from rdptrust.report.html import render_html_report, write_html_report
+from rdptrust.store.inventory import Inventory
+from rdptrust.store.scan import ScanOptions, run_scan
+
+HOSTILE_CN = "<script>document.title='pwned'</script>"
+HOSTILE_ORG = '"><img src=x onerror="document.title=\'img-pwned\'">'
+TITLE = "rdptrust inventory report"
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def hostile_credentials() -> HostCredentials:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, HOSTILE_ORG),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=20))
+        .sign(key, hashes.SHA256())
+    )
+    return HostCredentials((cert,), key, cert.fingerprint(hashes.SHA256()).hex())
+
+
+@pytest_asyncio.fixture
+async def inventory(tmp_path: Path, lab_factory: LabFactory) -> AsyncIterator[Inventory]:
+    """An inventory from two real scans of the lab: self-signed (one recreated between the
+    scans), CA-issued, expired, a host whose certificate subject is hostile markup, and an
+    unreachable port. Both scans diagnose (the root list does not answer)."""
+    recreating = await lab_factory(count=2, root_list="blackhole")
+    ca = await lab_factory(cert="ca")
+    expired = await lab_factory(cert="expired")
+    hostile = await lab_factory()
+    hostile.set_credentials(hostile_credentials())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        refused = Target("127.0.0.1", sock.getsockname()[1])
+    targets = [*recreating.targets, ca.target, expired.target, hostile.target, refused]
+    inv = Inventory.open(tmp_path / "inv.sqlite3")
+    diagnosing = ScanOptions(
+        timeout=3,
+        diagnose=True,
+        url_timeout=1.0,
+        root_list_url=recreating.root_list_url,
+        known_hosts=str(tmp_path / "known_hosts.json"),
+    )
+    await run_scan(inv, inv.create_scan([], {}, targets), diagnosing)
+    recreating.regenerate_certificate()
+    await run_scan(inv, inv.create_scan([], {}, targets), diagnosing)
+    try:
+        yield inv
+    finally:
+        inv.close()
+
+
+def test_html_is_escaped_and_self_contained(inventory: Inventory) -> None:
+    html = "".join(render_html_report(inventory))
+    assert HOSTILE_CN not in html
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+    # Nothing is loaded from anywhere: no external URL in src/href attributes.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
+    nonce = re.search(r"'nonce-([A-Za-z0-9_-]+)'", html)
+    assert nonce is not None
+    # Only the page's own style and script blocks, each with the nonce.
+    assert html.count("<script") == html.count(f'<script nonce="{nonce.group(1)}"') == 1
+    assert html.count("<style") == html.count(f'<style nonce="{nonce.group(1)}"') == 1
+    assert "recreation" in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium is not installed")
+def test_report_in_headless_chromium(inventory: Inventory, tmp_path: Path) -> None:
+    # Given a report written from an inventory holding a hostile certificate subject
+    report = write_html_report(inventory, tmp_path / "report.html")
+    profile = tmp_path / "profile"
+    base = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ]
+    url = report.resolve().as_uri()
+    # When Chromium renders it
+    dom = subprocess.run(
+        [*base, "--virtual-time-budget=2000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
+    # Then every host row and the charts are in the rendered DOM
+    assert len(re.findall(r'<tr class="host"', dom)) == 6
+    assert dom.count('<svg class="chart"') == 5
+    assert len(re.findall(r'<rect class="bar"', dom)) >= 5
+    # And the page's own script ran (it fills in the row count) under the CSP
+    assert "6 of 6 hosts shown" in dom
+    # And the hostile subject is text, its script never ran, no element was injected
+    assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom
+    assert f"<title>{TITLE}</title>" in dom
+    assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)  # type: ignore[union-attr]
+    assert "<img" not in dom
+    assert dom.count("<script") == 1
+    # And a screenshot is kept with the test's files
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*base, "--window-size=1400,2200", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=90,
+        check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
