@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
 from dataclasses import dataclass
@@ -58,7 +59,9 @@ class TlsSessionInfo:
     chain: tuple[bytes, ...]
 
 
+@functools.lru_cache(maxsize=16)
 def _client_context(min_version: str, max_version: str) -> SSL.Context:
+    """One context per version range, shared by all connections (they do not change it)."""
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_verify(SSL.VERIFY_NONE)
     ctx.set_min_proto_version(TLS_VERSIONS[min_version])
