@@ -1,0 +1,180 @@
+"""``rdptrust check``: a monitoring plugin (Nagios, Icinga, Naemon) for one RDP host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rdptrust.cli.common import run, target_argument
+from rdptrust.errors import PkiError, RdptrustError
+from rdptrust.monitor.check import PluginState, Thresholds, evaluate
+from rdptrust.monitor.observe import ObserveOptions, observe
+from rdptrust.pki.trust import load_trust_anchors
+
+
+@click.command(
+    epilog="""\b
+States (worst wins: CRITICAL, UNKNOWN, WARNING, OK):
+  CRITICAL  expired or not yet valid; revoked; the pinned certificate changed; no
+            certificate; EKU not for RDP; a CA-issued certificate for another name;
+            MD5 or a key under 1024 bits; a certificate of the path ends within
+            --crit-days; predicted stall over twice --max-stall
+  WARNING   ends within --warn-days; self-signed, not pinned; untrusted root;
+            incomplete chain; SHA-1; a key under 2048 bits; predicted stall over
+            --max-stall; no CRL or OCSP answer for a trusted chain
+  UNKNOWN   the host cannot be probed (refused, time-out, not RDP); a trust source
+            or the pinned-host store cannot be read
+\b
+Output: one line 'RDPTRUST STATE - summary | perfdata'. Perfdata: days_left (d, ranges
+WARN: and CRIT: alert below), stall (s, with --diagnose), tls_handshake (s), time (s).
+\b
+Examples:
+  rdptrust check rdp01.example.com --ca-file /etc/ssl/corp-root.pem
+  rdptrust check 10.0.0.5:3390 --warn-days 21 --crit-days 7
+  rdptrust check rdp01 --diagnose --max-stall 3 --root-list-url http://wsus/authrootstl.cab
+\b
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
+)
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option(
+    "--warn-days",
+    type=click.IntRange(min=0, max=3650),
+    default=30,
+    show_default=True,
+    help="WARNING when a certificate of the path ends within this many days.",
+)
+@click.option(
+    "--crit-days",
+    type=click.IntRange(min=0, max=3650),
+    default=7,
+    show_default=True,
+    help="CRITICAL when a certificate of the path ends within this many days.",
+)
+@click.option(
+    "--max-stall",
+    type=click.FloatRange(min=0, max=600),
+    default=5.0,
+    show_default=True,
+    help="WARNING when the predicted stall exceeds this many seconds, CRITICAL over twice it "
+    "(with --diagnose).",
+)
+@click.option(
+    "--ca-file",
+    "ca_files",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Trust the CA certificates in this PEM or DER file (repeatable).",
+)
+@click.option(
+    "--system-trust/--no-system-trust",
+    default=True,
+    show_default=True,
+    help="Also trust the system's CA store.",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="rdptrust's pinned-host store (default: known_hosts.json in rdptrust's data folder).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds for the connection (connect, negotiation and TLS together).",
+)
+@click.option(
+    "--diagnose/--no-diagnose",
+    default=False,
+    show_default=True,
+    help="Also fetch the URLs Windows fetches (root list, AIA, CRL, OCSP) and judge the "
+    "predicted stall and revocation.",
+)
+@click.option(
+    "--root-list-url",
+    default=None,
+    metavar="URL",
+    help="With --diagnose: where the Windows root list is fetched "
+    "(default: the Windows Update URL).",
+)
+@click.option(
+    "--root-update",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="With --diagnose: whether the clients' Automatic Root Certificates Update is on.",
+)
+@click.option(
+    "--url-timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=15.0,
+    show_default=True,
+    help="With --diagnose: the Windows per-URL time-out modelled; a URL silent for "
+    "--timeout seconds counts as this.",
+)
+def check(
+    target: str,
+    warn_days: int,
+    crit_days: int,
+    max_stall: float,
+    ca_files: tuple[Path, ...],
+    system_trust: bool,
+    known_hosts: Path | None,
+    timeout: float,
+    diagnose: bool,
+    root_list_url: str | None,
+    root_update: str,
+    url_timeout: float,
+) -> None:
+    """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
+
+    Probes HOST (default port 3389) the way Remote Desktop Connection starts, judges the
+    certificate chain it sends against the trust sources and the pinned-host store,
+    and prints one line in the Nagios/Icinga plugin format with performance data. The
+    rules are below; the exit code is the state.
+    """
+    if crit_days > warn_days:
+        raise click.BadParameter(
+            f"--crit-days {crit_days} is more than --warn-days {warn_days}",
+            param_hint="--crit-days",
+        )
+    parsed = target_argument(target)
+    if root_list_url is not None and not root_list_url.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"{root_list_url!r} is not an http:// or https:// URL", param_hint="--root-list-url"
+        )
+    thresholds = Thresholds(warn_days=warn_days, crit_days=crit_days, max_stall_s=max_stall)
+    ctx = click.get_current_context()
+    try:
+        anchors = load_trust_anchors(system=system_trust, ca_files=list(ca_files))
+    except PkiError as exc:
+        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
+        ctx.exit(PluginState.UNKNOWN)
+    options = ObserveOptions(
+        timeout_s=timeout,
+        enumerate=False,
+        anchors=anchors,
+        known_hosts=known_hosts,
+        warn_days=warn_days,
+        diagnose=diagnose,
+        system_trust=system_trust,
+        ca_files=ca_files,
+        url_timeout_s=url_timeout,
+        fetch_timeout_s=min(url_timeout, timeout),
+        root_update=root_update == "on",
+        root_list_url=root_list_url,
+    )
+    try:
+        observation = run(observe(parsed, options))
+    except RdptrustError as exc:
+        click.echo(f"RDPTRUST UNKNOWN - {parsed}: {_one_line(str(exc))}")
+        ctx.exit(PluginState.UNKNOWN)
+    result = evaluate(observation, thresholds)
+    click.echo(result.line())
+    ctx.exit(result.exit_code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.replace("|", "/").split())

@@ -1,0 +1,476 @@
+"""The Prometheus exporter: ``GET /probe?target=HOST:PORT[&module=NAME]`` probes on each scrape.
+
+The blackbox_exporter pattern: Prometheus passes the RDP host as a URL parameter, the
+exporter probes it while the scrape waits and answers with that one observation's
+metrics (:mod:`rdptrust.monitor.metrics`). ``/metrics`` holds the exporter's own
+metrics (scrapes, durations, errors, process). An HTTP/1.1 server on asyncio and h11;
+every answer closes its connection.
+
+Limits: a request's head must fit in :data:`MAX_REQUEST_BYTES` and arrive within
+``request_timeout_s``; requests with a body are refused; at most ``max_connections``
+connections at once (more are closed at once); at most the configuration's
+``max_concurrent_probes`` probes at once (a scrape that cannot start within its
+budget gets 503). A scrape's budget is its module's ``timeout``, shortened by
+``?timeout=`` or Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (less
+:data:`SCRAPE_TIMEOUT_OFFSET_S`, so the answer arrives before Prometheus gives up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import math
+import socket
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
+from types import TracebackType
+
+import h11
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from rdptrust import __version__
+from rdptrust.errors import UsageError
+from rdptrust.monitor.config import ExporterConfig
+from rdptrust.monitor.metrics import CertificateMemory, observation_registry
+from rdptrust.monitor.observe import Observation, ObserveOptions, judge, observe
+from rdptrust.net.probe import ProbeFailure, ProbeResult, Timings
+from rdptrust.net.target import Target, parse_target
+
+#: Largest request head (request line and headers) accepted, in bytes.
+MAX_REQUEST_BYTES = 8 * 1024
+#: Seconds taken off Prometheus' scrape time-out so the answer is there in time.
+SCRAPE_TIMEOUT_OFFSET_S = 0.5
+#: The text exposition format every Prometheus version reads.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEFAULT_PORT = 9389
+
+_log = logging.getLogger("rdptrust.exporter")
+_PATHS = ("/probe", "/metrics", "/", "/-/healthy")
+
+ObserveFunction = Callable[[Target, ObserveOptions], Awaitable[Observation]]
+
+_LANDING = """rdptrust exporter {version}
+
+Probe an RDP host:  /probe?target=HOST:PORT[&module=NAME][&timeout=SECONDS]
+Own metrics:        /metrics
+Modules:            {modules}
+"""
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class _Metrics:
+    """The exporter's own metrics, in a registry of its own (not the global default)."""
+
+    def __init__(self, memory: CertificateMemory) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.scrapes = Counter(
+            "rdptrust_exporter_scrapes",
+            "Probe scrapes answered, by module and result (success, failure, error).",
+            ("module", "result"),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "rdptrust_exporter_scrape_duration_seconds",
+            "Seconds each probe scrape took.",
+            ("module",),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "rdptrust_exporter_rejected_requests",
+            "Requests refused, by reason (bad_request, not_found, method, too_large, "
+            "overloaded, timeout, connections).",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "rdptrust_exporter_errors",
+            "Scrapes that failed inside the exporter (a bug: see the log).",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "rdptrust_exporter_http_requests",
+            "HTTP requests answered, by path and status code.",
+            ("path", "code"),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "rdptrust_exporter_probes_in_flight",
+            "Probes running now.",
+            registry=self.registry,
+        )
+        remembered = Gauge(
+            "rdptrust_exporter_remembered_targets",
+            "Targets whose last certificate the exporter remembers.",
+            registry=self.registry,
+        )
+        remembered.set_function(lambda: float(len(memory)))
+        Gauge(
+            "rdptrust_exporter_build_info",
+            "1; the rdptrust version.",
+            ("version",),
+            registry=self.registry,
+        ).labels(__version__).set(1)
+
+
+class Exporter:
+    """The exporter's HTTP server; an async context manager (or :meth:`start`/:meth:`stop`).
+
+    *port* 0 takes a free port (see :attr:`port` once started). *observe_fn* is the
+    seam that makes an observation; the default probes the network.
+    """
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        max_connections: int = 256,
+        request_timeout_s: float = 10.0,
+        observe_fn: ObserveFunction = observe,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise UsageError(f"port must be 0 to 65535, not {port}")
+        self.config = config
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self.request_timeout_s = request_timeout_s
+        self.memory = CertificateMemory()
+        self.metrics = _Metrics(self.memory)
+        self._observe = observe_fn
+        self._slots = asyncio.Semaphore(config.max_concurrent_probes)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Exporter:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.port, reuse_address=True
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {self.host} port {self.port}: {exc.strerror or exc}"
+            ) from exc
+        sockets = self._server.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and end every open connection (running probes are cancelled)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def serve_forever(self, stop: asyncio.Event) -> None:
+        """Serve until *stop* is set."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # -- connections -------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None or len(self._connections) >= self.max_connections:
+            self.metrics.rejected.labels("connections").inc()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        self._connections.add(task)
+        try:
+            await self._serve_connection(reader, writer)
+        except (OSError, asyncio.IncompleteReadError, h11.ProtocolError):
+            pass  # the client went away or broke HTTP mid-answer; nothing to tell it
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                request = await _read_request(conn, reader)
+        except TimeoutError:
+            self.metrics.rejected.labels("timeout").inc()
+            return
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint if exc.error_status_hint in (413, 431) else 400
+            self.metrics.rejected.labels("bad_request" if status == 400 else "too_large").inc()
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await _send(writer, conn, status, "text/plain; charset=utf-8", b"bad request\n")
+            return
+        if request is None:
+            return
+        try:
+            status, content_type, body, path_label = await self._route(request)
+        except Exception:  # one bad scrape must never stop the exporter
+            _log.exception("answering %r failed inside the exporter", request.target)
+            self.metrics.errors.inc()
+            status, content_type = 500, "text/plain; charset=utf-8"
+            body, path_label = b"internal error; see the exporter's log\n", "other"
+        self.metrics.requests.labels(path_label, str(status)).inc()
+        if request.method == b"HEAD":
+            body_to_send = b""
+            length = len(body)
+        else:
+            body_to_send, length = body, len(body)
+        await _send(writer, conn, status, content_type, body_to_send, length=length)
+
+    async def _route(self, request: h11.Request) -> tuple[int, str, bytes, str]:
+        text = "text/plain; charset=utf-8"
+        parts = urllib.parse.urlsplit(request.target.decode("ascii", "replace"))
+        path = parts.path
+        label = path if path in _PATHS else "other"
+        if request.method not in (b"GET", b"HEAD"):
+            self.metrics.rejected.labels("method").inc()
+            return 405, text, b"only GET and HEAD are answered\n", label
+        if path == "/probe":
+            try:
+                status, body = await self._probe(parts.query, request.headers)
+            except _BadRequest as exc:
+                reason = "overloaded" if exc.status == 503 else "bad_request"
+                self.metrics.rejected.labels(reason).inc()
+                return exc.status, text, f"{exc}\n".encode(), label
+            return status, METRICS_CONTENT_TYPE if status == 200 else text, body, label
+        if path == "/metrics":
+            return 200, METRICS_CONTENT_TYPE, generate_latest(self.metrics.registry), label
+        if path == "/-/healthy":
+            return 200, text, b"OK\n", label
+        if path == "/":
+            page = _LANDING.format(
+                version=__version__, modules=", ".join(sorted(self.config.modules))
+            )
+            return 200, text, page.encode(), label
+        self.metrics.rejected.labels("not_found").inc()
+        return 404, text, b"not found; try /probe?target=HOST:PORT or /metrics\n", label
+
+    # -- probes ------------------------------------------------------------------------
+
+    async def _probe(self, query: str, headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+        try:
+            params = urllib.parse.parse_qs(
+                query, keep_blank_values=True, strict_parsing=False, max_num_fields=16
+            )
+        except ValueError as exc:
+            raise _BadRequest(400, f"bad query string: {exc}") from None
+        target_text = _single(params, "target", required=True) or ""
+        try:
+            target = parse_target(target_text)
+        except UsageError as exc:
+            raise _BadRequest(400, f"bad target: {exc}") from None
+        try:
+            module = self.config.module(_single(params, "module", required=False))
+        except UsageError as exc:
+            raise _BadRequest(400, str(exc)) from None
+        budget = module.timeout_s
+        requested = _single(params, "timeout", required=False)
+        if requested is not None:
+            budget = min(budget, _seconds(requested, "timeout"))
+        for name, value in headers:
+            if name.lower() == b"x-prometheus-scrape-timeout-seconds":
+                scrape = _seconds(value.decode("ascii", "replace"), "scrape time-out header")
+                budget = min(budget, max(0.1, scrape - SCRAPE_TIMEOUT_OFFSET_S))
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(budget):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise _BadRequest(
+                503, f"too many probes running; none could start within {budget:g} s"
+            ) from None
+        self.metrics.in_flight.inc()
+        try:
+            observation = await self._observe_within(target, module.name, budget, start)
+        except Exception:
+            _log.exception("probe of %s with module %s failed inside the exporter", target, module)
+            self.metrics.errors.inc()
+            self.metrics.scrapes.labels(module.name, "error").inc()
+            return 500, b"the probe failed inside the exporter; see its log\n"
+        finally:
+            self.metrics.in_flight.dec()
+            self._slots.release()
+        elapsed = time.monotonic() - start
+        self.metrics.duration.labels(module.name).observe(elapsed)
+        self.metrics.scrapes.labels(
+            module.name, "success" if observation.reachable else "failure"
+        ).inc()
+        change = None
+        leaf = observation.leaf
+        if leaf is not None:
+            change = self.memory.see(str(target), leaf.sha256, hold_s=module.cert_changed_hold_s)
+        return 200, generate_latest(observation_registry(observation, change))
+
+    async def _observe_within(
+        self, target: Target, module_name: str, budget: float, start: float
+    ) -> Observation:
+        module = self.config.modules[module_name]
+        remaining = max(0.1, budget - (time.monotonic() - start))
+        options = module.options(self.config.anchors.get(module_name), remaining)
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._observe(target, options)
+        except TimeoutError:
+            failure = ProbeFailure(
+                "timeout", f"the probe of {target} did not finish within {budget:g} s"
+            )
+            probe = ProbeResult(
+                target=target,
+                address=None,
+                negotiation=None,
+                tls=None,
+                protocols=(),
+                tls_versions=(),
+                timings=Timings(total_ms=round(remaining * 1000.0, 3)),
+                error=failure,
+            )
+            return judge(target, probe, options, start=start)
+
+
+def _single(params: dict[str, list[str]], name: str, *, required: bool) -> str | None:
+    values = params.get(name)
+    if not values:
+        if required:
+            raise _BadRequest(400, f"the '{name}' parameter is missing (?{name}=HOST:PORT)")
+        return None
+    if len(values) > 1:
+        raise _BadRequest(400, f"the '{name}' parameter is given {len(values)} times")
+    return values[0]
+
+
+def _seconds(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadRequest(400, f"bad {what} {text!r}: expected seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise _BadRequest(400, f"bad {what} {text!r}: expected a positive number of seconds")
+    return value
+
+
+async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
+    request: h11.Request | None = None
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(4096)
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.Request):
+            if event.method not in (b"GET", b"HEAD"):
+                return event  # answered 405 without reading its body
+            request = event
+            continue
+        if isinstance(event, h11.Data):
+            raise h11.RemoteProtocolError("a request body is not accepted", 413)
+        if isinstance(event, h11.EndOfMessage):
+            return request
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        return None
+
+
+async def _send(
+    writer: asyncio.StreamWriter,
+    conn: h11.Connection,
+    status: int,
+    content_type: str,
+    body: bytes,
+    *,
+    length: int | None = None,
+) -> None:
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body) if length is None else length)),
+        ("Connection", "close"),
+        ("Server", f"rdptrust/{__version__}"),
+    ]
+    response = h11.Response(
+        status_code=status, headers=headers, reason=HTTPStatus(status).phrase.encode("ascii")
+    )
+    writer.write(conn.send(response) or b"")
+    if body:
+        writer.write(conn.send(h11.Data(data=body)) or b"")
+    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    await writer.drain()
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` or ``[v6]:PORT`` for ``--listen`` (``:PORT`` means 127.0.0.1).
+
+    Port 0 takes a free port.
+    """
+    text = text.strip()
+    if text.startswith(":"):
+        text = "127.0.0.1" + text
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"{text!r}: give HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise UsageError(f"{text!r}: put an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    """True when *host* names a loopback address (names are resolved)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos
+    )
