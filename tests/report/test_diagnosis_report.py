@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from rdptrust.fix.method1 import bundle_stem
 from rdptrust.net.connection import TlsSessionInfo
 from rdptrust.net.probe import ProbeResult, Timings
 from rdptrust.net.target import Target
@@ -55,8 +56,8 @@ def _probe(target: Target, chain: tuple[bytes, ...]) -> ProbeResult:
     )
 
 
-async def _diagnosis(tmp_path: Path, root_update: bool) -> Diagnosis:
-    target = Target("127.0.0.1", 3389)
+async def _diagnosis(tmp_path: Path, root_update: bool, target: Target | None = None) -> Diagnosis:
+    target = target or Target("127.0.0.1", 3389)
     chain = (_self_signed(HOSTILE_CN),)
 
     async def prober(t: Target) -> ProbeResult:
@@ -124,3 +125,11 @@ async def test_certificate_text_cannot_inject_markup(tmp_path: Path) -> None:
     render_diagnosis(diagnosis, console)
     assert "\x1b]8;" not in colour.getvalue()
     assert "[bold red]PWNED" in colour.getvalue()
+
+
+async def test_method1_names_the_files_that_rdptrust_trust_writes(tmp_path: Path) -> None:
+    target = Target("::1", 3389)
+    diagnosis = await _diagnosis(tmp_path, root_update=False, target=target)
+    method1 = next(f for f in diagnosis.fixes if f.id == "method1-trust-host-certificate")
+    commands = [c.command for c in method1.commands]
+    assert f"certutil -addstore -f Root {bundle_stem(target)}.cer" in commands

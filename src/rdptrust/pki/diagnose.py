@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -512,7 +513,8 @@ def _fixes(
     codes = {p.code for p in problems}
     purposes = {c.purpose for c in causes}
     host = _shell(str(target))
-    stem = f"{target.host}_{target.port}".replace(":", "_")
+    # The file stem 'rdptrust trust --out' uses (rdptrust.fix.method1.bundle_stem).
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{target.host}_{target.port}").strip(".")[:80]
     fixes: list[Fix] = []
     if "pin-changed" in codes:
         fixes.append(
