@@ -33,8 +33,8 @@ MEASURE = (
     "quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL}\n"
     "code = subprocess.run(sys.argv[1:], **quiet).returncode\n"
     "wall = time.monotonic() - start\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "print(f'{code} {wall} {rss}')\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(f'{code} {wall} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}')\n"
 )
 
 
@@ -109,12 +109,13 @@ def closed_ports(n: int) -> list[str]:
     return out
 
 
-def measure(argv: list[str]) -> tuple[int, float, float]:
+def measure(argv: list[str]) -> tuple[int, float, float, float]:
+    """Exit code, wall seconds, peak RSS (MiB) and CPU seconds of one tool run."""
     proc = subprocess.run(
         [sys.executable, "-c", MEASURE, *argv], capture_output=True, text=True, check=False
     )
-    code, wall, rss = proc.stdout.split()
-    return int(code), float(wall), int(rss) / 1024
+    code, wall, rss, cpu = proc.stdout.split()
+    return int(code), float(wall), int(rss) / 1024, float(cpu)
 
 
 def main() -> None:
@@ -136,7 +137,7 @@ def main() -> None:
             (work / "targets.txt").write_text("\n".join(all_targets) + "\n")
             if "rdptrust" in tools:
                 rdptrust = shutil.which("rdptrust") or str(Path(sys.executable).parent / "rdptrust")
-                code, wall, rss = measure(
+                code, wall, rss, cpu = measure(
                     [
                         rdptrust,
                         "scan",
@@ -162,11 +163,11 @@ def main() -> None:
                     f"rdptrust: {len(rows)} hosts recorded, {ok} with a certificate",
                     file=sys.stderr,
                 )
-                results.append(("rdptrust", len(all_targets), code, wall, rss))
+                results.append(("rdptrust", len(all_targets), code, wall, rss, cpu))
             if "sslyze" in tools and SSLYZE.exists():
                 sample = targets[: args.sslyze_sample] if args.sslyze_sample else targets
                 (work / "sslyze.txt").write_text("\n".join(sample) + "\n")
-                code, wall, rss = measure(
+                code, wall, rss, cpu = measure(
                     [
                         str(SSLYZE),
                         "--starttls",
@@ -178,10 +179,10 @@ def main() -> None:
                         str(work / "sslyze.txt"),
                     ]
                 )
-                results.append(("sslyze", len(sample), code, wall, rss))
+                results.append(("sslyze", len(sample), code, wall, rss, cpu))
             if "nmap" in tools and shutil.which("nmap"):
                 ports = ",".join(t.rsplit(":", 1)[1] for t in targets)
-                code, wall, rss = measure(
+                code, wall, rss, cpu = measure(
                     [
                         "nmap",
                         "-Pn",
@@ -195,13 +196,13 @@ def main() -> None:
                         str(work / "nmap.txt"),
                     ]
                 )
-                results.append(("nmap rdp-enum-encryption", len(targets), code, wall, rss))
+                results.append(("nmap rdp-enum-encryption", len(targets), code, wall, rss, cpu))
     finally:
         for lab in labs:
             lab.send_signal(signal.SIGTERM)
         for lab in labs:
             lab.wait(timeout=30)
-    for tool, n, code, wall, rss in results:
+    for tool, n, code, wall, rss, cpu in results:
         print(
             json.dumps(
                 {
@@ -211,6 +212,8 @@ def main() -> None:
                     "wall_s": round(wall, 2),
                     "hosts_per_s": round(n / wall, 1),
                     "peak_rss_mib": round(rss, 1),
+                    "cpu_s": round(cpu, 2),
+                    "cpu_ms_per_host": round(cpu / n * 1000, 2),
                     "latency_ms": args.latency_ms,
                     "cpus": os.cpu_count(),
                 }
