@@ -56,7 +56,42 @@ def free_block(size: int, start: int = 20000) -> int:
     raise SystemExit("no block of free ports")
 
 
-def start_labs(count: int, latency_ms: int) -> tuple[list[subprocess.Popen[str]], list[str]]:
+def ec_credentials(directory: Path) -> list[str]:
+    """A self-signed ECDSA P-256 certificate for the labs (cheap to sign with)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "WIN-BENCH")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=180))
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "ec.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "ec.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ["--cert-file", str(directory / "ec.pem"), "--key-file", str(directory / "ec.key")]
+
+
+def start_labs(
+    count: int, latency_ms: int, extra: list[str]
+) -> tuple[list[subprocess.Popen[str]], list[str]]:
     labs, targets = [], []
     while len(targets) < count:
         n = min(PER_LAB, count - len(targets))
@@ -126,9 +161,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--tools", default="rdptrust,sslyze,nmap")
     parser.add_argument("--sslyze-sample", type=int, default=0, help="time sslyze on N targets")
+    parser.add_argument(
+        "--ec", action="store_true", help="labs serve an ECDSA certificate (less lab CPU)"
+    )
     args = parser.parse_args()
     tools = args.tools.split(",")
-    labs, targets = start_labs(args.count, args.latency_ms)
+    keys = tempfile.TemporaryDirectory()
+    extra = ec_credentials(Path(keys.name)) if args.ec else []
+    labs, targets = start_labs(args.count, args.latency_ms, extra)
     results = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -202,6 +242,7 @@ def main() -> None:
             lab.send_signal(signal.SIGTERM)
         for lab in labs:
             lab.wait(timeout=30)
+        keys.cleanup()
     for tool, n, code, wall, rss, cpu in results:
         print(
             json.dumps(
@@ -215,6 +256,7 @@ def main() -> None:
                     "cpu_s": round(cpu, 2),
                     "cpu_ms_per_host": round(cpu / n * 1000, 2),
                     "latency_ms": args.latency_ms,
+                    "lab_key": "ecdsa-p256" if args.ec else "rsa-2048",
                     "cpus": os.cpu_count(),
                 }
             )
