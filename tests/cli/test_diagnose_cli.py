@@ -168,3 +168,27 @@ def test_demo_json() -> None:
     assert doc["before"]["verdict"] == "critical"
     assert doc["after"]["predicted_stall_s"] == 0
     assert doc["after"]["verdict"] == "ok"
+
+
+async def test_security_findings_are_shown(lab_factory: LabFactory, tmp_path: Path) -> None:
+    legacy = await lab_factory(cert="self-signed")  # offers RDP, SSL, HYBRID, HYBRID_EX
+    strict = await lab_factory(cert="self-signed", protocols="HYBRID,HYBRID_EX", require="HYBRID")
+    found = {}
+    for name, lab in (("legacy", legacy), ("strict", strict)):
+        code, out, err = await rdptrust(
+            "diagnose",
+            str(lab.target),
+            "--json",
+            "--url-timeout",
+            "1",
+            "--root-list-url",
+            lab.root_list_url,
+            "--known-hosts",
+            str(tmp_path / "k.json"),
+        )
+        assert code in (1, 2), err
+        found[name] = {f["code"] for f in json.loads(out)["findings"]}
+    assert {"standard-rdp-security-allowed", "nla-not-required"} <= found["legacy"]
+    assert "standard-rdp-security-allowed" not in found["strict"]
+    assert "nla-not-required" not in found["strict"]
+    assert "self-signed-certificate" in found["strict"]

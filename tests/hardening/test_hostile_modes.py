@@ -352,3 +352,65 @@ async def test_hostile_endpoint_does_not_leak_descriptors(
         assert result.error is not None
     await asyncio.sleep(0.1)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+async def _http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode("utf-8", "replace")
+
+
+async def test_exporter_scrapes_every_mode_and_stays_up(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given the exporter as a user runs it, and one lab per hostile mode
+    labs = await _labs(lab_factory)
+    process = await asyncio.create_subprocess_exec(
+        *RDPTRUST,
+        "exporter",
+        "--listen",
+        "127.0.0.1:0",
+        env=_env(tmp_path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(20):  # the address goes to stderr, stdout stays clean
+            line = (await process.stderr.readline()).decode()
+        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        # When Prometheus scrapes each hostile host at once, with a 2 s time-out
+        start = time.monotonic()
+        answers = await asyncio.gather(
+            *(
+                _http_get(port, f"/probe?target={lab.target}&timeout={TIMEOUT}")
+                for lab in labs.values()
+            )
+        )
+        elapsed = time.monotonic() - start
+        # Then every scrape answers, within the time-out, that the probe failed
+        assert elapsed < TIMEOUT + 2
+        for mode, (status, body) in zip(labs, answers, strict=True):
+            assert status == 200, (mode, body[:300])
+            assert "rdptrust_probe_success 0" in body, (mode, body[:500])
+        # and the exporter still serves
+        status, body = await _http_get(port, "/metrics")
+        assert status == 200
+        assert process.returncode is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        async with asyncio.timeout(20):
+            out, err = await process.communicate()
+    _no_traceback(out.decode(), err.decode())

@@ -23,7 +23,7 @@ import pytest
 import rdptrust.lab.rdp as lab_rdp
 from fixtures.lab import LabFactory
 from rdptrust.protocol.credssp import TSRequest
-from rdptrust.protocol.ntlm import MessageType, NegotiateFlags, NegotiateMessage
+from rdptrust.protocol.ntlm import MessageType, NegotiateFlags, NegotiateMessage, parse_negotiate
 
 RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
 
@@ -181,7 +181,6 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record every TSRequest and NTLM NEGOTIATE the lab parses from clients."""
     seen: dict[str, list[Any]] = {"ts_requests": [], "negotiates": []}
     parse_ts_request = lab_rdp.parse_ts_request
-    parse_negotiate = lab_rdp.parse_negotiate
 
     def record_ts(data: bytes) -> tuple[TSRequest, int] | None:
         parsed = parse_ts_request(data)
@@ -239,7 +238,7 @@ async def test_ntlm_exchange_is_anonymous(
     for token in captured["negotiates"]:
         assert token[:8] == b"NTLMSSP\x00"
         assert int.from_bytes(token[8:12], "little") == MessageType.NEGOTIATE
-        message = lab_rdp.parse_negotiate(token)
+        message = parse_negotiate(token)
         assert message.domain_name is None
         assert message.workstation is None
         assert not message.flags & NegotiateFlags.OEM_DOMAIN_SUPPLIED

@@ -32,10 +32,11 @@ from rdptrust.pki.facts import (
     load_certificate,
     load_certificates,
 )
+from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.pinning import KnownHosts, PinCheck, PinStatus, check_pin
 from rdptrust.pki.problems import Problem, Severity, judge_chain, verdict
 from rdptrust.pki.revocation import RevocationStatus, check_crl, check_ocsp, ocsp_request
-from rdptrust.pki.trust import ChainPath, build_path, load_trust_anchors
+from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path, load_trust_anchors
 from rdptrust.pki.windows import (
     DEFAULT_ROOT_LIST_URL,
     Cause,
@@ -61,7 +62,13 @@ Prober = Callable[[Target], Awaitable[ProbeResult]]
 
 @dataclass(frozen=True)
 class DiagnoseOptions:
-    """Settings of one diagnosis. ``known_hosts`` None means rdptrust's default store."""
+    """Settings of one diagnosis. ``known_hosts`` None means rdptrust's default store.
+
+    ``enumerate`` also asks which security protocols, TLS versions and Standard RDP
+    Security methods the host accepts (for the security findings). ``anchors``, when
+    given, are used instead of loading ``system_trust``/``ca_files``/``ca_dirs`` again
+    (a fleet scan loads them once).
+    """
 
     probe_timeout: float = 10.0
     url_timeout: float = 15.0
@@ -73,6 +80,8 @@ class DiagnoseOptions:
     known_hosts: Path | None = None
     warn_days: int = 30
     now: dt.datetime | None = None
+    enumerate: bool = True
+    anchors: TrustAnchors | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,7 @@ class Diagnosis:
     problems: tuple[Problem, ...]
     verdict: str
     fixes: tuple[Fix, ...]
+    findings: tuple[Problem, ...]
     settings: WindowsSettings
     url_timeout_s: float
     elapsed_ms: float
@@ -282,9 +292,9 @@ async def diagnose(
         return await probe_host(
             t,
             timeout=options.probe_timeout,
-            enumerate_protocols=False,
-            enumerate_tls_versions=False,
-            standard_security=False,
+            enumerate_protocols=options.enumerate,
+            enumerate_tls_versions=options.enumerate,
+            standard_security=options.enumerate,
             ntlm=False,
         )
 
@@ -306,6 +316,7 @@ async def diagnose(
             "problems": (),
             "verdict": "unknown",
             "fixes": (),
+            "findings": (),
             "settings": settings,
             "url_timeout_s": options.url_timeout,
         }
@@ -329,7 +340,7 @@ async def diagnose(
         problem = Problem("malformed-certificate", Severity.CRITICAL, f"{target}: {exc}")
         return finish(problems=(problem,), verdict=Severity.CRITICAL.value)
     now = options.now
-    anchors = load_trust_anchors(
+    anchors = options.anchors or load_trust_anchors(
         system=options.system_trust, ca_files=options.ca_files, ca_dirs=options.ca_dirs
     )
     store = KnownHosts.load(options.known_hosts)
@@ -500,6 +511,7 @@ async def diagnose(
         problems=tuple(problems),
         verdict=verdict(problems).value,
         fixes=fixes,
+        findings=probe_findings(result, now=now, warn_days=options.warn_days),
     )
 
 

@@ -3,7 +3,8 @@
 JSON schema ``rdptrust.diagnosis/1`` (``schema_version`` 1): ``target``, ``verdict``
 (ok / warning / critical / unknown), ``predicted_stall_s``, ``causes`` (purpose, url,
 seconds, modelled, text),
-``problems`` (code, severity, message), ``fixes`` (id, title, removes, commands (where,
+``problems`` (code, severity, message), ``findings`` (security findings of the
+probe: code, severity, message), ``fixes`` (id, title, removes, commands (where,
 command), note), ``retrievals`` (purpose — root_list, aia, crl or ocsp —, url, outcome —
 ok, http_error, refused, dns_error, timeout or invalid —, elapsed_ms, status, detail,
 certificate, revocation, counted, wait_s, modelled), ``trust`` (trusted, anchor, path,
@@ -39,6 +40,7 @@ def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
         "causes": to_jsonable(diagnosis.causes),
         "problems": to_jsonable(diagnosis.problems),
         "fixes": to_jsonable(diagnosis.fixes),
+        "findings": to_jsonable(diagnosis.findings),
         "retrievals": to_jsonable(diagnosis.retrievals),
         "trust": {
             "trusted": diagnosis.trusted,
@@ -135,6 +137,17 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
                     (f"  [{problem.severity.value}] ", _STYLE.get(problem.severity.value, "")),
                     (problem.code, "bold"),
                     f": {problem.message}",
+                )
+            )
+    if diagnosis.findings:
+        console.print()
+        console.print(Text("Security findings (beyond the stall):", style="bold"))
+        for finding in diagnosis.findings:
+            console.print(
+                Text.assemble(
+                    (f"  [{finding.severity.value}] ", _STYLE.get(finding.severity.value, "")),
+                    (finding.code, "bold"),
+                    f": {finding.message}",
                 )
             )
     if diagnosis.fixes:

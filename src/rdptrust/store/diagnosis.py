@@ -8,6 +8,7 @@ from typing import Any
 from rdptrust.net.probe import ProbeResult, probe_host
 from rdptrust.net.target import Target
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, Retrieval, diagnose
+from rdptrust.pki.trust import load_trust_anchors
 from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.store.inventory import DiagnosisRecord, ProblemRecord
 from rdptrust.store.scan import HostResult, Observer, ScanOptions
@@ -15,14 +16,17 @@ from rdptrust.store.scan import HostResult, Observer, ScanOptions
 
 def diagnose_options(options: ScanOptions) -> DiagnoseOptions:
     """The diagnosis settings a scan with *options* uses."""
+    ca_files = tuple(Path(f) for f in options.ca_files)
     return DiagnoseOptions(
         probe_timeout=options.timeout,
         url_timeout=options.url_timeout,
         # The model keeps Windows' own time-outs; url_timeout is only how long we wait.
         windows=WindowsSettings(root_update=options.root_update),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
-        ca_files=tuple(Path(f) for f in options.ca_files),
+        ca_files=ca_files,
         known_hosts=Path(options.known_hosts) if options.known_hosts else None,
+        # loaded once for the whole scan, not once per host
+        anchors=load_trust_anchors(system=True, ca_files=ca_files),
     )
 
 
@@ -45,7 +49,8 @@ def diagnosis_record(diagnosis: Diagnosis) -> DiagnosisRecord:
         verdict=str(diagnosis.verdict),
         predicted_stall_s=diagnosis.predicted_stall_s,
         problems=tuple(
-            ProblemRecord(p.code, str(p.severity), p.message) for p in diagnosis.problems
+            ProblemRecord(p.code, str(p.severity), p.message)
+            for p in (*diagnosis.problems, *diagnosis.findings)
         ),
         retrievals=tuple(_retrieval(r) for r in diagnosis.retrievals),
     )

@@ -37,6 +37,7 @@ from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeFailure, ProbeResult
 from rdptrust.net.target import Target, canonical_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
+from rdptrust.pki.findings import probe_findings
 from rdptrust.protocol.x224 import SecurityProtocol
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -565,11 +566,20 @@ class Inventory:
                 ),
             )
             observation_id = int(cursor.lastrowid or 0)
-            if diagnosis is not None and diagnosis.problems:
+            problems = (
+                [(p.code, p.severity, p.message) for p in diagnosis.problems]
+                if diagnosis is not None
+                # without a diagnosis, the security findings the probe allows
+                else [
+                    (p.code, p.severity.value, p.message)
+                    for p in (probe_findings(probe) if probe is not None else ())
+                ]
+            )
+            if problems:
                 db.executemany(
                     "INSERT INTO problems (observation_id, code, severity, message) "
                     "VALUES (?, ?, ?, ?)",
-                    [(observation_id, p.code, p.severity, p.message) for p in diagnosis.problems],
+                    [(observation_id, *p) for p in problems],
                 )
             for event in _events(
                 db,

@@ -1,0 +1,127 @@
+"""Certificate fields with terminal control sequences must not reach the user's terminal raw.
+
+A host may name itself ``\\x1b]0;...\\x07`` (set the window title), ``\\x1b[31m`` (colours)
+or put ``\\r`` in its subject to overwrite the line a user reads. Every command that
+prints certificate fields must show them inert (escaped, replaced or dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from fixtures.lab import LabFactory
+from rdptrust.lab.certs import HostCredentials
+
+RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
+HOSTILE_CN = "\x1b]0;pwned\x07\x1b[31mRED\rINJECTED"
+#: C0 controls and DEL, except newline: none of them may come from a certificate.
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def hostile_credentials() -> HostCredentials:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=20))
+        .sign(key, hashes.SHA256())
+    )
+    return HostCredentials((cert,), key, cert.fingerprint(hashes.SHA256()).hex())
+
+
+async def _run(tmp_path: Path, *args: str) -> tuple[int, str]:
+    env = dict(os.environ)
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env["HOME"] = str(tmp_path)
+    env["COLUMNS"] = "200"
+    process = await asyncio.create_subprocess_exec(
+        RDPTRUST,
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, (out + err).decode("utf-8", "replace")
+
+
+def _command(tmp_path: Path, name: str, target: str) -> list[str]:
+    db = str(tmp_path / "inventory.sqlite3")
+    return {
+        "probe": ["probe", target, "--no-enumerate"],
+        "diagnose": ["diagnose", target, "--no-system-trust", "--root-update", "off"],
+        "check": ["check", target, "--no-system-trust"],
+        "trust": ["trust", target, "--store", str(tmp_path / "pins.json")],
+        "scan": ["scan", target, "--db", db],
+    }[name]
+
+
+KNOWN_RAW = pytest.mark.xfail(
+    strict=True, reason="prints certificate fields with their control characters raw"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("probe", marks=KNOWN_RAW),
+        pytest.param("diagnose", marks=KNOWN_RAW),
+        "check",
+        pytest.param("trust", marks=KNOWN_RAW),
+        "scan",
+    ],
+)
+async def test_control_characters_from_a_certificate_stay_off_the_terminal(
+    lab_factory: LabFactory, tmp_path: Path, command: str
+) -> None:
+    # Given a host whose certificate subject carries terminal control sequences
+    lab = await lab_factory()
+    lab.set_credentials(hostile_credentials())
+    # When the command shows that host
+    code, text = await _run(tmp_path, *_command(tmp_path, command, str(lab.target)))
+    assert "Traceback" not in text
+    assert code in (0, 1, 2, 3), text
+    # Then no control character reaches the output
+    assert not CONTROL.findall(text), CONTROL.findall(text)
+
+
+@pytest.mark.xfail(strict=True, reason="the hosts table prints the common name raw")
+async def test_hosts_table_shows_a_hostile_name_inert(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    lab = await lab_factory()
+    lab.set_credentials(hostile_credentials())
+    db = str(tmp_path / "inventory.sqlite3")
+    code, text = await _run(tmp_path, "scan", str(lab.target), "--db", db)
+    assert code == 0, text
+    code, text = await _run(tmp_path, "hosts", "--db", db)
+    assert code == 0, text
+    assert "RED" in text
+    assert not CONTROL.findall(text), CONTROL.findall(text)
