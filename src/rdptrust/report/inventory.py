@@ -14,8 +14,11 @@ prints it as each host completes, ``report --jsonl`` from the inventory):
 - ``protocols`` / ``tls_versions``: name → accepted (true/false/null); empty unless the
   scan enumerated
 - ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
-- ``verdict``, ``predicted_stall_s``, ``problems``, ``retrievals``: null / empty unless
-  the scan diagnosed
+- ``problems``: the diagnosis' problems and the probe's security findings (code,
+  severity, message); without ``--diagnose`` only the findings the probe allows
+  (certificate and, with ``--enumerate``, protocol findings)
+- ``verdict``, ``predicted_stall_s``, ``retrievals``: null / empty unless the scan
+  diagnosed
 - ``events``: what changed since the host's previous observation (``kind``, ``change``,
   ``old_sha256``, ``new_sha256``, ``detail``); empty from ``report --jsonl``
 """
