@@ -72,8 +72,23 @@ async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> N
 async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: Path) -> None:
     lab = await lab_factory(cert="self-signed", root_list="blackhole")
     store = str(tmp_path / "k.json")
+    # Given diagnose says untrusted, with the root-list wait
+    code, out, _ = await rdptrust(
+        "diagnose",
+        str(lab.target),
+        "--url-timeout",
+        "1",
+        "--root-list-url",
+        lab.root_list_url,
+        "--known-hosts",
+        store,
+    )
+    assert code == 2
+    assert "NOT trusted" in out
+    # When the host is pinned (Method 1)
     code, _, err = await rdptrust("trust", str(lab.target), "--store", store)
     assert code == 0, err
+    # Then diagnose says pinned, no stall
     code, out, err = await rdptrust(
         "diagnose",
         str(lab.target),

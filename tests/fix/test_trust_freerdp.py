@@ -3,7 +3,10 @@ without a prompt, and xfreerdp refuses when the entry does not match (so the sto
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.lab import LabFactory
 from fixtures.peers import Display, XrdpServer, run_xfreerdp
 
 pytestmark = pytest.mark.peer
@@ -63,3 +67,64 @@ def test_xfreerdp_uses_the_store_rdptrust_wrote(
     assert "Do you trust" not in output
     assert (config / "known_hosts2").read_text() == before
     assert doc["certificate"]["sha256"] in before.replace(":", "")
+
+
+async def test_xfreerdp_connects_to_the_lab_with_the_store_rdptrust_wrote(
+    lab_factory: LabFactory, xvfb_display: Display, tmp_path: Path
+) -> None:
+    xfreerdp = shutil.which("xfreerdp")
+    if xfreerdp is None:
+        pytest.skip("xfreerdp is not installed (Debian package freerdp2-x11)")
+    lab = await lab_factory(cert="self-signed")
+    home = tmp_path / "home"
+    config = home / ".config" / "freerdp"
+
+    async def run(*argv: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(home),
+                "DISPLAY": xvfb_display.name,
+            },
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(errors="replace")
+
+    # Given rdptrust pinned the lab and wrote FreeRDP's store
+    code, out = await run(
+        sys.executable,
+        "-m",
+        "rdptrust.cli.main",
+        "trust",
+        str(lab.target),
+        "--store",
+        str(tmp_path / "pins.json"),
+        "--freerdp",
+        "2",
+        "--freerdp-dir",
+        str(config),
+    )
+    assert code == 0, out
+    before = (config / "known_hosts2").read_text()
+    # When xfreerdp connects with no one to answer a prompt
+    code, out = await run(
+        xfreerdp, f"/v:{lab.target}", "/cert:tofu", "+auth-only", "/u:x", "/p:y", "/sec:tls"
+    )
+    # Then it went through TLS without asking, and kept rdptrust's entry
+    assert "does not match" not in out
+    assert "Do you trust" not in out
+    assert "ERRCONNECT_TLS_CONNECT_FAILED" not in out
+    assert (config / "known_hosts2").read_text() == before
+    assert lab.certificate_sha256 in before.replace(":", "")
+    # and once the lab recreates its certificate, the same store makes xfreerdp refuse
+    lab.regenerate_certificate()
+    code, out = await run(
+        xfreerdp, f"/v:{lab.target}", "/cert:tofu", "+auth-only", "/u:x", "/p:y", "/sec:tls"
+    )
+    assert code != 0
+    assert "does not match" in out
