@@ -61,7 +61,6 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
 from typing import Literal, NamedTuple
 
 import h11
@@ -72,6 +71,7 @@ from cryptography.x509 import ocsp
 
 from rdptrust.errors import UsageError
 from rdptrust.lab.certs import IssuerName, LabCa, PkiUrls
+from rdptrust.net.service import AsyncService
 
 ROOT_LIST_DIRECTORY = "/msdownload/update/v3/static/trustedr/en/"
 ROOT_LIST_PATH = ROOT_LIST_DIRECTORY + "authrootstl.cab"
@@ -327,7 +327,7 @@ def purpose_of(path: str) -> Purpose | None:
     return None
 
 
-class PkiResponder:
+class PkiResponder(AsyncService):
     """One HTTP server for the lab's root list, AIA, CRL and OCSP URLs.
 
     Use it as an async context manager (or call :meth:`start` and :meth:`stop`).
@@ -373,18 +373,6 @@ class PkiResponder:
         }
 
     # -- life cycle --------------------------------------------------------------------
-
-    async def __aenter__(self) -> PkiResponder:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if self._server is not None:

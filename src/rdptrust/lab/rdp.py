@@ -63,10 +63,10 @@ import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 
 from rdptrust.errors import ProtocolError, RemoteProtocolError, UsageError
 from rdptrust.lab.standard_security import StandardSecurityPolicy, connect_response_for
+from rdptrust.net.service import AsyncService
 from rdptrust.net.target import Target
 from rdptrust.protocol.credssp import (
     MAX_TS_REQUEST_LENGTH,
@@ -355,7 +355,7 @@ class ConnectionRecord:
     authenticate: bool = False
 
 
-class RdpEndpoint:
+class RdpEndpoint(AsyncService):
     """One RDP endpoint on *host*:*port* (0 = a free port). An async context manager.
 
     ``ssl_context`` is used for every connection that selects TLS; assign a new one to
@@ -391,18 +391,6 @@ class RdpEndpoint:
     @property
     def target(self) -> Target:
         return Target(self.host, self.port)
-
-    async def __aenter__(self) -> RdpEndpoint:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if self._server is not None:

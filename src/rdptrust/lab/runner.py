@@ -19,7 +19,6 @@ import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from cryptography.x509.oid import NameOID
@@ -44,6 +43,7 @@ from rdptrust.lab.rdp import (
     server_context,
 )
 from rdptrust.lab.standard_security import StandardSecurityPolicy
+from rdptrust.net.service import AsyncService
 from rdptrust.net.target import Target
 from rdptrust.protocol.gcc import ENCRYPTION_METHOD_NAMES, EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
@@ -144,7 +144,7 @@ class LabConfig:
         return PkiModes(root_list=self.root_list, aia=self.aia, crl=self.crl, ocsp=self.ocsp)
 
 
-class Lab:
+class Lab(AsyncService):
     """A running lab; use as an async context manager (or :meth:`start` / :meth:`stop`)."""
 
     def __init__(self, config: LabConfig | None = None) -> None:
@@ -161,18 +161,6 @@ class Lab:
         self.chain_path: Path | None = None
 
     # -- life cycle --------------------------------------------------------------------
-
-    async def __aenter__(self) -> Lab:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         config = self.config

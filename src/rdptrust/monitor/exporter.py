@@ -27,7 +27,6 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
-from types import TracebackType
 
 import h11
 from prometheus_client import (
@@ -46,6 +45,7 @@ from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
 from rdptrust.monitor.observe import Observation, ObserveOptions, judge, observe
 from rdptrust.net.probe import ProbeFailure, ProbeResult, Timings
+from rdptrust.net.service import AsyncService
 from rdptrust.net.target import Target, parse_target
 
 #: Largest request head (request line and headers) accepted, in bytes.
@@ -132,7 +132,7 @@ class _Metrics:
         ).labels(__version__).set(1)
 
 
-class Exporter:
+class Exporter(AsyncService):
     """The exporter's HTTP server; an async context manager (or :meth:`start`/:meth:`stop`).
 
     *port* 0 takes a free port (see :attr:`port` once started). *observe_fn* is the
@@ -162,18 +162,6 @@ class Exporter:
         self._slots = asyncio.Semaphore(config.max_concurrent_probes)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> Exporter:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:
