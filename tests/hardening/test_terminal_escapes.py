@@ -83,20 +83,9 @@ def _command(tmp_path: Path, name: str, target: str) -> list[str]:
     }[name]
 
 
-KNOWN_RAW = pytest.mark.xfail(
-    strict=True, reason="prints certificate fields with their control characters raw"
-)
-
-
 @pytest.mark.parametrize(
     "command",
-    [
-        pytest.param("probe", marks=KNOWN_RAW),
-        pytest.param("diagnose", marks=KNOWN_RAW),
-        "check",
-        pytest.param("trust", marks=KNOWN_RAW),
-        "scan",
-    ],
+    ["probe", "diagnose", "check", "trust", "scan"],
 )
 async def test_control_characters_from_a_certificate_stay_off_the_terminal(
     lab_factory: LabFactory, tmp_path: Path, command: str
@@ -112,7 +101,6 @@ async def test_control_characters_from_a_certificate_stay_off_the_terminal(
     assert not CONTROL.findall(text), CONTROL.findall(text)
 
 
-@pytest.mark.xfail(strict=True, reason="the hosts table prints the common name raw")
 async def test_hosts_table_shows_a_hostile_name_inert(
     lab_factory: LabFactory, tmp_path: Path
 ) -> None:

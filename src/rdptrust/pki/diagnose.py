@@ -31,6 +31,7 @@ from rdptrust.pki.facts import (
     is_self_signed,
     load_certificate,
     load_certificates,
+    name_text,
 )
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.pinning import KnownHosts, PinCheck, PinStatus, check_pin
@@ -166,7 +167,7 @@ class _Fetched:
 
 def _subject(cert: x509.Certificate) -> str:
     try:
-        return cert.subject.rfc4514_string()
+        return name_text(cert.subject)
     except ValueError:
         return "(undecodable subject)"
 

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -368,7 +369,28 @@ def _signature_algorithm(cert: x509.Certificate) -> str:
     return str(name)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable_text(text: str) -> str:
+    """*text* with control characters written as RFC 4514 hex escapes (``\\1B``).
+
+    Certificate text reaches terminals, logs and scripts; escaped this way a subject such
+    as ``ESC ] 0 ; … BEL`` cannot retitle a window, change colours or overwrite a line.
+    """
+    return _CONTROL.sub(lambda m: "".join(f"\\{b:02X}" for b in m.group().encode()), text)
+
+
+def name_text(name: x509.Name) -> str:
+    """A distinguished name as RFC 4514 text, control characters escaped."""
+    return _name_text(name)
+
+
 def _name_text(name: x509.Name) -> str:
+    return printable_text(_raw_name_text(name))
+
+
+def _raw_name_text(name: x509.Name) -> str:
     try:
         return name.rfc4514_string()
     except Exception:
@@ -384,7 +406,7 @@ def _common_name(name: x509.Name) -> str | None:
     if not values:
         return None
     value = values[-1].value
-    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return printable_text(value if isinstance(value, str) else value.decode("utf-8", "replace"))
 
 
 def _serial_hex(serial: int) -> str:
@@ -412,6 +434,10 @@ def _san(extensions: x509.Extensions | None) -> tuple[str, ...]:
 
 
 def _general_name(name: x509.GeneralName) -> str:
+    return printable_text(_raw_general_name(name))
+
+
+def _raw_general_name(name: x509.GeneralName) -> str:
     if isinstance(name, x509.DNSName):
         return f"DNS:{name.value}"
     if isinstance(name, x509.IPAddress):
@@ -442,7 +468,7 @@ def _eku(extensions: x509.Extensions | None) -> tuple[str, ...]:
 def _uris(names: Iterable[x509.GeneralName] | None) -> list[str]:
     if names is None:
         return []
-    return [n.value for n in names if isinstance(n, x509.UniformResourceIdentifier)]
+    return [printable_text(n.value) for n in names if isinstance(n, x509.UniformResourceIdentifier)]
 
 
 def _crl_urls(extensions: x509.Extensions | None) -> tuple[str, ...]:

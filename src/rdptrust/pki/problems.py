@@ -70,6 +70,7 @@ from rdptrust.pki.facts import (
     SERVER_AUTH_OID,
     CertificateFacts,
     certificate_facts,
+    name_text,
 )
 from rdptrust.pki.pinning import PinCheck, PinStatus
 from rdptrust.pki.trust import ChainPath
@@ -453,10 +454,7 @@ def _which(index: int, item: CertificateFacts) -> str:
 
 
 def _name(name: x509.Name) -> str:
-    try:
-        return name.rfc4514_string()
-    except Exception:  # exotic attribute types: still say something useful
-        return repr(name)
+    return name_text(name)
 
 
 def _utc(now: dt.datetime | None) -> dt.datetime:
