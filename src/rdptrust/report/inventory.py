@@ -19,6 +19,9 @@ prints it as each host completes, ``report --jsonl`` from the inventory):
   (certificate and, with ``--enumerate``, protocol findings)
 - ``verdict``, ``predicted_stall_s``, ``retrievals``: null / empty unless the scan
   diagnosed
+- ``ntlm``: which machine answered (``netbios_computer_name``, ``netbios_domain_name``,
+  ``dns_computer_name``, ``dns_domain_name``, ``dns_tree_name``, ``os_version``,
+  ``server_time``) from the anonymous NTLM CHALLENGE; null unless the scan enumerated
 - ``events``: what changed since the host's previous observation (``kind``, ``change``,
   ``old_sha256``, ``new_sha256``, ``detail``); empty from ``report --jsonl``
 """
@@ -111,6 +114,7 @@ def observation_document(record: ObservationRecord) -> dict[str, Any]:
         "verdict": record.verdict,
         "predicted_stall_s": record.predicted_stall_s,
         "problems": [to_jsonable(p) for p in record.problems],
+        "ntlm": dict(record.ntlm) if record.ntlm is not None else None,
         "retrievals": to_jsonable(record.retrievals),
         "events": [event_document(e) for e in record.events],
     }

@@ -184,6 +184,8 @@ class ObservationRecord:
     retrievals: tuple[Mapping[str, Any], ...] | None
     problems: tuple[ProblemRecord, ...] = ()
     events: tuple[EventRecord, ...] = field(default=())
+    #: NTLM host information (names, ``os_version``, ``server_time``); None when not asked.
+    ntlm: Mapping[str, Any] | None = None
 
     @property
     def target(self) -> Target:
@@ -563,6 +565,7 @@ class Inventory:
                     diagnosis.verdict if diagnosis else None,
                     diagnosis.predicted_stall_s if diagnosis else None,
                     json.dumps([dict(r) for r in diagnosis.retrievals]) if diagnosis else None,
+                    _ntlm_json(probe),
                 ),
             )
             observation_id = int(cursor.lastrowid or 0)
@@ -762,8 +765,8 @@ _INSERT_OBSERVATION = (
     "INSERT INTO observations (scan_id, host_id, observed_at, address, ok, error_kind, "
     "error_message, selected_protocol, negotiation_failure, sha256, chain, tls_version, "
     "tls_cipher, protocols, tls_versions, connect_ms, x224_ms, tls_ms, total_ms, verdict, "
-    "predicted_stall_s, retrievals) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "predicted_stall_s, retrievals, ntlm) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SCAN_SELECT = (
     "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
@@ -779,7 +782,7 @@ _OBSERVATION_SELECT = (
     "o.error_message, o.address, o.selected_protocol, o.negotiation_failure, o.chain, "
     "o.tls_version, o.tls_cipher, o.protocols, o.tls_versions, o.connect_ms, o.x224_ms, "
     "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, "
-    f"{_CERT_COLUMNS} FROM observations o JOIN hosts h ON h.id = o.host_id "
+    f"{_CERT_COLUMNS}, o.ntlm FROM observations o JOIN hosts h ON h.id = o.host_id "
     "LEFT JOIN certificates c ON c.sha256 = o.sha256"
 )
 _EVENT_SELECT = (
@@ -970,6 +973,24 @@ def _event(row: tuple[Any, ...]) -> EventRecord:
     )
 
 
+def _ntlm_json(probe: ProbeResult | None) -> str | None:
+    info = probe.ntlm if probe is not None else None
+    if info is None or not info.ok:
+        return None
+    version = info.os_version
+    return json.dumps(
+        {
+            "netbios_computer_name": info.netbios_computer_name,
+            "netbios_domain_name": info.netbios_domain_name,
+            "dns_computer_name": info.dns_computer_name,
+            "dns_domain_name": info.dns_domain_name,
+            "dns_tree_name": info.dns_tree_name,
+            "os_version": (f"{version.major}.{version.minor}.{version.build}" if version else None),
+            "server_time": info.server_time.isoformat() if info.server_time else None,
+        }
+    )
+
+
 def _observation_record(
     row: tuple[Any, ...], problems: tuple[ProblemRecord, ...], events: tuple[EventRecord, ...]
 ) -> ObservationRecord:
@@ -1019,4 +1040,5 @@ def _observation_record(
         retrievals=tuple(json.loads(row[22])) if row[22] is not None else None,
         problems=problems,
         events=events,
+        ntlm=json.loads(row[35]) if len(row) > 35 and row[35] else None,
     )

@@ -126,7 +126,8 @@ def probe_observer(options: ScanOptions) -> Observer:
             enumerate_protocols=options.enumerate,
             enumerate_tls_versions=options.enumerate,
             standard_security=False,
-            ntlm=False,
+            # which machine answered: one more connection, with --enumerate
+            ntlm=options.enumerate,
         )
         return HostResult(result)
 

@@ -14,7 +14,9 @@ Tables:
 - ``certificates``: each leaf certificate once, by SHA-256, with its DER and facts.
 - ``observations``: one per host per scan: outcome, certificate, TLS, protocols,
   timings, and the diagnosis when there was one.
-- ``problems``: the diagnosis' problems of an observation.
+- ``problems``: the diagnosis' problems and the probe's security findings.
+- ``observations.ntlm`` (migration 2): NetBIOS/DNS names, OS version and host time from
+  the anonymous NTLM CHALLENGE, as JSON, when the scan enumerated.
 - ``events``: first-seen, certificate-changed (with its class), became-unreachable,
   became-reachable.
 """
@@ -115,6 +117,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_host ON events (host_id, id);
     CREATE INDEX events_scan ON events (scan_id, id);
+    """,
+    # 2: which machine answered: NTLM host information (JSON) when the scan asked for it.
+    """
+    ALTER TABLE observations ADD COLUMN ntlm TEXT;
     """,
 )
 
