@@ -5,24 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
+from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
-
-
-async def rdptrust(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rdptrust.cli.main",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_issued_certificate_diagnoses_ok(lab_factory: LabFactory, tmp_path: Path) -> None:

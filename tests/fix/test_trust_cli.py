@@ -3,10 +3,8 @@ six-month recreation), --replace, --list, --remove, and hostile subjects kept in
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -14,21 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
-
-
-async def rdptrust(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rdptrust.cli.main",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_pin_then_refuse_recreated_certificate(

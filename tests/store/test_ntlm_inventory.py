@@ -3,30 +3,15 @@ inventory from before that column existed is migrated without losing anything.""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
+from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.store.inventory import Inventory
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
-
-
-async def rdptrust(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rdptrust.cli.main",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_scan_enumerate_stores_ntlm_names(lab_factory: LabFactory, tmp_path: Path) -> None:
