@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
+from typing import Protocol, TypeVar
 
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
 from rdptrust.protocol.mcs import (
@@ -959,14 +960,23 @@ def _mcs_payload(data: bytes, what: str) -> tuple[bytes, int] | None:
     return bytes(payload[3:]), consumed
 
 
-def parse_client_connect_initial(data: bytes) -> tuple[ClientConnectInitial, int] | None:
-    """Parse a whole Client MCS Connect Initial PDU at the start of *data*."""
-    what = "MCS Connect-Initial"
+class _McsPdu(Protocol):
+    @property
+    def user_data(self) -> bytes: ...
+
+
+_Pdu = TypeVar("_Pdu", bound=_McsPdu)
+
+
+def _parse_whole(
+    data: bytes, what: str, parse: Callable[[bytes, int], tuple[_Pdu, int] | None]
+) -> tuple[_Pdu, int, int] | None:
+    """One MCS PDU filling its TPKT packet: (pdu, offset of its user data, consumed)."""
     framed = _mcs_payload(data, what)
     if framed is None:
         return None
     payload, consumed = framed
-    parsed = parse_connect_initial(payload, MCS_OFFSET)
+    parsed = parse(payload, MCS_OFFSET)
     if parsed is None:
         raise RemoteProtocolError(f"{what}: truncated inside its TPKT packet", MCS_OFFSET)
     mcs, used = parsed
@@ -974,7 +984,15 @@ def parse_client_connect_initial(data: bytes) -> tuple[ClientConnectInitial, int
         raise RemoteProtocolError(
             f"{what}: {len(payload) - used} bytes after the PDU", MCS_OFFSET + used
         )
-    user_at = MCS_OFFSET + used - len(mcs.user_data)
+    return mcs, MCS_OFFSET + used - len(mcs.user_data), consumed
+
+
+def parse_client_connect_initial(data: bytes) -> tuple[ClientConnectInitial, int] | None:
+    """Parse a whole Client MCS Connect Initial PDU at the start of *data*."""
+    whole = _parse_whole(data, "MCS Connect-Initial", parse_connect_initial)
+    if whole is None:
+        return None
+    mcs, user_at, consumed = whole
     return ClientConnectInitial(
         mcs, parse_conference_create_request(mcs.user_data, user_at)
     ), consumed
@@ -982,22 +1000,12 @@ def parse_client_connect_initial(data: bytes) -> tuple[ClientConnectInitial, int
 
 def parse_server_connect_response(data: bytes) -> tuple[ServerConnectResponse, int] | None:
     """Parse a whole Server MCS Connect Response PDU at the start of *data*."""
-    what = "MCS Connect-Response"
-    framed = _mcs_payload(data, what)
-    if framed is None:
+    whole = _parse_whole(data, "MCS Connect-Response", parse_connect_response)
+    if whole is None:
         return None
-    payload, consumed = framed
-    parsed = parse_connect_response(payload, MCS_OFFSET)
-    if parsed is None:
-        raise RemoteProtocolError(f"{what}: truncated inside its TPKT packet", MCS_OFFSET)
-    mcs, used = parsed
-    if used != len(payload):
-        raise RemoteProtocolError(
-            f"{what}: {len(payload) - used} bytes after the PDU", MCS_OFFSET + used
-        )
+    mcs, user_at, consumed = whole
     if mcs.domain_parameters is None:
         return ServerConnectResponse(mcs, None), consumed
-    user_at = MCS_OFFSET + used - len(mcs.user_data)
     return (
         ServerConnectResponse(mcs, parse_conference_create_response(mcs.user_data, user_at)),
         consumed,
