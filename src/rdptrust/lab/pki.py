@@ -71,7 +71,7 @@ from cryptography.x509 import ocsp
 
 from rdptrust.errors import UsageError
 from rdptrust.lab.certs import IssuerName, LabCa, PkiUrls
-from rdptrust.net.service import AsyncService
+from rdptrust.net.service import AsyncService, close_server
 
 ROOT_LIST_DIRECTORY = "/msdownload/update/v3/static/trustedr/en/"
 ROOT_LIST_PATH = ROOT_LIST_DIRECTORY + "authrootstl.cab"
@@ -417,12 +417,7 @@ class PkiResponder(AsyncService):
         if server is None:
             return
         self._closing = True
-        server.close()
-        tasks = list(self._connections)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+        await close_server(server, self._connections)
         # Let handlers of connections accepted during the close see _closing and end.
         await asyncio.sleep(0)
         if self._refused is not None:

@@ -66,7 +66,7 @@ from pathlib import Path
 
 from rdptrust.errors import ProtocolError, RemoteProtocolError, UsageError
 from rdptrust.lab.standard_security import StandardSecurityPolicy, connect_response_for
-from rdptrust.net.service import AsyncService
+from rdptrust.net.service import AsyncService, close_server
 from rdptrust.net.target import Target
 from rdptrust.protocol.credssp import (
     MAX_TS_REQUEST_LENGTH,
@@ -412,12 +412,7 @@ class RdpEndpoint(AsyncService):
         if server is None:
             return
         self._closing = True
-        server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+        await close_server(server, self._tasks)
         await asyncio.sleep(0)
 
     # -- one connection -------------------------------------------------------------------

@@ -45,7 +45,7 @@ from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
 from rdptrust.monitor.observe import Observation, ObserveOptions, judge, observe
 from rdptrust.net.probe import ProbeFailure, ProbeResult, Timings
-from rdptrust.net.service import AsyncService
+from rdptrust.net.service import AsyncService, close_server
 from rdptrust.net.target import Target, parse_target
 
 #: Largest request head (request line and headers) accepted, in bytes.
@@ -188,12 +188,7 @@ class Exporter(AsyncService):
         server, self._server = self._server, None
         if server is None:
             return
-        server.close()
-        tasks = list(self._connections)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+        await close_server(server, self._connections)
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Serve until *stop* is set."""

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+
+async def close_server(server: asyncio.Server, handlers: Iterable[asyncio.Task[Any]]) -> None:
+    """Stop listening, cancel the connection handlers and wait until all have ended."""
+    server.close()
+    tasks = list(handlers)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.wait_closed()
 
 
 class AsyncService:
