@@ -54,10 +54,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdptrust.errors import UsageError
 from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
+from rdptrust.pki.ca import with_pki_urls
 
 #: EKU "Remote Desktop Authentication" (PROTOCOL.md §4).
 RDP_AUTHENTICATION_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.54.1.2")
@@ -243,39 +244,6 @@ def _check_computer_name(name: str) -> None:
         )
 
 
-def _url_extensions(
-    builder: x509.CertificateBuilder,
-    crl: str | None,
-    ocsp: str | None,
-    ca_issuers: str | None,
-) -> x509.CertificateBuilder:
-    if crl:
-        point = x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(crl)],
-            relative_name=None,
-            reasons=None,
-            crl_issuer=None,
-        )
-        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
-    access = []
-    if ocsp:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp)
-            )
-        )
-    if ca_issuers:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(ca_issuers),
-            )
-        )
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    return builder
-
-
 class LabCa:
     """A root CA and the intermediate that issues host certificates.
 
@@ -355,7 +323,7 @@ class LabCa:
                 critical=False,
             )
         )
-        builder = _url_extensions(builder, urls.issuer_crl, None, urls.root_ca_issuers)
+        builder = with_pki_urls(builder, urls.issuer_crl, None, urls.root_ca_issuers)
         intermediate = builder.sign(root_key, hashes.SHA256())
         return cls(root, root_key, intermediate, intermediate_key, urls)
 
@@ -437,7 +405,7 @@ class LabCa:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
             )
-        builder = _url_extensions(builder, urls.crl, urls.ocsp, urls.ca_issuers)
+        builder = with_pki_urls(builder, urls.crl, urls.ocsp, urls.ca_issuers)
         leaf = _sign(builder, self.intermediate_key, signature_hash)
         self._issued[leaf.serial_number] = "intermediate"
         chain = (leaf,) if omit_intermediate else (leaf, self.intermediate)

@@ -125,6 +125,29 @@ def _check_url(url: str | None) -> str | None:
     return url
 
 
+def with_pki_urls(
+    builder: x509.CertificateBuilder,
+    crl: str | None,
+    ocsp: str | None,
+    ca_issuers: str | None,
+) -> x509.CertificateBuilder:
+    """*builder* with a CRL distribution point and AIA (OCSP, caIssuers) for the URLs given."""
+    if crl:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in (
+            (AuthorityInformationAccessOID.OCSP, ocsp),
+            (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers),
+        )
+        if url
+    ]
+    if access:
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    return builder
+
+
 class CertificateAuthority:
     """An on-disk CA; use :meth:`init` to create one and :meth:`load` to open it."""
 
@@ -340,34 +363,7 @@ class CertificateAuthority:
                 critical=False,
             )
         )
-        if self.urls.crl:
-            builder = builder.add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            [x509.UniformResourceIdentifier(self.urls.crl)], None, None, None
-                        )
-                    ]
-                ),
-                critical=False,
-            )
-        access = []
-        if self.urls.ocsp:
-            access.append(
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.OCSP,
-                    x509.UniformResourceIdentifier(self.urls.ocsp),
-                )
-            )
-        if self.urls.ca_issuers:
-            access.append(
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(self.urls.ca_issuers),
-                )
-            )
-        if access:
-            builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+        builder = with_pki_urls(builder, self.urls.crl, self.urls.ocsp, self.urls.ca_issuers)
         certificate = builder.sign(self.key, hashes.SHA256())
         record = IssuedRecord(
             serial=certificate.serial_number,
