@@ -392,3 +392,64 @@ async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: 
     assert code == 0, err
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "3 hosts diagnosed" in page
+
+
+def _open_files(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def test_concurrency_is_fitted_to_the_open_file_limit(tmp_path: Path) -> None:
+    # Given 150 hosts that accept and never answer, and a process that may open 120 files
+    db = tmp_path / "inv.sqlite3"
+    sockets = []
+    try:
+        for _ in range(150):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(8)
+            sockets.append(sock)
+        targets = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+        # When a scan asks for 500 at once
+        run = subprocess.run(
+            [*RDPTRUST, "scan", "--db", str(db), "--jsonl", "--timeout", "1", *targets],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=lambda: _open_files(120),
+        )
+    finally:
+        for sock in sockets:
+            sock.close()
+    # Then it warns, scans fewer at once, and every host times out rather than
+    # failing for want of a file descriptor
+    assert run.returncode == 0, run.stderr
+    assert "more than this process may open (ulimit -n); scanning 56 at once" in run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert sorted(d["target"] for d in lines) == sorted(targets)
+    assert {d["error"]["kind"] for d in lines} == {"timeout"}
+    assert db_counts(db) == ("done", 150, 150, 150)
+
+
+def test_the_soft_open_file_limit_is_raised_when_the_hard_one_allows() -> None:
+    code = (
+        "import resource\n"
+        "from rdptrust.store.scan import ScanOptions, fit_concurrency\n"
+        "print(fit_concurrency(ScanOptions(concurrency=500, enumerate=True)),"
+        " resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 20000))
+
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        preexec_fn=limits,
+    )
+    fitted, soft = map(int, run.stdout.split())
+    # 500 hosts times (main + 6 protocols + 4 TLS versions + NTLM) + 64 reserved
+    assert (fitted, soft) == (500, 500 * 12 + 64)

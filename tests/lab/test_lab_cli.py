@@ -81,6 +81,28 @@ def test_first_line_json_then_serves_until_signal(sig: int) -> None:
                 stream.close()
 
 
+def test_distinct_certs_announces_each_endpoint_fingerprint() -> None:
+    proc = subprocess.Popen(
+        [*COMMAND, "--count", "4", "--distinct-certs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        info = json.loads(_first_line(proc))
+        assert len(info["rdp"]) == 4
+        assert len(set(info["endpoint_sha256"])) == 4
+        assert info["endpoint_sha256"][0] == info["certificate_sha256"]
+        code, _ = _stop(proc, signal.SIGTERM)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def test_ca_kind_names_the_ca_certificate() -> None:
     proc = subprocess.Popen(
         [*COMMAND, "--cert", "ca", "--count", "2"],
@@ -112,6 +134,7 @@ def test_ca_kind_names_the_ca_certificate() -> None:
         (["--cert-file", "/nonexistent.pem"], "together"),
         (["--ntlm-version", "ten"], "not a version"),
         (["--hostile", "rude"], "rude"),
+        (["--distinct-certs", "--cert", "expired"], "distinct certificates"),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(args: list[str], words: str) -> None:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 
 from fixtures.lab import LabFactory
 from rdptrust.errors import TlsError, UsageError
+from rdptrust.lab.certs import CertKind
 from rdptrust.lab.rdp import RESPONSE_FLAGS, RdpPolicy, parse_protocols
 from rdptrust.lab.runner import LabConfig
 from rdptrust.net.connection import RdpConnection, TlsSessionInfo
@@ -281,6 +282,26 @@ async def test_count_endpoints_on_separate_ports(lab_factory: LabFactory) -> Non
     assert lab.info()["rdp"] == [f"127.0.0.1:{t.port}" for t in lab.targets]
 
 
+async def test_distinct_certificates_per_endpoint(lab_factory: LabFactory) -> None:
+    # Given three endpoints that each serve a certificate of their own
+    lab = await lab_factory(count=3, distinct_certs=True)
+    # When each is asked for its chain
+    sessions = await asyncio.gather(*(_tls(t) for t in lab.targets))
+    leaves = [x509.load_der_x509_certificate(s.chain[0]) for s in sessions]
+    # Then the fingerprints differ, are the ones announced, and the subjects are numbered
+    fingerprints = [leaf.fingerprint(hashes.SHA256()).hex() for leaf in leaves]
+    assert fingerprints == lab.info()["endpoint_sha256"]
+    assert len(set(fingerprints)) == 3
+    assert [leaf.subject.rfc4514_string() for leaf in leaves] == [
+        "CN=WIN-LAB01",
+        "CN=WIN-LAB01-2",
+        "CN=WIN-LAB01-3",
+    ]
+    assert all(leaf.issuer == leaf.subject for leaf in leaves)
+    with pytest.raises(UsageError, match="cannot regenerate"):
+        lab.regenerate_certificate()
+
+
 async def test_latency_delays_each_response(lab_factory: LabFactory) -> None:
     lab = await lab_factory(latency_ms=300)
     start = time.monotonic()
@@ -324,6 +345,8 @@ def test_config_usage_errors() -> None:
         LabConfig(count=0)
     with pytest.raises(UsageError, match="NetBIOS"):
         LabConfig(ntlm_computer="name.with.dots")
+    with pytest.raises(UsageError, match="distinct certificates"):
+        LabConfig(count=2, distinct_certs=True, cert=CertKind.CA)
 
 
 async def test_ca_issued_variant_and_private_files(lab_factory: LabFactory) -> None:

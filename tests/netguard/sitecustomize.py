@@ -64,3 +64,55 @@ def guarded_connect_ex(self: socket.socket, address: Any) -> int:
 socket.getaddrinfo = guarded_getaddrinfo
 socket.socket.connect = guarded_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+
+
+def _guard_uvloop() -> None:
+    """uvloop connects and resolves in C: guard its loop methods the same way."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    loop_class: Any = uvloop.Loop
+    create_connection = loop_class.create_connection
+    getaddrinfo = loop_class.getaddrinfo
+    sock_connect = loop_class.sock_connect
+    create_datagram_endpoint = loop_class.create_datagram_endpoint
+
+    def refuse(host: object) -> None:
+        raise ConnectionRefusedError(
+            111, f"test network guard: no connections outside loopback ({host})"
+        )
+
+    async def guarded_create_connection(
+        self: Any, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        if host is not None and not _is_loopback(host):
+            refuse(host)
+        return await create_connection(self, protocol_factory, host, port, **kwargs)
+
+    async def guarded_loop_getaddrinfo(self: Any, host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_loopback(host):
+            raise socket.gaierror(
+                socket.EAI_NONAME,
+                f"test network guard: no name lookups outside loopback ({host!r})",
+            )
+        return await getaddrinfo(self, host, *args, **kwargs)
+
+    async def guarded_sock_connect(self: Any, sock: socket.socket, address: Any) -> Any:
+        _check(sock, address)
+        return await sock_connect(self, sock, address)
+
+    async def guarded_create_datagram_endpoint(
+        self: Any, protocol_factory: Any, local_addr: Any = None, remote_addr: Any = None, **kw: Any
+    ) -> Any:
+        if remote_addr is not None and not _is_loopback(remote_addr[0]):
+            refuse(remote_addr[0])
+        return await create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr, **kw)
+
+    loop_class.create_connection = guarded_create_connection
+    loop_class.getaddrinfo = guarded_loop_getaddrinfo
+    loop_class.sock_connect = guarded_sock_connect
+    loop_class.create_datagram_endpoint = guarded_create_datagram_endpoint
+
+
+_guard_uvloop()

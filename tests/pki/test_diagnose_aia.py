@@ -191,6 +191,10 @@ async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
         for r in result.retrievals
         if r.purpose == Purpose.CRL
     )
+    # and each says its time-out was what the AIA fetch left of the budget
+    for crl in (r for r in result.retrievals if r.purpose == Purpose.CRL):
+        assert crl.detail is not None
+        assert f"what was left of the {URL_TIMEOUT:g} s time-out" in crl.detail, crl.detail
     # and the wall time stays within one URL time-out (plus the probe), not two
     probe_s = result.probe.timings.total_ms / 1000.0
     assert wall - probe_s < URL_TIMEOUT + 0.5, (wall, probe_s)

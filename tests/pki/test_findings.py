@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -143,3 +144,30 @@ def test_failed_probe_has_no_findings() -> None:
     )
     assert _ids(failed) == []
     assert _ids(result) == ["standard-rdp-security-allowed", "nla-not-required"]
+
+
+def test_a_known_leaf_summary_is_used_instead_of_reading_the_certificate() -> None:
+    # Given a result whose leaf is CA-issued, judged with a stored summary of it
+    chain = hierarchy()
+    result = _result(accepted={"HYBRID"}, chain=(chain.leaf.der,))
+    stored = _Summary("CN=stored", True, NOW + dt.timedelta(days=3))
+    findings = probe_findings(result, now=NOW, leaf=stored)
+    # Then the findings come from the summary
+    assert [(f.code, f.severity) for f in findings] == [
+        ("self-signed-certificate", Severity.WARNING),
+        ("expiring-certificate", Severity.WARNING),
+    ]
+    assert "CN=stored" in findings[0].message
+    assert "in 3 days" in findings[1].message
+
+
+def test_an_undecodable_leaf_raises_no_certificate_finding() -> None:
+    result = _result(accepted={"HYBRID"}, chain=(b"\x30\x03\x02\x01\x00",))
+    assert _ids(result) == []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Summary:
+    subject: str
+    self_signed: bool
+    not_after: dt.datetime

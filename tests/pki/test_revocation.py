@@ -194,6 +194,22 @@ def test_crl_past_its_next_update_is_invalid(ca: LabCa, host: HostCredentials) -
     assert_invalid(check, f"CRL expired on {crl.next_update_utc:%Y-%m-%d %H:%M} UTC")
 
 
+@pytest.mark.parametrize(
+    ("early", "good"), [(dt.timedelta(hours=1), False), (dt.timedelta(0), True)]
+)
+def test_crl_issued_in_the_future_is_invalid(
+    ca: LabCa, host: HostCredentials, early: dt.timedelta, good: bool
+) -> None:
+    # Given a CRL checked before (or just at) its thisUpdate, as with a CA clock running fast
+    crl = ca.crl("intermediate")
+    moment = crl.last_update_utc - early
+    check = check_crl(crl.public_bytes(DER), host.leaf, ca.intermediate, now=moment)
+    if good:
+        assert check.status == RevocationStatus.GOOD
+    else:
+        assert_invalid(check, "CRL not valid before")
+
+
 def test_crl_just_before_next_update_is_good(ca: LabCa, host: HostCredentials) -> None:
     crl = ca.crl("intermediate", validity=dt.timedelta(days=7))
     assert crl.next_update_utc is not None
@@ -386,6 +402,15 @@ def test_ocsp_answer_out_of_date_is_invalid(ca: LabCa, host: HostCredentials) ->
 def test_ocsp_answer_checked_far_in_the_future_is_invalid(ca: LabCa, host: HostCredentials) -> None:
     check = check_ocsp(answer_for(ca, host.leaf), host.leaf, ca.intermediate, now=FAR_FUTURE)
     assert_invalid(check, "out of date")
+
+
+def test_ocsp_answer_made_in_the_future_is_invalid(ca: LabCa, host: HostCredentials) -> None:
+    answer = answer_for(ca, host.leaf)
+    made = ocsp.load_der_ocsp_response(answer).this_update_utc
+    early = check_ocsp(answer, host.leaf, ca.intermediate, now=made - dt.timedelta(hours=1))
+    assert_invalid(early, "OCSP answer not valid before")
+    skewed = check_ocsp(answer, host.leaf, ca.intermediate, now=made - dt.timedelta(minutes=4))
+    assert skewed.status == RevocationStatus.GOOD
 
 
 def test_ocsp_unsuccessful_answer_is_invalid(ca: LabCa, host: HostCredentials) -> None:

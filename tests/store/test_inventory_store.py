@@ -145,6 +145,76 @@ def test_record_marks_done_and_refuses_a_second_record(tmp_path: Path) -> None:
         assert len(list(inventory.observations(scan_id=scan_id))) == 1
 
 
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        (windows_self_signed("WIN-A"), [("self-signed-certificate", "warning")]),
+        (
+            make_host_credentials(CertKind.EXPIRED, computer_name="WIN-B"),
+            [("expiring-certificate", "critical"), ("self-signed-certificate", "warning")],
+        ),
+        (make_host_credentials(CertKind.CA, computer_name="WIN-C"), []),
+    ],
+)
+def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
+    tmp_path: Path, credentials: HostCredentials, expected: list[tuple[str, str]]
+) -> None:
+    # Given two hosts serving the same certificate, recorded one after the other
+    # (the first reads the certificate, the second finds it in the inventory)
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389)]
+        scan_id = inventory.create_scan(["x"], {}, targets).id
+        records = [
+            inventory.record(scan_id, seq, target, served(target, credentials))
+            for seq, target in enumerate(targets)
+        ]
+    # Then both carry the same findings, each naming its own host
+    for record, target in zip(records, targets, strict=True):
+        assert [(p.code, p.severity) for p in record.problems] == expected
+        assert all(str(target) in p.message for p in record.problems)
+    first, second = ([p.message for p in r.problems] for r in records)
+    assert [m.replace("127.0.0.1", "HOST") for m in first] == [
+        m.replace("127.0.0.2", "HOST") for m in second
+    ]
+
+
+def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None:
+    path = tmp_path / "inv.sqlite3"
+    targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389), Target("127.0.0.3", 3389)]
+    credentials = windows_self_signed("WIN-A")
+    with Inventory.open(path) as inventory:
+        scan_id = inventory.create_scan(["x"], {}, targets).id
+        # Given two records in a batch
+        for seq in (0, 1):
+            inventory.record(
+                scan_id, seq, targets[seq], served(targets[seq], credentials), commit=False
+            )
+        assert inventory.uncommitted
+        # Then another connection does not see them yet
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("SELECT COUNT(*) FROM observations").fetchone() == (0,)
+            # And a failing record in the batch rolls back only itself
+            with pytest.raises(StoreError, match="already recorded"):
+                inventory.record(
+                    scan_id, 0, targets[0], served(targets[0], credentials), commit=False
+                )
+            # And another write must wait for the commit
+            with pytest.raises(RuntimeError, match="commit"):
+                inventory.finish_scan(scan_id, "done")
+            # When the batch is committed, both are there
+            inventory.commit()
+            assert not inventory.uncommitted
+            assert other.execute("SELECT COUNT(*) FROM observations").fetchone() == (2,)
+        finally:
+            other.close()
+        # And a batch never committed is lost whole when the inventory closes
+        inventory.record(scan_id, 2, targets[2], served(targets[2], credentials), commit=False)
+    with Inventory.open(path) as inventory:
+        assert inventory.target_states(scan_id) == {"pending": 1, "done": 2}
+        assert len(list(inventory.observations(scan_id=scan_id))) == 2
+
+
 def test_diagnosis_and_problems_are_stored(tmp_path: Path) -> None:
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
         target = Target("127.0.0.1", 3389)

@@ -58,12 +58,17 @@ def test_version_1_inventory_is_migrated(tmp_path: Path) -> None:
     db.close()
     # When this rdptrust opens it
     with Inventory.open(path) as inventory:
-        assert inventory.schema_version == SCHEMA_VERSION == 2
+        assert inventory.schema_version == SCHEMA_VERSION == 3
         assert [s.id for s in inventory.scans()] == [1]
     # Then the new column exists and the old scan is still there
     db = sqlite3.connect(path)
     try:
         columns = {r[1] for r in db.execute("PRAGMA table_info(observations)")}
         assert "ntlm" in columns
+        # and migration 3's index serves the read-back of a record's events
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT detail FROM events WHERE observation_id = 1"
+        ).fetchall()
+        assert "USING INDEX events_observation" in " ".join(str(row) for row in plan)
     finally:
         db.close()

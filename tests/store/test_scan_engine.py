@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import sqlite3
 import ssl
 import tracemalloc
 from collections import Counter
@@ -135,6 +136,39 @@ async def test_scan_of_200_endpoints_records_each_once(tmp_path: Path) -> None:
             served = {h.latest.certificate.sha256 for h in hosts if h.latest.certificate}
             assert served == set(f.expected.values())
             assert len(served) == len(FLEET)
+
+
+async def test_each_result_is_reported_once_committed(tmp_path: Path) -> None:
+    # Given 150 refused targets (they finish at once, many per commit batch)
+    path = tmp_path / "inv.sqlite3"
+    ports = []
+    for _ in range(150):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    targets = [Target("127.0.0.1", p) for p in ports]
+    committed_when_reported: list[bool] = []
+    with Inventory.open(path) as inventory:
+        scan = inventory.create_scan([], {}, targets)
+        reader = sqlite3.connect(path)
+
+        def on_result(record: ObservationRecord) -> None:
+            # another connection sees only committed data
+            row = reader.execute(
+                "SELECT COUNT(*) FROM observations WHERE id = ?", (record.id,)
+            ).fetchone()
+            committed_when_reported.append(row[0] == 1)
+
+        # When the scan runs
+        try:
+            summary = await run_scan(
+                inventory, scan, ScanOptions(concurrency=100, timeout=1), on_result=on_result
+            )
+        finally:
+            reader.close()
+    # Then every host was durable before it was reported, and the batches were shared
+    assert summary.recorded == 150
+    assert committed_when_reported == [True] * 150
 
 
 async def test_certificate_change_between_scans_is_an_event(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from rdptrust.cli.common import run
 from rdptrust.fix.method1 import write_trust_bundle
 from rdptrust.lab.pki import ResponderMode
 from rdptrust.lab.runner import Lab, LabConfig
@@ -89,7 +89,7 @@ def demo(url_timeout: float, as_json: bool) -> None:
     console = Console(highlight=False, quiet=as_json)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rdptrust-demo-") as tmp:
-        before, after = asyncio.run(_demo(console, url_timeout, Path(tmp)))
+        before, after = run(_demo(console, url_timeout, Path(tmp)))
     elapsed = time.monotonic() - start
     if as_json:
         click.echo(

@@ -66,6 +66,7 @@ Examples:
   rdptrust lab --root-list delay:15              the root list arrives after 15 s
   rdptrust lab --hostile slow-drip               the Connection Confirm at one byte/s
   rdptrust lab --count 20 --latency-ms 80        20 endpoints behind an 80 ms WAN
+  rdptrust lab --count 200 --distinct-certs      200 hosts, each with its own certificate
   rdptrust lab --rdp-methods 40BIT,128BIT --rdp-level low
                                                  Standard RDP Security with weak RC4
 \b
@@ -107,6 +108,12 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     help="Serve this PEM chain (host certificate first) instead; needs --key-file.",
 )
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Its key.")
+@click.option(
+    "--distinct-certs",
+    is_flag=True,
+    help="With --count: each endpoint serves its own self-signed certificate (WIN-LAB01, "
+    "WIN-LAB01-2, ...; one shared key), like a fleet.",
+)
 @click.option(
     "--protocols",
     default="RDP,SSL,HYBRID,HYBRID_EX",
@@ -185,6 +192,7 @@ def lab(
     issuer: str | None,
     cert_file: Path | None,
     key_file: Path | None,
+    distinct_certs: bool,
     protocols: frozenset[SecurityProtocol],
     require: SecurityProtocol | None,
     no_negotiation: bool,
@@ -216,6 +224,7 @@ def lab(
         cert=CertKind(cert_kind),
         cert_file=cert_file,
         key_file=key_file,
+        distinct_certs=distinct_certs,
         issuer="ca" if issuer == "ca" else "self" if issuer == "self" else None,
         protocols=protocols,
         require=require,

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 warning, 2 critical, 3 unknown / could not probe,
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -14,8 +15,45 @@ from rdptrust import __version__
 from rdptrust.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail
 from rdptrust.errors import RdptrustError, UsageError
 
+#: Each command and where it lives; a module is imported only when its command runs
+#: (or when the help lists the commands), so ``rdptrust scan`` starts without the
+#: HTTP client, the exporter or the CA code.
+COMMANDS: dict[str, str] = {
+    "demo": "rdptrust.cli.demo:demo",
+    "probe": "rdptrust.cli.probe:probe",
+    "diagnose": "rdptrust.cli.diagnose:diagnose_cmd",
+    "policy": "rdptrust.cli.policy:policy",
+    "ca": "rdptrust.cli.ca:ca",
+    "trust": "rdptrust.cli.trust:trust",
+    "check": "rdptrust.cli.check:check",
+    "exporter": "rdptrust.cli.exporter:exporter",
+    "lab": "rdptrust.cli.lab:lab",
+    "scan": "rdptrust.cli.scan:scan",
+    "hosts": "rdptrust.cli.scan:hosts",
+    "history": "rdptrust.cli.scan:history",
+    "report": "rdptrust.cli.scan:report",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, from :data:`COMMANDS`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = where.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{where} is not a click command")
+        return command
+
 
 @click.group(
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Run 'rdptrust COMMAND --help' for the options and examples of each command.",
 )
@@ -35,36 +73,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _register() -> None:
-    from rdptrust.cli.ca import ca
-    from rdptrust.cli.check import check
-    from rdptrust.cli.demo import demo
-    from rdptrust.cli.diagnose import diagnose_cmd
-    from rdptrust.cli.exporter import exporter
-    from rdptrust.cli.lab import lab
-    from rdptrust.cli.policy import policy
-    from rdptrust.cli.probe import probe
-    from rdptrust.cli.scan import history, hosts, report, scan
-    from rdptrust.cli.trust import trust
-
-    cli.add_command(demo)
-    cli.add_command(probe)
-    cli.add_command(diagnose_cmd)
-    cli.add_command(policy)
-    cli.add_command(ca)
-    cli.add_command(trust)
-    cli.add_command(check)
-    cli.add_command(exporter)
-    cli.add_command(lab)
-    cli.add_command(scan)
-    cli.add_command(hosts)
-    cli.add_command(history)
-    cli.add_command(report)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -41,7 +42,7 @@ from rdptrust.report.inventory import (
 )
 from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo
-from rdptrust.store.scan import ScanOptions, ScanSummary, run_scan
+from rdptrust.store.scan import ScanOptions, ScanSummary, fit_concurrency, run_scan
 
 #: Exit code when the inventory cannot be used (sysexits EX_IOERR).
 EXIT_STORE = 74
@@ -203,9 +204,9 @@ Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 10000),
-    default=100,
+    default=ScanOptions.concurrency,
     show_default=True,
-    help="Hosts probed at the same time.",
+    help="Hosts probed at the same time (lowered to fit the open-file limit).",
 )
 @click.option(
     "--timeout",
@@ -346,6 +347,15 @@ def scan(
                 info = inventory.create_scan(
                     arguments, options.to_json(), expand_targets(_specs(targets, input_file))
                 )
+            fitted = fit_concurrency(options)
+            if fitted < options.concurrency:
+                click.echo(
+                    f"rdptrust: warning: {options.concurrency} hosts at once need "
+                    f"{options.concurrency * options.sockets_per_host()} open files, more than "
+                    f"this process may open (ulimit -n); scanning {fitted} at once",
+                    err=True,
+                )
+                options = dataclasses.replace(options, concurrency=fitted)
             summary = run(_scan(inventory, info, options, jsonl))
     except StoreError as exc:
         _store_failure(exc)

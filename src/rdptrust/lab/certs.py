@@ -58,10 +58,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdptrust.errors import UsageError
 from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
-from rdptrust.pki.ca import with_pki_urls
+from rdptrust.pki.ca import RDP_AUTH_EKU, host_certificate_builder, with_pki_urls
 
 #: EKU "Remote Desktop Authentication" (PROTOCOL.md §4).
-RDP_AUTHENTICATION_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.54.1.2")
+RDP_AUTHENTICATION_OID = RDP_AUTH_EKU
 #: The host a ``wrong-name`` certificate is made for.
 WRONG_NAME = "WIN-ELSEWHERE"
 #: DNS suffix of the lab's host names in CA-issued certificates.
@@ -366,46 +366,19 @@ class LabCa:
             alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
         except ValueError as exc:
             raise UsageError(f"bad host certificate name or address: {exc}") from exc
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.intermediate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.intermediate_key.public_key()
-                ),
-                critical=False,
-            )
+        builder = host_certificate_builder(
+            subject,
+            self.intermediate.subject,
+            key.public_key(),
+            self.intermediate_key.public_key(),
+            start,
+            end,
+            alt_names=alt_names,
+            extended_key_usage=extended_key_usage,
+            crl=urls.crl,
+            ocsp=urls.ocsp,
+            ca_issuers=urls.ca_issuers,
         )
-        if alt_names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        if extended_key_usage is not None:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
-            )
-        builder = with_pki_urls(builder, urls.crl, urls.ocsp, urls.ca_issuers)
         leaf = _sign(builder, self.intermediate_key, signature_hash)
         self._issued[leaf.serial_number] = "intermediate"
         chain = (leaf,) if omit_intermediate else (leaf, self.intermediate)
@@ -517,9 +490,13 @@ def windows_self_signed(
     not_valid_after: dt.datetime | None = None,
     extended_key_usage: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.SERVER_AUTH,),
     signature_hash: SignatureHash = "sha256",
+    key: CertificateIssuerPrivateKeyTypes | None = None,
 ) -> HostCredentials:
-    """A self-signed certificate shaped like the one Windows makes for RDP, with a new key."""
-    key = new_rsa_key(key_size)
+    """A self-signed certificate shaped like the one Windows makes for RDP.
+
+    It gets a new key of *key_size* bits unless *key* is given.
+    """
+    key = key or new_rsa_key(key_size)
     start = not_valid_before or _now() - BACKDATE
     end = not_valid_after or start + SELF_SIGNED_VALIDITY
     try:

@@ -91,6 +91,8 @@ class LabConfig:
     #: Standard RDP Security methods and level; both ``None``: MCS is not answered.
     rdp_methods: EncryptionMethod | None = None
     rdp_level: EncryptionLevel | None = None
+    #: Each endpoint serves its own self-signed certificate (one shared key), like a fleet.
+    distinct_certs: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -101,6 +103,13 @@ class LabConfig:
             raise UsageError("give --cert-file and --key-file together")
         if self.issuer == "self" and self.cert is CertKind.CA:
             raise UsageError("a certificate of kind 'ca' cannot be self-signed")
+        if self.distinct_certs and (
+            self.cert is not CertKind.SELF_SIGNED or self.issuer == "ca" or self.cert_file
+        ):
+            raise UsageError(
+                "distinct certificates per endpoint are self-signed: drop --cert, --issuer "
+                "and --cert-file"
+            )
         # Validate the RDP side now, so a usage error comes before anything starts.
         self.policy()
 
@@ -157,6 +166,8 @@ class Lab(AsyncService):
         self._directory: Path | None = None
         self._ca_cert_path: Path | None = None
         self._generation = 0
+        #: With ``distinct_certs``: each endpoint's certificate fingerprint, in order.
+        self.endpoint_sha256: list[str] = []
         #: The PEM file of the chain being served.
         self.chain_path: Path | None = None
 
@@ -199,6 +210,8 @@ class Lab(AsyncService):
                 )
                 self.endpoints.append(endpoint)
                 await endpoint.start()
+            if config.distinct_certs:
+                self._distinct(credentials)
         except BaseException:
             await self.stop()
             raise
@@ -233,6 +246,23 @@ class Lab(AsyncService):
             endpoint.ssl_context = context
         return context
 
+    def _distinct(self, first: HostCredentials) -> None:
+        """Give endpoints 2, 3, ... each a self-signed certificate of its own."""
+        assert self._directory is not None
+        self.endpoint_sha256 = [first.sha256]
+        for index, endpoint in enumerate(self.endpoints[1:], start=2):
+            own = windows_self_signed(f"{self.config.ntlm_computer}-{index}", key=first.key)
+            directory = self._directory / f"endpoint-{index}"
+            directory.mkdir(mode=0o700)
+            chain_path, key_path = own.write_pem(directory)
+            endpoint.ssl_context = server_context(
+                chain_path,
+                key_path,
+                min_version=self.config.tls_min,
+                max_version=self.config.tls_max,
+            )
+            self.endpoint_sha256.append(own.sha256)
+
     def set_credentials(self, credentials: HostCredentials) -> None:
         """Serve *credentials* on every endpoint from the next connection on."""
         self._install(credentials)
@@ -243,6 +273,8 @@ class Lab(AsyncService):
         A self-signed certificate gets a successor with the same subject and a new key;
         a CA-issued one is issued again, of the same kind, by the same CA.
         """
+        if self.config.distinct_certs:
+            raise UsageError("a lab with distinct certificates cannot regenerate them")
         current = self.credentials
         if self.ca is not None and current.ca is not None:
             fresh = make_host_credentials(
@@ -307,6 +339,7 @@ class Lab(AsyncService):
             "root_list_url": self.root_list_url,
             "ca_cert": str(self.ca_cert_path) if self.ca_cert_path else None,
             "certificate_sha256": self.certificate_sha256,
+            "endpoint_sha256": self.endpoint_sha256 or None,
             "certificate_subject": leaf.subject.rfc4514_string(),
             "certificate_not_after": leaf.not_valid_after_utc.astimezone(dt.UTC).isoformat(),
             "certificate_chain": str(self.chain_path),

@@ -92,10 +92,10 @@ class RdpConnection:
     @classmethod
     async def open(cls, target: Target, deadline: float) -> RdpConnection:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, target.port, limit=TPKT_MAX_LENGTH),
-                _remaining(deadline),
-            )
+            async with asyncio.timeout(_remaining(deadline)):
+                reader, writer = await asyncio.open_connection(
+                    target.host, target.port, limit=TPKT_MAX_LENGTH
+                )
         except TimeoutError:
             raise TransportTimeout(
                 f"{target}: TCP connect timed out", target.host, target.port
@@ -121,7 +121,8 @@ class RdpConnection:
 
     async def _read(self, deadline: float, what: str) -> bytes:
         try:
-            data = await asyncio.wait_for(self._reader.read(_READ_CHUNK), _remaining(deadline))
+            async with asyncio.timeout(_remaining(deadline)):
+                data = await self._reader.read(_READ_CHUNK)
         except TimeoutError:
             raise self._error(TransportTimeout, f"no answer to {what} in time") from None
         except (ConnectionResetError, BrokenPipeError):
@@ -133,7 +134,8 @@ class RdpConnection:
     async def _write(self, data: bytes, deadline: float, what: str) -> None:
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), _remaining(deadline))
+            async with asyncio.timeout(_remaining(deadline)):
+                await self._writer.drain()
         except TimeoutError:
             raise self._error(TransportTimeout, f"could not send {what} in time") from None
         except OSError as exc:
@@ -196,13 +198,12 @@ class RdpConnection:
         """
         header = b""
         try:
-            header = await asyncio.wait_for(self._reader.readexactly(4), _remaining(deadline))
-            length = packet_length(header)
-            if length is None:  # pragma: no cover - four bytes are always enough
-                raise RemoteProtocolError("TPKT header truncated", 0)
-            body = await asyncio.wait_for(
-                self._reader.readexactly(length - 4), _remaining(deadline)
-            )
+            async with asyncio.timeout(_remaining(deadline)):
+                header = await self._reader.readexactly(4)
+                length = packet_length(header)
+                if length is None:  # pragma: no cover - four bytes are always enough
+                    raise RemoteProtocolError("TPKT header truncated", 0)
+                body = await self._reader.readexactly(length - 4)
         except TimeoutError:
             raise self._error(TransportTimeout, f"no answer to {what} in time") from None
         except asyncio.IncompleteReadError as exc:
@@ -304,7 +305,8 @@ class RdpConnection:
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self._writer.wait_closed()
 
 
 def _der(cert: x509.Certificate) -> bytes:

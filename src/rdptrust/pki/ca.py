@@ -18,6 +18,7 @@ import datetime as dt
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from rdptrust.errors import PkiError, UsageError
 from rdptrust.files import PRIVATE_MODE, write_atomic
+from rdptrust.pki.facts import RDP_AUTHENTICATION_OID
 
 CA_SCHEMA = "rdptrust.ca/1"
 #: Remote Desktop Authentication (szOID_KP_RDP_AUTH... as Windows names it).
-RDP_AUTH_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.311.54.1.2")
+RDP_AUTH_EKU = x509.ObjectIdentifier(RDP_AUTHENTICATION_OID)
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 REVOCATION_REASONS = {
@@ -146,6 +149,69 @@ def with_pki_urls(
     if access:
         builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     return builder
+
+
+def host_certificate_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    issuer_public_key: CertificatePublicKeyTypes,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    alt_names: Sequence[x509.GeneralName] = (),
+    extended_key_usage: Sequence[x509.ObjectIdentifier] | None = (
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        RDP_AUTH_EKU,
+    ),
+    crl: str | None = None,
+    ocsp: str | None = None,
+    ca_issuers: str | None = None,
+) -> x509.CertificateBuilder:
+    """The certificate an RDP host serves, issued by a CA, ready to sign.
+
+    An end entity (basic constraints, critical) for digital signature and key
+    encipherment (critical), with Server Authentication and Remote Desktop
+    Authentication (*extended_key_usage* ``None`` leaves the EKU out), the subject
+    alternative names given, key identifiers and the CRL and AIA URLs given.
+    """
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if extended_key_usage is not None:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
+        )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),  # type: ignore[arg-type]
+        critical=False,
+    )
+    return with_pki_urls(builder, crl, ocsp, ca_issuers)
 
 
 class CertificateAuthority:
@@ -327,43 +393,18 @@ class CertificateAuthority:
                 sans.append(x509.IPAddress(address))
         key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
         not_after = min(now + dt.timedelta(days=days), self.certificate.not_valid_after_utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, RDP_AUTH_EKU]),
-                critical=False,
-            )
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
+        builder = host_certificate_builder(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]),
+            self.certificate.subject,
+            key.public_key(),
+            self.key.public_key(),
+            now - dt.timedelta(minutes=5),
+            not_after,
+            alt_names=sans,
+            crl=self.urls.crl,
+            ocsp=self.urls.ocsp,
+            ca_issuers=self.urls.ca_issuers,
         )
-        builder = with_pki_urls(builder, self.urls.crl, self.urls.ocsp, self.urls.ca_issuers)
         certificate = builder.sign(self.key, hashes.SHA256())
         record = IssuedRecord(
             serial=certificate.serial_number,

@@ -165,6 +165,17 @@ class _Fetched:
     certificate: str | None = None
 
 
+def _shortened(fetched: _Fetched, seconds: float, full: float) -> _Fetched:
+    """Say so when a time-out came from the shortened budget of the second round."""
+    if fetched.result.outcome != FetchOutcome.TIMEOUT or seconds >= full:
+        return fetched
+    fetched.detail = (
+        f"no answer in {seconds:.1f} s, what was left of the {full:g} s time-out after the "
+        "issuer certificate came over AIA"
+    )
+    return fetched
+
+
 def _subject(cert: x509.Certificate) -> str:
     try:
         return name_text(cert.subject)
@@ -412,13 +423,14 @@ async def diagnose(
             # The second round gets what is left of one URL time-out, so the wall time
             # stays within one time-out however the chain was completed.
             left = max(options.url_timeout - (time.monotonic() - fetch_start), _MIN_SECOND_ROUND_S)
+            short = min(timeout, left)
             more = [
-                _fetch_revocation(client, cert, issuer, index, min(timeout, left), now)
+                _fetch_revocation(client, cert, issuer, index, short, now)
                 for index, cert, issuer in _revocation_plan(path)
                 if cert.tbs_certificate_bytes not in checked
             ]
             for batch in await asyncio.gather(*more):
-                fetched.extend(batch)
+                fetched.extend(_shortened(f, short, timeout) for f in batch)
 
     trusted = path.anchor is not None or pinned
     revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]

@@ -10,7 +10,6 @@ cannot be decoded does not fail the facts either; its fields stay empty and
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -220,7 +219,7 @@ def certificate_facts(
     Undecodable names show as :data:`UNDECODABLE_NAME` and undecodable extensions as
     empty values; ``parse_warnings`` then says what could not be read.
     """
-    moment = _utc(now)
+    moment = as_utc(now)
     try:
         with _quiet():
             return _facts(cert, moment)
@@ -545,7 +544,8 @@ def _spki_der(tbs: bytes) -> bytes:
     return tbs[spki_start:spki_end]
 
 
-def _utc(now: dt.datetime | None) -> dt.datetime:
+def as_utc(now: dt.datetime | None) -> dt.datetime:
+    """*now* in UTC (naive values are taken as UTC); the current time when None."""
     if now is None:
         return dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
@@ -558,9 +558,26 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence cryptography's deprecation warnings about odd but readable certificates."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        yield
+class _quiet:
+    """Silence cryptography's deprecation warnings about odd but readable certificates.
+
+    Nested uses (the helpers called while :func:`certificate_facts` reads a certificate)
+    cost nothing: only the outermost one changes the warning filters.
+    """
+
+    _depth = 0
+
+    def __init__(self) -> None:
+        self._catcher: warnings.catch_warnings[None] | None = None
+
+    def __enter__(self) -> None:
+        if _quiet._depth == 0:
+            self._catcher = warnings.catch_warnings()
+            self._catcher.__enter__()
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        _quiet._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        _quiet._depth -= 1
+        if self._catcher is not None:
+            self._catcher.__exit__(None, None, None)

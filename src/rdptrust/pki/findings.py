@@ -27,10 +27,13 @@ Findings are ordered most severe first. Each message says what to change on the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from typing import Protocol
 
+from rdptrust.errors import PkiError
 from rdptrust.net.probe import ProbeResult
-from rdptrust.pki.facts import certificate_facts, load_certificate
+from rdptrust.pki.facts import as_utc, certificate_facts, load_certificate
 from rdptrust.pki.problems import Problem, Severity
 
 _WEAK_METHODS = ("40BIT", "56BIT")
@@ -42,6 +45,19 @@ _SECURITY_LAYER_FIX = (
     "(RDP) connections' = SSL; or SecurityLayer=2 under HKLM\\SYSTEM\\CurrentControlSet\\"
     "Control\\Terminal Server\\WinStations\\RDP-Tcp)"
 )
+
+
+class LeafSummary(Protocol):
+    """What the certificate findings read of the leaf; :class:`CertificateFacts` has it."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def self_signed(self) -> bool: ...
+
+    @property
+    def not_after(self) -> dt.datetime: ...
 
 
 def _accepted(result: ProbeResult, name: str) -> bool:
@@ -59,9 +75,17 @@ def _rdp_accepted(result: ProbeResult) -> bool:
 
 
 def probe_findings(
-    result: ProbeResult, *, now: dt.datetime | None = None, warn_days: int = 30
+    result: ProbeResult,
+    *,
+    now: dt.datetime | None = None,
+    warn_days: int = 30,
+    leaf: LeafSummary | None = None,
 ) -> tuple[Problem, ...]:
-    """The findings for *result*, most severe first; empty when nothing is wrong."""
+    """The findings for *result*, most severe first; empty when nothing is wrong.
+
+    *leaf* is what is already known of ``result.leaf`` (its facts, or a stored summary);
+    without it the leaf is read here. A leaf that cannot be decoded raises no finding.
+    """
     if result.error is not None:
         return ()
     target = result.target
@@ -136,8 +160,12 @@ def probe_findings(
                 "TLS 1.2",
             )
         )
-    if result.leaf is not None:
-        facts = certificate_facts(load_certificate(result.leaf), now=now)
+    if leaf is None and result.leaf is not None:
+        with contextlib.suppress(PkiError):
+            leaf = certificate_facts(load_certificate(result.leaf))
+    if leaf is not None:
+        facts = leaf
+        days_left = (facts.not_after - as_utc(now)).days
         if facts.self_signed:
             found.append(
                 Problem(
@@ -149,7 +177,7 @@ def probe_findings(
                     "(rdptrust ca)",
                 )
             )
-        if facts.days_left < 0:
+        if days_left < 0:
             found.append(
                 Problem(
                     "expiring-certificate",
@@ -158,13 +186,13 @@ def probe_findings(
                     "renew or replace it on the host",
                 )
             )
-        elif facts.days_left <= warn_days:
+        elif days_left <= warn_days:
             found.append(
                 Problem(
                     "expiring-certificate",
                     Severity.WARNING,
                     f"{target}'s certificate expires on {facts.not_after:%Y-%m-%d} UTC, in "
-                    f"{facts.days_left} days: renew it, and update pinned copies on the "
+                    f"{days_left} days: renew it, and update pinned copies on the "
                     "clients when it changes",
                 )
             )

@@ -69,6 +69,7 @@ from rdptrust.pki.facts import (
     RDP_AUTHENTICATION_OID,
     SERVER_AUTH_OID,
     CertificateFacts,
+    as_utc,
     certificate_facts,
     name_text,
 )
@@ -144,7 +145,7 @@ def judge_chain(
                 "require TLS on the host (Security Layer SSL or Negotiate)",
             ),
         )
-    moment = _utc(now)
+    moment = as_utc(now)
     leaf = served[0]
     chain = path.certificates or (leaf,)
     facts = [certificate_facts(cert, now=moment) for cert in chain]
@@ -455,11 +456,3 @@ def _which(index: int, item: CertificateFacts) -> str:
 
 def _name(name: x509.Name) -> str:
     return name_text(name)
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    if now.tzinfo is None:
-        return now.replace(tzinfo=dt.UTC)
-    return now.astimezone(dt.UTC)

@@ -40,6 +40,10 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now if now is not None else dt.datetime.now(dt.UTC)
 
 
+#: How far in the future a CRL's or OCSP answer's issue time may lie (clocks differ).
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
 def check_crl(
     data: bytes, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime | None = None
 ) -> RevocationCheck:
@@ -64,6 +68,12 @@ def check_crl(
     if crl.next_update_utc is not None and crl.next_update_utc < moment:
         return RevocationCheck(
             RevocationStatus.INVALID, f"CRL expired on {crl.next_update_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    if crl.last_update_utc > moment + CLOCK_SKEW:
+        return RevocationCheck(
+            RevocationStatus.INVALID,
+            f"CRL not valid before {crl.last_update_utc:%Y-%m-%d %H:%M} UTC (issued in the "
+            "future: check the CA's clock and this machine's)",
         )
     entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
     if entry is not None:
@@ -164,6 +174,12 @@ def check_ocsp(
         next_update = response.next_update_utc
         if next_update is not None and next_update < moment:
             return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is out of date")
+        if response.this_update_utc > moment + CLOCK_SKEW:
+            return RevocationCheck(
+                RevocationStatus.INVALID,
+                f"OCSP answer not valid before {response.this_update_utc:%Y-%m-%d %H:%M} UTC "
+                "(made in the future: check the responder's clock and this machine's)",
+            )
         status = response.certificate_status
     except (ValueError, UnsupportedAlgorithm) as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"OCSP answer unusable ({exc})")

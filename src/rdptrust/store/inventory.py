@@ -36,8 +36,8 @@ import platformdirs
 from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeFailure, ProbeResult
 from rdptrust.net.target import Target, canonical_host
-from rdptrust.pki.facts import certificate_facts, load_certificate
-from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.pki.findings import LeafSummary, probe_findings
 from rdptrust.protocol.x224 import SecurityProtocol
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -330,8 +330,28 @@ class Inventory:
             raise StoreError(_describe(exc, self.path)) from exc
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, batched: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; with *batched*, one savepoint in the open batch instead.
+
+        A batched write joins (or begins) the batch transaction, which :meth:`commit`
+        ends; if it fails, only its own savepoint is rolled back.
+        """
         with self._mapped():
+            if batched:
+                if not self._db.in_transaction:
+                    self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("SAVEPOINT record")
+                try:
+                    yield self._db
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK TO record")
+                        self._db.execute("RELEASE record")
+                    raise
+                self._db.execute("RELEASE record")
+                return
+            if self._db.in_transaction:
+                raise RuntimeError("commit() the batched records before another write")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -340,6 +360,27 @@ class Inventory:
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @property
+    def uncommitted(self) -> bool:
+        """Whether records made with ``commit=False`` wait for :meth:`commit`."""
+        return self._db.in_transaction
+
+    def commit(self) -> None:
+        """Make the records written with ``commit=False`` durable (nothing when none wait).
+
+        If the commit fails (a full disk), all of them are rolled back: their targets
+        stay pending, as if they had never been recorded.
+        """
+        if not self._db.in_transaction:
+            return
+        try:
+            with self._mapped():
+                self._db.execute("COMMIT")
+        except StoreError:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
 
     def _migrate(self) -> None:
         db = self._db
@@ -494,8 +535,14 @@ class Inventory:
         *,
         failure: ProbeFailure | None = None,
         diagnosis: DiagnosisRecord | None = None,
+        commit: bool = True,
     ) -> ObservationRecord:
         """Store what a scan saw of one target and mark the target done, atomically.
+
+        With *commit* False the record joins a batch that :meth:`commit` makes durable
+        (one commit for many hosts is what lets a scan record hundreds per second);
+        until then it is visible only to this connection, and a crash loses it together
+        with its "done" mark, so the target is simply probed again on resume.
 
         *probe* is None when there is no probe result (the host's deadline passed);
         *failure* then says why. Events (first seen, certificate changed, reachability)
@@ -513,7 +560,7 @@ class Inventory:
         timings = probe.timings if probe is not None else None
         protocols = _protocols(probe)
         versions = {v.version: v.accepted for v in probe.tls_versions} if probe is not None else {}
-        with self._transaction() as db:
+        with self._transaction(batched=not commit) as db:
             done = db.execute(
                 "UPDATE scan_targets SET state = 'done' "
                 "WHERE scan_id = ? AND seq = ? AND state = 'pending'",
@@ -524,22 +571,31 @@ class Inventory:
                     f"inventory {self.path}: target {target} of scan {scan_id} is already recorded"
                 )
             host_id, new_host = _host_id(db, target, at)
-            previous = db.execute(
-                "SELECT o.ok, o.sha256 FROM observations o WHERE o.host_id = ? "
-                "ORDER BY o.id DESC LIMIT 1",
-                (host_id,),
-            ).fetchone()
-            last_cert = db.execute(
-                "SELECT o.sha256 FROM observations o WHERE o.host_id = ? AND o.sha256 IS NOT "
-                "NULL ORDER BY o.id DESC LIMIT 1",
-                (host_id,),
-            ).fetchone()
+            # the newest observation's reachability, and the newest certificate seen
+            previous = (
+                None
+                if new_host
+                else db.execute(
+                    "SELECT (SELECT ok FROM observations WHERE host_id = ?1 "
+                    "ORDER BY id DESC LIMIT 1), (SELECT sha256 FROM observations "
+                    "WHERE host_id = ?1 AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1)",
+                    (host_id,),
+                ).fetchone()
+            )
+            was_ok = None if previous is None or previous[0] is None else bool(previous[0])
+            old_sha = None if previous is None else previous[1]
+            leaf_summary: LeafSummary | None = None
             if leaf and leaf_sha is not None:
                 known = db.execute(
-                    "SELECT 1 FROM certificates WHERE sha256 = ?", (leaf_sha,)
+                    "SELECT subject, self_signed, not_after FROM certificates WHERE sha256 = ?",
+                    (leaf_sha,),
                 ).fetchone()
                 if known is None:
-                    db.execute(_INSERT_CERTIFICATE, _certificate_row(leaf, at))
+                    row, facts = _certificate_row(leaf, at)
+                    db.execute(_INSERT_CERTIFICATE, row)
+                    leaf_summary = facts
+                elif known[2] is not None:
+                    leaf_summary = _StoredLeaf(known[0], bool(known[1]), parse_time(known[2]))
             cursor = db.execute(
                 _INSERT_OBSERVATION,
                 (
@@ -575,7 +631,7 @@ class Inventory:
                 # without a diagnosis, the security findings the probe allows
                 else [
                     (p.code, p.severity.value, p.message)
-                    for p in (probe_findings(probe) if probe is not None else ())
+                    for p in (probe_findings(probe, leaf=leaf_summary) if probe is not None else ())
                 ]
             )
             if problems:
@@ -586,10 +642,10 @@ class Inventory:
                 )
             for event in _events(
                 db,
-                new_host=new_host or previous is None,
-                was_ok=bool(previous[0]) if previous is not None else None,
+                new_host=was_ok is None,
+                was_ok=was_ok,
                 now_ok=error is None,
-                old_sha=last_cert[0] if last_cert is not None else None,
+                old_sha=old_sha,
                 new_sha=leaf_sha,
                 error=error,
             ):
@@ -825,12 +881,13 @@ def _protocols(probe: ProbeResult | None) -> dict[str, bool | None]:
     return {name: found.get(name) for name in ENUMERATION_REQUESTS if name in found}
 
 
-def _certificate_row(der: bytes, at: str) -> tuple[Any, ...]:
+def _certificate_row(der: bytes, at: str) -> tuple[tuple[Any, ...], CertificateFacts | None]:
+    """The certificates row for *der*, and its facts (None when it cannot be decoded)."""
     sha = _sha256(der)
     try:
         facts = certificate_facts(load_certificate(der))
     except PkiError as exc:
-        return (
+        row: tuple[Any, ...] = (
             sha,
             der,
             f"(undecodable certificate: {exc})",
@@ -845,7 +902,8 @@ def _certificate_row(der: bytes, at: str) -> tuple[Any, ...]:
             None,
             at,
         )
-    return (
+        return row, None
+    row = (
         sha,
         der,
         facts.subject,
@@ -860,6 +918,16 @@ def _certificate_row(der: bytes, at: str) -> tuple[Any, ...]:
         facts.signature_hash,
         at,
     )
+    return row, facts
+
+
+@dataclass(frozen=True)
+class _StoredLeaf:
+    """What the findings need of a leaf already in the certificates table."""
+
+    subject: str
+    self_signed: bool
+    not_after: dt.datetime
 
 
 def _host_id(db: sqlite3.Connection, target: Target, at: str) -> tuple[int, bool]:

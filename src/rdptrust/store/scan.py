@@ -19,12 +19,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from rdptrust.errors import RdptrustError, StoreError
-from rdptrust.net.probe import ProbeFailure, ProbeResult, probe_host
+from rdptrust.net.connection import TLS_VERSIONS
+from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeFailure, ProbeResult, probe_host
 from rdptrust.net.target import Target
 from rdptrust.store.inventory import DiagnosisRecord, Inventory, ObservationRecord, ScanInfo
 
+#: Recorded hosts committed together (one SQLite commit costs as much as recording a host).
+COMMIT_EVERY = 64
+#: Seconds a recorded host waits at most for its commit (and for on_result).
+COMMIT_INTERVAL = 0.25
 #: Seconds added to the per-host deadline beyond the connection time-outs.
 _DEADLINE_SLACK = 2.0
+#: File descriptors kept back for the inventory, the terminal and the interpreter.
+_RESERVED_FILES = 64
+#: Parallel retrievals a diagnosis may have open at once (root list, AIA, CRL, OCSP).
+_DIAGNOSE_SOCKETS = 8
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ class ScanOptions:
     ``known_hosts`` the pinned-host store (None: rdptrust's default).
     """
 
-    concurrency: int = 100
+    concurrency: int = 200
     timeout: float = 5.0
     deadline: float | None = None
     rate: float | None = None
@@ -75,6 +84,16 @@ class ScanOptions:
             budget += 2 * self.url_timeout
         return budget + _DEADLINE_SLACK
 
+    def sockets_per_host(self) -> int:
+        """The most connections one target can have open at the same time."""
+        sockets = 1
+        if self.enumerate or self.diagnose:
+            # one per protocol and per TLS version, and the NTLM one, side by side
+            sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
+        if self.diagnose:
+            sockets += _DIAGNOSE_SOCKETS
+        return sockets
+
     def to_json(self) -> dict[str, Any]:
         return {
             "concurrency": self.concurrency,
@@ -96,6 +115,29 @@ class ScanOptions:
         if "ca_files" in known:
             known["ca_files"] = tuple(known["ca_files"])
         return cls(**known)
+
+
+def fit_concurrency(options: ScanOptions) -> int:
+    """How many targets can be in flight at once within the open-file limit.
+
+    Raises the process's soft limit toward what ``options.concurrency`` needs (up to the
+    hard limit) and returns the concurrency that fits: ``options.concurrency`` itself
+    unless the hard limit is lower than that needs.
+    """
+    needed = options.concurrency * options.sockets_per_host() + _RESERVED_FILES
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return options.concurrency
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return options.concurrency
+    return max(1, (soft - _RESERVED_FILES) // options.sockets_per_host())
 
 
 @dataclass(frozen=True)
@@ -216,9 +258,12 @@ async def run_scan(
     """Probe every pending target of *scan* and record each as it completes.
 
     Returns when all targets are done (status ``done``) or *stop* was set (status
-    ``interrupted``; the targets in flight stay pending). A :class:`StoreError` while
-    recording stops the scan the same way and is raised after the scan is marked
-    interrupted (when the database still allows it).
+    ``interrupted``; the targets in flight stay pending). Records are committed in
+    batches (:data:`COMMIT_EVERY` hosts or :data:`COMMIT_INTERVAL` seconds, whichever
+    comes first) and *on_result* sees each one after its commit, so a killed scan
+    neither reports a host it then forgets nor reports one twice after ``--resume``.
+    A :class:`StoreError` while recording stops the scan the same way and is raised
+    after the scan is marked interrupted (when the database still allows it).
     """
     observe = observer or default_observer(options)
     stop = stop or asyncio.Event()
@@ -228,6 +273,31 @@ async def run_scan(
     counts = {"recorded": 0, "ok": 0, "errors": 0}
     failure: list[BaseException] = []
     started = time.monotonic()
+    # Recorded but not yet committed; reported (on_result) only once durable.
+    unflushed: list[ObservationRecord] = []
+
+    def flush() -> None:
+        if not unflushed:
+            return
+        try:
+            inventory.commit()
+        except StoreError as exc:
+            unflushed.clear()
+            failure.append(exc)
+            stop.set()
+            return
+        batch = unflushed.copy()
+        unflushed.clear()
+        for record in batch:
+            counts["recorded"] += 1
+            counts["ok" if record.ok else "errors"] += 1
+            if on_result is not None:
+                on_result(record)
+
+    async def flusher() -> None:
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL)
+            flush()
 
     async def worker() -> None:
         while not stop.is_set():
@@ -246,18 +316,19 @@ async def run_scan(
                     result.probe,
                     failure=result.failure,
                     diagnosis=result.diagnosis,
+                    commit=False,
                 )
             except StoreError as exc:
                 failure.append(exc)
                 stop.set()
                 return
-            counts["recorded"] += 1
-            counts["ok" if record.ok else "errors"] += 1
-            if on_result is not None:
-                on_result(record)
+            unflushed.append(record)
+            if len(unflushed) >= COMMIT_EVERY:
+                flush()
 
     workers = {asyncio.create_task(worker()) for _ in range(options.concurrency)}
     stopper = asyncio.create_task(stop.wait())
+    committer = asyncio.create_task(flusher())
     try:
         while workers:
             done, _ = await asyncio.wait(workers | {stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -271,9 +342,11 @@ async def run_scan(
                     stop.set()
     finally:
         stopper.cancel()
+        committer.cancel()
         for task in workers:
             task.cancel()
-        await asyncio.gather(*workers, stopper, return_exceptions=True)
+        await asyncio.gather(*workers, stopper, committer, return_exceptions=True)
+        flush()
         with contextlib.suppress(StoreError):
             pending.close()
         states = _states_or_none(inventory, scan.id)

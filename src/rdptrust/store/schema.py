@@ -18,7 +18,7 @@ Tables:
 - ``observations.ntlm`` (migration 2): NetBIOS/DNS names, OS version and host time from
   the anonymous NTLM CHALLENGE, as JSON, when the scan enumerated.
 - ``events``: first-seen, certificate-changed (with its class), became-unreachable,
-  became-reachable.
+  became-reachable; indexed by host, by scan and (migration 3) by observation.
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: which machine answered: NTLM host information (JSON) when the scan asked for it.
     """
     ALTER TABLE observations ADD COLUMN ntlm TEXT;
+    """,
+    # 3: an observation's events by index (recording a host reads its events back; without
+    # it each record scanned every event, quadratic in the fleet size).
+    """
+    CREATE INDEX events_observation ON events (observation_id);
     """,
 )
 
