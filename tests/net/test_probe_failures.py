@@ -124,6 +124,65 @@ async def test_tls_refused_after_confirm(serve: Callable[[Handler], Awaitable[in
     assert result.negotiation.selected == SecurityProtocol.SSL
 
 
+def _client_hello_extensions(record: bytes) -> dict[int, bytes]:
+    """The extensions of the ClientHello in the first TLS record, by type."""
+    assert record[0] == 0x16  # handshake
+    body = record[5 : 5 + int.from_bytes(record[3:5], "big")]
+    assert body[0] == 0x01  # ClientHello
+    hello = body[4 : 4 + int.from_bytes(body[1:4], "big")]
+    offset = 2 + 32
+    offset += 1 + hello[offset]  # session id
+    offset += 2 + int.from_bytes(hello[offset : offset + 2], "big")  # cipher suites
+    offset += 1 + hello[offset]  # compression methods
+    end = offset + 2 + int.from_bytes(hello[offset : offset + 2], "big")
+    offset += 2
+    found = {}
+    while offset < end:
+        kind = int.from_bytes(hello[offset : offset + 2], "big")
+        size = int.from_bytes(hello[offset + 2 : offset + 4], "big")
+        found[kind] = hello[offset + 4 : offset + 4 + size]
+        offset += 4 + size
+    return found
+
+
+async def test_client_hello_offers_the_groups_windows_offers(
+    serve: Callable[[Handler], Awaitable[int]],
+) -> None:
+    # Given a host that selects SSL and keeps the ClientHello it receives
+    hellos: list[bytes] = []
+
+    async def keep_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(ConnectionConfirm(NegotiationResponse(SecurityProtocol.SSL)).to_bytes())
+        await writer.drain()
+        header = await reader.readexactly(5)
+        hellos.append(header + await reader.readexactly(int.from_bytes(header[3:5], "big")))
+
+    port = await serve(keep_hello)
+    await probe_host(
+        Target("127.0.0.1", port),
+        timeout=2,
+        enumerate_protocols=False,
+        enumerate_tls_versions=False,
+        standard_security=False,
+        ntlm=False,
+    )
+    # Then it offers X25519, P-256 and P-384 with one X25519 key share, like SChannel,
+    # and no post-quantum hybrid share: the whole ClientHello is one small segment
+    (hello,) = hellos
+    extensions = _client_hello_extensions(hello)
+    groups = extensions[0x000A]
+    assert [int.from_bytes(groups[i : i + 2], "big") for i in range(2, len(groups), 2)] == [
+        0x001D,
+        0x0017,
+        0x0018,
+    ]
+    shares = extensions[0x0033]
+    assert int.from_bytes(shares[2:4], "big") == 0x001D  # the only share: X25519
+    assert len(shares) == 2 + 4 + 32
+    assert len(hello) < 600
+
+
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rdptrust.cli.main", *args],
