@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from rdptrust.cli.common import EVENT_LOOP_VARIABLE
+from rdptrust.cli.common import run as run_loop
 from rdptrust.net.probe import probe_host
 from rdptrust.net.target import parse_target
 
@@ -79,8 +81,9 @@ def main() -> None:
     args = parser.parse_args()
     lab, targets = start_lab(args.count, args.latency_ms)
     try:
-        sequential, seq_fail = asyncio.run(run(targets, 1, args.enumerate))
-        concurrent, con_fail = asyncio.run(run(targets, args.concurrency, args.enumerate))
+        # the command line's event loop (uvloop where installed)
+        sequential, seq_fail = run_loop(run(targets, 1, args.enumerate))
+        concurrent, con_fail = run_loop(run(targets, args.concurrency, args.enumerate))
     finally:
         lab.send_signal(signal.SIGTERM)
         lab.wait(timeout=30)
@@ -92,6 +95,7 @@ def main() -> None:
                 "latency_ms": args.latency_ms,
                 "enumerate": args.enumerate,
                 "cpus": os.cpu_count(),
+                "event_loop": os.environ.get(EVENT_LOOP_VARIABLE, "uvloop"),
                 "sequential_s": round(sequential, 3),
                 "sequential_per_probe_ms": round(sequential / args.count * 1000, 2),
                 "sequential_failures": seq_fail,
