@@ -30,12 +30,12 @@ def rdptrust(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture
-def silent_hosts() -> Iterator[list[str]]:
-    """Forty loopback endpoints that accept connections and never answer."""
+@contextlib.contextmanager
+def listening(count: int) -> Iterator[list[str]]:
+    """*count* loopback endpoints that accept connections and never answer."""
     sockets = []
     try:
-        for _ in range(40):
+        for _ in range(count):
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             sock.listen(64)
@@ -44,6 +44,13 @@ def silent_hosts() -> Iterator[list[str]]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+@pytest.fixture
+def silent_hosts() -> Iterator[list[str]]:
+    """Forty loopback endpoints that accept connections and never answer."""
+    with listening(40) as targets:
+        yield targets
 
 
 def refused_port() -> int:
@@ -401,15 +408,8 @@ def _open_files(limit: int) -> None:
 def test_concurrency_is_fitted_to_the_open_file_limit(tmp_path: Path) -> None:
     # Given 150 hosts that accept and never answer, and a process that may open 120 files
     db = tmp_path / "inv.sqlite3"
-    sockets = []
-    try:
-        for _ in range(150):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(8)
-            sockets.append(sock)
-        targets = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
-        # When a scan asks for 500 at once
+    with listening(150) as targets:
+        # When a scan asks for its default 200 at once
         run = subprocess.run(
             [*RDPTRUST, "scan", "--db", str(db), "--jsonl", "--timeout", "1", *targets],
             capture_output=True,
@@ -418,9 +418,6 @@ def test_concurrency_is_fitted_to_the_open_file_limit(tmp_path: Path) -> None:
             check=False,
             preexec_fn=lambda: _open_files(120),
         )
-    finally:
-        for sock in sockets:
-            sock.close()
     # Then it warns, scans fewer at once, and every host times out rather than
     # failing for want of a file descriptor
     assert run.returncode == 0, run.stderr

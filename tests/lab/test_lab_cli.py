@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,48 +83,36 @@ def test_first_line_json_then_serves_until_signal(sig: int) -> None:
                 stream.close()
 
 
-def test_distinct_certs_announces_each_endpoint_fingerprint() -> None:
+@contextlib.contextmanager
+def _lab(*args: str) -> Iterator[dict[str, Any]]:
+    """A running ``rdptrust lab`` with *args*: its JSON line; it must stop with exit 0."""
     proc = subprocess.Popen(
-        [*COMMAND, "--count", "4", "--distinct-certs"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
-        info = json.loads(_first_line(proc))
+        yield json.loads(_first_line(proc))
+        code, _ = _stop(proc, signal.SIGTERM)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_distinct_certs_announces_each_endpoint_fingerprint() -> None:
+    with _lab("--count", "4", "--distinct-certs") as info:
         assert len(info["rdp"]) == 4
         assert len(set(info["endpoint_sha256"])) == 4
         assert info["endpoint_sha256"][0] == info["certificate_sha256"]
-        code, _ = _stop(proc, signal.SIGTERM)
-        assert code == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_ca_kind_names_the_ca_certificate() -> None:
-    proc = subprocess.Popen(
-        [*COMMAND, "--cert", "ca", "--count", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        info = json.loads(_first_line(proc))
+    with _lab("--cert", "ca", "--count", "2") as info:
         assert len(info["rdp"]) == 2
         with open(info["ca_cert"], encoding="ascii") as handle:
             assert handle.read().startswith("-----BEGIN CERTIFICATE-----")
-        code, _ = _stop(proc, signal.SIGTERM)
-        assert code == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.mark.parametrize(
