@@ -54,9 +54,16 @@ def silent_hosts() -> Iterator[list[str]]:
 
 
 def refused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return refused_ports(1)[0]
+
+
+def refused_ports(count: int) -> list[int]:
+    """*count* distinct ports that nothing listens on (all bound at once while chosen)."""
+    with contextlib.ExitStack() as bound:
+        sockets = [bound.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def db_counts(path: Path, scan_id: int = 1) -> tuple[str, int, int, int]:
@@ -89,7 +96,7 @@ def wait_for_done(path: Path, at_least: int, timeout: float = 30) -> int:
 
 def test_refused_hosts_are_recorded_with_jsonl(tmp_path: Path) -> None:
     db = tmp_path / "inv.sqlite3"
-    ports = [refused_port() for _ in range(3)]
+    ports = refused_ports(3)
     targets = [f"127.0.0.1:{p}" for p in ports]
     done = rdptrust("scan", "--db", str(db), "--jsonl", "--timeout", "2", *targets, targets[0])
     assert done.returncode == 0, done.stderr
@@ -250,7 +257,7 @@ def test_full_disk_during_scan_keeps_completed_results(tmp_path: Path) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    refused = [f"127.0.0.1:{refused_port()}" for _ in range(5)]
+    refused = [f"127.0.0.1:{port}" for port in refused_ports(5)]
     targets = [f"127.0.0.2:{p}" for p in range(20000, 20400)] + refused
     # When a scan of many targets runs into it
     run = subprocess.run(
@@ -450,3 +457,35 @@ def test_the_soft_open_file_limit_is_raised_when_the_hard_one_allows() -> None:
     fitted, soft = map(int, run.stdout.split())
     # 500 hosts times (main + 6 protocols + 4 TLS versions + NTLM) + 64 reserved
     assert (fitted, soft) == (500, 500 * 12 + 64)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_scan_runs_on_either_event_loop(tmp_path: Path, loop: str) -> None:
+    db = tmp_path / "inv.sqlite3"
+    targets = [f"127.0.0.1:{port}" for port in refused_ports(3)]
+    done = subprocess.run(
+        [*RDPTRUST, "scan", "--db", str(db), "--jsonl", *targets],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "RDPTRUST_EVENT_LOOP": loop},
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3
+    assert db_counts(db) == ("done", 3, 3, 3)
+
+
+def test_unknown_event_loop_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*RDPTRUST, "scan", "--db", str(tmp_path / "inv.sqlite3"), "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "RDPTRUST_EVENT_LOOP": "trio"},
+    )
+    assert done.returncode == 64
+    assert done.stderr.strip() == (
+        "rdptrust: error: RDPTRUST_EVENT_LOOP must be uvloop or asyncio, not 'trio'"
+    )

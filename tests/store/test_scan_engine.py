@@ -22,7 +22,7 @@ from rdptrust.lab.rdp import HostileMode, RdpEndpoint, RdpPolicy, server_context
 from rdptrust.lab.runner import Lab, LabConfig
 from rdptrust.net.target import Target
 from rdptrust.store.inventory import Inventory, ObservationRecord
-from rdptrust.store.scan import ScanOptions, TokenBucket, run_scan
+from rdptrust.store.scan import ScanOptions, ScanSummary, TokenBucket, run_scan
 
 #: What a probe reports for each hostile mode: the error kinds it may give.
 HOSTILE_KINDS: dict[HostileMode, set[str]] = {
@@ -76,11 +76,12 @@ async def fleet() -> AsyncIterator[Fleet]:
             )
             labs.append(lab)
             hostile[lab.target] = mode
-        refused = []
-        for _ in range(3):
-            with socket.socket() as sock:
+        # three ports bound at once (so distinct) and released: they refuse
+        with contextlib.ExitStack() as bound:
+            sockets = [bound.enter_context(socket.socket()) for _ in range(3)]
+            for sock in sockets:
                 sock.bind(("127.0.0.1", 0))
-                refused.append(Target("127.0.0.1", sock.getsockname()[1]))
+            refused = [Target("127.0.0.1", s.getsockname()[1]) for s in sockets]
         yield Fleet(labs, expected, hostile, refused)
 
 
@@ -141,13 +142,22 @@ async def test_scan_of_200_endpoints_records_each_once(tmp_path: Path) -> None:
 async def test_each_result_is_reported_once_committed(tmp_path: Path) -> None:
     # Given 150 refused targets (they finish at once, many per commit batch)
     path = tmp_path / "inv.sqlite3"
-    ports = []
-    for _ in range(150):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    targets = [Target("127.0.0.1", p) for p in ports]
     committed_when_reported: list[bool] = []
+    with contextlib.ExitStack() as bound:
+        # bound and not listening: each refuses, and no two share a port
+        sockets = [bound.enter_context(socket.socket()) for _ in range(150)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        targets = [Target("127.0.0.1", s.getsockname()[1]) for s in sockets]
+        summary = await _scan_reporting_commits(path, targets, committed_when_reported)
+    # Then every host was durable before it was reported
+    assert summary.recorded == 150
+    assert committed_when_reported == [True] * 150
+
+
+async def _scan_reporting_commits(
+    path: Path, targets: list[Target], committed_when_reported: list[bool]
+) -> ScanSummary:
     with Inventory.open(path) as inventory:
         scan = inventory.create_scan([], {}, targets)
         reader = sqlite3.connect(path)
@@ -161,14 +171,11 @@ async def test_each_result_is_reported_once_committed(tmp_path: Path) -> None:
 
         # When the scan runs
         try:
-            summary = await run_scan(
+            return await run_scan(
                 inventory, scan, ScanOptions(concurrency=100, timeout=1), on_result=on_result
             )
         finally:
             reader.close()
-    # Then every host was durable before it was reported, and the batches were shared
-    assert summary.recorded == 150
-    assert committed_when_reported == [True] * 150
 
 
 async def test_certificate_change_between_scans_is_an_event(tmp_path: Path) -> None:
