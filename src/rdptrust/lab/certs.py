@@ -58,7 +58,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdptrust.errors import UsageError
 from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
-from rdptrust.pki.ca import RDP_AUTH_EKU, host_certificate_builder, with_pki_urls
+from rdptrust.pki.ca import (
+    CA_KEY_USAGE,
+    RDP_AUTH_EKU,
+    host_certificate_builder,
+    with_pki_urls,
+)
 
 #: EKU "Remote Desktop Authentication" (PROTOCOL.md §4).
 RDP_AUTHENTICATION_OID = RDP_AUTH_EKU
@@ -300,7 +305,7 @@ class LabCa:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(CA_KEY_USAGE, critical=True)
             .add_extension(root_ski, critical=False)
             .sign(root_key, hashes.SHA256())
         )
@@ -313,7 +318,7 @@ class LabCa:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=1825))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(CA_KEY_USAGE, critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(intermediate_key.public_key()),
                 critical=False,
@@ -466,20 +471,6 @@ class LabCa:
 
     def write_intermediate_pem(self, path: str | Path) -> Path:
         return write_atomic(path, self.intermediate.public_bytes(serialization.Encoding.PEM))
-
-
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def windows_self_signed(

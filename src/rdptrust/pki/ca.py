@@ -151,6 +151,20 @@ def with_pki_urls(
     return builder
 
 
+#: Key usage of a CA certificate: it signs certificates and CRLs (and OCSP answers).
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def host_certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
@@ -295,17 +309,7 @@ class CertificateAuthority:
             .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                CA_KEY_USAGE,
                 critical=True,
             )
             .add_extension(ski, critical=False)

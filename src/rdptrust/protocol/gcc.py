@@ -31,6 +31,7 @@ from rdptrust.protocol.mcs import (
     parse_connect_initial,
     parse_connect_response,
 )
+from rdptrust.protocol.reader import PacketReader
 from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, build_tpkt, parse_tpkt
 
 #: X.224 Data TPDU header (MS-RDPBCGR 2.2.1.3: x224Data).
@@ -162,30 +163,8 @@ def _u32(name: str, value: int) -> None:
         raise LocalProtocolError(f"{name}={value} does not fit 32 bits")
 
 
-class _Reader:
+class _Reader(PacketReader):
     """Little-endian, bounds-checked reading with offsets relative to the packet."""
-
-    def __init__(self, data: bytes, base: int, what: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.base = base
-        self.what = what
-
-    def error(self, message: str, at: int | None = None) -> RemoteProtocolError:
-        return RemoteProtocolError(
-            f"{self.what}: {message}", self.base + (self.pos if at is None else at)
-        )
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, count: int, name: str) -> bytes:
-        if count > self.remaining:
-            raise self.error(f"{name} needs {count} bytes, {self.remaining} remain")
-        value = self.data[self.pos : self.pos + count]
-        self.pos += count
-        return bytes(value)
 
     def u8(self, name: str) -> int:
         return self.take(1, name)[0]

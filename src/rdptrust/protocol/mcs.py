@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
+from rdptrust.protocol.reader import PacketReader
 from rdptrust.protocol.tpkt import build_tpkt
 
 #: DomainMCSPDU CHOICE index of disconnectProviderUltimatum (T.125 section 7, ASN.1 order).
@@ -240,22 +241,8 @@ def _ber_application(number: int, body: bytes) -> bytes:
     return bytes([0x7F, number]) + ber_length(len(body)) + body
 
 
-class _BerReader:
+class _BerReader(PacketReader):
     """Bounds-checked BER reading; offsets in errors count from ``base``."""
-
-    def __init__(self, data: bytes, base: int, what: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.base = base
-        self.what = what
-
-    def error(self, message: str, at: int | None = None) -> RemoteProtocolError:
-        return RemoteProtocolError(
-            f"{self.what}: {message}", self.base + (self.pos if at is None else at)
-        )
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
 
     def length(self) -> int:
         start = self.pos

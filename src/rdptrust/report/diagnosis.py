@@ -14,12 +14,14 @@ pin), ``settings`` (the Windows model's figures and our observation time-out),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from rdptrust.pki.diagnose import Diagnosis
+from rdptrust.pki.problems import Problem
 from rdptrust.report.jsonform import to_jsonable
 from rdptrust.report.probe import probe_document
 
@@ -128,28 +130,8 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
                     f"  {r.url}{extra}{model}"
                 )
             )
-    if diagnosis.problems:
-        console.print()
-        console.print(Text("Problems:", style="bold"))
-        for problem in diagnosis.problems:
-            console.print(
-                Text.assemble(
-                    (f"  [{problem.severity.value}] ", _STYLE.get(problem.severity.value, "")),
-                    (problem.code, "bold"),
-                    f": {problem.message}",
-                )
-            )
-    if diagnosis.findings:
-        console.print()
-        console.print(Text("Security findings (beyond the stall):", style="bold"))
-        for finding in diagnosis.findings:
-            console.print(
-                Text.assemble(
-                    (f"  [{finding.severity.value}] ", _STYLE.get(finding.severity.value, "")),
-                    (finding.code, "bold"),
-                    f": {finding.message}",
-                )
-            )
+    _print_problems(console, "Problems:", diagnosis.problems)
+    _print_problems(console, "Security findings (beyond the stall):", diagnosis.findings)
     if diagnosis.fixes:
         console.print()
         console.print(Text("Fixes:", style="bold"))
@@ -169,3 +151,19 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
             style="dim",
         )
     )
+
+
+def _print_problems(console: Console, title: str, problems: Sequence[Problem]) -> None:
+    """A titled list of problems, one line each with its severity and id; none: nothing."""
+    if not problems:
+        return
+    console.print()
+    console.print(Text(title, style="bold"))
+    for problem in problems:
+        console.print(
+            Text.assemble(
+                (f"  [{problem.severity.value}] ", _STYLE.get(problem.severity.value, "")),
+                (problem.code, "bold"),
+                f": {problem.message}",
+            )
+        )
