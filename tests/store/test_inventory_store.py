@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from rdptrust.net.connection import TlsSessionInfo
 from rdptrust.net.probe import Negotiation, ProbeFailure, ProbeResult, Timings
 from rdptrust.net.target import Target
 from rdptrust.protocol.x224 import SecurityProtocol
+from rdptrust.report.inventory import hosts_document, write_hosts_json
+from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import DiagnosisRecord, Inventory, ProblemRecord, classify_change
 from rdptrust.store.schema import SCHEMA_VERSION
 
@@ -337,3 +341,23 @@ def test_locked_inventory_gives_one_clear_error(tmp_path: Path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_hosts_json_streams_the_same_document(tmp_path: Path, count: int) -> None:
+    # Given an inventory of *count* hosts, one with a hostile subject
+    targets = [Target(f"127.0.0.{i + 1}", 3389) for i in range(count)]
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        if targets:
+            scan_id = inventory.create_scan(["x"], {}, targets).id
+            names = ['WIN-"A"', "WIN-B", "WIN-C"]
+            for seq, target in enumerate(targets):
+                credentials = windows_self_signed(names[seq])
+                inventory.record(scan_id, seq, target, served(target, credentials))
+        # When the document is written host by host
+        out = io.StringIO()
+        write_hosts_json(inventory.iter_hosts(), out)
+        whole = dumps(hosts_document(inventory.hosts()))
+    # Then it is the same text as the whole document at once, and valid JSON
+    assert out.getvalue() == whole + "\n"
+    assert len(json.loads(out.getvalue())["hosts"]) == count

@@ -35,10 +35,10 @@ from rdptrust.net.target import (
 from rdptrust.report.inventory import (
     csv_rows,
     history_document,
-    hosts_document,
     observation_document,
     render_history,
     render_hosts,
+    write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo
@@ -387,14 +387,28 @@ def hosts(db: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
     try:
         with _open(db) as inventory:
+            if as_json:
+                # one host at a time: a fleet of any size fits in memory
+                with _quiet_broken_pipe():
+                    write_hosts_json(inventory.iter_hosts(), sys.stdout)
+                return
             found = inventory.hosts()
     except StoreError as exc:
         _store_failure(exc)
         return
-    if as_json:
-        click.echo(dumps(hosts_document(found)))
-    else:
-        render_hosts(found, _console())
+    render_hosts(found, _console())
+
+
+@contextlib.contextmanager
+def _quiet_broken_pipe() -> Iterator[None]:
+    """A reader that went away (``| head``) ends the output quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _history_target(text: str) -> Target:

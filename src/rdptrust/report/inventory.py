@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rdptrust.net.target import Target
-from rdptrust.report.jsonform import to_jsonable
+from rdptrust.report.jsonform import dumps, to_jsonable
 from rdptrust.store.inventory import (
     CertificateRecord,
     EventRecord,
@@ -122,18 +123,32 @@ def observation_document(record: ObservationRecord) -> dict[str, Any]:
 
 def hosts_document(hosts: Iterable[HostSummary]) -> dict[str, Any]:
     """``rdptrust.hosts/1``: every host with ``first_seen``, ``observations`` and ``latest``."""
+    return {"schema": HOSTS_SCHEMA, "hosts": [host_document(h) for h in hosts]}
+
+
+def host_document(host: HostSummary) -> dict[str, Any]:
+    """One entry of ``rdptrust.hosts/1``."""
     return {
-        "schema": HOSTS_SCHEMA,
-        "hosts": [
-            {
-                "target": str(Target(h.host, h.port)),
-                "first_seen": to_jsonable(h.first_seen),
-                "observations": h.observations,
-                "latest": observation_document(h.latest),
-            }
-            for h in hosts
-        ],
+        "target": str(Target(host.host, host.port)),
+        "first_seen": to_jsonable(host.first_seen),
+        "observations": host.observations,
+        "latest": observation_document(host.latest),
     }
+
+
+def write_hosts_json(hosts: Iterable[HostSummary], out: TextIO) -> None:
+    """Write the :func:`hosts_document` of *hosts* to *out* one host at a time.
+
+    The text is the same as ``dumps(hosts_document(hosts))``, but memory does not grow
+    with the fleet.
+    """
+    out.write('{\n  "schema": ' + json.dumps(HOSTS_SCHEMA) + ',\n  "hosts": [')
+    first = True
+    for host in hosts:
+        item = dumps(host_document(host)).replace("\n", "\n    ")
+        out.write(("\n    " if first else ",\n    ") + item)
+        first = False
+    out.write("\n  ]\n}\n" if not first else "]\n}\n")
 
 
 def history_document(history: HostHistory) -> dict[str, Any]:

@@ -716,26 +716,21 @@ class Inventory:
 
     def hosts(self) -> list[HostSummary]:
         """Every host with its latest observation, sorted by host and port."""
+        return list(self.iter_hosts())
+
+    def iter_hosts(self) -> Iterator[HostSummary]:
+        """:meth:`hosts` one at a time, for output that streams (a large fleet)."""
         with self._mapped():
             counts = {
-                host_id: (count, first)
-                for host_id, count, first in self._db.execute(
-                    "SELECT h.id, COUNT(o.id), h.first_seen FROM hosts h "
+                (host, port): (count, first)
+                for host, port, count, first in self._db.execute(
+                    "SELECT h.host, h.port, COUNT(o.id), h.first_seen FROM hosts h "
                     "LEFT JOIN observations o ON o.host_id = h.id GROUP BY h.id"
                 )
             }
-            ids = {
-                (host, port): host_id
-                for host_id, host, port in self._db.execute("SELECT id, host, port FROM hosts")
-            }
-        summaries: list[HostSummary] = []
         for latest in self.observations(latest_per_host=True):
-            host_id = ids[(latest.host, latest.port)]
-            count, first = counts[host_id]
-            summaries.append(
-                HostSummary(latest.host, latest.port, parse_time(first), count, latest)
-            )
-        return summaries
+            count, first = counts[(latest.host, latest.port)]
+            yield HostSummary(latest.host, latest.port, parse_time(first), count, latest)
 
     def history(self, target: Target) -> HostHistory:
         """The whole record of one host; UsageError when the inventory never saw it."""
