@@ -361,3 +361,13 @@ async def test_diagnose_stores_verdict_stall_problems_and_retrievals(
         assert good.predicted_stall_s == pytest.approx(0.0, abs=1.0)
         assert {r["purpose"] for r in good.retrievals or ()} >= {"crl", "ocsp"}
     assert ScanOptions.from_json(scan.options) == options
+
+
+@pytest.mark.parametrize(
+    ("enumerate_", "diagnose", "sockets"),
+    [(False, False, 1), (True, False, 12), (False, True, 9), (True, True, 20)],
+)
+def test_sockets_per_host(enumerate_: bool, diagnose: bool, sockets: int) -> None:
+    # main connection; + 6 protocols, 4 TLS versions and NTLM; + 8 parallel retrievals
+    options = ScanOptions(enumerate=enumerate_, diagnose=diagnose)
+    assert options.sockets_per_host() == sockets

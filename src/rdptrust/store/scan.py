@@ -87,7 +87,7 @@ class ScanOptions:
     def sockets_per_host(self) -> int:
         """The most connections one target can have open at the same time."""
         sockets = 1
-        if self.enumerate or self.diagnose:
+        if self.enumerate:
             # one per protocol and per TLS version, and the NTLM one, side by side
             sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
         if self.diagnose:
