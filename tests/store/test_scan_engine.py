@@ -13,10 +13,12 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fixtures.lab import LabFactory
+from rdptrust.errors import StoreError
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.lab.rdp import HostileMode, RdpEndpoint, RdpPolicy, server_context
 from rdptrust.lab.runner import Lab, LabConfig
@@ -371,3 +373,30 @@ def test_sockets_per_host(enumerate_: bool, diagnose: bool, sockets: int) -> Non
     # main connection; + 6 protocols, 4 TLS versions and NTLM; + 8 parallel retrievals
     options = ScanOptions(enumerate=enumerate_, diagnose=diagnose)
     assert options.sockets_per_host() == sockets
+
+
+async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that refuses the very first record (after the batch has begun)
+    with contextlib.ExitStack() as bound:
+        sockets = [bound.enter_context(socket.socket()) for _ in range(5)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        targets = [Target("127.0.0.1", s.getsockname()[1]) for s in sockets]
+        with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+            scan = inventory.create_scan([], {}, targets)
+            real = inventory.record
+
+            def refuse_first(scan_id: int, seq: int, *args: Any, **kwargs: Any) -> Any:
+                # a target that is not pending: StoreError inside the open batch
+                return real(scan_id, 10_000 + seq, *args, **kwargs)
+
+            monkeypatch.setattr(inventory, "record", refuse_first)
+            # When the scan runs, the error comes out as itself
+            with pytest.raises(StoreError, match="already recorded"):
+                await run_scan(inventory, scan, ScanOptions(concurrency=1, timeout=1))
+            # Then the batch was closed and the scan marked interrupted, nothing recorded
+            assert not inventory.uncommitted
+            assert inventory.scan(scan.id).status == "interrupted"
+            assert inventory.target_states(scan.id) == {"pending": 5, "done": 0}

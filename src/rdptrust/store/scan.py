@@ -277,7 +277,8 @@ async def run_scan(
     unflushed: list[ObservationRecord] = []
 
     def flush() -> None:
-        if not unflushed:
+        # also when nothing was recorded: a failed first record leaves the batch open
+        if not unflushed and not inventory.uncommitted:
             return
         try:
             inventory.commit()
