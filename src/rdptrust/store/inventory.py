@@ -3,8 +3,10 @@
 One :class:`Inventory` wraps one database file (default
 ``platformdirs.user_data_dir("rdptrust")/inventory.sqlite3``). It runs in WAL mode with
 ``synchronous=NORMAL``: a process killed at any moment loses no committed transaction,
-and :meth:`Inventory.record` commits each finished target together with marking it done,
-so a scan killed midway loses only the targets in flight and never records one twice.
+and :meth:`Inventory.record` stores each finished target in the same transaction that
+marks it done (a scan batches many targets per commit), so a scan killed midway loses
+only the targets in flight or not yet committed, which stay pending, and never records
+one twice.
 
 Every SQLite failure becomes a :class:`~rdptrust.errors.StoreError` with one line a user
 can act on (locked, read-only, corrupt, disk full).
