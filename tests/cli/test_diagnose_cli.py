@@ -10,21 +10,27 @@ from pathlib import Path
 
 from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
+from rdptrust.lab.runner import Lab
 
 
-async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> None:
-    lab = await lab_factory(cert="self-signed", root_list="blackhole")
-    code, out, err = await rdptrust(
+async def diagnose_lab(lab: Lab, store: Path, *extra: str) -> tuple[int, str, str]:
+    """``rdptrust diagnose`` of the lab's host, 1 s per URL, its root list, *store* pins."""
+    return await rdptrust(
         "diagnose",
         str(lab.target),
-        "--json",
         "--url-timeout",
         "1",
         "--root-list-url",
         lab.root_list_url,
         "--known-hosts",
-        str(tmp_path / "k.json"),
+        str(store),
+        *extra,
     )
+
+
+async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab = await lab_factory(cert="self-signed", root_list="blackhole")
+    code, out, err = await diagnose_lab(lab, tmp_path / "k.json", "--json")
     assert code == 2, err
     doc = json.loads(out)
     assert doc["schema"] == "rdptrust.diagnosis/1"
@@ -38,53 +44,23 @@ async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> N
     assert doc["fixes"][0]["commands"][0]["command"].startswith("rdptrust trust")
     assert doc["probe"]["certificate"]["sha256"] == lab.certificate_sha256
     # Method 2 modelled: only the prompt is left, a warning
-    code, out, _ = await rdptrust(
-        "diagnose",
-        str(lab.target),
-        "--json",
-        "--url-timeout",
-        "1",
-        "--root-update",
-        "off",
-        "--root-list-url",
-        lab.root_list_url,
-        "--known-hosts",
-        str(tmp_path / "k.json"),
-    )
+    code, out, _ = await diagnose_lab(lab, tmp_path / "k.json", "--json", "--root-update", "off")
     assert code == 1
     assert json.loads(out)["predicted_stall_s"] == 0
 
 
 async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: Path) -> None:
     lab = await lab_factory(cert="self-signed", root_list="blackhole")
-    store = str(tmp_path / "k.json")
+    store = tmp_path / "k.json"
     # Given diagnose says untrusted, with the root-list wait
-    code, out, _ = await rdptrust(
-        "diagnose",
-        str(lab.target),
-        "--url-timeout",
-        "1",
-        "--root-list-url",
-        lab.root_list_url,
-        "--known-hosts",
-        store,
-    )
+    code, out, _ = await diagnose_lab(lab, store)
     assert code == 2
     assert "NOT trusted" in out
     # When the host is pinned (Method 1)
-    code, _, err = await rdptrust("trust", str(lab.target), "--store", store)
+    code, _, err = await rdptrust("trust", str(lab.target), "--store", str(store))
     assert code == 0, err
     # Then diagnose says pinned, no stall
-    code, out, err = await rdptrust(
-        "diagnose",
-        str(lab.target),
-        "--url-timeout",
-        "1",
-        "--root-list-url",
-        lab.root_list_url,
-        "--known-hosts",
-        store,
-    )
+    code, out, err = await diagnose_lab(lab, store)
     assert code == 0, out + err
     assert "OK" in out
     assert "pinned by rdptrust" in out
@@ -176,17 +152,7 @@ async def test_security_findings_are_shown(lab_factory: LabFactory, tmp_path: Pa
     strict = await lab_factory(cert="self-signed", protocols="HYBRID,HYBRID_EX", require="HYBRID")
     found = {}
     for name, lab in (("legacy", legacy), ("strict", strict)):
-        code, out, err = await rdptrust(
-            "diagnose",
-            str(lab.target),
-            "--json",
-            "--url-timeout",
-            "1",
-            "--root-list-url",
-            lab.root_list_url,
-            "--known-hosts",
-            str(tmp_path / "k.json"),
-        )
+        code, out, err = await diagnose_lab(lab, tmp_path / "k.json", "--json")
         assert code in (1, 2), err
         found[name] = {f["code"] for f in json.loads(out)["findings"]}
     assert {"standard-rdp-security-allowed", "nla-not-required"} <= found["legacy"]

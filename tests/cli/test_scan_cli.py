@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import run_rdptrust
 from fixtures.lab import LabFactory
 
 RDPTRUST = [sys.executable, "-m", "rdptrust.cli.main"]
@@ -310,16 +310,6 @@ def test_help_has_examples() -> None:
         assert "Examples:" in run.stdout
 
 
-async def run_async(*args: str) -> tuple[int, str, str]:
-    """Run rdptrust without blocking the event loop the lab serves from."""
-    process = await asyncio.create_subprocess_exec(
-        *RDPTRUST, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
 async def test_scan_hosts_history_report_on_the_lab(
     tmp_path: Path, lab_factory: LabFactory
 ) -> None:
@@ -335,7 +325,7 @@ async def test_scan_hosts_history_report_on_the_lab(
         encoding="utf-8",
     )
     # Given a first scan of the lab from a target file
-    code, out, err = await run_async("scan", "--db", db, "-i", str(targets), "--jsonl")
+    code, out, err = await run_rdptrust("scan", "--db", db, "-i", str(targets), "--jsonl")
     assert code == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
     assert len(documents) == 17
@@ -347,11 +337,11 @@ async def test_scan_hosts_history_report_on_the_lab(
     # When the lab recreates its certificate and is scanned again
     old = lab.certificate_sha256
     new = lab.regenerate_certificate().sha256
-    code, out, err = await run_async("scan", "--db", db, *map(str, lab.targets))
+    code, out, err = await run_rdptrust("scan", "--db", db, *map(str, lab.targets))
     assert code == 0, err
     assert "scan 2 done: 12 of 12 targets" in out
     # Then the history of a host shows both certificates and the recreation
-    code, out, err = await run_async("history", "--db", db, str(lab.target), "--json")
+    code, out, err = await run_rdptrust("history", "--db", db, str(lab.target), "--json")
     assert code == 0, err
     history = json.loads(out)
     assert [c["sha256"] for c in history["certificates"]] == [old, new]
@@ -359,21 +349,21 @@ async def test_scan_hosts_history_report_on_the_lab(
         ("first-seen", None),
         ("certificate-changed", "recreation"),
     ]
-    code, out, _ = await run_async("history", "--db", db, str(lab.target))
+    code, out, _ = await run_rdptrust("history", "--db", db, str(lab.target))
     assert code == 0
     assert "recreation" in out
     # And hosts lists every host once, with its latest state
-    code, out, _ = await run_async("hosts", "--db", db, "--json")
+    code, out, _ = await run_rdptrust("hosts", "--db", db, "--json")
     hosts = json.loads(out)["hosts"]
     assert len(hosts) == 17
     latest = {h["target"]: h["latest"] for h in hosts}
     assert latest[str(lab.target)]["certificate"]["sha256"] == new
-    code, out, _ = await run_async("hosts", "--db", db)
+    code, out, _ = await run_rdptrust("hosts", "--db", db)
     assert code == 0
     assert "WIN-LAB01" in out
     # And the reports hold one entry per host
     for flag, name in (("--csv", "r.csv"), ("--jsonl", "r.jsonl"), ("--html", "r.html")):
-        code, _, err = await run_async("report", "--db", db, flag, str(tmp_path / name))
+        code, _, err = await run_rdptrust("report", "--db", db, flag, str(tmp_path / name))
         assert code == 0, err
     csv_lines = (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()
     assert csv_lines[0].startswith("scan_id,target,")
@@ -381,14 +371,14 @@ async def test_scan_hosts_history_report_on_the_lab(
     assert len((tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()) == 17
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert page.count('<tr class="host"') == 17
-    code, out, _ = await run_async("report", "--db", db, "--jsonl", "-", "--scan", "2")
+    code, out, _ = await run_rdptrust("report", "--db", db, "--jsonl", "-", "--scan", "2")
     assert len(out.splitlines()) == 12
 
 
 async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: LabFactory) -> None:
     lab = await lab_factory(cert="self-signed", root_list="blackhole", count=3)
     db = str(tmp_path / "inv.sqlite3")
-    code, out, err = await run_async(
+    code, out, err = await run_rdptrust(
         "scan", "--db", db, "--diagnose", "--url-timeout", "1", "--jsonl",
         "--root-list-url", lab.root_list_url,
         "--known-hosts", str(tmp_path / "known_hosts.json"),
@@ -402,7 +392,7 @@ async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: 
         assert document["predicted_stall_s"] == pytest.approx(15.0, abs=1.0)
         assert "self-signed-not-pinned" in {p["code"] for p in document["problems"]}
     # The report shows the predicted stall of every diagnosed host
-    code, _, err = await run_async("report", "--db", db, "--html", str(tmp_path / "r.html"))
+    code, _, err = await run_rdptrust("report", "--db", db, "--html", str(tmp_path / "r.html"))
     assert code == 0, err
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "3 hosts diagnosed" in page

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import run_command
 from fixtures.lab import LabFactory
 from rdptrust.lab.rdp import ENDLESS_RATE, HostileMode
 from rdptrust.lab.runner import Lab
@@ -55,23 +56,8 @@ async def _labs(lab_factory: LabFactory) -> dict[str, Lab]:
 
 async def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
     start = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode(), time.monotonic() - start
+    code, out, err = await run_command(args, env=env, timeout=60)
+    return code, out, err, time.monotonic() - start
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

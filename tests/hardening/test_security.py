@@ -6,8 +6,6 @@ environment's. What the client sends is captured on the lab's side of TLS.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 import rdptrust.lab.rdp as lab_rdp
+from fixtures.cli import run_rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.protocol.credssp import TSRequest
 from rdptrust.protocol.ntlm import MessageType, NegotiateFlags, NegotiateMessage, parse_negotiate
@@ -198,24 +197,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 async def _run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        RDPTRUST,
-        *args,
-        env=_env(tmp_path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_rdptrust(*args, env=_env(tmp_path), timeout=60)
 
 
 async def test_ntlm_exchange_is_anonymous(

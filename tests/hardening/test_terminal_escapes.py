@@ -7,12 +7,9 @@ prints certificate fields must show them inert (escaped, replaced or dropped).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +18,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from fixtures.cli import run_rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials
 
-RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
 HOSTILE_CN = "\x1b]0;pwned\x07\x1b[31mRED\rINJECTED"
 #: C0 controls and DEL, except newline: none of them may come from a certificate.
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
@@ -52,24 +49,8 @@ async def _run(tmp_path: Path, *args: str) -> tuple[int, str]:
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     env["HOME"] = str(tmp_path)
     env["COLUMNS"] = "200"
-    process = await asyncio.create_subprocess_exec(
-        RDPTRUST,
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, (out + err).decode("utf-8", "replace")
+    code, out, err = await run_rdptrust(*args, env=env, timeout=60)
+    return code, out + err
 
 
 def _command(tmp_path: Path, name: str, target: str) -> list[str]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from fixtures.lab import LabFactory
+from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import Display, run_xfreerdp
 
 pytestmark = pytest.mark.peer
@@ -74,30 +73,6 @@ async def test_xfreerdp_nla_reads_the_challenge_and_is_refused(
     assert record.authenticate
 
 
-def _nmap(port: int) -> str:
-    binary = shutil.which("nmap")
-    if binary is None:
-        pytest.skip("nmap is not installed (Debian package nmap; .ci/run installs it)")
-    done = subprocess.run(
-        [
-            binary,
-            "-Pn",
-            "-n",
-            "-p",
-            str(port),
-            "--script",
-            "+rdp-enum-encryption,+rdp-ntlm-info",
-            "127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 async def test_nmap_reports_protocols_and_ntlm_names(lab_factory: LabFactory) -> None:
     # Given a lab that offers TLS and CredSSP only, with its own names and version
     lab = await lab_factory(
@@ -108,7 +83,7 @@ async def test_nmap_reports_protocols_and_ntlm_names(lab_factory: LabFactory) ->
         ntlm_version="6.3.9600",
     )
     # When nmap's RDP scripts run against it
-    output = await asyncio.to_thread(_nmap, lab.target.port)
+    output = (await asyncio.to_thread(run_nmap_rdp, lab.target.port, 60)).output
     # Then rdp-ntlm-info reports the configured names and version
     for line in (
         "Target_Name: NMAPDOM",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from monitor_hosts import RDPTRUST, expiring_in, subprocess_env
 
+from fixtures.cli import run_command
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials, LabCa, windows_self_signed
 from rdptrust.lab.runner import Lab
@@ -29,26 +30,13 @@ PERF = re.compile(
 
 
 async def run_check(*args: str, timeout: float = 20.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *RDPTRUST,
-        "check",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=subprocess_env(),
+    code, out, err = await run_command(
+        [*RDPTRUST, "check", *args], env=subprocess_env(), timeout=timeout
     )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    if proc.returncode not in (0, 1, 2, 3):
-        assert not out, f"exit {proc.returncode} with output {out!r}"
-    assert b"Traceback" not in err, err.decode()
-    return proc.returncode, out.decode(), err.decode()
+    if code not in (0, 1, 2, 3):
+        assert not out, f"exit {code} with output {out!r}"
+    assert "Traceback" not in err, err
+    return code, out, err
 
 
 def parse_line(stdout: str) -> tuple[str, str, dict[str, re.Match[str]]]:
