@@ -152,9 +152,7 @@ async def _scan(
                         sys.stdout.flush()
                     except BrokenPipeError:
                         # The reader went away (| head): stop as on Ctrl-C, resumable.
-                        devnull = os.open(os.devnull, os.O_WRONLY)
-                        os.dup2(devnull, sys.stdout.fileno())
-                        os.close(devnull)
+                        _stdout_to_devnull()
                         stop.set()
 
             return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
@@ -406,9 +404,14 @@ def _quiet_broken_pipe() -> Iterator[None]:
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    """Point standard output at /dev/null, so the exit's flush meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _history_target(text: str) -> Target:

@@ -229,17 +229,8 @@ class Lab(AsyncService):
     # -- the host certificate ------------------------------------------------------------
 
     def _install(self, credentials: HostCredentials) -> ssl.SSLContext:
-        assert self._directory is not None
         self._generation += 1
-        directory = self._directory / f"host-{self._generation}"
-        directory.mkdir(mode=0o700)
-        chain_path, key_path = credentials.write_pem(directory)
-        context = server_context(
-            chain_path,
-            key_path,
-            min_version=self.config.tls_min,
-            max_version=self.config.tls_max,
-        )
+        context, chain_path = self._context(credentials, f"host-{self._generation}")
         self._credentials = credentials
         self.chain_path = chain_path
         for endpoint in self.endpoints:
@@ -248,20 +239,25 @@ class Lab(AsyncService):
 
     def _distinct(self, first: HostCredentials) -> None:
         """Give endpoints 2, 3, ... each a self-signed certificate of its own."""
-        assert self._directory is not None
         self.endpoint_sha256 = [first.sha256]
         for index, endpoint in enumerate(self.endpoints[1:], start=2):
             own = windows_self_signed(f"{self.config.ntlm_computer}-{index}", key=first.key)
-            directory = self._directory / f"endpoint-{index}"
-            directory.mkdir(mode=0o700)
-            chain_path, key_path = own.write_pem(directory)
-            endpoint.ssl_context = server_context(
-                chain_path,
-                key_path,
-                min_version=self.config.tls_min,
-                max_version=self.config.tls_max,
-            )
+            endpoint.ssl_context, _ = self._context(own, f"endpoint-{index}")
             self.endpoint_sha256.append(own.sha256)
+
+    def _context(self, credentials: HostCredentials, name: str) -> tuple[ssl.SSLContext, Path]:
+        """A server context for *credentials*, kept in a private folder *name*; its chain."""
+        assert self._directory is not None
+        directory = self._directory / name
+        directory.mkdir(mode=0o700)
+        chain_path, key_path = credentials.write_pem(directory)
+        context = server_context(
+            chain_path,
+            key_path,
+            min_version=self.config.tls_min,
+            max_version=self.config.tls_max,
+        )
+        return context, chain_path
 
     def set_credentials(self, credentials: HostCredentials) -> None:
         """Serve *credentials* on every endpoint from the next connection on."""

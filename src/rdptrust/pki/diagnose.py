@@ -524,7 +524,9 @@ async def diagnose(
         problems=tuple(problems),
         verdict=verdict(problems).value,
         fixes=fixes,
-        findings=probe_findings(result, now=now, warn_days=options.warn_days),
+        findings=probe_findings(
+            result, now=now, warn_days=options.warn_days, leaf=facts[0] if facts else None
+        ),
     )
 
 

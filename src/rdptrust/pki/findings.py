@@ -164,14 +164,13 @@ def probe_findings(
         with contextlib.suppress(PkiError):
             leaf = certificate_facts(load_certificate(result.leaf))
     if leaf is not None:
-        facts = leaf
-        days_left = (facts.not_after - as_utc(now)).days
-        if facts.self_signed:
+        days_left = (leaf.not_after - as_utc(now)).days
+        if leaf.self_signed:
             found.append(
                 Problem(
                     "self-signed-certificate",
                     Severity.WARNING,
-                    f"{target} presents a self-signed certificate ({facts.subject}): every "
+                    f"{target} presents a self-signed certificate ({leaf.subject}): every "
                     "client warns before connecting and cannot tell it from an impostor's; "
                     "pin it on the clients (rdptrust trust) or install one from your CA "
                     "(rdptrust ca)",
@@ -182,7 +181,7 @@ def probe_findings(
                 Problem(
                     "expiring-certificate",
                     Severity.CRITICAL,
-                    f"{target}'s certificate expired on {facts.not_after:%Y-%m-%d} UTC: "
+                    f"{target}'s certificate expired on {leaf.not_after:%Y-%m-%d} UTC: "
                     "renew or replace it on the host",
                 )
             )
@@ -191,7 +190,7 @@ def probe_findings(
                 Problem(
                     "expiring-certificate",
                     Severity.WARNING,
-                    f"{target}'s certificate expires on {facts.not_after:%Y-%m-%d} UTC, in "
+                    f"{target}'s certificate expires on {leaf.not_after:%Y-%m-%d} UTC, in "
                     f"{days_left} days: renew it, and update pinned copies on the "
                     "clients when it changes",
                 )

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.files import PRIVATE_MODE, write_atomic
 from rdptrust.net.target import Target
-from rdptrust.pki.facts import certificate_facts, fingerprint_sha256, load_certificate
+from rdptrust.pki.facts import as_utc, certificate_facts, fingerprint_sha256, load_certificate
 
 SCHEMA = "rdptrust.known_hosts"
 VERSION = 1
@@ -92,9 +92,7 @@ def pin_from_certificate(
 ) -> Pin:
     """A pin of *cert* for *target*, stamped with *now* (default: the current time)."""
     facts = certificate_facts(cert, now=now)
-    moment = now if now is not None else dt.datetime.now(dt.UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+    moment = as_utc(now)
     return Pin(
         host=target.host,
         port=target.port,
@@ -105,7 +103,7 @@ def pin_from_certificate(
         not_after=facts.not_after,
         self_signed=facts.self_signed,
         public_key_sha256=facts.public_key_sha256,
-        pinned_at=moment.astimezone(dt.UTC),
+        pinned_at=moment,
         certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     )
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from rdptrust.pki.facts import is_signed_by
+from rdptrust.pki.facts import as_utc, is_signed_by
 
 
 class RevocationStatus(enum.StrEnum):
@@ -34,10 +34,6 @@ class RevocationCheck:
     status: RevocationStatus
     detail: str
     revoked_at: dt.datetime | None = None
-
-
-def _now(now: dt.datetime | None) -> dt.datetime:
-    return now if now is not None else dt.datetime.now(dt.UTC)
 
 
 #: How far in the future a CRL's or OCSP answer's issue time may lie (clocks differ).
@@ -64,7 +60,7 @@ def check_crl(
         return RevocationCheck(RevocationStatus.INVALID, f"CRL signature cannot be checked ({exc})")
     if not valid:
         return RevocationCheck(RevocationStatus.INVALID, "CRL signature does not verify")
-    moment = _now(now)
+    moment = as_utc(now)
     if crl.next_update_utc is not None and crl.next_update_utc < moment:
         return RevocationCheck(
             RevocationStatus.INVALID, f"CRL expired on {crl.next_update_utc:%Y-%m-%d %H:%M} UTC"
@@ -170,7 +166,7 @@ def check_ocsp(
         ok, how = _responder_ok(response, issuer)
         if not ok:
             return RevocationCheck(RevocationStatus.INVALID, how)
-        moment = _now(now)
+        moment = as_utc(now)
         next_update = response.next_update_utc
         if next_update is not None and next_update < moment:
             return RevocationCheck(RevocationStatus.INVALID, "OCSP answer is out of date")

@@ -113,7 +113,7 @@ def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> di
         "ntlm": ntlm_document(result),
         "findings": [
             {"id": f.code, "severity": f.severity.value, "message": f.message}
-            for f in probe_findings(result, now=now)
+            for f in probe_findings(result, now=now, leaf=facts[0] if facts else None)
         ],
     }
 
@@ -219,7 +219,8 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
         console.print(Text(f"TLS versions: {versions}"))
     if result.tls is not None:
         console.print(Text(f"TLS session: {result.tls.version}, {result.tls.cipher}"))
-    for index, facts in enumerate(chain_facts(result, now)):
+    chain = chain_facts(result, now)
+    for index, facts in enumerate(chain):
         table = Table(
             title="Host certificate" if index == 0 else f"Chain certificate {index}",
             title_justify="left",
@@ -248,7 +249,7 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
         console.print(table)
     _render_standard_security(result, console)
     _render_ntlm(result, console)
-    _render_findings(result, console, now)
+    _render_findings(result, console, now, chain[0] if chain else None)
     t = result.timings
     console.print(
         Text(
@@ -325,8 +326,10 @@ def _render_ntlm(result: ProbeResult, console: Console) -> None:
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "ok": "green"}
 
 
-def _render_findings(result: ProbeResult, console: Console, now: dt.datetime | None) -> None:
-    findings = probe_findings(result, now=now)
+def _render_findings(
+    result: ProbeResult, console: Console, now: dt.datetime | None, leaf: CertificateFacts | None
+) -> None:
+    findings = probe_findings(result, now=now, leaf=leaf)
     if not findings:
         console.print(Text("Findings: none", style="green"))
         return

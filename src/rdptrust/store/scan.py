@@ -277,9 +277,8 @@ async def run_scan(
     unflushed: list[ObservationRecord] = []
 
     def flush() -> None:
-        # also when nothing was recorded: a failed first record leaves the batch open
-        if not unflushed and not inventory.uncommitted:
-            return
+        # Commits whatever batch is open, even with nothing to report (a record that
+        # failed first in its batch leaves the batch open); a no-op when none is.
         try:
             inventory.commit()
         except StoreError as exc:
