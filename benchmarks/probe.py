@@ -22,8 +22,8 @@ import time
 
 from rdptrust.cli.common import EVENT_LOOP_VARIABLE
 from rdptrust.cli.common import run as run_loop
+from rdptrust.model.target import parse_target
 from rdptrust.net.probe import probe_host
-from rdptrust.net.target import parse_target
 
 
 def start_lab(count: int, latency_ms: int) -> tuple[subprocess.Popen[str], list[str]]:

@@ -21,11 +21,12 @@ from fixtures.cli import run_command
 from fixtures.lab import LabFactory
 from rdptrust.lab.rdp import ENDLESS_RATE, HostileMode
 from rdptrust.lab.runner import Lab
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
 from rdptrust.net.probe import probe_host
-from rdptrust.net.target import Target
 from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH
-from rdptrust.protocol.x224 import ConnectionRequest, NegotiationRequest, SecurityProtocol
+from rdptrust.protocol.x224 import ConnectionRequest, NegotiationRequest
 
 MODES = [mode.value for mode in HostileMode]
 TIMEOUT = 2.0

@@ -26,7 +26,7 @@ from rdptrust.fix.policy import retrieval_timeouts, root_autoupdate
 from rdptrust.fix.registry_pol import PolicyEntry, build_registry_pol, parse_registry_pol
 from rdptrust.lab.certs import CertKind, HostCredentials, LabCa, make_host_credentials
 from rdptrust.lab.pki import ocsp_answer
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.facts import certificate_facts, load_certificates
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 from rdptrust.pki.revocation import RevocationStatus, check_crl, check_ocsp, ocsp_request

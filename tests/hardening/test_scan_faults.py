@@ -24,7 +24,7 @@ import pytest
 from fixtures.lab import lab_config
 from rdptrust.lab.rdp import HostileMode
 from rdptrust.lab.runner import Lab
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory
 from rdptrust.store.scan import ScanOptions, run_scan
 

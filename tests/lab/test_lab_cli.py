@@ -15,12 +15,8 @@ from typing import Any
 
 import pytest
 
-from rdptrust.protocol.x224 import (
-    ConnectionRequest,
-    NegotiationRequest,
-    SecurityProtocol,
-    parse_connection_confirm,
-)
+from rdptrust.model.wire import SecurityProtocol
+from rdptrust.protocol.x224 import ConnectionRequest, NegotiationRequest, parse_connection_confirm
 
 COMMAND = [sys.executable, "-m", "rdptrust.cli.main", "lab"]
 

@@ -22,12 +22,12 @@ from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import self_signed
 from rdptrust.lab.rdp import NtlmIdentity, RdpEndpoint, RdpPolicy, server_context
 from rdptrust.lab.standard_security import StandardSecurityPolicy, parse_level, parse_methods
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.ntlm_info import get_ntlm_info
 from rdptrust.net.probe import probe_host
 from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.gcc import EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
-from rdptrust.protocol.x224 import SecurityProtocol
 from rdptrust.report.probe import probe_document
 
 M = EncryptionMethod

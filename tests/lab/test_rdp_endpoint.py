@@ -18,9 +18,11 @@ from rdptrust.errors import TlsError, UsageError
 from rdptrust.lab.certs import CertKind
 from rdptrust.lab.rdp import RESPONSE_FLAGS, RdpPolicy, parse_protocols
 from rdptrust.lab.runner import LabConfig
-from rdptrust.net.connection import RdpConnection, TlsSessionInfo
+from rdptrust.model.probe import TlsSessionInfo
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
+from rdptrust.net.connection import RdpConnection
 from rdptrust.net.probe import probe_host
-from rdptrust.net.target import Target
 from rdptrust.protocol.credssp import (
     STATUS_LOGON_FAILURE,
     TSRequest,
@@ -35,7 +37,6 @@ from rdptrust.protocol.x224 import (
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
-    SecurityProtocol,
     parse_connection_confirm,
 )
 

@@ -13,14 +13,14 @@ import pytest
 from fixtures.lab import LabFactory
 from rdptrust.errors import ConnectError, RemoteProtocolError, TlsError, TransportTimeout
 from rdptrust.lab.rdp import ENDLESS_RATE, GARBAGE, TLS_ALERT
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
-from rdptrust.net.target import Target
 from rdptrust.protocol.x224 import (
     ConnectionConfirm,
     ConnectionRequest,
     NegotiationRequest,
     NegotiationResponse,
-    SecurityProtocol,
 )
 
 REQUEST = ConnectionRequest(

@@ -19,10 +19,10 @@ from prometheus_client.samples import Sample
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials, windows_self_signed
 from rdptrust.lab.runner import Lab
+from rdptrust.model.target import Target
 from rdptrust.monitor.config import ExporterConfig, parse_config, with_anchors
 from rdptrust.monitor.exporter import Exporter
 from rdptrust.monitor.observe import Observation, ObserveOptions
-from rdptrust.net.target import Target
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 
 HostFactory = Callable[[HostCredentials], Awaitable[Lab]]

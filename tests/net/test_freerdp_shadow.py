@@ -24,10 +24,10 @@ import pytest
 
 from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import Display, free_port
+from rdptrust.model.target import Target
 from rdptrust.net.ntlm_info import get_ntlm_info
 from rdptrust.net.probe import probe_host
 from rdptrust.net.standard_security import probe_standard_security
-from rdptrust.net.target import Target
 from rdptrust.report.probe import probe_document
 
 pytestmark = pytest.mark.peer

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.probe import probe_host
-from rdptrust.net.target import Target
-from rdptrust.protocol.x224 import ConnectionConfirm, NegotiationResponse, SecurityProtocol
+from rdptrust.protocol.x224 import ConnectionConfirm, NegotiationResponse
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from fixtures.peers import XrdpServer
+from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
-from rdptrust.net.target import Target
 from rdptrust.report.probe import probe_document
 
 pytestmark = pytest.mark.peer

@@ -248,7 +248,7 @@ async def test_five_blackholed_urls_run_in_parallel(
 async def test_unreachable_host_is_unknown(tmp_path: Path) -> None:
     import socket
 
-    from rdptrust.net.target import Target
+    from rdptrust.model.target import Target
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

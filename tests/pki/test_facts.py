@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rdptrust.errors import PkiError
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.facts import (
     UNDECODABLE_NAME,
     certificate_facts,

@@ -8,21 +8,22 @@ import datetime as dt
 import pytest
 
 from pki.certs_for_tests import NOW, hierarchy, issue
-from rdptrust.net.connection import TlsSessionInfo
-from rdptrust.net.outcome import ProbeFailure
-from rdptrust.net.probe import (
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import (
     ENUMERATION_REQUESTS,
+    EncryptionMethodSupport,
     Negotiation,
     ProbeResult,
     ProtocolSupport,
+    StandardSecurityResult,
     Timings,
+    TlsSessionInfo,
     TlsVersionSupport,
 )
-from rdptrust.net.standard_security import EncryptionMethodSupport, StandardSecurityResult
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.problems import Severity
-from rdptrust.protocol.x224 import SecurityProtocol
 
 TARGET = Target("rdp01.example.test", 3389)
 HYBRID = SecurityProtocol.SSL | SecurityProtocol.HYBRID

@@ -12,7 +12,7 @@ import pytest
 from certs_for_tests import NOW, hierarchy, issue, rsa_key
 
 from rdptrust.errors import StoreError
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.facts import fingerprint_sha256, public_key_sha256
 from rdptrust.pki.pinning import (
     KnownHosts,

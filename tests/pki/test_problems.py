@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
 from rdptrust.pki.problems import Problem, Severity, judge_chain, name_matches, verdict
 from rdptrust.pki.trust import TrustAnchors, build_path

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from fixtures.vectors import load_hex
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.protocol import (
     ConnectionConfirm,
     ConnectionRequest,
@@ -18,7 +19,6 @@ from rdptrust.protocol import (
     NegotiationRequestFlags,
     NegotiationResponse,
     NegotiationResponseFlags,
-    SecurityProtocol,
     failure_name,
     parse_connection_confirm,
     parse_connection_request,

@@ -15,9 +15,8 @@ from cryptography.x509.oid import NameOID
 from rich.console import Console
 
 from rdptrust.fix.method1 import bundle_stem
-from rdptrust.net.connection import TlsSessionInfo
-from rdptrust.net.probe import ProbeResult, Timings
-from rdptrust.net.target import Target
+from rdptrust.model.probe import ProbeResult, Timings, TlsSessionInfo
+from rdptrust.model.target import Target
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
 from rdptrust.pki.windows import WindowsSettings
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.report.html import render_html_report, write_html_report
 from rdptrust.store.inventory import Inventory
 from rdptrust.store.scan import ScanOptions, run_scan

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
-from rdptrust.net.connection import TlsSessionInfo
-from rdptrust.net.probe import Negotiation, ProbeFailure, ProbeResult, Timings
-from rdptrust.net.target import Target
-from rdptrust.protocol.x224 import SecurityProtocol
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import Negotiation, ProbeResult, Timings, TlsSessionInfo
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.report.inventory import hosts_document, write_hosts_json
 from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import DiagnosisRecord, Inventory, ProblemRecord, classify_change

@@ -22,7 +22,7 @@ from rdptrust.errors import StoreError
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.lab.rdp import HostileMode, RdpEndpoint, RdpPolicy, server_context
 from rdptrust.lab.runner import Lab, LabConfig
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory, ObservationRecord
 from rdptrust.store.scan import ScanOptions, ScanSummary, TokenBucket, run_scan
 

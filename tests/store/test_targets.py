@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rdptrust.errors import UsageError
-from rdptrust.net.target import (
+from rdptrust.model.target import (
     MAX_IPV4_PREFIX,
     MAX_IPV6_PREFIX,
     Target,

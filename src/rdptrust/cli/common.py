@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from rdptrust.errors import UsageError
-from rdptrust.net.target import Target, parse_target
+from rdptrust.model.target import Target, parse_target
 
 EXIT_OK = 0
 EXIT_WARNING = 1

@@ -20,9 +20,9 @@ from rdptrust.lab.pki import ResponderMode
 from rdptrust.lab.rdp import TLS_VERSIONS, HostileMode, parse_protocol, parse_protocols
 from rdptrust.lab.runner import MAX_COUNT, Lab, LabConfig
 from rdptrust.lab.standard_security import parse_level, parse_methods
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.protocol.gcc import EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
-from rdptrust.protocol.x224 import SecurityProtocol
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from rich.progress import (
 from rdptrust.cli.common import EXIT_OK, EXIT_USAGE, fail, run
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
-from rdptrust.net.target import (
+from rdptrust.model.target import (
     Target,
     canonical_host,
     expand_targets,

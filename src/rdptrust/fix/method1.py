@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from rdptrust.files import write_atomic
 from rdptrust.fix.escape import comment_text
 from rdptrust.fix.host_cert import safe_file_stem, trust_cmd, trust_script
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 
 
 def bundle_stem(target: Target) -> str:

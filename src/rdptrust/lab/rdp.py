@@ -66,8 +66,9 @@ from pathlib import Path
 
 from rdptrust.errors import ProtocolError, RemoteProtocolError, UsageError
 from rdptrust.lab.standard_security import StandardSecurityPolicy, connect_response_for
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.service import AsyncService, close_server
-from rdptrust.net.target import Target
 from rdptrust.protocol.credssp import (
     MAX_TS_REQUEST_LENGTH,
     STATUS_LOGON_FAILURE,
@@ -90,7 +91,6 @@ from rdptrust.protocol.x224 import (
     NegotiationFailure,
     NegotiationResponse,
     NegotiationResponseFlags,
-    SecurityProtocol,
     parse_connection_request,
 )
 

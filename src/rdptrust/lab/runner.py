@@ -43,11 +43,11 @@ from rdptrust.lab.rdp import (
     server_context,
 )
 from rdptrust.lab.standard_security import StandardSecurityPolicy
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.service import AsyncService
-from rdptrust.net.target import Target
 from rdptrust.protocol.gcc import ENCRYPTION_METHOD_NAMES, EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
-from rdptrust.protocol.x224 import SecurityProtocol
 
 #: Largest ``count``: each endpoint is one listening socket.
 MAX_COUNT = 256

@@ -41,12 +41,13 @@ from prometheus_client import (
 
 from rdptrust import __version__
 from rdptrust.errors import UsageError
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import ProbeResult, Timings
+from rdptrust.model.target import Target, parse_target
 from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
 from rdptrust.monitor.observe import Observation, ObserveOptions, judge, observe
-from rdptrust.net.probe import ProbeFailure, ProbeResult, Timings
 from rdptrust.net.service import AsyncService, close_server
-from rdptrust.net.target import Target, parse_target
 
 #: Largest request head (request line and headers) accepted, in bytes.
 MAX_REQUEST_BYTES = 8 * 1024

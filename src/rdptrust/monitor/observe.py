@@ -15,8 +15,9 @@ from pathlib import Path
 from cryptography import x509
 
 from rdptrust.errors import PkiError, StoreError
-from rdptrust.net.probe import ProbeResult, probe_host
-from rdptrust.net.target import Target
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.target import Target
+from rdptrust.net.probe import probe_host
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
 from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
 from rdptrust.pki.pinning import KnownHosts, PinCheck, PinStatus, check_pin

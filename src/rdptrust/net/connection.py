@@ -12,7 +12,6 @@ import contextlib
 import functools
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -26,7 +25,8 @@ from rdptrust.errors import (
     TransportError,
     TransportTimeout,
 )
-from rdptrust.net.target import Target
+from rdptrust.model.probe import TlsSessionInfo
+from rdptrust.model.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
 from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH, packet_length
 from rdptrust.protocol.x224 import (
@@ -52,15 +52,6 @@ _PYOPENSSL_VERSION_NAMES = {"TLSv1": "TLSv1.0"}
 #: share), then NIST P-256 and P-384. The probe's ClientHello stays one small segment and
 #: the handshake costs a third less CPU than with OpenSSL's default hybrid key share.
 CLIENT_GROUPS = b"X25519:P-256:P-384"
-
-
-@dataclass(frozen=True)
-class TlsSessionInfo:
-    """What the TLS handshake settled on and the chain the server sent (leaf first, DER)."""
-
-    version: str
-    cipher: str
-    chain: tuple[bytes, ...]
 
 
 @functools.lru_cache(maxsize=16)

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
 
 from rdptrust.errors import ProtocolError, RemoteProtocolError, TransportError
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import NtlmInfo, OsVersion
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
-from rdptrust.net.outcome import ProbeFailure
-from rdptrust.net.target import Target
 from rdptrust.protocol.credssp import negotiate_request, parse_challenge_reply
-from rdptrust.protocol.ntlm import Version
 from rdptrust.protocol.x224 import (
     ConnectionRequest,
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
-    SecurityProtocol,
 )
 
 #: What mstsc asks for; CredSSP needs SSL set as well.
@@ -32,32 +31,6 @@ NTLM_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol
 PROBE_COOKIE = "rdptrust"
 #: A CHALLENGE inside its TSRequest is a few hundred bytes; more is not an RDP host.
 MAX_REPLY_BYTES = 16384
-
-
-@dataclass(frozen=True)
-class NtlmInfo:
-    """Host information from the NTLM CHALLENGE, or why it could not be read.
-
-    Each name is ``None`` when the CHALLENGE did not carry it. ``os_version`` is ``None``
-    when the host sent no VERSION (NTLMSSP_NEGOTIATE_VERSION not set) and ``server_time``
-    when TargetInfo had no Timestamp. On failure every field is ``None`` and ``error``
-    says why (``kind`` ``refused`` when the host did not select CredSSP).
-    """
-
-    target_name: str | None = None
-    netbios_computer_name: str | None = None
-    netbios_domain_name: str | None = None
-    dns_computer_name: str | None = None
-    dns_domain_name: str | None = None
-    dns_tree_name: str | None = None
-    os_version: Version | None = None
-    server_time: dt.datetime | None = None
-    elapsed_ms: float = 0.0
-    error: ProbeFailure | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def _filetime(value: int) -> dt.datetime | None:
@@ -125,7 +98,9 @@ async def get_ntlm_info(target: Target, *, timeout: float = 10.0) -> NtlmInfo:
         dns_computer_name=challenge.dns_computer_name,
         dns_domain_name=challenge.dns_domain_name,
         dns_tree_name=challenge.dns_tree_name,
-        os_version=challenge.version,
+        os_version=None
+        if challenge.version is None
+        else OsVersion(challenge.version.major, challenge.version.minor, challenge.version.build),
         server_time=None if challenge.timestamp is None else _filetime(challenge.timestamp),
         elapsed_ms=round((time.monotonic() - start) * 1000.0, 3),
     )

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 from rdptrust.errors import ProtocolError, TransportError
-from rdptrust.net.connection import TLS_VERSIONS, RdpConnection, TlsSessionInfo
-from rdptrust.net.ntlm_info import NtlmInfo, get_ntlm_info
-from rdptrust.net.outcome import ProbeFailure as ProbeFailure
-from rdptrust.net.standard_security import StandardSecurityResult, probe_standard_security
-from rdptrust.net.target import Target
+from rdptrust.model.outcome import ProbeFailure as ProbeFailure
+from rdptrust.model.probe import (
+    CLIENT_REQUEST,
+    ENUMERATION_REQUESTS,
+    Negotiation,
+    NtlmInfo,
+    ProbeResult,
+    ProtocolSupport,
+    StandardSecurityResult,
+    Timings,
+    TlsSessionInfo,
+    TlsVersionSupport,
+)
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
+from rdptrust.net.connection import TLS_VERSIONS, RdpConnection
+from rdptrust.net.ntlm_info import get_ntlm_info
+from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
     ConnectionConfirm,
@@ -24,132 +36,24 @@ from rdptrust.protocol.x224 import (
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
-    SecurityProtocol,
 )
 
-#: What mstsc asks for: TLS, CredSSP and CredSSP with Early User Authorization.
-CLIENT_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
 #: Cookie sent with every request; the server ignores it (it is for load balancers).
 PROBE_COOKIE = "rdptrust"
 
-#: One connection per protocol; the value asked for each (HYBRID needs SSL set too).
-ENUMERATION_REQUESTS: dict[str, SecurityProtocol] = {
-    "RDP": SecurityProtocol.RDP,
-    "SSL": SecurityProtocol.SSL,
-    "HYBRID": SecurityProtocol.SSL | SecurityProtocol.HYBRID,
-    "HYBRID_EX": SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX,
-    "RDSTLS": SecurityProtocol.RDSTLS,
-    "RDSAAD": SecurityProtocol.RDSAAD,
-}
 
-
-@dataclass(frozen=True)
-class Negotiation:
-    """The server's answer to one Connection Request.
-
-    ``selected`` is ``None`` when the server refused (``failure`` names the code) or sent
-    no negotiation data at all (``legacy`` is then true: Standard RDP Security only).
-    ``disconnected`` is true when the server answered with an MCS Disconnect Provider
-    Ultimatum instead of a Connection Confirm (a refusal without a failure code).
-    """
-
-    requested: SecurityProtocol
-    selected: SecurityProtocol | None
-    failure: str | None
-    legacy: bool
-    disconnected: bool = False
-
-    @classmethod
-    def from_confirm(
-        cls, requested: SecurityProtocol, confirm: ConnectionConfirm | DisconnectProviderUltimatum
-    ) -> Negotiation:
-        if isinstance(confirm, DisconnectProviderUltimatum):
-            return cls(requested, None, None, False, disconnected=True)
-        neg = confirm.negotiation
-        if isinstance(neg, NegotiationResponse):
-            return cls(requested, neg.selected_protocol, None, False)
-        if isinstance(neg, NegotiationFailure):
-            return cls(requested, None, neg.name, False)
-        return cls(requested, None, None, True)
-
-
-@dataclass(frozen=True)
-class ProtocolSupport:
-    """Whether the host accepts one security protocol, from a connection asking for it.
-
-    ``accepted`` is ``None`` when it cannot be told: the host sent no negotiation data
-    (an old host), or the attempt failed (``error`` says how).
-    """
-
-    name: str
-    requested: SecurityProtocol
-    accepted: bool | None
-    selected: SecurityProtocol | None
-    failure: str | None
-    error: ProbeFailure | None
-
-
-@dataclass(frozen=True)
-class TlsVersionSupport:
-    """Whether the host completes a handshake with exactly this TLS version.
-
-    ``accepted`` is ``None`` when the attempt failed before TLS (connect, negotiation).
-    """
-
-    version: str
-    accepted: bool | None
-    error: ProbeFailure | None
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Milliseconds spent in each phase of the main connection; ``None`` = not reached."""
-
-    connect_ms: float | None = None
-    x224_ms: float | None = None
-    tls_ms: float | None = None
-    total_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """Everything one probe of one host saw.
-
-    ``tls`` is ``None`` when no TLS session was made (the host refused TLS, or the
-    probe failed); ``chain`` is then empty. ``error`` is ``None`` when the host was
-    probed, even if it refused every protocol we asked for. ``standard_security`` is
-    ``None`` when it was not asked for or the host does not accept Standard RDP
-    Security; ``ntlm`` is ``None`` when it was not asked for or the host did not select
-    CredSSP (a failed attempt is an :class:`NtlmInfo` with ``error`` set).
-    """
-
-    target: Target
-    address: str | None
-    negotiation: Negotiation | None
-    tls: TlsSessionInfo | None
-    protocols: tuple[ProtocolSupport, ...]
-    tls_versions: tuple[TlsVersionSupport, ...]
-    timings: Timings
-    error: ProbeFailure | None
-    #: The Standard RDP Security enumeration; ``None`` when it was not run, or the host
-    #: refused Standard RDP Security at the X.224 step (RDP not accepted).
-    standard_security: StandardSecurityResult | None = None
-    #: What the host's NTLM CHALLENGE told about it; ``None`` when not asked (the host
-    #: did not select CredSSP, or ``ntlm=False``). A failed attempt is an ``NtlmInfo``
-    #: whose ``error`` says why.
-    ntlm: NtlmInfo | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def chain(self) -> tuple[bytes, ...]:
-        return self.tls.chain if self.tls else ()
-
-    @property
-    def leaf(self) -> bytes | None:
-        return self.chain[0] if self.chain else None
+def negotiation_from_confirm(
+    requested: SecurityProtocol, confirm: ConnectionConfirm | DisconnectProviderUltimatum
+) -> Negotiation:
+    """The :class:`Negotiation` a Connection Confirm (or a Disconnect Ultimatum) says."""
+    if isinstance(confirm, DisconnectProviderUltimatum):
+        return Negotiation(requested, None, None, False, disconnected=True)
+    neg = confirm.negotiation
+    if isinstance(neg, NegotiationResponse):
+        return Negotiation(requested, neg.selected_protocol, None, False)
+    if isinstance(neg, NegotiationFailure):
+        return Negotiation(requested, None, neg.name, False)
+    return Negotiation(requested, None, None, True)
 
 
 def _ms(start: float, end: float) -> float:
@@ -183,7 +87,7 @@ async def _main_connection(
         confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
         t2 = time.monotonic()
         x224_ms = _ms(t1, t2)
-        negotiation = Negotiation.from_confirm(CLIENT_REQUEST, confirm)
+        negotiation = negotiation_from_confirm(CLIENT_REQUEST, confirm)
         if negotiation.selected is not None and negotiation.selected & (
             SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
         ):
@@ -211,7 +115,7 @@ async def _protocol_attempt(target: Target, name: str, timeout: float) -> Protoc
     finally:
         if conn is not None:
             await conn.close()
-    neg = Negotiation.from_confirm(requested, confirm)
+    neg = negotiation_from_confirm(requested, confirm)
     if neg.legacy:
         # An old host that ignores negotiation speaks Standard RDP Security only.
         accepted = True if wanted == SecurityProtocol.RDP else None
@@ -229,7 +133,7 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
         conn: RdpConnection | None = None
         try:
             conn = await RdpConnection.open(target, deadline)
-            neg = Negotiation.from_confirm(
+            neg = negotiation_from_confirm(
                 request, await conn.negotiate(_request(request), deadline)
             )
             if neg.selected is None or neg.selected == SecurityProtocol.RDP:

@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass
 
 from rdptrust.errors import ConnectError, ProtocolError, RemoteProtocolError, TransportError
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import EncryptionMethodSupport, StandardSecurityResult
+from rdptrust.model.target import Target
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
-from rdptrust.net.outcome import ProbeFailure
-from rdptrust.net.target import Target
 from rdptrust.protocol.gcc import (
     ENCRYPTION_METHOD_NAMES,
     ClientConnectInitial,
@@ -26,7 +28,6 @@ from rdptrust.protocol.gcc import (
     ServerConnectResponse,
     encryption_level_name,
     parse_server_connect_response,
-    rdp_version_name,
 )
 from rdptrust.protocol.mcs import (
     DisconnectProviderUltimatum,
@@ -38,7 +39,6 @@ from rdptrust.protocol.x224 import (
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
-    SecurityProtocol,
     parse_connection_confirm,
     parse_data_tpdu,
 )
@@ -58,60 +58,6 @@ def method_name(value: int) -> str:
         return ENCRYPTION_METHOD_NAMES[EncryptionMethod(value)]
     except (KeyError, ValueError):
         return f"0x{value:08x}"
-
-
-@dataclass(frozen=True)
-class EncryptionMethodSupport:
-    """The answer to one connection offering exactly one encryption method.
-
-    ``accepted`` is ``None`` when it cannot be told: the host refused Standard RDP
-    Security at the X.224 step (``refused`` names the failure code) or the attempt
-    failed (``error``). ``selected`` is the method the host chose (``NONE`` when it
-    chose none) and ``encryption_level`` its level; both ``None`` without an answer.
-    ``accepted`` false with ``selected`` ``None`` means the host closed the connection
-    instead of answering (it has no method in common with the one offered).
-    """
-
-    method: str
-    accepted: bool | None
-    selected: str | None
-    encryption_level: str | None
-    refused: str | None
-    error: ProbeFailure | None
-
-
-@dataclass(frozen=True)
-class StandardSecurityResult:
-    """What the host answers to Standard RDP Security requests.
-
-    ``encryption_level``, ``rdp_version`` (the SC_CORE value), ``certificate_type``
-    (``proprietary`` or ``x509``), ``certificate_temporary`` and ``certificate_key_bits``
-    (the proprietary RSA key size; ``None`` for X.509) come from the first answer and
-    are ``None`` when no attempt got a Connect-Response. ``x509_chain`` holds the DER
-    certificates of an X.509 server certificate, as sent.
-    """
-
-    methods: tuple[EncryptionMethodSupport, ...]
-    encryption_level: str | None
-    rdp_version: int | None
-    certificate_type: str | None
-    certificate_temporary: bool | None
-    certificate_key_bits: int | None
-    x509_chain: tuple[bytes, ...] = ()
-    elapsed_ms: float = 0.0
-
-    @property
-    def accepted_methods(self) -> tuple[str, ...]:
-        return tuple(m.method for m in self.methods if m.accepted)
-
-    @property
-    def rdp_version_name(self) -> str | None:
-        return None if self.rdp_version is None else rdp_version_name(self.rdp_version)
-
-    @property
-    def refused(self) -> bool:
-        """True when every attempt was refused at the X.224 step (RDP not accepted)."""
-        return bool(self.methods) and all(m.refused is not None for m in self.methods)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from rdptrust.errors import PkiError
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.target import Target
 from rdptrust.net.http import FetchOutcome, HttpResult, fetch
-from rdptrust.net.probe import ProbeResult, probe_host
-from rdptrust.net.target import Target
+from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import (
     CertificateFacts,
     certificate_facts,

@@ -32,7 +32,7 @@ import datetime as dt
 from typing import Protocol
 
 from rdptrust.errors import PkiError
-from rdptrust.net.probe import ProbeResult
+from rdptrust.model.probe import ProbeResult
 from rdptrust.pki.facts import as_utc, certificate_facts, load_certificate
 from rdptrust.pki.problems import Problem, Severity
 

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.files import PRIVATE_MODE, write_atomic
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.facts import as_utc, certificate_facts, fingerprint_sha256, load_certificate
 
 SCHEMA = "rdptrust.known_hosts"

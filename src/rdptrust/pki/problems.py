@@ -64,7 +64,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.pki.facts import (
     RDP_AUTHENTICATION_OID,
     SERVER_AUTH_OID,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.protocol.tpkt import build_tpkt, packet_length, parse_tpkt
 from rdptrust.protocol.x224 import (
     ConnectionConfirm,
@@ -13,7 +14,6 @@ from rdptrust.protocol.x224 import (
     NegotiationRequestFlags,
     NegotiationResponse,
     NegotiationResponseFlags,
-    SecurityProtocol,
     failure_name,
     parse_connection_confirm,
     parse_connection_request,

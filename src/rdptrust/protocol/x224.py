@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, build_tpkt, parse_tpkt
 
 # X.224 TPDU codes (ITU-T X.224 13.3.3); the low nibble of CR/CC is the credit, 0 here.
@@ -32,17 +33,6 @@ _COOKIE_PREFIX = b"Cookie: mstshash="
 _ROUTING_PREFIX = b"Cookie: msts="
 #: A cookie or routing token longer than this cannot fit the one-byte length indicator.
 _MAX_TOKEN = 254
-
-
-class SecurityProtocol(IntFlag):
-    """requestedProtocols / selectedProtocol values (MS-RDPBCGR 2.2.1.1.1)."""
-
-    RDP = 0x00000000
-    SSL = 0x00000001
-    HYBRID = 0x00000002
-    RDSTLS = 0x00000004
-    HYBRID_EX = 0x00000008
-    RDSAAD = 0x00000010
 
 
 class NegotiationRequestFlags(IntFlag):

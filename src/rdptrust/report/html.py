@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from rdptrust import __version__
 from rdptrust.files import write_atomic_lines
-from rdptrust.net.probe import ENUMERATION_REQUESTS
+from rdptrust.model.probe import ENUMERATION_REQUESTS
 from rdptrust.store.inventory import EventRecord, Inventory, ObservationRecord
 
 #: Newest events shown in the changes section.

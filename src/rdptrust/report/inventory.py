@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rdptrust.net.target import Target
+from rdptrust.model.target import Target
 from rdptrust.report.jsonform import dumps, to_jsonable
 from rdptrust.store.inventory import (
     CertificateRecord,

@@ -37,10 +37,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeResult
+from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult, StandardSecurityResult
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
 from rdptrust.pki.findings import probe_findings
-from rdptrust.protocol.x224 import SecurityProtocol
+from rdptrust.protocol.gcc import rdp_version_name
 from rdptrust.report.jsonform import to_jsonable
 
 PROBE_SCHEMA = "rdptrust.probe/1"
@@ -137,7 +138,7 @@ def standard_security_document(result: ProbeResult) -> dict[str, Any] | None:
         },
         "encryption_level": std.encryption_level,
         "rdp_version": None if std.rdp_version is None else f"0x{std.rdp_version:08x}",
-        "rdp_version_name": std.rdp_version_name,
+        "rdp_version_name": _rdp_version_name(std),
         "certificate_type": std.certificate_type,
         "certificate_temporary": std.certificate_temporary,
         "certificate_key_bits": std.certificate_key_bits,
@@ -288,7 +289,7 @@ def _render_standard_security(result: ProbeResult, console: Console) -> None:
     console.print(
         Text(
             f"Encryption level: {std.encryption_level or 'unknown'}; "
-            f"RDP version: {std.rdp_version_name or 'unknown'}; server certificate: {cert}"
+            f"RDP version: {_rdp_version_name(std) or 'unknown'}; server certificate: {cert}"
         )
     )
 
@@ -342,3 +343,7 @@ def _render_findings(
                 f.message,
             )
         )
+
+
+def _rdp_version_name(std: StandardSecurityResult) -> str | None:
+    return None if std.rdp_version is None else rdp_version_name(std.rdp_version)

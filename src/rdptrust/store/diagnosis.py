@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rdptrust.net.probe import ProbeResult, probe_host
-from rdptrust.net.target import Target
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.target import Target
+from rdptrust.net.probe import probe_host
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, Retrieval, diagnose
 from rdptrust.pki.trust import load_trust_anchors
 from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rdptrust.errors import RdptrustError, StoreError
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult
+from rdptrust.model.target import Target
 from rdptrust.net.connection import TLS_VERSIONS
-from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeFailure, ProbeResult, probe_host
-from rdptrust.net.target import Target
+from rdptrust.net.probe import probe_host
 from rdptrust.store.inventory import DiagnosisRecord, Inventory, ObservationRecord, ScanInfo
 
 #: Recorded hosts committed together (one SQLite commit costs as much as recording a host).
