@@ -19,8 +19,9 @@ import atheris
 with atheris.instrument_imports():
     from rdptrust.errors import PkiError, RemoteProtocolError
     from rdptrust.fix.registry_pol import parse_registry_pol
+    from rdptrust.model.retrieval import RevocationStatus
     from rdptrust.pki.facts import certificate_facts, load_certificate, load_certificates
-    from rdptrust.pki.revocation import RevocationStatus, check_crl, check_ocsp
+    from rdptrust.pki.revocation import check_crl, check_ocsp
     from rdptrust.protocol.gcc import (
         parse_client_connect_initial,
         parse_server_certificate,

@@ -26,10 +26,11 @@ from rdptrust.fix.policy import retrieval_timeouts, root_autoupdate
 from rdptrust.fix.registry_pol import PolicyEntry, build_registry_pol, parse_registry_pol
 from rdptrust.lab.certs import CertKind, HostCredentials, LabCa, make_host_credentials
 from rdptrust.lab.pki import ocsp_answer
+from rdptrust.model.retrieval import RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.pki.facts import certificate_facts, load_certificates
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
-from rdptrust.pki.revocation import RevocationStatus, check_crl, check_ocsp, ocsp_request
+from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
 from rdptrust.pki.trust import load_trust_anchors
 from rdptrust.protocol import credssp, ntlm
 from rdptrust.protocol.mcs import (

@@ -14,7 +14,8 @@ from types import TracebackType
 import httpx
 import pytest
 
-from rdptrust.net.http import MAX_REDIRECTS, FetchOutcome, HttpResult, fetch
+from rdptrust.model.retrieval import FetchOutcome, HttpResult
+from rdptrust.net.http import MAX_REDIRECTS, fetch
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from fixtures.lab import LabFactory
-from rdptrust.net.http import FetchOutcome
+from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.pki.diagnose import DiagnoseOptions, diagnose
-from rdptrust.pki.windows import Purpose
 
 URL_TIMEOUT = 1.0
 AIA_DELAY = 0.7

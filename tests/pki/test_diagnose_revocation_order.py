@@ -9,8 +9,9 @@ import pytest
 
 from fixtures.lab import LabFactory
 from rdptrust.lab.runner import Lab
+from rdptrust.model.retrieval import Purpose
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
-from rdptrust.pki.windows import Purpose, WindowsSettings
+from rdptrust.pki.windows import WindowsSettings
 
 
 def _options(lab: Lab, tmp_path: Path, *, ocsp_first: bool) -> DiagnoseOptions:

@@ -18,9 +18,10 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from fixtures.lab import LabFactory
 from rdptrust.lab.runner import Lab
+from rdptrust.model.retrieval import Purpose
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
-from rdptrust.pki.windows import Purpose, WindowsSettings
+from rdptrust.pki.windows import WindowsSettings
 
 URL_TIMEOUT = 1.0
 

@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rdptrust.errors import PkiError
+from rdptrust.model.certificate import UNDECODABLE_NAME
 from rdptrust.model.target import Target
 from rdptrust.pki.facts import (
-    UNDECODABLE_NAME,
     certificate_facts,
     fingerprint_sha1,
     fingerprint_sha256,

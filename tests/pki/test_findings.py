@@ -20,10 +20,10 @@ from rdptrust.model.probe import (
     TlsSessionInfo,
     TlsVersionSupport,
 )
+from rdptrust.model.problems import Severity
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.findings import probe_findings
-from rdptrust.pki.problems import Severity
 
 TARGET = Target("rdp01.example.test", 3389)
 HYBRID = SecurityProtocol.SSL | SecurityProtocol.HYBRID

@@ -12,15 +12,10 @@ import pytest
 from certs_for_tests import NOW, hierarchy, issue, rsa_key
 
 from rdptrust.errors import StoreError
+from rdptrust.model.pin import PinStatus
 from rdptrust.model.target import Target
-from rdptrust.pki.facts import fingerprint_sha256, public_key_sha256
-from rdptrust.pki.pinning import (
-    KnownHosts,
-    PinStatus,
-    check_pin,
-    default_path,
-    pin_from_certificate,
-)
+from rdptrust.pki.facts import fingerprint_sha256, load_certificate, public_key_sha256
+from rdptrust.pki.pinning import KnownHosts, check_pin, default_path, pin_from_certificate
 
 HOST = issue("WIN-LAB01", not_before=NOW - dt.timedelta(days=180), days=180)
 # Windows' recreation: same subject, self-signed, new key, valid from when the old one ended
@@ -45,7 +40,7 @@ def test_pin_records_the_certificate() -> None:
     assert pin.not_after == HOST.cert.not_valid_after_utc
     assert pin.public_key_sha256 == public_key_sha256(HOST.cert)
     assert pin.pinned_at == NOW
-    assert pin.certificate == HOST.cert
+    assert load_certificate(pin.certificate_pem.encode("ascii")) == HOST.cert
 
 
 def test_missing_file_is_an_empty_store(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from rdptrust.model.problems import Problem, Severity, verdict
 from rdptrust.model.target import Target
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
-from rdptrust.pki.problems import Problem, Severity, judge_chain, name_matches, verdict
+from rdptrust.pki.problems import judge_chain, name_matches
 from rdptrust.pki.trust import TrustAnchors, build_path
 
 HOST = "rdp01.example.test"

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from rdptrust.net.http import FetchOutcome, fetch
+from rdptrust.model.retrieval import FetchOutcome
+from rdptrust.net.http import fetch
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -18,13 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdptrust.lab.certs import CertKind, HostCredentials, LabCa, make_host_credentials
 from rdptrust.lab.pki import ocsp_answer
-from rdptrust.pki.revocation import (
-    RevocationCheck,
-    RevocationStatus,
-    check_crl,
-    check_ocsp,
-    ocsp_request,
-)
+from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
+from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
 
 DER = serialization.Encoding.DER
 PEM = serialization.Encoding.PEM

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rdptrust.net.http import FetchOutcome
+from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.pki.windows import (
     DEFAULT_ROOT_LIST_URL,
-    Purpose,
     RevocationAttempt,
     Wait,
     WindowsSettings,

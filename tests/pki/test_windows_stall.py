@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rdptrust.net.http import FetchOutcome
+from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.pki.windows import (
     NOTABLE_WAIT_S,
-    Purpose,
     RevocationAttempt,
     Wait,
     WindowsSettings,

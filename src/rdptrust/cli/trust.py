@@ -11,9 +11,10 @@ from rdptrust.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, run, targe
 from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
 from rdptrust.fix.method1 import write_trust_bundle
+from rdptrust.model.pin import Pin, PinStatus
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
-from rdptrust.pki.pinning import KnownHosts, Pin, PinStatus, check_pin, pin_from_certificate
+from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
 from rdptrust.report.jsonform import dumps, to_jsonable
 
 

@@ -27,9 +27,9 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rdptrust.model.pin import PinStatus
+from rdptrust.model.problems import Problem, Severity
 from rdptrust.monitor.observe import Observation
-from rdptrust.pki.pinning import PinStatus
-from rdptrust.pki.problems import Problem, Severity
 
 
 class PluginState(enum.IntEnum):

@@ -49,8 +49,8 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from rdptrust.model.pin import PinStatus
 from rdptrust.monitor.observe import Observation
-from rdptrust.pki.pinning import PinStatus
 
 #: Targets whose last certificate the exporter remembers (least recently seen dropped).
 MAX_REMEMBERED_TARGETS = 10_000

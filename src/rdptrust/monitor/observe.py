@@ -15,14 +15,17 @@ from pathlib import Path
 from cryptography import x509
 
 from rdptrust.errors import PkiError, StoreError
+from rdptrust.model.certificate import CertificateFacts
+from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
+from rdptrust.model.problems import Problem, Severity, verdict
+from rdptrust.model.retrieval import RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
-from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
-from rdptrust.pki.pinning import KnownHosts, PinCheck, PinStatus, check_pin
-from rdptrust.pki.problems import Problem, Severity, judge_chain, verdict
-from rdptrust.pki.revocation import RevocationStatus
+from rdptrust.pki.facts import certificate_facts, load_certificate
+from rdptrust.pki.pinning import KnownHosts, check_pin
+from rdptrust.pki.problems import judge_chain
 from rdptrust.pki.trust import TrustAnchors, build_path
 from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 

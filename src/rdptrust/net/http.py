@@ -8,41 +8,17 @@ environment and redirects are bounded, so what is measured is the direct path.
 from __future__ import annotations
 
 import asyncio
-import enum
 import socket
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
+from rdptrust.model.retrieval import FetchOutcome, HttpResult
+
 #: Bodies larger than this are cut off and reported invalid (a CRL of a large CA is a few MiB).
 MAX_BODY = 10 * 1024 * 1024
 MAX_REDIRECTS = 3
-
-
-class FetchOutcome(enum.StrEnum):
-    """How one retrieval ended."""
-
-    OK = "ok"
-    HTTP_ERROR = "http_error"
-    REFUSED = "refused"
-    DNS_ERROR = "dns_error"
-    TIMEOUT = "timeout"
-    INVALID = "invalid"
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    """One retrieval. ``status`` is ``None`` when no HTTP answer came; ``body`` is ``None``
-    unless the server answered 2xx; ``error`` says what went wrong in words."""
-
-    url: str
-    outcome: FetchOutcome
-    status: int | None
-    elapsed_ms: float
-    body: bytes | None
-    error: str | None
 
 
 def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:

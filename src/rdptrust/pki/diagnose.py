@@ -22,12 +22,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from rdptrust.errors import PkiError
+from rdptrust.model.certificate import CertificateFacts
+from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
+from rdptrust.model.problems import Problem, Severity, verdict
+from rdptrust.model.retrieval import FetchOutcome, HttpResult, Purpose, RevocationStatus
 from rdptrust.model.target import Target
-from rdptrust.net.http import FetchOutcome, HttpResult, fetch
+from rdptrust.net.http import fetch
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import (
-    CertificateFacts,
     certificate_facts,
     is_self_signed,
     load_certificate,
@@ -35,14 +38,13 @@ from rdptrust.pki.facts import (
     name_text,
 )
 from rdptrust.pki.findings import probe_findings
-from rdptrust.pki.pinning import KnownHosts, PinCheck, PinStatus, check_pin
-from rdptrust.pki.problems import Problem, Severity, judge_chain, verdict
-from rdptrust.pki.revocation import RevocationStatus, check_crl, check_ocsp, ocsp_request
+from rdptrust.pki.pinning import KnownHosts, check_pin
+from rdptrust.pki.problems import judge_chain
+from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
 from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path, load_trust_anchors
 from rdptrust.pki.windows import (
     DEFAULT_ROOT_LIST_URL,
     Cause,
-    Purpose,
     RevocationAttempt,
     Wait,
     WindowsSettings,

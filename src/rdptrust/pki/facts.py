@@ -16,7 +16,6 @@ import ipaddress
 import re
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -40,6 +39,7 @@ from cryptography.x509.oid import (
 )
 
 from rdptrust.errors import PkiError
+from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
 RDP_AUTHENTICATION_OID = "1.3.6.1.4.1.311.54.1.2"
@@ -73,48 +73,6 @@ _SIGNATURE_HASH_BY_OID: dict[str, str] = {
 }
 
 _PEM_MARKER = b"-----BEGIN"
-
-#: Shown for a subject or issuer name that cannot be decoded.
-UNDECODABLE_NAME = "(undecodable name)"
-
-
-@dataclass(frozen=True)
-class CertificateFacts:
-    """What one certificate says.
-
-    ``common_name`` is None when the subject has no CN. ``key_bits`` is None when the
-    key type has no meaningful size (unknown algorithms). ``signature_hash`` is None
-    when the algorithm has no separate hash (Ed25519, Ed448) or is unknown. Empty
-    tuples mean the extension is absent (for ``eku``: no EKU extension, which
-    Windows reads as "any purpose").
-    """
-
-    subject: str
-    issuer: str
-    common_name: str | None
-    self_signed: bool
-    serial: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    days_left: int
-    sha1: str
-    sha256: str
-    san: tuple[str, ...]
-    eku: tuple[str, ...]
-    eku_names: tuple[str, ...]
-    key_type: str
-    key_bits: int | None
-    signature_algorithm: str
-    signature_hash: str | None
-    crl_urls: tuple[str, ...]
-    ocsp_urls: tuple[str, ...]
-    ca_issuers_urls: tuple[str, ...]
-    is_ca: bool
-    #: SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (stays equal when a
-    #: certificate is renewed with the same key).
-    public_key_sha256: str = ""
-    #: Parts of the certificate that could not be decoded (empty when all was read).
-    parse_warnings: tuple[str, ...] = ()
 
 
 def load_certificate(data: bytes) -> x509.Certificate:

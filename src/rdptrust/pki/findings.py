@@ -33,8 +33,8 @@ from typing import Protocol
 
 from rdptrust.errors import PkiError
 from rdptrust.model.probe import ProbeResult
+from rdptrust.model.problems import Problem, Severity
 from rdptrust.pki.facts import as_utc, certificate_facts, load_certificate
-from rdptrust.pki.problems import Problem, Severity
 
 _WEAK_METHODS = ("40BIT", "56BIT")
 _LEGACY_TLS = ("TLSv1.0", "TLSv1.1")

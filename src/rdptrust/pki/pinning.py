@@ -25,10 +25,7 @@ over it.
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import ipaddress
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.files import PRIVATE_MODE, write_atomic
+from rdptrust.model.pin import Pin, PinCheck, PinStatus, host_key
 from rdptrust.model.target import Target
 from rdptrust.pki.facts import as_utc, certificate_facts, fingerprint_sha256, load_certificate
 
@@ -48,43 +46,6 @@ VERSION = 1
 def default_path() -> Path:
     """``known_hosts.json`` in rdptrust's user data directory (platformdirs)."""
     return Path(platformdirs.user_data_dir("rdptrust")) / "known_hosts.json"
-
-
-def host_key(host: str) -> str:
-    """The form host names are compared in: lowercase, no trailing dot, IPs normalised."""
-    text = host.strip().strip("[]").rstrip(".").lower()
-    try:
-        return ipaddress.ip_address(text).compressed
-    except ValueError:
-        return text
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One pinned certificate: the host and port it is trusted for, and what it said.
-
-    Fingerprints are lowercase hex without separators; times are UTC aware.
-    """
-
-    host: str
-    port: int
-    sha256: str
-    subject: str
-    issuer: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    self_signed: bool
-    public_key_sha256: str
-    pinned_at: dt.datetime
-    certificate_pem: str
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        """The pinned certificate itself."""
-        return load_certificate(self.certificate_pem.encode("ascii"))
-
-    def matches(self, target: Target) -> bool:
-        return self.port == target.port and host_key(self.host) == host_key(target.host)
 
 
 def pin_from_certificate(
@@ -156,28 +117,6 @@ class KnownHosts:
 
     def __len__(self) -> int:
         return len(self._pins)
-
-
-class PinStatus(enum.StrEnum):
-    NOT_PINNED = "not-pinned"
-    MATCH = "match"
-    CHANGED = "changed"
-
-
-@dataclass(frozen=True)
-class PinCheck:
-    """How the served certificate compares with the pin for its host and port.
-
-    ``pin`` is None when nothing is pinned for the target. ``looks_like_recreation``
-    is True only for CHANGED where the pinned and the new certificate have the same
-    subject, both are self-signed and the key is new: what Windows does every six
-    months with its self-signed RDP certificate.
-    """
-
-    status: PinStatus
-    pin: Pin | None
-    looks_like_recreation: bool
-    explanation: str
 
 
 def check_pin(store: KnownHosts, target: Target, cert: x509.Certificate) -> PinCheck:
@@ -339,6 +278,6 @@ def _pin_from_json(entry: Any) -> Pin:
         certificate_pem=text("certificate_pem"),
     )
     Target(pin.host, pin.port)  # validates host and port
-    if fingerprint_sha256(pin.certificate) != pin.sha256:
+    if fingerprint_sha256(load_certificate(pin.certificate_pem.encode("ascii"))) != pin.sha256:
         raise ValueError("its certificate_pem does not have its sha256 fingerprint")
     return pin

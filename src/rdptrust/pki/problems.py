@@ -57,73 +57,26 @@ at all, a CN that spells the address, as Windows accepts).
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import ipaddress
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from cryptography import x509
 
+from rdptrust.model.certificate import CertificateFacts
+from rdptrust.model.pin import PinCheck, PinStatus
+from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.target import Target
 from rdptrust.pki.facts import (
     RDP_AUTHENTICATION_OID,
     SERVER_AUTH_OID,
-    CertificateFacts,
     as_utc,
     certificate_facts,
     name_text,
 )
-from rdptrust.pki.pinning import PinCheck, PinStatus
 from rdptrust.pki.trust import ChainPath
 
 _WEAK_HASHES = {"md2", "md4", "md5"}
 _LEGACY_HASHES = {"sha1"}
-
-
-class Severity(enum.StrEnum):
-    """How bad a problem is; compares in the order ok < warning < critical."""
-
-    OK = "ok"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    @property
-    def exit_code(self) -> int:
-        """The monitoring convention: 0 ok, 1 warning, 2 critical."""
-        return _RANK[self]
-
-    def __lt__(self, other: str) -> bool:
-        return _RANK[self] < _RANK[Severity(other)]
-
-    def __le__(self, other: str) -> bool:
-        return _RANK[self] <= _RANK[Severity(other)]
-
-    def __gt__(self, other: str) -> bool:
-        return _RANK[self] > _RANK[Severity(other)]
-
-    def __ge__(self, other: str) -> bool:
-        return _RANK[self] >= _RANK[Severity(other)]
-
-
-_RANK = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the chain: a stable code, how bad, and what to do."""
-
-    code: str
-    severity: Severity
-    message: str
-
-
-def verdict(problems: Iterable[Problem]) -> Severity:
-    """The worst severity among *problems*; OK when there are none."""
-    return max((p.severity for p in problems), key=lambda s: s.rank, default=Severity.OK)
 
 
 def judge_chain(

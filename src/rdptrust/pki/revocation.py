@@ -7,8 +7,6 @@ delegated with the OCSP Signing EKU) before believing what the data says.
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -17,24 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
 from rdptrust.pki.facts import as_utc, is_signed_by
-
-
-class RevocationStatus(enum.StrEnum):
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
-    INVALID = "invalid"
-
-
-@dataclass(frozen=True)
-class RevocationCheck:
-    """What one CRL or OCSP answer says of one certificate; ``detail`` in words."""
-
-    status: RevocationStatus
-    detail: str
-    revoked_at: dt.datetime | None = None
-
 
 #: How far in the future a CRL's or OCSP answer's issue time may lie (clocks differ).
 CLOCK_SKEW = dt.timedelta(minutes=5)

@@ -17,25 +17,17 @@ fast failures (refused, DNS, HTTP errors) cost what we observed.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from rdptrust.net.http import FetchOutcome
+from rdptrust.model.retrieval import FetchOutcome, Purpose
 
 DEFAULT_ROOT_LIST_URL = (
     "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab"
 )
 #: Below this a wait is not worth naming as a cause.
 NOTABLE_WAIT_S = 0.5
-
-
-class Purpose(enum.StrEnum):
-    ROOT_LIST = "root_list"
-    AIA = "aia"
-    CRL = "crl"
-    OCSP = "ocsp"
 
 
 @dataclass(frozen=True)

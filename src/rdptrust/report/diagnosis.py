@@ -20,8 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from rdptrust.model.problems import Problem
 from rdptrust.pki.diagnose import Diagnosis
-from rdptrust.pki.problems import Problem
 from rdptrust.report.jsonform import to_jsonable
 from rdptrust.report.probe import probe_document
 

@@ -37,9 +37,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult, StandardSecurityResult
 from rdptrust.model.wire import SecurityProtocol
-from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import probe_findings
 from rdptrust.protocol.gcc import rdp_version_name
 from rdptrust.report.jsonform import to_jsonable

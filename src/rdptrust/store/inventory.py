@@ -36,11 +36,12 @@ from typing import Any
 import platformdirs
 
 from rdptrust.errors import PkiError, StoreError, UsageError
+from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult
 from rdptrust.model.target import Target, canonical_host
 from rdptrust.model.wire import SecurityProtocol
-from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import LeafSummary, probe_findings
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
 

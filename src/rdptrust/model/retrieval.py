@@ -1,0 +1,54 @@
+"""Retrievals: how one URL fetch ended, and what a revocation answer said."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+
+class FetchOutcome(enum.StrEnum):
+    """How one retrieval ended."""
+
+    OK = "ok"
+    HTTP_ERROR = "http_error"
+    REFUSED = "refused"
+    DNS_ERROR = "dns_error"
+    TIMEOUT = "timeout"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """One retrieval. ``status`` is ``None`` when no HTTP answer came; ``body`` is ``None``
+    unless the server answered 2xx; ``error`` says what went wrong in words."""
+
+    url: str
+    outcome: FetchOutcome
+    status: int | None
+    elapsed_ms: float
+    body: bytes | None
+    error: str | None
+
+
+class RevocationStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class RevocationCheck:
+    """What one CRL or OCSP answer says of one certificate; ``detail`` in words."""
+
+    status: RevocationStatus
+    detail: str
+    revoked_at: dt.datetime | None = None
+
+
+class Purpose(enum.StrEnum):
+    ROOT_LIST = "root_list"
+    AIA = "aia"
+    CRL = "crl"
+    OCSP = "ocsp"
