@@ -379,7 +379,7 @@ async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: 
     lab = await lab_factory(cert="self-signed", root_list="blackhole", count=3)
     db = str(tmp_path / "inv.sqlite3")
     code, out, err = await run_rdptrust(
-        "scan", "--db", db, "--diagnose", "--url-timeout", "1", "--jsonl",
+        "scan", "--db", db, "--diagnose", "--fetch-timeout", "1", "--jsonl",
         "--root-list-url", lab.root_list_url,
         "--known-hosts", str(tmp_path / "known_hosts.json"),
         *map(str, lab.targets),

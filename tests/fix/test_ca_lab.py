@@ -52,12 +52,13 @@ async def test_issued_certificate_diagnoses_ok(lab_factory: LabFactory, tmp_path
             cert_file=Path(files["cert_pem"]),
             key_file=Path(files["key_pem"]),
             root_list="blackhole",
+            require="HYBRID",
         )
         code, out, err = await rdptrust(
             "diagnose",
             str(lab.target),
             "--json",
-            "--url-timeout",
+            "--fetch-timeout",
             "2",
             "--ca-file",
             str(ca_dir / "ca.pem"),

@@ -134,7 +134,7 @@ async def test_diagnose_exits_3_for_every_mode(lab_factory: LabFactory, tmp_path
                 str(lab.target),
                 "--timeout",
                 str(TIMEOUT),
-                "--url-timeout",
+                "--fetch-timeout",
                 "1",
                 "--no-system-trust",
                 "--root-list-url",

@@ -17,12 +17,14 @@ from rdptrust.lab.runner import Lab
 def rdp_host(lab_factory: LabFactory) -> Callable[[HostCredentials], Awaitable[Lab]]:
     """Factory: ``await rdp_host(credentials)`` starts a lab RDP endpoint serving them.
 
-    The labs stop at teardown (``lab_factory``). ``lab.set_credentials`` and
+    The host requires NLA (CredSSP), as a default Windows host does. The labs stop at
+    teardown (``lab_factory``). ``lab.set_credentials`` and
     ``lab.regenerate_certificate`` change what a lab serves.
     """
 
     async def start(credentials: HostCredentials) -> Lab:
-        lab = await lab_factory()
+        # NLA required, as on a default Windows host: no security finding of its own
+        lab = await lab_factory(require="HYBRID")
         lab.set_credentials(credentials)
         return lab
 

@@ -12,10 +12,10 @@ from monitor_hosts import RDPTRUST, expiring_in, subprocess_env
 
 from fixtures.cli import run_command
 from fixtures.lab import LabFactory
+from rdptrust.engine import AssessOptions, assess
 from rdptrust.lab.certs import HostCredentials, LabCa, windows_self_signed
 from rdptrust.lab.runner import Lab
 from rdptrust.monitor.check import PerfDatum, PluginState, Thresholds, evaluate
-from rdptrust.monitor.observe import ObserveOptions, observe
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 from rdptrust.pki.trust import load_trust_anchors
 
@@ -240,13 +240,15 @@ async def test_evaluate_keeps_summary_on_one_line_and_out_of_perfdata(
 ) -> None:
     creds = windows_self_signed("WIN|LAB")
     host = await rdp_host(creds)
-    options = ObserveOptions(
-        timeout_s=5,
+    options = AssessOptions(
+        probe_timeout_s=5,
         enumerate=False,
+        standard_security=False,
+        diagnose=False,
         anchors=load_trust_anchors(),
         known_hosts=tmp_path / "kh.json",
     )
-    observation = await observe(host.target, options)
+    observation = await assess(host.target, options)
     result = evaluate(observation, Thresholds())
     line = result.line()
     assert line.count("|") == 1
@@ -359,5 +361,6 @@ async def test_an_unreadable_pinned_host_store_is_unknown(
         "2",
     )
     state, summary, _ = parse_line(out)
+    # With or without the diagnosis: the same one reason, the store, before any probe
     assert (rc, state) == (3, "UNKNOWN")
-    assert "diagnosis failed" in summary
+    assert "not valid JSON" in summary

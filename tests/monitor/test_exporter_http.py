@@ -17,12 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from fixtures.lab import LabFactory
+from rdptrust.engine import AssessOptions
 from rdptrust.lab.certs import HostCredentials, windows_self_signed
 from rdptrust.lab.runner import Lab
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.target import Target
 from rdptrust.monitor.config import ExporterConfig, parse_config, with_anchors
 from rdptrust.monitor.exporter import Exporter
-from rdptrust.monitor.observe import Observation, ObserveOptions
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 
 HostFactory = Callable[[HostCredentials], Awaitable[Lab]]
@@ -117,9 +118,11 @@ async def test_ca_issued_trusted_with_enumeration(
     assert value(samples, "rdptrust_cert_not_after_timestamp_seconds") == (
         ca_credentials.leaf.not_valid_after_utc.timestamp()
     )
-    # The lab offers RDP, SSL, HYBRID and HYBRID_EX; nothing offers RDSTLS.
-    for protocol in ("RDP", "SSL", "HYBRID", "HYBRID_EX"):
+    # NLA required: CredSSP accepted, plain TLS and Standard RDP Security refused
+    for protocol in ("HYBRID", "HYBRID_EX"):
         assert value(samples, "rdptrust_protocol_accepted", protocol=protocol) == 1
+    for protocol in ("RDP", "SSL"):
+        assert value(samples, "rdptrust_protocol_accepted", protocol=protocol) == 0
     assert value(samples, "rdptrust_protocol_accepted", protocol="RDSTLS") == 0
     assert value(samples, "rdptrust_tls_version_accepted", version="TLSv1.2") == 1
 
@@ -354,7 +357,7 @@ async def test_a_failing_probe_answers_500_and_the_exporter_goes_on(
 ) -> None:
     calls = 0
 
-    async def broken(target: Target, options: ObserveOptions) -> Observation:
+    async def broken(target: Target, options: AssessOptions) -> Assessment:
         nonlocal calls
         calls += 1
         raise RuntimeError("a bug in a probe")

@@ -26,8 +26,9 @@ modules:
     known_hosts: /tmp/known_hosts.json
     warn_days: 21
     cert_changed_hold: 2m
-    url_timeout: 4s
-    revocation_timeout: 6
+    fetch_timeout: 3s
+    windows_url_timeout: 4s
+    windows_revocation_timeout: 6
     root_update: false
     root_list_url: http://127.0.0.1:9/authrootstl.cab
 """
@@ -52,7 +53,8 @@ def test_a_full_configuration(tmp_path: Path, ca_file: Path) -> None:
     assert fast.ca_files == (ca_file,)
     assert fast.known_hosts == Path("/tmp/known_hosts.json")
     assert (fast.warn_days, fast.cert_changed_hold_s) == (21, 120.0)
-    assert (fast.url_timeout_s, fast.revocation_timeout_s) == (4.0, 6.0)
+    assert (fast.windows_url_timeout_s, fast.windows_revocation_timeout_s) == (4.0, 6.0)
+    assert fast.fetch_timeout_s == 3.0
     assert fast.root_list_url == "http://127.0.0.1:9/authrootstl.cab"
     # The module's CA file is loaded once, at start.
     assert len(config.anchors["fast"]) == 1
@@ -64,10 +66,10 @@ def test_budget_is_shared_between_the_steps_of_a_scrape() -> None:
     config = parse_config({"modules": {"a": {"timeout": 9, "diagnose": True}}})
     options = config.module("a").options(None, 8.0)
     # Probe, enumeration and two rounds of fetches one after another: a quarter each.
-    assert options.timeout_s == pytest.approx(2.0)
+    assert options.probe_timeout_s == pytest.approx(2.0)
     assert options.fetch_timeout_s == pytest.approx(2.0)
     # The Windows time-out modelled stays the module's.
-    assert options.url_timeout_s == 15.0
+    assert options.windows.url_timeout_s == 15.0
 
 
 @pytest.mark.parametrize(

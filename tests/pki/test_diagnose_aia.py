@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from fixtures.lab import LabFactory
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.fix.advice import fixes_for
 from rdptrust.model.retrieval import FetchOutcome, Purpose
-from rdptrust.pki.diagnose import DiagnoseOptions, diagnose
 
 URL_TIMEOUT = 1.0
 AIA_DELAY = 0.7
@@ -158,9 +159,9 @@ async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
     # revocation URLs (leaf and intermediate) that never answer
     ca_file, leaf_file, key_file, inter = _chain(tmp_path, responders)
     lab = await lab_factory(cert_file=leaf_file, key_file=key_file)
-    options = DiagnoseOptions(
-        url_timeout=URL_TIMEOUT,
-        probe_timeout=5.0,
+    options = AssessOptions(
+        fetch_timeout_s=URL_TIMEOUT,
+        probe_timeout_s=5.0,
         root_list_url=lab.root_list_url,
         known_hosts=tmp_path / "known_hosts.json",
         system_trust=False,
@@ -168,12 +169,12 @@ async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
     )
     # When diagnosing
     start = time.monotonic()
-    result = await diagnose(lab.target, options)
+    result = await assess(lab.target, options)
     wall = time.monotonic() - start
     # Then the issuer came over AIA and the path reaches the trusted root
     assert responders.aia_requests == ["/issuing.crt"]
     assert result.trusted is True
-    assert result.path == (
+    assert result.path_subjects == (
         "CN=127.0.0.1",
         inter.subject.rfc4514_string(),
         "CN=AIA Root",
@@ -211,16 +212,16 @@ async def test_aia_black_holed_is_a_modelled_wait_and_the_chain_stays_incomplete
     broken = Responders(responders.hole_base, responders.hole_base, [], lambda der: None)
     ca_file, leaf_file, key_file, _ = _chain(tmp_path, broken)
     lab = await lab_factory(cert_file=leaf_file, key_file=key_file)
-    options = DiagnoseOptions(
-        url_timeout=URL_TIMEOUT,
-        probe_timeout=5.0,
+    options = AssessOptions(
+        fetch_timeout_s=URL_TIMEOUT,
+        probe_timeout_s=5.0,
         root_list_url=lab.root_list_url,
         known_hosts=tmp_path / "known_hosts.json",
         system_trust=False,
         ca_files=(ca_file,),
     )
     # When diagnosing
-    result = await diagnose(lab.target, options)
+    result = await assess(lab.target, options)
     # Then the AIA retrieval timed out, is modelled as Windows' 15 s and is the cause
     (aia,) = [r for r in result.retrievals if r.purpose == Purpose.AIA]
     assert aia.outcome == FetchOutcome.TIMEOUT
@@ -229,4 +230,4 @@ async def test_aia_black_holed_is_a_modelled_wait_and_the_chain_stays_incomplete
     # (the lab's root list answers at once: the AIA wait is the whole stall)
     assert result.predicted_stall_s == pytest.approx(15.0, abs=1.0)
     assert any(c.purpose == Purpose.AIA and c.modelled for c in result.causes)
-    assert "send-full-chain" in {f.id for f in result.fixes}
+    assert "send-full-chain" in {f.id for f in fixes_for(result)}

@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 
 from fixtures.lab import LabFactory
+from rdptrust.engine import AssessOptions, assess
 from rdptrust.lab.runner import Lab
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.retrieval import Purpose
-from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
-from rdptrust.pki.windows import WindowsSettings
+from rdptrust.model.windows import WindowsSettings
 
 
-def _options(lab: Lab, tmp_path: Path, *, ocsp_first: bool) -> DiagnoseOptions:
+def _options(lab: Lab, tmp_path: Path, *, ocsp_first: bool) -> AssessOptions:
     assert lab.ca_cert_path is not None
-    return DiagnoseOptions(
-        url_timeout=1.0,
-        probe_timeout=5.0,
+    return AssessOptions(
+        fetch_timeout_s=1.0,
+        probe_timeout_s=5.0,
         root_list_url=lab.root_list_url,
         known_hosts=tmp_path / "known_hosts.json",
         system_trust=False,
@@ -27,9 +28,9 @@ def _options(lab: Lab, tmp_path: Path, *, ocsp_first: bool) -> DiagnoseOptions:
     )
 
 
-def _leaf_counted(diagnosis: Diagnosis) -> list[tuple[str, str]]:
+def _leaf_counted(diagnosis: Assessment) -> list[tuple[str, str]]:
     """(purpose, outcome) of the counted retrievals about the host certificate, in order."""
-    leaf = diagnosis.path[0]
+    leaf = diagnosis.path_subjects[0]
     return [
         (r.purpose.value, r.outcome.value)
         for r in diagnosis.retrievals
@@ -44,18 +45,20 @@ async def test_crl_black_holed_ocsp_first_and_crl_first(
     lab = await lab_factory(cert="ca", crl="blackhole")
     # When OCSP is tried first, the host certificate is settled by OCSP; only the
     # intermediate's CRL (it has no OCSP URL) waits
-    first = await diagnose(lab.target, _options(lab, tmp_path, ocsp_first=True))
+    first = await assess(lab.target, _options(lab, tmp_path, ocsp_first=True))
     assert sorted(_leaf_counted(first)) == [("ocsp", "ok")]
     assert first.predicted_stall_s == pytest.approx(15.0, abs=1.0)
     assert first.revocation_capped is False
     # and the host's CRL was still fetched, shown, but not counted
     leaf_crl = [
-        r for r in first.retrievals if r.purpose == Purpose.CRL and r.certificate == first.path[0]
+        r
+        for r in first.retrievals
+        if r.purpose == Purpose.CRL and r.certificate == first.path_subjects[0]
     ]
     assert [r.counted for r in leaf_crl] == [False]
     assert leaf_crl[0].wait_s == 0.0
     # When CRL is tried first, the host's CRL waits too: 15 + 15 s, capped at 20 s
-    crl_first = await diagnose(lab.target, _options(lab, tmp_path, ocsp_first=False))
+    crl_first = await assess(lab.target, _options(lab, tmp_path, ocsp_first=False))
     assert sorted(_leaf_counted(crl_first)) == [("crl", "timeout"), ("ocsp", "ok")]
     assert crl_first.predicted_stall_s == pytest.approx(20.0, abs=1.0)
     assert crl_first.revocation_capped is True
@@ -65,15 +68,15 @@ async def test_ocsp_black_holed_is_skipped_by_crl_first(
     lab_factory: LabFactory, tmp_path: Path
 ) -> None:
     # Given a CA-issued host whose OCSP responder black-holes while CRLs answer
-    lab = await lab_factory(cert="ca", ocsp="blackhole")
+    lab = await lab_factory(cert="ca", ocsp="blackhole", require="HYBRID")
     # When OCSP goes first, its time-out is the wait, then the CRL answers
-    first = await diagnose(lab.target, _options(lab, tmp_path, ocsp_first=True))
+    first = await assess(lab.target, _options(lab, tmp_path, ocsp_first=True))
     assert sorted(_leaf_counted(first)) == [("crl", "ok"), ("ocsp", "timeout")]
     assert first.predicted_stall_s == pytest.approx(15.0, abs=1.0)
     assert first.causes[0].purpose == Purpose.OCSP
     assert first.causes[0].modelled is True
     # When CRL goes first it answers and OCSP is never asked: no wait
-    crl_first = await diagnose(lab.target, _options(lab, tmp_path, ocsp_first=False))
+    crl_first = await assess(lab.target, _options(lab, tmp_path, ocsp_first=False))
     assert _leaf_counted(crl_first) == [("crl", "ok")]
     assert crl_first.predicted_stall_s < 1.0
     assert crl_first.verdict == "ok", crl_first.problems
@@ -88,15 +91,15 @@ async def test_root_list_fast_failures_cost_what_was_observed(
 ) -> None:
     # Given a self-signed host and a root list that fails fast in each way
     lab = await lab_factory(cert="self-signed", root_list=mode)
-    options = DiagnoseOptions(
-        url_timeout=1.0,
-        probe_timeout=5.0,
+    options = AssessOptions(
+        fetch_timeout_s=1.0,
+        probe_timeout_s=5.0,
         root_list_url=lab.root_list_url,
         known_hosts=tmp_path / "known_hosts.json",
         system_trust=False,
     )
     # When diagnosing
-    result = await diagnose(lab.target, options)
+    result = await assess(lab.target, options)
     # Then the root list retrieval is classified, counted, not modelled, and cheap
     (root_list,) = [r for r in result.retrievals if r.purpose == Purpose.ROOT_LIST]
     assert root_list.outcome.value == outcome

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.windows import (
-    DEFAULT_ROOT_LIST_URL,
     RevocationAttempt,
     Wait,
-    WindowsSettings,
     counted_revocation,
     describe,
     predict,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
+from rdptrust.model.windows import WindowsSettings
 from rdptrust.pki.windows import (
     NOTABLE_WAIT_S,
     RevocationAttempt,
     Wait,
-    WindowsSettings,
     counted_revocation,
     describe,
     predict,

@@ -14,11 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.fix.advice import fixes_for
 from rdptrust.fix.method1 import bundle_stem
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.probe import ProbeResult, Timings, TlsSessionInfo
 from rdptrust.model.target import Target
-from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
-from rdptrust.pki.windows import WindowsSettings
+from rdptrust.model.windows import WindowsSettings
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
 from rdptrust.report.jsonform import dumps
 
@@ -55,27 +57,27 @@ def _probe(target: Target, chain: tuple[bytes, ...]) -> ProbeResult:
     )
 
 
-async def _diagnosis(tmp_path: Path, root_update: bool, target: Target | None = None) -> Diagnosis:
+async def _diagnosis(tmp_path: Path, root_update: bool, target: Target | None = None) -> Assessment:
     target = target or Target("127.0.0.1", 3389)
     chain = (_self_signed(HOSTILE_CN),)
 
-    async def prober(t: Target) -> ProbeResult:
+    async def prober(t: Target, _options: AssessOptions) -> ProbeResult:
         return _probe(t, chain)
 
-    options = DiagnoseOptions(
-        url_timeout=1.0,
+    options = AssessOptions(
+        fetch_timeout_s=1.0,
         # nothing listens on port 9 of loopback: a fast refusal, no wait
         root_list_url="http://127.0.0.1:9/authrootstl.cab",
         known_hosts=tmp_path / "known_hosts.json",
         system_trust=False,
         windows=WindowsSettings(root_update=root_update),
     )
-    return await diagnose(target, options, prober=prober)
+    return await assess(target, options, prober=prober)
 
 
 async def test_json_has_the_documented_keys(tmp_path: Path) -> None:
     diagnosis = await _diagnosis(tmp_path, root_update=True)
-    document = json.loads(dumps(diagnosis_document(diagnosis)))
+    document = json.loads(dumps(diagnosis_document(diagnosis, fixes_for(diagnosis))))
     assert document["schema_version"] == 1
     assert {
         "probe",
@@ -112,7 +114,9 @@ async def test_root_update_off_makes_no_root_list_retrieval(tmp_path: Path) -> N
 async def test_certificate_text_cannot_inject_markup(tmp_path: Path) -> None:
     diagnosis = await _diagnosis(tmp_path, root_update=True)
     plain = io.StringIO()
-    render_diagnosis(diagnosis, Console(file=plain, width=400, color_system=None))
+    render_diagnosis(
+        diagnosis, Console(file=plain, width=400, color_system=None), fixes_for(diagnosis)
+    )
     text = plain.getvalue()
     # The subject reaches the terminal as the text it is, brackets and all,
     assert HOSTILE_CN in text
@@ -129,6 +133,6 @@ async def test_certificate_text_cannot_inject_markup(tmp_path: Path) -> None:
 async def test_method1_names_the_files_that_rdptrust_trust_writes(tmp_path: Path) -> None:
     target = Target("::1", 3389)
     diagnosis = await _diagnosis(tmp_path, root_update=False, target=target)
-    method1 = next(f for f in diagnosis.fixes if f.id == "method1-trust-host-certificate")
+    method1 = next(f for f in fixes_for(diagnosis) if f.id == "method1-trust-host-certificate")
     commands = [c.command for c in method1.commands]
     assert f"certutil -addstore -f Root {bundle_stem(target)}.cer" in commands

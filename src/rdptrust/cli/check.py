@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from rdptrust.cli.common import run, target_argument
-from rdptrust.errors import PkiError, RdptrustError
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
-from rdptrust.monitor.observe import ObserveOptions, observe
+from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
 
 
@@ -107,12 +109,26 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     help="With --diagnose: whether the clients' Automatic Root Certificates Update is on.",
 )
 @click.option(
-    "--url-timeout",
+    "--fetch-timeout",
+    type=click.FloatRange(min=0.1, max=120),
+    default=5.0,
+    show_default=True,
+    help="With --diagnose: seconds rdptrust waits here for each URL; one that gives no "
+    "answer by then counts as Windows' full per-URL time-out (--windows-url-timeout).",
+)
+@click.option(
+    "--windows-url-timeout",
     type=click.FloatRange(min=0.1, max=600),
     default=15.0,
     show_default=True,
-    help="With --diagnose: the Windows per-URL time-out modelled; a URL silent for "
-    "--timeout seconds counts as this.",
+    help="With --diagnose: Windows' per-URL retrieval time-out in the model.",
+)
+@click.option(
+    "--windows-revocation-timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=20.0,
+    show_default=True,
+    help="With --diagnose: Windows' accumulated revocation time-out in the model.",
 )
 def check(
     target: str,
@@ -126,7 +142,9 @@ def check(
     diagnose: bool,
     root_list_url: str | None,
     root_update: str,
-    url_timeout: float,
+    fetch_timeout: float,
+    windows_url_timeout: float,
+    windows_revocation_timeout: float,
 ) -> None:
     """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
 
@@ -152,22 +170,29 @@ def check(
     except PkiError as exc:
         click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
         ctx.exit(PluginState.UNKNOWN)
-    options = ObserveOptions(
-        timeout_s=timeout,
+    try:
+        store = KnownHosts.load(known_hosts)
+    except (StoreError, PkiError) as exc:
+        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
+        ctx.exit(PluginState.UNKNOWN)
+    options = AssessOptions(
+        probe_timeout_s=timeout,
         enumerate=False,
-        anchors=anchors,
-        known_hosts=known_hosts,
-        warn_days=warn_days,
+        standard_security=False,
         diagnose=diagnose,
-        system_trust=system_trust,
-        ca_files=ca_files,
-        url_timeout_s=url_timeout,
-        fetch_timeout_s=min(url_timeout, timeout),
-        root_update=root_update == "on",
-        root_list_url=root_list_url,
+        fetch_timeout_s=fetch_timeout,
+        windows=WindowsSettings(
+            url_timeout_s=windows_url_timeout,
+            revocation_timeout_s=windows_revocation_timeout,
+            root_update=root_update == "on",
+        ),
+        root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
+        anchors=anchors,
+        known_hosts=store,
+        warn_days=warn_days,
     )
     try:
-        observation = run(observe(parsed, options))
+        observation = run(assess(parsed, options))
     except RdptrustError as exc:
         click.echo(f"RDPTRUST UNKNOWN - {parsed}: {_one_line(str(exc))}")
         ctx.exit(PluginState.UNKNOWN)

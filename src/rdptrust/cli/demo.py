@@ -12,17 +12,23 @@ from rich.rule import Rule
 from rich.text import Text
 
 from rdptrust.cli.common import run
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.fix.advice import fixes_for
 from rdptrust.fix.method1 import write_trust_bundle
 from rdptrust.lab.pki import ResponderMode
 from rdptrust.lab.runner import Lab, LabConfig
-from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, diagnose
+from rdptrust.model.assessment import Assessment
+from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
 from rdptrust.report.jsonform import dumps
 
 
-async def _demo(console: Console, url_timeout: float, work: Path) -> tuple[Diagnosis, Diagnosis]:
-    config = LabConfig(root_list=ResponderMode.parse("blackhole"))
+async def _demo(
+    console: Console, fetch_timeout: float, work: Path
+) -> tuple[Assessment, Assessment]:
+    # NLA required, as on a default Windows host since Server 2012: the stall is the story
+    config = LabConfig(root_list=ResponderMode.parse("blackhole"), require=SecurityProtocol.HYBRID)
     async with Lab(config) as lab:
         target = lab.target
         console.print(Rule("The setting"))
@@ -34,19 +40,19 @@ async def _demo(console: Console, url_timeout: float, work: Path) -> tuple[Diagn
                 " Windows Update root list, as many firewalls and proxies do:\n"
                 f"  {lab.root_list_url}\n"
                 f"(both run here on loopback; rdptrust stops waiting for a URL after"
-                f" {url_timeout:g} s and counts it as Windows' full 15 s time-out)."
+                f" {fetch_timeout:g} s and counts it as Windows' full 15 s time-out)."
             )
         )
         store = work / "known_hosts.json"
-        options = DiagnoseOptions(
-            url_timeout=url_timeout,
+        options = AssessOptions(
+            fetch_timeout_s=fetch_timeout,
             root_list_url=lab.root_list_url,
             known_hosts=store,
-            probe_timeout=5.0,
+            probe_timeout_s=5.0,
         )
         console.print(Rule("Step 1: rdptrust diagnose, as a Windows client sees the host"))
-        before = await diagnose(target, options)
-        render_diagnosis(before, console)
+        before = await assess(target, options)
+        render_diagnosis(before, console, fixes_for(before))
 
         console.print(Rule("Step 2: Method 1 with rdptrust trust (pin the host's certificate)"))
         leaf = lab.credentials.leaf
@@ -60,8 +66,8 @@ async def _demo(console: Console, url_timeout: float, work: Path) -> tuple[Diagn
             console.print(Text(f"  {path}"))
 
         console.print(Rule("Step 3: rdptrust diagnose again"))
-        after = await diagnose(target, options)
-        render_diagnosis(after, console)
+        after = await assess(target, options)
+        render_diagnosis(after, console, fixes_for(after))
     return before, after
 
 
@@ -72,14 +78,14 @@ Examples:
   rdptrust demo --json > demo.json""",
 )
 @click.option(
-    "--url-timeout",
+    "--fetch-timeout",
     type=click.FloatRange(min=0.2, max=15),
     default=2.0,
     show_default=True,
-    help="Seconds to wait for each URL before counting Windows' full time-out.",
+    help="Seconds rdptrust waits for each URL before counting Windows' full time-out.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print both diagnoses as one JSON object.")
-def demo(url_timeout: float, as_json: bool) -> None:
+def demo(fetch_timeout: float, as_json: bool) -> None:
     """See rdptrust find and fix the "Securing remote connection" stall on a built-in lab.
 
     Starts a local RDP host with a self-signed certificate and a black-holed root list,
@@ -89,15 +95,15 @@ def demo(url_timeout: float, as_json: bool) -> None:
     console = Console(highlight=False, quiet=as_json)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rdptrust-demo-") as tmp:
-        before, after = run(_demo(console, url_timeout, Path(tmp)))
+        before, after = run(_demo(console, fetch_timeout, Path(tmp)))
     elapsed = time.monotonic() - start
     if as_json:
         click.echo(
             dumps(
                 {
                     "schema": "rdptrust.demo/1",
-                    "before": diagnosis_document(before),
-                    "after": diagnosis_document(after),
+                    "before": diagnosis_document(before, fixes_for(before)),
+                    "after": diagnosis_document(after, fixes_for(after)),
                     "elapsed_s": round(elapsed, 3),
                 }
             )
@@ -106,9 +112,9 @@ def demo(url_timeout: float, as_json: bool) -> None:
     console.print(Rule("What happened"))
     console.print(
         Text(
-            f"Before: a predicted wait of about {before.predicted_stall_s:.0f} s on every"
+            f"Before: a predicted wait of about {before.predicted_stall_s or 0:.0f} s on every"
             f" connection (verdict {before.verdict}). After pinning the host certificate"
-            f" (Method 1): {after.predicted_stall_s:.0f} s (verdict {after.verdict})."
+            f" (Method 1): {after.predicted_stall_s or 0:.0f} s (verdict {after.verdict})."
             f" Took {elapsed:.1f} s.",
             style="bold",
         )

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from rdptrust.cli.common import EXIT_UNKNOWN, run, target_argument
-from rdptrust.pki.diagnose import DiagnoseOptions, diagnose
-from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.cli.common import run, target_argument
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.fix.advice import fixes_for
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.pinning import KnownHosts
+from rdptrust.pki.trust import load_trust_anchors
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
 from rdptrust.report.jsonform import dumps
-
-VERDICT_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": EXIT_UNKNOWN}
 
 
 @click.command(
@@ -67,11 +68,12 @@ probe), 64 usage error.""",
     help="Model Automatic Root Certificates Update on or off (off = Method 2 deployed).",
 )
 @click.option(
-    "--url-timeout",
+    "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
     default=15.0,
     show_default=True,
-    help="Seconds we wait for each URL; no answer by then counts as a full Windows time-out.",
+    help="Seconds rdptrust waits here for each URL; one that gives no answer by then counts "
+    "as Windows' full per-URL time-out (--windows-url-timeout).",
 )
 @click.option(
     "--windows-url-timeout",
@@ -81,7 +83,7 @@ probe), 64 usage error.""",
     help="Windows' per-URL retrieval time-out in the model.",
 )
 @click.option(
-    "--revocation-timeout",
+    "--windows-revocation-timeout",
     type=click.FloatRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
@@ -111,9 +113,9 @@ def diagnose_cmd(
     known_hosts: Path | None,
     root_list_url: str,
     root_update: str,
-    url_timeout: float,
+    fetch_timeout: float,
     windows_url_timeout: float,
-    revocation_timeout: float,
+    windows_revocation_timeout: float,
     crl_first: bool,
     timeout: float,
     warn_days: int,
@@ -126,27 +128,30 @@ def diagnose_cmd(
     network: that is where the retrievals are blocked or not.
     """
     parsed = target_argument(target)
-    options = DiagnoseOptions(
-        probe_timeout=timeout,
-        url_timeout=url_timeout,
+    # Trust sources and the pinned store are read before the host is probed: a file
+    # that cannot be read is an error of its own, not a verdict on the host.
+    anchors = load_trust_anchors(system=not no_system_trust, ca_files=ca_files, ca_dirs=ca_dirs)
+    store = KnownHosts.load(known_hosts)
+    options = AssessOptions(
+        probe_timeout_s=timeout,
+        fetch_timeout_s=fetch_timeout,
         windows=WindowsSettings(
             url_timeout_s=windows_url_timeout,
-            revocation_timeout_s=revocation_timeout,
+            revocation_timeout_s=windows_revocation_timeout,
             root_update=root_update == "on",
             ocsp_first=not crl_first,
         ),
         root_list_url=root_list_url,
-        system_trust=not no_system_trust,
-        ca_files=ca_files,
-        ca_dirs=ca_dirs,
-        known_hosts=known_hosts,
+        anchors=anchors,
+        known_hosts=store,
         warn_days=warn_days,
     )
-    result = run(diagnose(parsed, options))
+    result = run(assess(parsed, options))
+    fixes = fixes_for(result)
     if as_json:
-        click.echo(dumps(diagnosis_document(result)))
+        click.echo(dumps(diagnosis_document(result, fixes)))
     else:
-        render_diagnosis(result, Console(highlight=False))
+        render_diagnosis(result, Console(highlight=False), fixes)
     if result.probe.error is not None and not as_json:
         click.echo(f"rdptrust: error: {result.probe.error.message}", err=True)
-    click.get_current_context().exit(VERDICT_EXIT[result.verdict])
+    click.get_current_context().exit(result.verdict.exit_code)

@@ -237,12 +237,12 @@ Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
     help="Diagnose each host like 'rdptrust diagnose' (performs its URL retrievals).",
 )
 @click.option(
-    "--url-timeout",
+    "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
     default=15.0,
     show_default=True,
-    help="With --diagnose: seconds to wait for each URL; one that does not answer counts as "
-    "the Windows time-out (15 s) in the predicted stall.",
+    help="With --diagnose: seconds rdptrust waits here for each URL; one that gives no answer "
+    "by then counts as Windows' full per-URL time-out (15 s) in the predicted stall.",
 )
 @click.option(
     "--root-update",
@@ -293,7 +293,7 @@ def scan(
     rate: float | None,
     enumerate_: bool,
     diagnose: bool,
-    url_timeout: float,
+    fetch_timeout: float,
     root_update: str,
     root_list_url: str | None,
     ca_files: tuple[str, ...],
@@ -331,7 +331,7 @@ def scan(
                     rate=rate,
                     enumerate=enumerate_,
                     diagnose=diagnose,
-                    url_timeout=url_timeout,
+                    url_timeout=fetch_timeout,
                     root_update=root_update == "on",
                     root_list_url=root_list_url,
                     ca_files=tuple(str(Path(f).resolve()) for f in ca_files),

@@ -52,3 +52,22 @@ class Purpose(enum.StrEnum):
     AIA = "aia"
     CRL = "crl"
     OCSP = "ocsp"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One retrieval as made, before the model counts it.
+
+    ``cert_index`` is the position in the path of the certificate a CRL or OCSP
+    retrieval concerns (None for the root list and AIA); ``certificate`` that
+    certificate's subject (for AIA: whose issuer was fetched). ``revocation`` is what a
+    CRL or OCSP answer said, ``detail`` what went wrong or what the answer said.
+    """
+
+    purpose: Purpose
+    url: str
+    result: HttpResult
+    cert_index: int | None = None
+    revocation: RevocationStatus | None = None
+    detail: str | None = None
+    certificate: str | None = None

@@ -27,9 +27,9 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinStatus
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.monitor.observe import Observation
 
 
 class PluginState(enum.IntEnum):
@@ -127,7 +127,7 @@ class CheckResult:
         return text
 
 
-def evaluate(observation: Observation, thresholds: Thresholds) -> CheckResult:
+def evaluate(observation: Assessment, thresholds: Thresholds) -> CheckResult:
     """Apply the plugin rules (module docstring) to *observation*."""
     target = observation.target
     perfdata: list[PerfDatum] = []
@@ -137,14 +137,15 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> CheckResult:
         message = probe.error.message if probe.error is not None else "no answer"
         message = message.removeprefix(f"{target}: ")
         reasons.append((PluginState.UNKNOWN, f"cannot probe: {message}"))
-    for problem in observation.problems:
+    for problem in (*observation.problems, *observation.findings):
         if problem.code in ("expiring-soon", "predicted-stall"):
             continue  # judged below against this check's thresholds
         reasons.append((_state(problem), _short(problem)))
     days_left = observation.days_left
     if days_left is not None and days_left >= 0:
-        end = min(observation.chain, key=lambda c: c.not_after)
-        which = "certificate" if end is observation.chain[0] else f"issuer {end.subject}"
+        certificates = observation.path or observation.chain
+        end = min(certificates, key=lambda c: c.not_after)
+        which = "certificate" if end is certificates[0] else f"issuer {end.subject}"
         when = f"{which} expires {end.not_after:%Y-%m-%d} (in {days_left} days)"
         if days_left < thresholds.crit_days:
             reasons.append((PluginState.CRITICAL, when))
@@ -161,8 +162,6 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> CheckResult:
             reasons.append((PluginState.WARNING, said))
     if observation.store_error is not None:
         reasons.append((PluginState.UNKNOWN, observation.store_error))
-    if observation.diagnose_error is not None:
-        reasons.append((PluginState.UNKNOWN, f"diagnosis failed: {observation.diagnose_error}"))
 
     if days_left is not None:
         perfdata.append(
@@ -190,7 +189,7 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> CheckResult:
         perfdata.append(
             PerfDatum("tls_handshake", round(probe.timings.tls_ms / 1000.0, 6), "s", minimum=0)
         )
-    perfdata.append(PerfDatum("time", round(observation.duration_s, 6), "s", minimum=0))
+    perfdata.append(PerfDatum("time", round(observation.elapsed_ms / 1000.0, 6), "s", minimum=0))
 
     state = max((s for s, _ in reasons), key=lambda s: s.rank, default=PluginState.OK)
     ordered = sorted(reasons, key=lambda r: -r[0].rank)
@@ -201,7 +200,7 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> CheckResult:
     return CheckResult(state, summary, tuple(ordered), tuple(perfdata))
 
 
-def _healthy(observation: Observation) -> str:
+def _healthy(observation: Assessment) -> str:
     leaf = observation.leaf
     if leaf is None:
         return "answered"

@@ -14,8 +14,11 @@
         known_hosts: /var/lib/rdptrust/known_hosts.json   # default: rdptrust's own store
         warn_days: 30                # expiring-soon threshold in the verdict
         cert_changed_hold: 1h        # rdptrust_cert_changed stays 1 this long after a change
-        url_timeout: 15s             # diagnose: the Windows per-URL time-out
-        revocation_timeout: 20s      # diagnose: the accumulated revocation time-out
+        fetch_timeout: 10s           # diagnose: how long each URL is given here (no answer
+                                     # by then counts as the Windows time-out); default:
+                                     # the scrape's share for one round of fetches
+        windows_url_timeout: 15s     # diagnose: the Windows per-URL time-out modelled
+        windows_revocation_timeout: 20s  # diagnose: the accumulated revocation time-out
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
 
@@ -34,8 +37,9 @@ from typing import Any
 
 import yaml
 
+from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import PkiError, UsageError
-from rdptrust.monitor.observe import ObserveOptions
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.trust import TrustAnchors, load_trust_anchors
 
 #: Largest configuration file read.
@@ -66,13 +70,14 @@ class Module:
     known_hosts: Path | None = None
     warn_days: int = 30
     cert_changed_hold_s: float = 3600.0
-    url_timeout_s: float = 15.0
-    revocation_timeout_s: float = 20.0
+    fetch_timeout_s: float | None = None
+    windows_url_timeout_s: float = 15.0
+    windows_revocation_timeout_s: float = 20.0
     root_update: bool = True
     root_list_url: str | None = None
 
-    def options(self, anchors: TrustAnchors | None, budget_s: float) -> ObserveOptions:
-        """Observe options for a scrape that may take *budget_s* seconds in all.
+    def options(self, anchors: TrustAnchors | None, budget_s: float) -> AssessOptions:
+        """Assessment options for a scrape that may take *budget_s* seconds in all.
 
         The probe, the enumeration round and the diagnosis' two rounds of URL fetches
         (the second after AIA) run one after another, so each gets its share. A fetch
@@ -80,20 +85,25 @@ class Module:
         """
         shares = 1.0 + (1.0 if self.enumerate else 0.0) + (2.0 if self.diagnose else 0.0)
         per_step = max(0.1, budget_s / shares)
-        return ObserveOptions(
-            timeout_s=per_step,
+        fetch = min(per_step, self.fetch_timeout_s or per_step, self.windows_url_timeout_s)
+        return AssessOptions(
+            probe_timeout_s=per_step,
             enumerate=self.enumerate,
+            standard_security=False,
+            ntlm=False,
+            diagnose=self.diagnose,
+            fetch_timeout_s=fetch,
+            windows=WindowsSettings(
+                url_timeout_s=self.windows_url_timeout_s,
+                revocation_timeout_s=self.windows_revocation_timeout_s,
+                root_update=self.root_update,
+            ),
+            root_list_url=self.root_list_url or DEFAULT_ROOT_LIST_URL,
+            system_trust=self.system_trust,
+            ca_files=self.ca_files,
             anchors=anchors,
             known_hosts=self.known_hosts,
             warn_days=self.warn_days,
-            diagnose=self.diagnose,
-            system_trust=self.system_trust,
-            ca_files=self.ca_files,
-            url_timeout_s=self.url_timeout_s,
-            fetch_timeout_s=min(self.url_timeout_s, per_step),
-            revocation_timeout_s=self.revocation_timeout_s,
-            root_update=self.root_update,
-            root_list_url=self.root_list_url,
         )
 
 
@@ -193,8 +203,9 @@ _MODULE_KEYS: dict[str, str] = {
     "known_hosts": "known_hosts",
     "warn_days": "warn_days",
     "cert_changed_hold": "cert_changed_hold_s",
-    "url_timeout": "url_timeout_s",
-    "revocation_timeout": "revocation_timeout_s",
+    "fetch_timeout": "fetch_timeout_s",
+    "windows_url_timeout": "windows_url_timeout_s",
+    "windows_revocation_timeout": "windows_revocation_timeout_s",
     "root_update": "root_update",
     "root_list_url": "root_list_url",
 }
@@ -216,8 +227,9 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "known_hosts": lambda v, w: Path(_string(v, w)),
         "warn_days": lambda v, w: _integer(v, w, 0, 3650),
         "cert_changed_hold": lambda v, w: _duration(v, w, 0.0, 366 * 86400.0),
-        "url_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
-        "revocation_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
+        "fetch_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
+        "windows_url_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
+        "windows_revocation_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "root_update": _boolean,
         "root_list_url": _url,
     }

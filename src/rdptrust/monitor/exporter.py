@@ -40,13 +40,14 @@ from prometheus_client import (
 )
 
 from rdptrust import __version__
+from rdptrust.engine import AssessOptions, assess, assess_probe
 from rdptrust.errors import UsageError
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult, Timings
 from rdptrust.model.target import Target, parse_target
 from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
-from rdptrust.monitor.observe import Observation, ObserveOptions, judge, observe
 from rdptrust.net.service import AsyncService, close_server
 
 #: Largest request head (request line and headers) accepted, in bytes.
@@ -60,7 +61,7 @@ DEFAULT_PORT = 9389
 _log = logging.getLogger("rdptrust.exporter")
 _PATHS = ("/probe", "/metrics", "/", "/-/healthy")
 
-ObserveFunction = Callable[[Target, ObserveOptions], Awaitable[Observation]]
+ObserveFunction = Callable[[Target, AssessOptions], Awaitable[Assessment]]
 
 _LANDING = """rdptrust exporter {version}
 
@@ -148,7 +149,7 @@ class Exporter(AsyncService):
         port: int = DEFAULT_PORT,
         max_connections: int = 256,
         request_timeout_s: float = 10.0,
-        observe_fn: ObserveFunction = observe,
+        observe_fn: ObserveFunction = assess,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UsageError(f"port must be 0 to 65535, not {port}")
@@ -339,7 +340,7 @@ class Exporter(AsyncService):
 
     async def _observe_within(
         self, target: Target, module_name: str, budget: float, start: float
-    ) -> Observation:
+    ) -> Assessment:
         module = self.config.modules[module_name]
         remaining = max(0.1, budget - (time.monotonic() - start))
         options = module.options(self.config.anchors.get(module_name), remaining)
@@ -360,7 +361,7 @@ class Exporter(AsyncService):
                 timings=Timings(total_ms=round(remaining * 1000.0, 3)),
                 error=failure,
             )
-            return judge(target, probe, options, start=start)
+            return await assess_probe(target, probe, options, start=start)
 
 
 def _single(params: dict[str, list[str]], name: str, *, required: bool) -> str | None:

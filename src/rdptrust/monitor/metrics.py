@@ -27,8 +27,8 @@ metric                                         value
                                                the previous leaf this exporter saw for the
                                                target (for the module's hold time)
 ``rdptrust_cert_last_change_timestamp_seconds`` when this exporter last saw the leaf change
-``rdptrust_verdict``                           0 ok, 1 warning, 2 critical
-``rdptrust_problem{code,severity}``            1 per problem found
+``rdptrust_verdict``                           0 ok, 1 warning, 2 critical, 3 unknown
+``rdptrust_problem{code,severity}``            1 per problem and security finding
 ``rdptrust_predicted_stall_seconds``           the modelled "Securing remote connection"
                                                wait (diagnosis only)
 ``rdptrust_cert_revoked``                      1 when revoked (diagnosis only, when known)
@@ -49,13 +49,13 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinStatus
-from rdptrust.monitor.observe import Observation
 
 #: Targets whose last certificate the exporter remembers (least recently seen dropped).
 MAX_REMEMBERED_TARGETS = 10_000
 
-_VERDICT_VALUE = {"ok": 0, "warning": 1, "critical": 2}
+_VERDICT_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class CertificateMemory:
 
 
 def observation_registry(
-    observation: Observation, change: ChangeState | None = None
+    observation: Assessment, change: ChangeState | None = None
 ) -> CollectorRegistry:
     """A new registry holding the metrics of *observation* (see the module docstring).
 
@@ -114,7 +114,7 @@ def observation_registry(
         1 if probe.ok else 0
     )
     gauge("rdptrust_probe_duration_seconds", "Seconds the probe (and diagnosis) took in all.").set(
-        observation.duration_s
+        observation.elapsed_ms / 1000.0
     )
     if probe.error is not None:
         gauge(
@@ -169,7 +169,7 @@ class _GaugeFactory(Protocol):
 
 
 def _certificate_metrics(
-    observation: Observation, change: ChangeState | None, gauge: _GaugeFactory
+    observation: Assessment, change: ChangeState | None, gauge: _GaugeFactory
 ) -> None:
     leaf = observation.leaf
     if leaf is None:
@@ -185,7 +185,7 @@ def _certificate_metrics(
         gauge(
             "rdptrust_chain_not_after_timestamp_seconds",
             "Earliest end among the certificates of the path.",
-        ).set(chain_end)
+        ).set(chain_end.timestamp())
     gauge("rdptrust_cert_self_signed", "1 when the leaf certificate is self-signed.").set(
         1 if leaf.self_signed else 0
     )
@@ -194,11 +194,11 @@ def _certificate_metrics(
         "The leaf certificate's subject, issuer and SHA-256 fingerprint.",
         ("subject", "issuer", "sha256"),
     ).labels(leaf.subject, leaf.issuer, leaf.sha256).set(1)
-    if observation.chain_trusted is not None:
+    if observation.trusted is not None:
         gauge(
             "rdptrust_chain_trusted",
             "1 when the path ends in a trust anchor or the leaf matches its pin.",
-        ).set(1 if observation.chain_trusted else 0)
+        ).set(1 if observation.trusted else 0)
     pin = observation.pin
     if pin is not None:
         gauge("rdptrust_cert_pinned", "1 when the leaf matches its pinned certificate.").set(
@@ -217,17 +217,20 @@ def _certificate_metrics(
         ).set(change.last_change)
 
 
-def _verdict_metrics(observation: Observation, gauge: _GaugeFactory) -> None:
+def _verdict_metrics(observation: Assessment, gauge: _GaugeFactory) -> None:
     if not observation.reachable and not observation.problems:
         return
-    gauge("rdptrust_verdict", "Worst problem severity: 0 ok, 1 warning, 2 critical.").set(
-        _VERDICT_VALUE[observation.verdict.value]
-    )
-    if observation.problems:
+    gauge(
+        "rdptrust_verdict",
+        "The verdict: 0 ok, 1 warning, 2 critical, 3 unknown (pinned-host store unreadable).",
+    ).set(_VERDICT_VALUE[observation.verdict.value])
+    if observation.problems or observation.findings:
         problem = gauge(
-            "rdptrust_problem", "1 per problem found with the chain.", ("code", "severity")
+            "rdptrust_problem",
+            "1 per problem found with the chain and per security finding of the host.",
+            ("code", "severity"),
         )
-        for found in observation.problems:
+        for found in (*observation.problems, *observation.findings):
             problem.labels(found.code, found.severity.value).set(1)
     if observation.predicted_stall_s is not None:
         gauge(
@@ -245,5 +248,6 @@ def _verdict_metrics(observation: Observation, gauge: _GaugeFactory) -> None:
             ("purpose", "url", "outcome"),
         )
         for item in observation.retrievals:
-            if item.elapsed_s is not None:
-                retrieval.labels(item.purpose, item.url, item.outcome).set(item.elapsed_s)
+            retrieval.labels(item.purpose.value, item.url, item.outcome.value).set(
+                item.elapsed_ms / 1000.0
+            )

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import (
     x448,
     x25519,
 )
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
@@ -101,6 +102,19 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     if not certificates:
         raise PkiError("the PEM data holds no certificate")
     return certificates
+
+
+def parse_issuers(body: bytes) -> list[x509.Certificate]:
+    """The certificates of an AIA caIssuers answer (DER, PEM or a PKCS #7 bundle);
+    empty when it holds none."""
+    try:
+        return load_certificates(body)
+    except PkiError:
+        pass
+    try:
+        return list(pkcs7.load_der_pkcs7_certificates(body))
+    except ValueError:
+        return []
 
 
 def fingerprint_sha256(cert: x509.Certificate) -> str:

@@ -56,6 +56,11 @@ class TrustAnchors:
                 index.setdefault(subject, []).append(cert)
         return index
 
+    @functools.cached_property
+    def ders(self) -> frozenset[bytes]:
+        """The anchors' DER encodings (computed once per set of anchors)."""
+        return frozenset(_der(cert) for cert in self.certificates)
+
     def with_subject(self, name: x509.Name) -> tuple[x509.Certificate, ...]:
         """Anchors whose subject is *name*."""
         return tuple(self._by_subject.get(name, ()))
@@ -228,9 +233,11 @@ def build_path(
     if not served:
         return ChainPath((), None, False, None, (), False)
     leaf = served[0]
+    # The anchors are indexed once per set (TrustAnchors caches it); only the served
+    # and fetched certificates are indexed per path.
     pool: list[x509.Certificate] = []
-    seen: set[bytes] = set()
-    for cert in (*anchors.certificates, *served[1:], *extra):
+    seen: set[bytes] = set(anchors.ders)
+    for cert in (*served[1:], *extra):
         der = _der(cert)
         if der not in seen:
             seen.add(der)
@@ -256,7 +263,8 @@ class _PathBuilder:
         issuer = issuer_name(cert)
         if issuer is None:
             return found
-        for candidate in self._by_subject.get(issuer, ()):
+        # anchors first, as they were first in the pool
+        for candidate in (*self._anchors.with_subject(issuer), *self._by_subject.get(issuer, ())):
             key = (_der(cert), _der(candidate))
             if key not in self._signed:
                 self._signed[key] = is_signed_by(cert, candidate)

@@ -22,33 +22,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
+from rdptrust.model.windows import Cause, WindowsSettings
 
-DEFAULT_ROOT_LIST_URL = (
-    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab"
-)
 #: Below this a wait is not worth naming as a cause.
 NOTABLE_WAIT_S = 0.5
-
-
-@dataclass(frozen=True)
-class WindowsSettings:
-    """The client's chain-engine settings the model uses (all settable by flags)."""
-
-    url_timeout_s: float = 15.0
-    revocation_timeout_s: float = 20.0
-    root_update: bool = True
-    ocsp_first: bool = True
-
-
-@dataclass(frozen=True)
-class Cause:
-    """One reason for waiting: which retrieval, how many seconds, and why, in words."""
-
-    purpose: Purpose
-    url: str
-    seconds: float
-    modelled: bool
-    text: str
 
 
 def retrieval_wait(

@@ -20,8 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from rdptrust.model.assessment import Assessment, Fix
 from rdptrust.model.problems import Problem
-from rdptrust.pki.diagnose import Diagnosis
 from rdptrust.report.jsonform import to_jsonable
 from rdptrust.report.probe import probe_document
 
@@ -30,24 +30,24 @@ DIAGNOSIS_SCHEMA_VERSION = 1
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
-def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
-    """Build the ``rdptrust.diagnosis/1`` JSON document."""
+def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict[str, Any]:
+    """Build the ``rdptrust.diagnosis/1`` JSON document of *diagnosis* and its *fixes*."""
     pin = diagnosis.pin
     return {
         "schema": DIAGNOSIS_SCHEMA,
         "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "target": str(diagnosis.target),
-        "verdict": diagnosis.verdict,
-        "predicted_stall_s": diagnosis.predicted_stall_s,
+        "verdict": diagnosis.verdict.value,
+        "predicted_stall_s": diagnosis.predicted_stall_s or 0.0,
         "causes": to_jsonable(diagnosis.causes),
         "problems": to_jsonable(diagnosis.problems),
-        "fixes": to_jsonable(diagnosis.fixes),
+        "fixes": to_jsonable(tuple(fixes)),
         "findings": to_jsonable(diagnosis.findings),
         "retrievals": to_jsonable(diagnosis.retrievals),
         "trust": {
             "trusted": diagnosis.trusted,
             "anchor": diagnosis.anchor,
-            "path": list(diagnosis.path),
+            "path": list(diagnosis.path_subjects),
             "pin": None
             if pin is None
             else {
@@ -61,7 +61,7 @@ def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
             "windows_revocation_timeout_s": diagnosis.settings.revocation_timeout_s,
             "root_update": diagnosis.settings.root_update,
             "ocsp_first": diagnosis.settings.ocsp_first,
-            "observation_url_timeout_s": diagnosis.url_timeout_s,
+            "observation_url_timeout_s": diagnosis.fetch_timeout_s,
         },
         "revocation_capped": diagnosis.revocation_capped,
         "probe": probe_document(diagnosis.probe),
@@ -69,7 +69,7 @@ def diagnosis_document(diagnosis: Diagnosis) -> dict[str, Any]:
     }
 
 
-def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
+def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fix] = ()) -> None:
     """A short report: what was found, the predicted stall and its causes, the fixes."""
     target = str(diagnosis.target)
     style = _STYLE.get(diagnosis.verdict, "white")
@@ -85,8 +85,8 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
     if probe.error is not None:
         console.print(Text(f"Could not reach the host: {probe.error.message}", style="red"))
         return
-    if diagnosis.facts:
-        leaf = diagnosis.facts[0]
+    if diagnosis.leaf is not None:
+        leaf = diagnosis.leaf
         kind = "self-signed" if leaf.self_signed else f"issued by {leaf.issuer}"
         console.print(
             Text(
@@ -103,7 +103,7 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
             console.print(Text(f"Trust: trusted, {how}", style="green"))
         else:
             console.print(Text("Trust: NOT trusted by this client", style="yellow"))
-    stall = diagnosis.predicted_stall_s
+    stall = diagnosis.predicted_stall_s or 0.0
     console.print()
     if stall >= 0.5:
         console.print(
@@ -132,10 +132,10 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
             )
     _print_problems(console, "Problems:", diagnosis.problems)
     _print_problems(console, "Security findings (beyond the stall):", diagnosis.findings)
-    if diagnosis.fixes:
+    if fixes:
         console.print()
         console.print(Text("Fixes:", style="bold"))
-        for index, fix in enumerate(diagnosis.fixes, 1):
+        for index, fix in enumerate(fixes, 1):
             console.print(Text(f"  {index}. {fix.title}", style="bold"))
             for command in fix.commands:
                 console.print(

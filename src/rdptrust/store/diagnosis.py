@@ -5,29 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rdptrust.model.probe import ProbeResult
+from rdptrust.engine import AssessOptions, assess
+from rdptrust.model.assessment import Assessment, Retrieval
 from rdptrust.model.target import Target
-from rdptrust.net.probe import probe_host
-from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, Retrieval, diagnose
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
-from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.store.inventory import DiagnosisRecord, ProblemRecord
 from rdptrust.store.scan import HostResult, Observer, ScanOptions
 
 
-def diagnose_options(options: ScanOptions) -> DiagnoseOptions:
-    """The diagnosis settings a scan with *options* uses."""
+def diagnose_options(options: ScanOptions) -> AssessOptions:
+    """The assessment settings a scan with *options* uses."""
     ca_files = tuple(Path(f) for f in options.ca_files)
-    return DiagnoseOptions(
-        probe_timeout=options.timeout,
-        url_timeout=options.url_timeout,
+    return AssessOptions(
+        probe_timeout_s=options.timeout,
+        enumerate=options.enumerate,
+        standard_security=False,
+        fetch_timeout_s=options.url_timeout,
         # The model keeps Windows' own time-outs; url_timeout is only how long we wait.
         windows=WindowsSettings(root_update=options.root_update),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
-        ca_files=ca_files,
-        known_hosts=Path(options.known_hosts) if options.known_hosts else None,
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),
+        known_hosts=KnownHosts.load(Path(options.known_hosts) if options.known_hosts else None),
     )
 
 
@@ -44,11 +45,11 @@ def _retrieval(r: Retrieval) -> dict[str, Any]:
     }
 
 
-def diagnosis_record(diagnosis: Diagnosis) -> DiagnosisRecord:
+def diagnosis_record(diagnosis: Assessment) -> DiagnosisRecord:
     """What the inventory keeps of a diagnosis."""
     return DiagnosisRecord(
         verdict=str(diagnosis.verdict),
-        predicted_stall_s=diagnosis.predicted_stall_s,
+        predicted_stall_s=diagnosis.predicted_stall_s or 0.0,
         problems=tuple(
             ProblemRecord(p.code, str(p.severity), p.message)
             for p in (*diagnosis.problems, *diagnosis.findings)
@@ -61,18 +62,8 @@ def diagnose_observer(options: ScanOptions) -> Observer:
     """Diagnose each host like ``rdptrust diagnose`` (probe with enumeration when asked)."""
     settings = diagnose_options(options)
 
-    async def prober(target: Target) -> ProbeResult:
-        return await probe_host(
-            target,
-            timeout=options.timeout,
-            enumerate_protocols=options.enumerate,
-            enumerate_tls_versions=options.enumerate,
-            standard_security=False,
-            ntlm=False,
-        )
-
     async def observe(target: Target) -> HostResult:
-        diagnosis = await diagnose(target, settings, prober=prober)
+        diagnosis = await assess(target, settings)
         return HostResult(diagnosis.probe, None, diagnosis_record(diagnosis))
 
     return observe

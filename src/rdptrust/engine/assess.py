@@ -1,0 +1,153 @@
+"""Assess one host: probe it, make the client's retrievals, judge it. One place for all.
+
+:func:`assess` never raises for anything the host or the network does: a host that
+cannot be reached gives an assessment whose ``probe.error`` says why (verdict
+UNKNOWN). A pinned-host store that cannot be read is reported in ``store_error``
+(verdict UNKNOWN) rather than raised, so one broken file does not stop a fleet scan or
+a scrape; a trust source named in the options that cannot be read raises
+:class:`~rdptrust.errors.PkiError` (load it first to handle that once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from cryptography import x509
+
+from rdptrust.engine.options import AssessOptions
+from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
+from rdptrust.errors import PkiError, StoreError
+from rdptrust.model.assessment import Assessment
+from rdptrust.model.pin import PinCheck, PinStatus
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.retrieval import Fetched
+from rdptrust.model.target import Target
+from rdptrust.net.probe import probe_host
+from rdptrust.pki.facts import load_certificate
+from rdptrust.pki.judge import assessment
+from rdptrust.pki.pinning import KnownHosts, check_pin
+from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path, load_trust_anchors
+from rdptrust.pki.windows import wants_root_list
+
+#: How a probe is made; the default probes the network (tests and the exporter inject).
+Prober = Callable[[Target, AssessOptions], Awaitable[ProbeResult]]
+
+
+async def default_prober(target: Target, options: AssessOptions) -> ProbeResult:
+    """Probe *target* as *options* say."""
+    return await probe_host(
+        target,
+        timeout=options.probe_timeout_s,
+        enumerate_protocols=options.enumerate,
+        enumerate_tls_versions=options.enumerate,
+        standard_security=options.standard_security,
+        ntlm=options.ntlm,
+    )
+
+
+def trust_anchors(options: AssessOptions) -> TrustAnchors:
+    """The anchors *options* name (loaded unless given); raises PkiError when unreadable."""
+    if options.anchors is not None:
+        return options.anchors
+    return load_trust_anchors(
+        system=options.system_trust, ca_files=options.ca_files, ca_dirs=options.ca_dirs
+    )
+
+
+def known_hosts(options: AssessOptions) -> KnownHosts:
+    """The pinned-host store *options* name; raises StoreError or PkiError when unreadable."""
+    if isinstance(options.known_hosts, KnownHosts):
+        return options.known_hosts
+    path = options.known_hosts if isinstance(options.known_hosts, Path) else None
+    return KnownHosts.load(path)
+
+
+async def assess(
+    target: Target,
+    options: AssessOptions | None = None,
+    *,
+    prober: Prober | None = None,
+) -> Assessment:
+    """Assess *target*; see the module docstring."""
+    options = options or AssessOptions()
+    start = time.monotonic()
+    probe = await (prober or default_prober)(target, options)
+    return await assess_probe(target, probe, options, start=start)
+
+
+async def assess_probe(
+    target: Target,
+    probe: ProbeResult,
+    options: AssessOptions,
+    *,
+    start: float | None = None,
+) -> Assessment:
+    """Assess *target* from a probe already made (the retrievals still run with
+    ``options.diagnose``). *start* is when the assessment began (monotonic)."""
+    began = time.monotonic() if start is None else start
+    anchors = trust_anchors(options)
+
+    def judged(
+        *,
+        served: list[x509.Certificate] | None = None,
+        path: ChainPath | None = None,
+        pin: PinCheck | None = None,
+        fetched: tuple[Fetched, ...] | None = None,
+        store_error: str | None = None,
+        unreadable: str | None = None,
+    ) -> Assessment:
+        return assessment(
+            target,
+            probe,
+            served=served,
+            path=path,
+            pin=pin,
+            fetched=fetched,
+            settings=options.windows,
+            fetch_timeout_s=options.fetch_timeout_s,
+            now=options.now,
+            warn_days=options.warn_days,
+            elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
+            store_error=store_error,
+            unreadable=unreadable,
+        )
+
+    if probe.error is not None:
+        return judged()
+    served: list[x509.Certificate] = []
+    for index, der in enumerate(probe.chain):
+        try:
+            served.append(load_certificate(der))
+        except PkiError as exc:
+            if index == 0:
+                return judged(unreadable=str(exc))
+    if not served:
+        return judged(fetched=() if options.diagnose else None)
+    pin: PinCheck | None = None
+    store_error: str | None = None
+    try:
+        pin = check_pin(known_hosts(options), target, served[0])
+    except (StoreError, PkiError) as exc:
+        store_error = str(exc)
+    path = build_path(served, anchors)
+    fetched: tuple[Fetched, ...] | None = None
+    if options.diagnose:
+        pinned = pin is not None and pin.status == PinStatus.MATCH
+        wants_list = wants_root_list(
+            anchored=path.anchor is not None, pinned=pinned, settings=options.windows
+        )
+        run = await make_retrievals(
+            served,
+            path,
+            anchors,
+            RetrievalPlan(
+                root_list_url=options.root_list_url if wants_list else None,
+                fetch_timeout_s=options.fetch_timeout_s,
+                now=options.now,
+            ),
+            pinned=pinned,
+        )
+        fetched, path = run.fetched, run.path
+    return judged(served=served, path=path, pin=pin, fetched=fetched, store_error=store_error)

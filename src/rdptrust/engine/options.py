@@ -1,0 +1,68 @@
+"""The one options type of an assessment: what to probe, what to fetch, what to model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.pinning import KnownHosts
+from rdptrust.pki.trust import TrustAnchors
+
+
+@dataclass(frozen=True)
+class AssessOptions:
+    """How to assess one host.
+
+    Probe: ``probe_timeout_s`` is the budget of each RDP connection (connect,
+    negotiation and TLS together). ``enumerate`` adds one connection per security
+    protocol and TLS version; ``standard_security`` one per Standard RDP Security
+    encryption method; ``ntlm`` one for the host's anonymous NTLM CHALLENGE.
+
+    Diagnosis: with ``diagnose`` the retrievals the Windows client would make are made
+    for real. ``fetch_timeout_s`` is how long rdptrust waits here for each of them (our
+    observation window); a URL that gives no answer within it counts as Windows' full
+    per-URL time-out, which is ``windows.url_timeout_s`` (the modelled client, with
+    its revocation time-out, root update switch and revocation order).
+    ``root_list_url`` is where the modelled client fetches the trusted-root list.
+
+    Trust: ``anchors``, when given, are used as they are (a fleet loads them once);
+    otherwise they are read from ``system_trust``, ``ca_files`` and ``ca_dirs``.
+    ``known_hosts`` is rdptrust's pinned-host store, as a loaded store or its path
+    (None: the default store). ``warn_days`` is how close an end date warns; ``now``
+    the moment certificates are judged against (None: the current time).
+    """
+
+    probe_timeout_s: float = 10.0
+    enumerate: bool = True
+    standard_security: bool = True
+    ntlm: bool = False
+    diagnose: bool = True
+    fetch_timeout_s: float = 15.0
+    windows: WindowsSettings = field(default_factory=WindowsSettings)
+    root_list_url: str = DEFAULT_ROOT_LIST_URL
+    system_trust: bool = True
+    ca_files: tuple[Path, ...] = ()
+    ca_dirs: tuple[Path, ...] = ()
+    anchors: TrustAnchors | None = None
+    known_hosts: KnownHosts | Path | None = None
+    warn_days: int = 30
+    now: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.probe_timeout_s <= 0:
+            raise ValueError("probe_timeout_s must be positive")
+        if self.fetch_timeout_s <= 0:
+            raise ValueError("fetch_timeout_s must be positive")
+        if self.warn_days < 0:
+            raise ValueError("warn_days must not be negative")
+
+    def deadline_s(self) -> float:
+        """The most one assessment may take: probe, enumeration round, two fetch rounds."""
+        budget = self.probe_timeout_s
+        if self.enumerate or self.standard_security or self.ntlm:
+            budget += self.probe_timeout_s
+        if self.diagnose:
+            budget += 2 * self.fetch_timeout_s
+        return budget

@@ -1,0 +1,32 @@
+"""The modelled Windows client's settings, and one reason it waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdptrust.model.retrieval import Purpose
+
+DEFAULT_ROOT_LIST_URL = (
+    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab"
+)
+
+
+@dataclass(frozen=True)
+class WindowsSettings:
+    """The client's chain-engine settings the model uses (all settable by flags)."""
+
+    url_timeout_s: float = 15.0
+    revocation_timeout_s: float = 20.0
+    root_update: bool = True
+    ocsp_first: bool = True
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason for waiting: which retrieval, how many seconds, and why, in words."""
+
+    purpose: Purpose
+    url: str
+    seconds: float
+    modelled: bool
+    text: str

@@ -1,0 +1,304 @@
+"""Judge one host from what was seen: the chain, its path, the pin and the retrievals.
+
+Pure: no sockets, no clocks but the *now* given. :func:`assessment` is the only place a
+host is judged; :mod:`rdptrust.engine` gathers the inputs (probe, trust sources, pinned
+store, retrievals) and calls it.
+
+Verdict: the worst of the chain's problems and the probe's security findings; a
+predicted stall of ``STALL_WARNING_S`` or more is a warning (``predicted-stall``), of
+``STALL_CRITICAL_S`` or more critical; UNKNOWN when the host could not be probed or the
+pinned-host store could not be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from cryptography import x509
+
+from rdptrust.errors import PkiError
+from rdptrust.model.assessment import Assessment, Retrieval, Verdict
+from rdptrust.model.pin import PinCheck, PinStatus
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.problems import Problem, Severity
+from rdptrust.model.retrieval import Fetched, Purpose, RevocationStatus
+from rdptrust.model.target import Target
+from rdptrust.model.windows import Cause, WindowsSettings
+from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed, name_text
+from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.problems import judge_chain
+from rdptrust.pki.trust import ChainPath
+from rdptrust.pki.windows import (
+    RevocationAttempt,
+    StallPrediction,
+    Wait,
+    counted_revocation,
+    predict,
+    retrieval_wait,
+    wants_revocation,
+    wants_root_list,
+)
+
+STALL_WARNING_S = 2.0
+STALL_CRITICAL_S = 10.0
+#: Findings about the certificate that the chain's judgement already makes as problems
+#: (``self-signed-not-pinned``, ``expired``, ``expiring-soon``): not raised twice.
+CHAIN_JUDGED_FINDINGS = frozenset({"self-signed-certificate", "expiring-certificate"})
+
+_NO_STORE = PinCheck(PinStatus.NOT_PINNED, None, False, "the pinned-host store is unreadable")
+
+
+def subject_text(cert: x509.Certificate) -> str:
+    """The subject as RFC 4514 text, or a placeholder when it cannot be decoded."""
+    try:
+        return name_text(cert.subject)
+    except ValueError:
+        return "(undecodable subject)"
+
+
+def revocation_plan(path: ChainPath) -> list[tuple[int, x509.Certificate, x509.Certificate]]:
+    """(index, certificate, issuer) for each path certificate below the root or anchor."""
+    certs = path.certificates
+    plan = []
+    for index in range(len(certs) - 1):
+        if is_self_signed(certs[index]):
+            break
+        plan.append((index, certs[index], certs[index + 1]))
+    return plan
+
+
+def _counted_revocation(fetched: Sequence[Fetched], settings: WindowsSettings) -> frozenset[int]:
+    attempts = [
+        RevocationAttempt(
+            f.cert_index if f.cert_index is not None else -1,
+            f.purpose,
+            f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED),
+        )
+        for f in fetched
+    ]
+    return counted_revocation(attempts, settings)
+
+
+def assessment(
+    target: Target,
+    probe: ProbeResult,
+    *,
+    served: Sequence[x509.Certificate] | None,
+    path: ChainPath | None,
+    pin: PinCheck | None,
+    fetched: Sequence[Fetched] | None,
+    settings: WindowsSettings,
+    fetch_timeout_s: float,
+    now: dt.datetime | None,
+    warn_days: int,
+    elapsed_ms: float,
+    store_error: str | None = None,
+    unreadable: str | None = None,
+) -> Assessment:
+    """The :class:`Assessment` of *target* from what was seen.
+
+    *served* are the certificates the host sent, read (None when it sent none);
+    *unreadable* says why the served leaf could not be read. *path* is the path built
+    for them (after any AIA fetch); *pin* the pin check (None with *store_error*).
+    *fetched* are the retrievals made, None when no diagnosis ran.
+    """
+    moment = as_utc(now)
+
+    def result(**fields: object) -> Assessment:
+        base: dict[str, object] = {
+            "target": target,
+            "probe": probe,
+            "chain": (),
+            "path": (),
+            "trusted": None,
+            "anchor": None,
+            "pin": None,
+            "problems": (),
+            "findings": (),
+            "verdict": Verdict.UNKNOWN,
+            "diagnosed": False,
+            "retrievals": (),
+            "predicted_stall_s": None,
+            "causes": (),
+            "revocation_capped": False,
+            "settings": settings,
+            "fetch_timeout_s": fetch_timeout_s,
+            "now": moment,
+            "elapsed_ms": elapsed_ms,
+            "store_error": store_error,
+        }
+        base.update(fields)
+        return Assessment(**base)  # type: ignore[arg-type]
+
+    if probe.error is not None:
+        return result()
+    findings = probe_findings(probe, now=now, warn_days=warn_days)
+    if unreadable is not None:
+        problem = Problem(
+            "malformed-certificate",
+            Severity.CRITICAL,
+            f"the certificate {target} sent cannot be read ({unreadable})",
+        )
+        return result(
+            trusted=False,
+            problems=(problem,),
+            findings=findings,
+            verdict=Verdict.of((problem, *findings)),
+        )
+    if not served:
+        problem = Problem(
+            "no-certificate",
+            Severity.CRITICAL,
+            f"{target} did not start TLS, so it presented no certificate: the client cannot"
+            " tell who it talks to (Standard RDP Security only?)",
+        )
+        return result(
+            problems=(problem,),
+            findings=findings,
+            verdict=Verdict.of((problem, *findings)),
+            diagnosed=fetched is not None,
+            predicted_stall_s=0.0 if fetched is not None else None,
+        )
+    assert path is not None
+    try:
+        chain = tuple(certificate_facts(c, now=now) for c in served)
+        path_facts = tuple(certificate_facts(c, now=now) for c in path.certificates)
+        problems = list(
+            judge_chain(
+                target,
+                list(served),
+                path,
+                pin if pin is not None else _NO_STORE,
+                now=now,
+                warn_days=warn_days,
+            )
+        )
+    except PkiError as exc:
+        problem = Problem(
+            "malformed-certificate",
+            Severity.CRITICAL,
+            f"the certificate chain {target} sent cannot be read ({exc})",
+        )
+        return result(
+            trusted=False,
+            pin=pin,
+            problems=(problem,),
+            findings=findings,
+            verdict=Verdict.of((problem, *findings)),
+        )
+    findings = probe_findings(probe, now=now, warn_days=warn_days, leaf=chain[0])
+    findings = tuple(f for f in findings if f.code not in CHAIN_JUDGED_FINDINGS)
+    pinned = pin is not None and pin.status == PinStatus.MATCH
+    anchored = path.anchor is not None
+    trusted = anchored or pinned
+    retrievals: tuple[Retrieval, ...] = ()
+    stall: float | None = None
+    causes: tuple[Cause, ...] = ()
+    capped = False
+    if fetched is not None:
+        retrievals, prediction = _count(fetched, anchored, pinned, settings)
+        stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
+        problems.extend(_revocation_problems(fetched, path, trusted))
+        if prediction.seconds >= STALL_WARNING_S:
+            severity = (
+                Severity.CRITICAL if prediction.seconds >= STALL_CRITICAL_S else Severity.WARNING
+            )
+            cause = prediction.causes[0].text if prediction.causes else "retrievals"
+            problems.append(
+                Problem(
+                    "predicted-stall",
+                    severity,
+                    f"Remote Desktop Connection waits about {prediction.seconds:.0f} s on"
+                    f' "Securing remote connection": {cause}',
+                )
+            )
+    problems.sort(key=lambda p: -p.severity.rank)
+    verdict = Verdict.UNKNOWN if store_error is not None else Verdict.of((*problems, *findings))
+    return result(
+        chain=chain,
+        path=path_facts,
+        trusted=trusted,
+        anchor=subject_text(path.anchor) if path.anchor is not None else None,
+        pin=pin,
+        problems=tuple(problems),
+        findings=findings,
+        verdict=verdict,
+        diagnosed=fetched is not None,
+        retrievals=retrievals,
+        predicted_stall_s=stall,
+        causes=causes,
+        revocation_capped=capped,
+    )
+
+
+def _count(
+    fetched: Sequence[Fetched], anchored: bool, pinned: bool, settings: WindowsSettings
+) -> tuple[tuple[Retrieval, ...], StallPrediction]:
+    revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
+    made = (
+        _counted_revocation(revocation, settings)
+        if wants_revocation(anchored=anchored, pinned=pinned)
+        else frozenset()
+    )
+    positions = {id(f): i for i, f in enumerate(revocation)}
+    retrievals: list[Retrieval] = []
+    waits: list[Wait] = []
+    for f in fetched:
+        if f.purpose == Purpose.ROOT_LIST:
+            counted = wants_root_list(anchored=anchored, pinned=pinned, settings=settings)
+        elif f.purpose == Purpose.AIA:
+            counted = True
+        else:
+            counted = positions[id(f)] in made
+        seconds, modelled = retrieval_wait(f.result.outcome, f.result.elapsed_ms, settings)
+        if counted:
+            waits.append(
+                Wait(f.purpose, f.url, f.result.outcome, f.result.status, seconds, modelled)
+            )
+        retrievals.append(
+            Retrieval(
+                purpose=f.purpose,
+                url=f.url,
+                outcome=f.result.outcome,
+                elapsed_ms=f.result.elapsed_ms,
+                status=f.result.status,
+                detail=f.detail,
+                certificate=f.certificate,
+                revocation=f.revocation,
+                counted=counted,
+                wait_s=round(seconds, 3) if counted else 0.0,
+                modelled=modelled and counted,
+            )
+        )
+    return tuple(retrievals), predict(waits, settings)
+
+
+def _revocation_problems(
+    fetched: Sequence[Fetched], path: ChainPath, trusted: bool
+) -> list[Problem]:
+    revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
+    problems = [
+        Problem(
+            "revoked",
+            Severity.CRITICAL,
+            f"{f.certificate} is revoked: {f.detail}; the host needs a new certificate",
+        )
+        for f in revocation
+        if f.revocation == RevocationStatus.REVOKED
+    ]
+    if trusted:
+        for index, cert, _issuer in revocation_plan(path):
+            mine = [f for f in revocation if f.cert_index == index]
+            if mine and not any(
+                f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED) for f in mine
+            ):
+                problems.append(
+                    Problem(
+                        "revocation-unavailable",
+                        Severity.WARNING,
+                        f"no revocation answer for {subject_text(cert)}: every CRL and OCSP"
+                        " URL failed, so Windows waits for them and then warns",
+                    )
+                )
+    return problems
