@@ -19,6 +19,8 @@ from rdptrust.net.standard_security import StandardSecurityResult, probe_standar
 from rdptrust.net.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
+    CLIENT_REQUESTED_PROTOCOLS,
+    PROBE_COOKIE,
     ConnectionConfirm,
     ConnectionRequest,
     NegotiationFailure,
@@ -26,11 +28,6 @@ from rdptrust.protocol.x224 import (
     NegotiationResponse,
     SecurityProtocol,
 )
-
-#: What mstsc asks for: TLS, CredSSP and CredSSP with Early User Authorization.
-CLIENT_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
-#: Cookie sent with every request; the server ignores it (it is for load balancers).
-PROBE_COOKIE = "rdptrust"
 
 #: One connection per protocol; the value asked for each (HYBRID needs SSL set too).
 ENUMERATION_REQUESTS: dict[str, SecurityProtocol] = {
@@ -180,13 +177,12 @@ async def _main_connection(
         address = conn.peer_address
         t1 = time.monotonic()
         connect_ms = _ms(start, t1)
-        confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
+        confirm = await conn.negotiate(_request(CLIENT_REQUESTED_PROTOCOLS), deadline)
         t2 = time.monotonic()
         x224_ms = _ms(t1, t2)
-        negotiation = Negotiation.from_confirm(CLIENT_REQUEST, confirm)
-        if negotiation.selected is not None and negotiation.selected & (
-            SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
-        ):
+        negotiation = Negotiation.from_confirm(CLIENT_REQUESTED_PROTOCOLS, confirm)
+        # Every protocol mstsc asks for starts with TLS; RDP (0) does not.
+        if negotiation.selected is not None and negotiation.selected & CLIENT_REQUESTED_PROTOCOLS:
             tls = await conn.start_tls(deadline, server_name=_tls_server_name(target))
             tls_ms = _ms(t2, time.monotonic())
     except (TransportError, ProtocolError) as exc:
@@ -225,7 +221,7 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
     deadline = time.monotonic() + timeout
     # Ask for SSL first; a host that insists on CredSSP gets what mstsc asks for (CredSSP
     # also starts with TLS).
-    for request in (SecurityProtocol.SSL, CLIENT_REQUEST):
+    for request in (SecurityProtocol.SSL, CLIENT_REQUESTED_PROTOCOLS):
         conn: RdpConnection | None = None
         try:
             conn = await RdpConnection.open(target, deadline)
