@@ -12,7 +12,6 @@ from rdptrust.protocol.credssp import (
     MAX_TS_REQUEST_LENGTH,
     STATUS_LOGON_FAILURE,
     TSRequest,
-    der_integer,
     negotiate_request,
     parse_challenge_reply,
     parse_ts_request,
@@ -77,14 +76,6 @@ def test_error_code_is_a_signed_integer_on_the_wire() -> None:
     assert data == bytes.fromhex("300d a003020106 a4060204c000006d")
     parsed, _ = parse_ts_request(data) or pytest.fail("need more data")
     assert parsed.error_code == 0xC000006D
-
-
-@pytest.mark.parametrize(
-    ("value", "encoded"),
-    [(0, "020100"), (127, "02017f"), (128, "02020080"), (-128, "020180"), (-129, "0202ff7f")],
-)
-def test_der_integer(value: int, encoded: str) -> None:
-    assert der_integer(value).hex() == encoded
 
 
 def test_non_minimal_length_is_accepted() -> None:

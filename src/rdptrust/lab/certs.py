@@ -54,7 +54,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from rdptrust.errors import UsageError
 from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
@@ -64,6 +64,7 @@ from rdptrust.pki.ca import (
     host_certificate_builder,
     with_pki_urls,
 )
+from rdptrust.protocol import der
 
 #: EKU "Remote Desktop Authentication" (PROTOCOL.md §4).
 RDP_AUTHENTICATION_OID = RDP_AUTH_EKU
@@ -80,9 +81,13 @@ CA_ISSUED_VALIDITY = dt.timedelta(days=365)
 MAX_PEM_FILE_BYTES = 1 << 20
 
 _COMPUTER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62})")
-# AlgorithmIdentifier DER (RFC 4055): sha256WithRSAEncryption and sha1WithRSAEncryption.
-_SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")
-_SHA1_WITH_RSA = bytes.fromhex("300d06092a864886f70d0101050500")
+# AlgorithmIdentifier (RFC 4055): sha256WithRSAEncryption and sha1WithRSAEncryption.
+_SHA256_WITH_RSA = der.sequence(
+    der.object_identifier(SignatureAlgorithmOID.RSA_WITH_SHA256.dotted_string), der.NULL
+)
+_SHA1_WITH_RSA = der.sequence(
+    der.object_identifier(SignatureAlgorithmOID.RSA_WITH_SHA1.dotted_string), der.NULL
+)
 
 IssuerName = Literal["root", "intermediate"]
 SignatureHash = Literal["sha256", "sha1"]
@@ -197,39 +202,21 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _der_header(data: bytes | bytearray, offset: int) -> tuple[int, int]:
-    """Return (header length, content length) of the DER element at *offset*."""
-    first = data[offset + 1]
-    if first < 0x80:
-        return 2, first
-    count = first & 0x7F
-    return 2 + count, int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
-
-
 def _sign_sha1(builder: x509.CertificateBuilder, key: CertificateIssuerPrivateKeyTypes) -> bytes:
     """Sign *builder* with sha1WithRSAEncryption, returning the certificate DER."""
     if not isinstance(key, rsa.RSAPrivateKey):
         raise UsageError("a SHA-1 signed lab certificate needs an RSA issuer key")
-    tbs = bytearray(builder.sign(key, hashes.SHA256()).tbs_certificate_bytes)
+    tbs = builder.sign(key, hashes.SHA256()).tbs_certificate_bytes
     # TBSCertificate: SEQUENCE { [0] version, serialNumber, signature AlgorithmIdentifier, ...}
-    offset, _ = _der_header(tbs, 0)
-    for _ in range(2):
-        header, length = _der_header(tbs, offset)
-        offset += header + length
-    end = offset + len(_SHA256_WITH_RSA)
-    if bytes(tbs[offset:end]) != _SHA256_WITH_RSA:
+    outer = der.read_element(tbs, 0, len(tbs), what="TBSCertificate")
+    fields = list(der.children(tbs, outer.start, outer.end, what="TBSCertificate field"))
+    if len(fields) < 3 or fields[2].encoding(tbs) != _SHA256_WITH_RSA:
         raise UsageError("unexpected TBSCertificate layout; cannot make a SHA-1 certificate")
-    tbs[offset:end] = _SHA1_WITH_RSA
-    signature = key.sign(bytes(tbs), padding.PKCS1v15(), hashes.SHA1())
-    return _der(0x30, bytes(tbs) + _SHA1_WITH_RSA + _der(0x03, b"\x00" + signature))
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + content
+    # Both identifiers are 15 bytes long, so no length around them changes.
+    algorithm = fields[2]
+    tbs = tbs[: algorithm.offset] + _SHA1_WITH_RSA + tbs[algorithm.end :]
+    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    return der.sequence(tbs, _SHA1_WITH_RSA, der.bit_string(signature))
 
 
 def _sign(

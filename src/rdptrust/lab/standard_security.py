@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rdptrust.errors import UsageError
 from rdptrust.protocol.gcc import (
     ENCRYPTION_METHOD_NAMES,
+    IO_CHANNEL_ID,
     WINDOWS_CONNECT_PDU_LENGTH,
     ClientConnectInitial,
     EncryptionLevel,
@@ -61,8 +62,6 @@ _ALL_METHODS = (
 )
 #: Windows Server 2022 sends this SC_CORE version (RDP 10.7).
 DEFAULT_RDP_VERSION = 0x0008000C
-#: I/O channel id Windows hands out (MS-RDPBCGR 4.1.4).
-_IO_CHANNEL = 1003
 _SERVER_RANDOM_LENGTH = 32
 #: A proprietary signature is as long as the Terminal Services key's modulus + 8 (5.3.3.1).
 _SIGNATURE_LENGTH = 72
@@ -165,7 +164,7 @@ def connect_response_for(
     conference = initial.conference
     channels = conference.network.channels if conference.network else ()
     network = ServerNetworkData(
-        _IO_CHANNEL, tuple(_IO_CHANNEL + 1 + i for i in range(len(channels)))
+        IO_CHANNEL_ID, tuple(IO_CHANNEL_ID + 1 + i for i in range(len(channels)))
     )
     core = ServerCoreData(policy.rdp_version, selected_protocol, 0)
     if selected_protocol:

@@ -13,10 +13,6 @@ from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 
-#: What mstsc asks for: TLS, CredSSP and CredSSP with Early User Authorization.
-CLIENT_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
-
-
 #: One connection per protocol; the value asked for each (HYBRID needs SSL set too).
 ENUMERATION_REQUESTS: dict[str, SecurityProtocol] = {
     "RDP": SecurityProtocol.RDP,

@@ -28,7 +28,7 @@ from rdptrust.errors import (
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
-from rdptrust.protocol.tpkt import TPKT_MAX_LENGTH, packet_length
+from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, TPKT_MAX_LENGTH, packet_length
 from rdptrust.protocol.x224 import (
     X224_DATA,
     ConnectionConfirm,
@@ -211,11 +211,11 @@ class RdpConnection:
         header = b""
         try:
             async with asyncio.timeout(_remaining(deadline)):
-                header = await self._reader.readexactly(4)
+                header = await self._reader.readexactly(TPKT_HEADER_LENGTH)
                 length = packet_length(header)
                 if length is None:  # pragma: no cover - four bytes are always enough
                     raise RemoteProtocolError("TPKT header truncated", 0)
-                body = await self._reader.readexactly(length - 4)
+                body = await self._reader.readexactly(length - TPKT_HEADER_LENGTH)
         except TimeoutError:
             raise self._error(TransportTimeout, f"no answer to {what} in time") from None
         except asyncio.IncompleteReadError as exc:

@@ -20,15 +20,14 @@ from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
 from rdptrust.protocol.credssp import negotiate_request, parse_challenge_reply
 from rdptrust.protocol.x224 import (
+    CLIENT_REQUESTED_PROTOCOLS,
+    PROBE_COOKIE,
     ConnectionRequest,
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
 )
 
-#: What mstsc asks for; CredSSP needs SSL set as well.
-NTLM_REQUEST = SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
-PROBE_COOKIE = "rdptrust"
 #: A CHALLENGE inside its TSRequest is a few hundred bytes; more is not an RDP host.
 MAX_REPLY_BYTES = 16384
 
@@ -56,7 +55,7 @@ async def get_ntlm_info(target: Target, *, timeout: float = 10.0) -> NtlmInfo:
     try:
         conn = await RdpConnection.open(target, deadline)
         request = ConnectionRequest(
-            cookie=PROBE_COOKIE, negotiation=NegotiationRequest(NTLM_REQUEST)
+            cookie=PROBE_COOKIE, negotiation=NegotiationRequest(CLIENT_REQUESTED_PROTOCOLS)
         )
         confirm = await conn.negotiate(request, deadline)
         neg = getattr(confirm, "negotiation", None)

@@ -13,7 +13,6 @@ import time
 from rdptrust.errors import ProtocolError, TransportError
 from rdptrust.model.outcome import ProbeFailure as ProbeFailure
 from rdptrust.model.probe import (
-    CLIENT_REQUEST,
     ENUMERATION_REQUESTS,
     Negotiation,
     NtlmInfo,
@@ -31,15 +30,14 @@ from rdptrust.net.ntlm_info import get_ntlm_info
 from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
+    CLIENT_REQUESTED_PROTOCOLS,
+    PROBE_COOKIE,
     ConnectionConfirm,
     ConnectionRequest,
     NegotiationFailure,
     NegotiationRequest,
     NegotiationResponse,
 )
-
-#: Cookie sent with every request; the server ignores it (it is for load balancers).
-PROBE_COOKIE = "rdptrust"
 
 
 def negotiation_from_confirm(
@@ -84,13 +82,12 @@ async def _main_connection(
         address = conn.peer_address
         t1 = time.monotonic()
         connect_ms = _ms(start, t1)
-        confirm = await conn.negotiate(_request(CLIENT_REQUEST), deadline)
+        confirm = await conn.negotiate(_request(CLIENT_REQUESTED_PROTOCOLS), deadline)
         t2 = time.monotonic()
         x224_ms = _ms(t1, t2)
-        negotiation = negotiation_from_confirm(CLIENT_REQUEST, confirm)
-        if negotiation.selected is not None and negotiation.selected & (
-            SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
-        ):
+        negotiation = negotiation_from_confirm(CLIENT_REQUESTED_PROTOCOLS, confirm)
+        # Every protocol mstsc asks for starts with TLS; RDP (0) does not.
+        if negotiation.selected is not None and negotiation.selected & CLIENT_REQUESTED_PROTOCOLS:
             tls = await conn.start_tls(deadline, server_name=_tls_server_name(target))
             tls_ms = _ms(t2, time.monotonic())
     except (TransportError, ProtocolError) as exc:
@@ -129,7 +126,7 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
     deadline = time.monotonic() + timeout
     # Ask for SSL first; a host that insists on CredSSP gets what mstsc asks for (CredSSP
     # also starts with TLS).
-    for request in (SecurityProtocol.SSL, CLIENT_REQUEST):
+    for request in (SecurityProtocol.SSL, CLIENT_REQUESTED_PROTOCOLS):
         conn: RdpConnection | None = None
         try:
             conn = await RdpConnection.open(target, deadline)

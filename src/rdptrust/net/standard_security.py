@@ -22,6 +22,7 @@ from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
 from rdptrust.protocol.gcc import (
     ENCRYPTION_METHOD_NAMES,
+    MCS_OFFSET,
     ClientConnectInitial,
     ClientSecurityData,
     EncryptionMethod,
@@ -31,9 +32,11 @@ from rdptrust.protocol.gcc import (
 )
 from rdptrust.protocol.mcs import (
     DisconnectProviderUltimatum,
+    is_disconnect_provider_ultimatum,
     parse_disconnect_provider_ultimatum,
 )
 from rdptrust.protocol.x224 import (
+    PROBE_COOKIE,
     X224_DATA,
     ConnectionRequest,
     NegotiationFailure,
@@ -42,12 +45,6 @@ from rdptrust.protocol.x224 import (
     parse_connection_confirm,
     parse_data_tpdu,
 )
-
-#: DomainMCSPDU CHOICE index of disconnectProviderUltimatum (T.125 section 7).
-_DPUM_CHOICE = 8
-
-#: Cookie sent with every request; the server ignores it (it is for load balancers).
-PROBE_COOKIE = "rdptrust"
 
 
 def method_name(value: int) -> str:
@@ -68,7 +65,11 @@ class _Attempt:
 
 def _disconnect(packet: bytes) -> DisconnectProviderUltimatum | None:
     """The MCS Disconnect Provider Ultimatum in *packet*, if that is what it holds."""
-    if len(packet) < 9 or packet[5] != X224_DATA or packet[7] >> 2 != _DPUM_CHOICE:
+    if (
+        len(packet) < MCS_OFFSET + 2
+        or packet[5] != X224_DATA
+        or not is_disconnect_provider_ultimatum(packet[MCS_OFFSET:])
+    ):
         return None
     parsed = parse_data_tpdu(packet)
     return None if parsed is None else parse_disconnect_provider_ultimatum(parsed[0])

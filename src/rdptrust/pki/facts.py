@@ -15,11 +15,11 @@ import hashlib
 import ipaddress
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import (
     dsa,
     ec,
@@ -41,6 +41,7 @@ from cryptography.x509.oid import (
 
 from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
+from rdptrust.protocol import der
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
 RDP_AUTHENTICATION_OID = "1.3.6.1.4.1.311.54.1.2"
@@ -119,12 +120,12 @@ def parse_issuers(body: bytes) -> list[x509.Certificate]:
 
 def fingerprint_sha256(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
-    return hashlib.sha256(_der(cert)).hexdigest()
+    return _fingerprint(cert, hashes.SHA256())
 
 
 def fingerprint_sha1(cert: x509.Certificate) -> str:
     """SHA-1 thumbprint (what Windows calls the certificate hash), lowercase hex."""
-    return hashlib.sha1(_der(cert)).hexdigest()
+    return _fingerprint(cert, hashes.SHA1())
 
 
 def public_key_sha256(cert: x509.Certificate) -> str:
@@ -474,46 +475,27 @@ def _is_ca(extensions: x509.Extensions | None) -> bool:
     return isinstance(value, x509.BasicConstraints) and value.ca
 
 
-def _der(cert: x509.Certificate) -> bytes:
+def _fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
     try:
-        return cert.public_bytes(serialization.Encoding.DER)
+        return cert.fingerprint(algorithm).hex()
     except Exception as exc:
         raise PkiError(f"cannot encode the certificate ({_reason(exc)})") from exc
 
 
-def _der_children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """Yield (tag, element start, element end) of the DER elements in data[start:end]."""
-    offset = start
-    while offset < end:
-        tag = data[offset]
-        length = data[offset + 1]
-        header = 2
-        if length & 0x80:
-            count = length & 0x7F
-            if count == 0 or count > 4:
-                raise ValueError(f"unsupported DER length at offset {offset}")
-            length = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
-            header += count
-        element_end = offset + header + length
-        if element_end > end:
-            raise ValueError(f"DER element at offset {offset} runs past its container")
-        yield tag, offset, element_end
-        offset = element_end
-
-
 def _spki_der(tbs: bytes) -> bytes:
-    """The SubjectPublicKeyInfo element of a DER TBSCertificate (RFC 5280 4.1)."""
-    outer = next(_der_children(tbs, 0, len(tbs)))
-    _, start, end = outer
-    header = 2 + (tbs[start + 1] & 0x7F if tbs[start + 1] & 0x80 else 0)
-    children = list(_der_children(tbs, start + header, end))
-    if children and children[0][0] == 0xA0:  # explicit [0] version
-        children = children[1:]
+    """The SubjectPublicKeyInfo element of a DER TBSCertificate (RFC 5280 4.1).
+
+    Read from the bytes rather than re-encoded from ``public_key()``, which fails for key
+    types ``cryptography`` does not know and would not keep the sender's encoding.
+    """
+    outer = der.read_element(tbs, 0, len(tbs), what="TBSCertificate")
+    fields = list(der.children(tbs, outer.start, outer.end, what="TBSCertificate field"))
+    if fields and fields[0].tag == der.CONTEXT_CONSTRUCTED:  # explicit [0] version
+        fields = fields[1:]
     # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-    if len(children) < 6:
+    if len(fields) < 6:
         raise ValueError("TBSCertificate is too short")
-    _, spki_start, spki_end = children[5]
-    return tbs[spki_start:spki_end]
+    return fields[5].encoding(tbs)
 
 
 def as_utc(now: dt.datetime | None) -> dt.datetime:

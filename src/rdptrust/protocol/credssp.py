@@ -17,9 +17,7 @@ as the header is complete, before any waiting or copying.
         clientNonce [5] OCTET STRING OPTIONAL }
     NegoData ::= SEQUENCE OF SEQUENCE { negoToken [0] OCTET STRING }
 
-The DER reader here is small and strict about structure (definite lengths only, every
-length inside its parent) but accepts a long-form length where a short one would do,
-as BER senders produce.
+The DER is read and written by :mod:`rdptrust.protocol.der`.
 """
 
 from __future__ import annotations
@@ -27,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
+from rdptrust.protocol import der
+from rdptrust.protocol.der import CONTEXT_CONSTRUCTED, Element, Tag
 from rdptrust.protocol.ntlm import (
     ChallengeMessage,
     NegotiateMessage,
@@ -41,93 +41,8 @@ MAX_TS_REQUEST_LENGTH = 64 * 1024
 #: NTSTATUS STATUS_LOGON_FAILURE, what a host answers when authentication fails.
 STATUS_LOGON_FAILURE = 0xC000006D
 
-_SEQUENCE = 0x30
-_INTEGER = 0x02
-_OCTET_STRING = 0x04
 #: Longest INTEGER content accepted: a 32-bit value may need a leading zero byte.
 _MAX_INTEGER_BYTES = 5
-
-
-# -- DER -----------------------------------------------------------------------------------
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def der_element(tag: int, content: bytes) -> bytes:
-    """One DER TLV with a single-byte *tag*."""
-    return bytes([tag]) + _der_length(len(content)) + content
-
-
-def der_integer(value: int) -> bytes:
-    """A DER INTEGER (two's complement, minimal)."""
-    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return der_element(_INTEGER, value.to_bytes(size, "big", signed=True))
-
-
-def _explicit(number: int, inner: bytes) -> bytes:
-    return der_element(0xA0 | number, inner)
-
-
-def read_header(data: bytes, offset: int, end: int) -> tuple[int, int, int] | None:
-    """Read the TLV header at *offset*; return ``(tag, content_start, content_length)``.
-
-    ``None`` means the header is not complete before *end*. Multi-byte tags, indefinite
-    lengths and lengths wider than 4 bytes raise :class:`RemoteProtocolError`.
-    """
-    if end - offset < 2:
-        return None
-    tag = data[offset]
-    if tag & 0x1F == 0x1F:
-        raise RemoteProtocolError(f"DER tag 0x{tag:02x} uses the multi-byte form", offset)
-    first = data[offset + 1]
-    if first < 0x80:
-        return tag, offset + 2, first
-    count = first & 0x7F
-    if count == 0:
-        raise RemoteProtocolError("indefinite length is not DER", offset + 1)
-    if count > 4:
-        raise RemoteProtocolError(f"DER length of {count} bytes is too long", offset + 1)
-    if end - offset < 2 + count:
-        return None
-    length = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
-    return tag, offset + 2 + count, length
-
-
-def _element(data: bytes, offset: int, end: int, what: str) -> tuple[int, int, int]:
-    """A whole element inside ``[offset, end)``: ``(tag, content_start, content_end)``."""
-    header = read_header(data, offset, end)
-    if header is None:
-        raise RemoteProtocolError(f"{what}: header runs past the end of its parent", offset)
-    tag, start, length = header
-    if length > end - start:
-        raise RemoteProtocolError(
-            f"{what}: announces {length} bytes, its parent holds {end - start}", offset
-        )
-    return tag, start, start + length
-
-
-def _expect(data: bytes, offset: int, end: int, tag: int, what: str) -> tuple[int, int]:
-    got, start, stop = _element(data, offset, end, what)
-    if got != tag:
-        raise RemoteProtocolError(f"{what}: expected tag 0x{tag:02x}, got 0x{got:02x}", offset)
-    return start, stop
-
-
-def _integer(data: bytes, offset: int, end: int, what: str) -> tuple[int, int]:
-    start, stop = _expect(data, offset, end, _INTEGER, what)
-    if not 0 < stop - start <= _MAX_INTEGER_BYTES:
-        raise RemoteProtocolError(f"{what}: INTEGER of {stop - start} bytes", offset)
-    return int.from_bytes(data[start:stop], "big", signed=True), stop
-
-
-def _octets(data: bytes, offset: int, end: int, what: str) -> tuple[bytes, int]:
-    start, stop = _expect(data, offset, end, _OCTET_STRING, what)
-    return bytes(data[start:stop]), stop
 
 
 # -- TSRequest -----------------------------------------------------------------------------
@@ -157,107 +72,95 @@ class TSRequest:
             raise LocalProtocolError("clientNonce is exactly 32 bytes")
 
     def to_bytes(self) -> bytes:
-        body = _explicit(0, der_integer(self.version))
+        fields = [der.explicit(0, der.integer(self.version))]
         if self.nego_tokens:
-            items = b"".join(
-                der_element(_SEQUENCE, _explicit(0, der_element(_OCTET_STRING, token)))
-                for token in self.nego_tokens
-            )
-            body += _explicit(1, der_element(_SEQUENCE, items))
+            items = (der.sequence(der.explicit(0, der.octet_string(t))) for t in self.nego_tokens)
+            fields.append(der.explicit(1, der.sequence(*items)))
         if self.auth_info is not None:
-            body += _explicit(2, der_element(_OCTET_STRING, self.auth_info))
+            fields.append(der.explicit(2, der.octet_string(self.auth_info)))
         if self.pub_key_auth is not None:
-            body += _explicit(3, der_element(_OCTET_STRING, self.pub_key_auth))
+            fields.append(der.explicit(3, der.octet_string(self.pub_key_auth)))
         if self.error_code is not None:
             signed = self.error_code - ((self.error_code & 0x80000000) << 1)
-            body += _explicit(4, der_integer(signed))
+            fields.append(der.explicit(4, der.integer(signed)))
         if self.client_nonce is not None:
-            body += _explicit(5, der_element(_OCTET_STRING, self.client_nonce))
-        out = der_element(_SEQUENCE, body)
+            fields.append(der.explicit(5, der.octet_string(self.client_nonce)))
+        out = der.sequence(*fields)
         if len(out) > MAX_TS_REQUEST_LENGTH:
             raise LocalProtocolError(f"TSRequest of {len(out)} bytes is too long")
         return out
 
 
-def _nego_tokens(data: bytes, start: int, end: int) -> tuple[bytes, ...]:
-    seq_start, seq_end = _expect(data, start, end, _SEQUENCE, "negoTokens")
-    if seq_end != end:
-        raise RemoteProtocolError("bytes after the NegoData SEQUENCE", seq_end)
+def _single(data: bytes, field: Element, tag: int, what: str) -> Element:
+    """The one element with *tag* that fills the content of the explicit *field*."""
+    inner = der.expect(data, field.start, field.end, tag, what=what)
+    if inner.end != field.end:
+        raise RemoteProtocolError(f"bytes after {what}", inner.end)
+    return inner
+
+
+def _nego_tokens(data: bytes, field: Element) -> tuple[bytes, ...]:
+    nego_data = der.expect(data, field.start, field.end, Tag.SEQUENCE, what="negoTokens")
+    if nego_data.end != field.end:
+        raise RemoteProtocolError("bytes after the NegoData SEQUENCE", nego_data.end)
     tokens: list[bytes] = []
-    pos = seq_start
-    while pos < seq_end:
-        item_start, item_end = _expect(data, pos, seq_end, _SEQUENCE, "NegoData item")
-        inner_start, inner_end = _expect(data, item_start, item_end, 0xA0, "negoToken")
-        token, after = _octets(data, inner_start, inner_end, "negoToken")
-        if after != inner_end or inner_end != item_end:
-            raise RemoteProtocolError("bytes after a negoToken", after)
-        tokens.append(token)
-        pos = item_end
+    pos = nego_data.start
+    while pos < nego_data.end:
+        item = der.expect(data, pos, nego_data.end, Tag.SEQUENCE, what="NegoData item")
+        wrapper = der.expect(data, item.start, item.end, CONTEXT_CONSTRUCTED, what="negoToken")
+        token = der.expect(data, wrapper.start, wrapper.end, Tag.OCTET_STRING, what="negoToken")
+        if token.end != wrapper.end or wrapper.end != item.end:
+            raise RemoteProtocolError("bytes after a negoToken", token.end)
+        tokens.append(token.content(data))
+        pos = item.end
     return tuple(tokens)
 
 
 def parse_ts_request(data: bytes) -> tuple[TSRequest, int] | None:
     """Parse one TSRequest from the start of *data*; ``None`` when more bytes are needed."""
-    header = read_header(data, 0, len(data))
-    if header is None:
-        if data and data[0] != _SEQUENCE:
-            raise RemoteProtocolError(f"TSRequest must start with 0x30, got 0x{data[0]:02x}", 0)
+    if data and data[0] != Tag.SEQUENCE:
+        raise RemoteProtocolError(f"TSRequest must start with 0x30, got 0x{data[0]:02x}", 0)
+    parsed = der.parse_element(data, what="TSRequest", limit=MAX_TS_REQUEST_LENGTH)
+    if parsed is None:
         return None
-    tag, start, length = header
-    if tag != _SEQUENCE:
-        raise RemoteProtocolError(f"TSRequest must start with 0x30, got 0x{tag:02x}", 0)
-    if start + length > MAX_TS_REQUEST_LENGTH:
-        raise RemoteProtocolError(
-            f"TSRequest announces {length} bytes, more than {MAX_TS_REQUEST_LENGTH}", 1
-        )
-    end = start + length
-    if len(data) < end:
-        return None
-    fields: dict[int, tuple[int, int]] = {}
-    pos = start
+    request, consumed = parsed
+    fields: dict[int, Element] = {}
     last = -1
-    while pos < end:
-        field_tag, field_start, field_end = _element(data, pos, end, "TSRequest field")
-        number = field_tag - 0xA0
+    for field in der.children(data, request.start, request.end, what="TSRequest field"):
+        number = field.tag - CONTEXT_CONSTRUCTED
         if not 0 <= number <= 5:
-            raise RemoteProtocolError(f"unknown TSRequest field tag 0x{field_tag:02x}", pos)
+            raise RemoteProtocolError(
+                f"unknown TSRequest field tag 0x{field.tag:02x}", field.offset
+            )
         if number <= last:
-            raise RemoteProtocolError(f"TSRequest field [{number}] out of order", pos)
+            raise RemoteProtocolError(f"TSRequest field [{number}] out of order", field.offset)
         last = number
-        fields[number] = (field_start, field_end)
-        pos = field_end
+        fields[number] = field
     if 0 not in fields:
-        raise RemoteProtocolError("TSRequest has no version", start)
+        raise RemoteProtocolError("TSRequest has no version", request.start)
 
     def octets(number: int, what: str) -> bytes | None:
         if number not in fields:
             return None
-        lo, hi = fields[number]
-        value, after = _octets(data, lo, hi, what)
-        if after != hi:
-            raise RemoteProtocolError(f"bytes after {what}", after)
-        return value
+        return _single(data, fields[number], Tag.OCTET_STRING, what).content(data)
 
     def integer(number: int, what: str) -> int | None:
         if number not in fields:
             return None
-        lo, hi = fields[number]
-        value, after = _integer(data, lo, hi, what)
-        if after != hi:
-            raise RemoteProtocolError(f"bytes after {what}", after)
-        return value
+        element = _single(data, fields[number], Tag.INTEGER, what)
+        return der.read_integer(data, element, what=what, max_octets=_MAX_INTEGER_BYTES)
 
     version = integer(0, "version")
     assert version is not None
     if version < 0:
-        raise RemoteProtocolError(f"negative TSRequest version {version}", fields[0][0])
+        raise RemoteProtocolError(f"negative TSRequest version {version}", fields[0].start)
     error_code = integer(4, "errorCode")
     if error_code is not None:
         error_code &= 0xFFFFFFFF
     nonce = octets(5, "clientNonce")
     if nonce is not None and len(nonce) != 32:
-        raise RemoteProtocolError(f"clientNonce of {len(nonce)} bytes, not 32", fields[5][0])
-    tokens = _nego_tokens(data, *fields[1]) if 1 in fields else ()
+        raise RemoteProtocolError(f"clientNonce of {len(nonce)} bytes, not 32", fields[5].start)
+    tokens = _nego_tokens(data, fields[1]) if 1 in fields else ()
     return (
         TSRequest(
             version=version,
@@ -267,7 +170,7 @@ def parse_ts_request(data: bytes) -> tuple[TSRequest, int] | None:
             error_code=error_code,
             client_nonce=nonce,
         ),
-        end,
+        consumed,
     )
 
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from rdptrust.errors import LocalProtocolError, RemoteProtocolError
+from rdptrust.protocol import der
+from rdptrust.protocol.der import Tag
 from rdptrust.protocol.reader import PacketReader
 from rdptrust.protocol.tpkt import build_tpkt
+from rdptrust.protocol.x224 import X224_DATA_HEADER
 
 #: DomainMCSPDU CHOICE index of disconnectProviderUltimatum (T.125 section 7, ASN.1 order).
 _DPUM_CHOICE = 8
@@ -51,7 +54,12 @@ class DisconnectProviderUltimatum:
         """The PDU inside an X.224 Data TPDU inside TPKT."""
         first = (_DPUM_CHOICE << 2) | (self.reason >> 1)
         second = (self.reason & 1) << 7
-        return build_tpkt(bytes([0x02, 0xF0, 0x80, first, second]))
+        return build_tpkt(X224_DATA_HEADER + bytes([first, second]))
+
+
+def is_disconnect_provider_ultimatum(user_data: bytes) -> bool:
+    """True when the MCS PDU in *user_data* is a Disconnect Provider Ultimatum by its choice."""
+    return bool(user_data) and user_data[0] >> 2 == _DPUM_CHOICE
 
 
 def parse_disconnect_provider_ultimatum(user_data: bytes) -> DisconnectProviderUltimatum:
@@ -72,13 +80,9 @@ def parse_disconnect_provider_ultimatum(user_data: bytes) -> DisconnectProviderU
 
 _TAG_CONNECT_INITIAL = 101
 _TAG_CONNECT_RESPONSE = 102
-_BER_BOOLEAN = 0x01
-_BER_INTEGER = 0x02
-_BER_OCTET_STRING = 0x04
-_BER_ENUMERATED = 0x0A
-_BER_SEQUENCE = 0x30
-#: No MCS connect PDU is longer than one TPKT packet.
+#: No MCS connect PDU is longer than one TPKT packet: two length octets are enough.
 _BER_MAX_LENGTH = 0xFFFF
+_BER_MAX_LENGTH_OCTETS = 2
 #: Domain parameter values are 32-bit at most on the wire (T.125 allows INTEGER (0..MAX)).
 _BER_MAX_INT_OCTETS = 5
 
@@ -136,8 +140,7 @@ class DomainParameters:
         )
 
     def to_ber(self, *, unsigned: bool) -> bytes:
-        body = b"".join(ber_integer(v, unsigned=unsigned) for v in self.values())
-        return ber_tlv(_BER_SEQUENCE, body)
+        return der.sequence(*(der.integer(v, unsigned=unsigned) for v in self.values()))
 
 
 #: The values MS-RDPBCGR 3.2.5.3.3 tells clients to send.
@@ -167,13 +170,13 @@ class ConnectInitial:
         Windows client does in MS-RDPBCGR 4.1.3.
         """
         body = (
-            ber_tlv(_BER_OCTET_STRING, self.calling_domain_selector)
-            + ber_tlv(_BER_OCTET_STRING, self.called_domain_selector)
-            + ber_tlv(_BER_BOOLEAN, b"\xff" if self.upward_flag else b"\x00")
+            der.octet_string(self.calling_domain_selector)
+            + der.octet_string(self.called_domain_selector)
+            + der.boolean(self.upward_flag)
             + self.target_parameters.to_ber(unsigned=True)
             + self.minimum_parameters.to_ber(unsigned=True)
             + self.maximum_parameters.to_ber(unsigned=True)
-            + ber_tlv(_BER_OCTET_STRING, self.user_data)
+            + der.octet_string(self.user_data)
         )
         return _ber_application(_TAG_CONNECT_INITIAL, body)
 
@@ -194,6 +197,8 @@ class ConnectResponse:
     def __post_init__(self) -> None:
         if not 0 <= self.result <= 0xFF:
             raise LocalProtocolError(f"result={self.result} out of range")
+        if not 0 <= self.called_connect_id <= 0xFFFFFFFF:
+            raise LocalProtocolError(f"called_connect_id={self.called_connect_id} out of range")
 
     @property
     def result_name(self) -> str:
@@ -204,93 +209,64 @@ class ConnectResponse:
 
     def to_bytes(self) -> bytes:
         """The BER encoding; integers in two's complement as Windows servers write them."""
-        body = ber_tlv(_BER_ENUMERATED, bytes([self.result]))
+        body = der.tlv(Tag.ENUMERATED, bytes([self.result]))
         if self.domain_parameters is not None:
             body += (
-                ber_integer(self.called_connect_id, unsigned=False)
+                der.integer(self.called_connect_id, unsigned=False)
                 + self.domain_parameters.to_ber(unsigned=False)
-                + ber_tlv(_BER_OCTET_STRING, self.user_data)
+                + der.octet_string(self.user_data)
             )
         return _ber_application(_TAG_CONNECT_RESPONSE, body)
-
-
-def ber_length(length: int) -> bytes:
-    """A BER definite length, short form below 128, else the fewest octets."""
-    if length < 0x80:
-        return bytes([length])
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(octets)]) + octets
-
-
-def ber_tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + ber_length(len(value)) + value
-
-
-def ber_integer(value: int, *, unsigned: bool) -> bytes:
-    """BER INTEGER; ``unsigned`` drops the sign octet that two's complement needs."""
-    if value < 0:
-        raise LocalProtocolError("negative INTEGER values are not used by MCS")
-    size = max(1, (value.bit_length() + (0 if unsigned else 1) + 7) // 8)
-    return ber_tlv(_BER_INTEGER, value.to_bytes(size, "big"))
 
 
 def _ber_application(number: int, body: bytes) -> bytes:
     # [APPLICATION n] constructed with the high tag-number form: 7F n (n > 30).
     if len(body) > _BER_MAX_LENGTH:
         raise LocalProtocolError("MCS connect PDU too long for one TPKT packet")
-    return bytes([0x7F, number]) + ber_length(len(body)) + body
+    return bytes([0x7F, number]) + der.encode_length(len(body)) + body
 
 
 class _BerReader(PacketReader):
-    """Bounds-checked BER reading; offsets in errors count from ``base``."""
+    """Reads the BER elements of one MCS PDU body in turn; offsets count from ``base``."""
 
-    def length(self) -> int:
-        start = self.pos
-        if self.pos >= len(self.data):
-            raise self.error("BER length missing")
-        first = self.data[self.pos]
-        self.pos += 1
-        if first < 0x80:
-            return first
-        count = first & 0x7F
-        if count == 0 or count > 2:
-            raise self.error(f"unsupported BER length form 0x{first:02x}", start)
-        if self.pos + count > len(self.data):
-            raise self.error("BER length truncated", start)
-        value = int.from_bytes(self.data[self.pos : self.pos + count], "big")
-        self.pos += count
-        return value
+    def element(self, tag: int, name: str) -> der.Element:
+        if self.at_end():
+            raise self.error(f"{name} missing")
+        element = der.read_element(
+            self.data,
+            self.pos,
+            len(self.data),
+            what=f"{self.what} {name}",
+            base=self.base,
+            max_octets=_BER_MAX_LENGTH_OCTETS,
+        )
+        if element.tag != tag:
+            raise self.error(f"expected {name} (BER tag 0x{tag:02x}), got 0x{element.tag:02x}")
+        self.pos = element.end
+        return element
 
     def tlv(self, tag: int, name: str) -> bytes:
-        start = self.pos
-        if self.pos >= len(self.data):
-            raise self.error(f"{name} missing")
-        if self.data[self.pos] != tag:
-            raise self.error(
-                f"expected {name} (BER tag 0x{tag:02x}), got 0x{self.data[self.pos]:02x}"
-            )
-        self.pos += 1
-        length = self.length()
-        if length > len(self.data) - self.pos:
-            raise self.error(
-                f"{name} announces {length} bytes, {len(self.data) - self.pos} remain", start
-            )
-        value = self.data[self.pos : self.pos + length]
-        self.pos += length
-        return value
+        return self.element(tag, name).content(self.data)
 
     def integer(self, tag: int, name: str) -> int:
         start = self.pos
-        value = self.tlv(tag, name)
-        if not 0 < len(value) <= _BER_MAX_INT_OCTETS:
-            raise self.error(f"{name} has {len(value)} octets", start)
         # MCS values are never negative; Windows clients write 65535 as ff ff.
-        return int.from_bytes(value, "big")
+        value = der.read_integer(
+            self.data,
+            self.element(tag, name),
+            what=f"{self.what} {name}",
+            base=self.base,
+            max_octets=_BER_MAX_INT_OCTETS,
+            signed=False,
+        )
+        if value > 0xFFFFFFFF:
+            raise self.error(f"{name} {value} does not fit 32 bits", start)
+        return value
 
     def domain_parameters(self, name: str) -> DomainParameters:
-        body = self.tlv(_BER_SEQUENCE, name)
-        inner = _BerReader(body, self.base + self.pos - len(body), f"{self.what} {name}")
-        values = [inner.integer(_BER_INTEGER, f"{name} value {i}") for i in range(8)]
+        body = self.element(Tag.SEQUENCE, name)
+        inner = _BerReader(body.content(self.data), self.base + body.start, f"{self.what} {name}")
+        values = [inner.integer(Tag.INTEGER, f"{name} value {i}") for i in range(8)]
         if not inner.at_end():
             raise inner.error("unexpected bytes after the eight domain parameters")
         return DomainParameters(*values)
@@ -310,18 +286,15 @@ def _parse_application(
         raise RemoteProtocolError(
             f"{what}: expected [APPLICATION {number}], got [APPLICATION {data[1]}]", base + 1
         )
-    if len(data) < 3:
+    parsed = der.read_length(
+        data, 2, len(data), what=what, base=base, max_octets=_BER_MAX_LENGTH_OCTETS
+    )
+    if parsed is None:
         return None
-    head = _BerReader(data, base, what)
-    head.pos = 2
-    first = data[2]
-    if first >= 0x80 and len(data) < 3 + (first & 0x7F):
+    length, start = parsed
+    if len(data) - start < length:
         return None
-    length = head.length()
-    if len(data) - head.pos < length:
-        return None
-    body = data[head.pos : head.pos + length]
-    return _BerReader(body, base + head.pos, what), head.pos + length
+    return _BerReader(data[start : start + length], base + start, what), start + length
 
 
 def parse_connect_initial(data: bytes, base: int = 0) -> tuple[ConnectInitial, int] | None:
@@ -333,15 +306,15 @@ def parse_connect_initial(data: bytes, base: int = 0) -> tuple[ConnectInitial, i
     if parsed is None:
         return None
     reader, consumed = parsed
-    calling = reader.tlv(_BER_OCTET_STRING, "callingDomainSelector")
-    called = reader.tlv(_BER_OCTET_STRING, "calledDomainSelector")
-    upward = reader.tlv(_BER_BOOLEAN, "upwardFlag")
+    calling = reader.tlv(Tag.OCTET_STRING, "callingDomainSelector")
+    called = reader.tlv(Tag.OCTET_STRING, "calledDomainSelector")
+    upward = reader.tlv(Tag.BOOLEAN, "upwardFlag")
     if len(upward) != 1:
         raise reader.error("upwardFlag must be one octet")
     target = reader.domain_parameters("targetParameters")
     minimum = reader.domain_parameters("minimumParameters")
     maximum = reader.domain_parameters("maximumParameters")
-    user_data = reader.tlv(_BER_OCTET_STRING, "userData")
+    user_data = reader.tlv(Tag.OCTET_STRING, "userData")
     if not reader.at_end():
         raise reader.error("unexpected bytes after userData")
     return (
@@ -364,14 +337,14 @@ def parse_connect_response(data: bytes, base: int = 0) -> tuple[ConnectResponse,
     if parsed is None:
         return None
     reader, consumed = parsed
-    result = reader.integer(_BER_ENUMERATED, "result")
+    result = reader.integer(Tag.ENUMERATED, "result")
     if result > 0xFF:
         raise reader.error(f"result {result} out of range")
     if reader.at_end():
         return ConnectResponse(result, 0, None, b""), consumed
-    called_id = reader.integer(_BER_INTEGER, "calledConnectId")
+    called_id = reader.integer(Tag.INTEGER, "calledConnectId")
     params = reader.domain_parameters("domainParameters")
-    user_data = reader.tlv(_BER_OCTET_STRING, "userData")
+    user_data = reader.tlv(Tag.OCTET_STRING, "userData")
     if not reader.at_end():
         raise reader.error("unexpected bytes after userData")
     return ConnectResponse(result, called_id, params, bytes(user_data)), consumed

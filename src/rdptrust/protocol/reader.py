@@ -7,6 +7,8 @@ the whole packet), so a hostile or broken answer is reported where it went wrong
 
 from __future__ import annotations
 
+import struct
+
 from rdptrust.errors import RemoteProtocolError
 
 
@@ -39,3 +41,21 @@ class PacketReader:
         value = self.data[self.pos : self.pos + count]
         self.pos += count
         return bytes(value)
+
+
+class LittleEndianReader(PacketReader):
+    """Little-endian integers, as the RDP settings blocks and server certificate hold them."""
+
+    def u8(self, name: str) -> int:
+        return self.take(1, name)[0]
+
+    def u16(self, name: str) -> int:
+        return int(struct.unpack("<H", self.take(2, name))[0])
+
+    def u32(self, name: str) -> int:
+        return int(struct.unpack("<I", self.take(4, name))[0])
+
+    def end(self) -> None:
+        """Refuse bytes left after the last field."""
+        if self.remaining:
+            raise self.error(f"{self.remaining} unexpected bytes at the end")

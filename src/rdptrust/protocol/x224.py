@@ -19,6 +19,9 @@ from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, build_tpkt, parse_tpkt
 X224_CONNECTION_REQUEST = 0xE0
 X224_CONNECTION_CONFIRM = 0xD0
 X224_DATA = 0xF0
+#: The X.224 Data TPDU header that carries every MCS PDU: length indicator 2, DT, EOT
+#: (MS-RDPBCGR 2.2.1.3 x224Data).
+X224_DATA_HEADER = bytes([2, X224_DATA, 0x80])
 #: Fixed part of CR and CC TPDUs after the length indicator: code, dst-ref, src-ref, class.
 _X224_FIXED = 6
 
@@ -33,6 +36,15 @@ _COOKIE_PREFIX = b"Cookie: mstshash="
 _ROUTING_PREFIX = b"Cookie: msts="
 #: A cookie or routing token longer than this cannot fit the one-byte length indicator.
 _MAX_TOKEN = 254
+#: The mstshash cookie rdptrust sends in every Connection Request; servers ignore it
+#: (it is for load balancers).
+PROBE_COOKIE = "rdptrust"
+
+
+#: What mstsc asks for: TLS, CredSSP and CredSSP with Early User Authorization.
+CLIENT_REQUESTED_PROTOCOLS = (
+    SecurityProtocol.SSL | SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX
+)
 
 
 class NegotiationRequestFlags(IntFlag):
