@@ -328,6 +328,18 @@ async def test_oversized_headers_and_bodies_are_refused(shared_ca: LabCa) -> Non
         assert answer.startswith(b"HTTP/1.1 400 ")
 
 
+async def test_every_answer_closes_its_connection(shared_ca: LabCa) -> None:
+    async with PkiResponder(shared_ca) as pki:
+        # Two requests in one write: the first is answered, then the connection closes.
+        request = b"GET /aia/root.crt HTTP/1.1\r\nHost: x\r\n\r\n"
+        answer = await raw_exchange(pki.port, request * 2)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close" in head.lower()
+        assert x509.load_der_x509_certificate(body) == shared_ca.root
+        assert [request.purpose for request in pki.requests] == ["aia"]
+
+
 async def test_a_request_that_never_completes_times_out(shared_ca: LabCa) -> None:
     async with PkiResponder(shared_ca, request_timeout_s=SHORT) as pki:
         started = time.monotonic()
