@@ -117,29 +117,6 @@ def parses(purpose: Purpose, content: bytes) -> bool:
 # -- modes ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "mode"),
-    [
-        ("ok", ResponderMode("ok")),
-        ("delay:2.5", ResponderMode("delay", 2.5)),
-        (" Delay:0 ", ResponderMode("delay", 0.0)),
-        ("blackhole", ResponderMode("blackhole")),
-        ("refuse", ResponderMode("refuse")),
-        ("404", ResponderMode("404")),
-        ("garbage", ResponderMode("garbage")),
-    ],
-)
-def test_mode_parse(text: str, mode: ResponderMode) -> None:
-    assert ResponderMode.parse(text) == mode
-    assert ResponderMode.parse(str(mode)) == mode
-
-
-@pytest.mark.parametrize("text", ["", "slow", "delay", "delay:x", "delay:-1", "delay:nan", "500"])
-def test_mode_parse_rejects(text: str) -> None:
-    with pytest.raises(UsageError):
-        ResponderMode.parse(text)
-
-
 def modes_with(purpose: Purpose, mode: str) -> PkiModes:
     return PkiModes(**{purpose: ResponderMode.parse(mode)})
 
