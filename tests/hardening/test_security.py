@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-import rdptrust.lab.rdp as lab_rdp
+import rdptrust.lab.rdp.credssp as lab_credssp
 from fixtures.cli import run_rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.protocol.credssp import TSRequest
@@ -179,7 +179,7 @@ def test_lab_binds_what_host_says(tmp_path: Path) -> None:
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record every TSRequest and NTLM NEGOTIATE the lab parses from clients."""
     seen: dict[str, list[Any]] = {"ts_requests": [], "negotiates": []}
-    parse_ts_request = lab_rdp.parse_ts_request
+    parse_ts_request = lab_credssp.parse_ts_request
 
     def record_ts(data: bytes) -> tuple[TSRequest, int] | None:
         parsed = parse_ts_request(data)
@@ -191,8 +191,8 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         seen["negotiates"].append(data)
         return parse_negotiate(data)
 
-    monkeypatch.setattr(lab_rdp, "parse_ts_request", record_ts)
-    monkeypatch.setattr(lab_rdp, "parse_negotiate", record_negotiate)
+    monkeypatch.setattr(lab_credssp, "parse_ts_request", record_ts)
+    monkeypatch.setattr(lab_credssp, "parse_negotiate", record_negotiate)
     return seen
 
 

@@ -1,4 +1,4 @@
-"""The lab's host certificates and CA: each kind's defining property, files, revocation."""
+"""The lab's host certificates: each kind's defining property, PEM files, OpenSSL's verdict."""
 
 from __future__ import annotations
 
@@ -255,49 +255,6 @@ def test_unknown_kind_and_bad_name_are_usage_errors() -> None:
         make_host_credentials(CertKind.SELF_SIGNED, computer_name="bad name; rm -rf")
 
 
-# -- revocation and CRLs -------------------------------------------------------------------
-
-
-def test_revoke_shows_in_the_issuers_crl_only() -> None:
-    ca = LabCa.generate()
-    leaf = ca.issue("WIN-LAB01").leaf
-    other = ca.issue("WIN-LAB02").leaf
-    assert {leaf.serial_number, other.serial_number, ca.intermediate.serial_number} == set(
-        ca.issued_serials
-    )
-    assert not ca.is_revoked(leaf.serial_number)
-    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    ca.revoke(leaf.serial_number, reason=x509.ReasonFlags.superseded, revoked_at=when)
-    assert ca.is_revoked(leaf.serial_number)
-    assert not ca.is_revoked(other.serial_number)
-
-    crl = ca.crl("intermediate")
-    assert crl.is_signature_valid(ca.intermediate_key.public_key())
-    assert crl.issuer == ca.intermediate.subject
-    entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
-    assert entry is not None
-    assert entry.revocation_date_utc == when
-    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
-        x509.ReasonFlags.superseded
-    )
-    assert crl.get_revoked_certificate_by_serial_number(other.serial_number) is None
-    assert len(ca.crl("root")) == 0
-
-    ca.revoke(ca.intermediate.serial_number)
-    root_crl = ca.crl("root")
-    assert root_crl.is_signature_valid(ca.root_key.public_key())
-    assert [r.serial_number for r in root_crl] == [ca.intermediate.serial_number]
-    assert len(ca.crl("intermediate")) == 1
-
-
-def test_revoking_a_serial_the_ca_never_issued_is_an_error() -> None:
-    ca = LabCa.generate()
-    with pytest.raises(UsageError, match="not issued"):
-        ca.revoke(12345)
-    with pytest.raises(UsageError, match="unknown issuer"):
-        ca.crl("leaf")  # type: ignore[arg-type]
-
-
 # -- files ---------------------------------------------------------------------------------
 
 
@@ -391,13 +348,6 @@ def test_load_host_credentials_reports_bad_files(tmp_path: Path) -> None:
         load_host_credentials(chain_path, encrypted)
     with pytest.raises(UsageError, match="does not belong"):
         load_host_credentials(chain_path, other_key)
-
-
-def test_write_root_pem(tmp_path: Path, ca: LabCa) -> None:
-    path = ca.write_root_pem(tmp_path / "sub" / "root.pem")
-    assert x509.load_pem_x509_certificate(path.read_bytes()) == ca.root
-    constraints = ca.root.extensions.get_extension_for_class(x509.BasicConstraints).value
-    assert constraints.ca
 
 
 # -- a real peer: OpenSSL's verifier -------------------------------------------------------

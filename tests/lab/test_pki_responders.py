@@ -117,29 +117,6 @@ def parses(purpose: Purpose, content: bytes) -> bool:
 # -- modes ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "mode"),
-    [
-        ("ok", ResponderMode("ok")),
-        ("delay:2.5", ResponderMode("delay", 2.5)),
-        (" Delay:0 ", ResponderMode("delay", 0.0)),
-        ("blackhole", ResponderMode("blackhole")),
-        ("refuse", ResponderMode("refuse")),
-        ("404", ResponderMode("404")),
-        ("garbage", ResponderMode("garbage")),
-    ],
-)
-def test_mode_parse(text: str, mode: ResponderMode) -> None:
-    assert ResponderMode.parse(text) == mode
-    assert ResponderMode.parse(str(mode)) == mode
-
-
-@pytest.mark.parametrize("text", ["", "slow", "delay", "delay:x", "delay:-1", "delay:nan", "500"])
-def test_mode_parse_rejects(text: str) -> None:
-    with pytest.raises(UsageError):
-        ResponderMode.parse(text)
-
-
 def modes_with(purpose: Purpose, mode: str) -> PkiModes:
     return PkiModes(**{purpose: ResponderMode.parse(mode)})
 
@@ -326,6 +303,18 @@ async def test_oversized_headers_and_bodies_are_refused(shared_ca: LabCa) -> Non
         assert answer.startswith(b"HTTP/1.1 413 ")
         answer = await raw_exchange(pki.port, b"NOT HTTP AT ALL\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_every_answer_closes_its_connection(shared_ca: LabCa) -> None:
+    async with PkiResponder(shared_ca) as pki:
+        # Two requests in one write: the first is answered, then the connection closes.
+        request = b"GET /aia/root.crt HTTP/1.1\r\nHost: x\r\n\r\n"
+        answer = await raw_exchange(pki.port, request * 2)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close" in head.lower()
+        assert x509.load_der_x509_certificate(body) == shared_ca.root
+        assert [request.purpose for request in pki.requests] == ["aia"]
 
 
 async def test_a_request_that_never_completes_times_out(shared_ca: LabCa) -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from fixtures.lab import LabFactory
 from rdptrust.errors import TlsError, UsageError
 from rdptrust.lab.certs import CertKind
-from rdptrust.lab.rdp import RESPONSE_FLAGS, RdpPolicy, parse_protocols
+from rdptrust.lab.rdp import RESPONSE_FLAGS
 from rdptrust.lab.runner import LabConfig
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
@@ -61,46 +61,6 @@ async def _negotiate(target: Target, protocols: SecurityProtocol | None) -> Conn
 
 
 # offered, required, requested -> selected protocol or failure code
-POLICY_CASES = [
-    ("RDP,SSL,HYBRID,HYBRID_EX", None, SSL_HYBRID_EX, P.HYBRID_EX),
-    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.SSL | P.HYBRID, P.HYBRID),
-    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.SSL, P.SSL),
-    ("RDP,SSL,HYBRID,HYBRID_EX", None, P.RDP, P.RDP),
-    ("RDP,SSL", None, SSL_HYBRID_EX, P.SSL),
-    ("SSL,HYBRID", None, P.RDP, FailureCode.SSL_REQUIRED_BY_SERVER),
-    ("RDP,SSL,HYBRID", "SSL", P.RDP, FailureCode.SSL_REQUIRED_BY_SERVER),
-    ("RDP", None, P.SSL, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
-    ("RDP", None, SSL_HYBRID_EX, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
-    ("RDP,SSL,HYBRID", "RDP", P.SSL, FailureCode.SSL_NOT_ALLOWED_BY_SERVER),
-    ("RDP,SSL,HYBRID", "HYBRID", P.SSL, FailureCode.HYBRID_REQUIRED_BY_SERVER),
-    ("RDP,SSL,HYBRID", "HYBRID", P.RDP, FailureCode.HYBRID_REQUIRED_BY_SERVER),
-    ("SSL,HYBRID,HYBRID_EX", "HYBRID", SSL_HYBRID_EX, P.HYBRID_EX),
-    ("SSL,HYBRID,HYBRID_EX", "HYBRID_EX", P.SSL | P.HYBRID, FailureCode.HYBRID_REQUIRED_BY_SERVER),
-    ("RDP,SSL", None, P.RDSTLS, P.RDP),
-]
-
-
-@pytest.mark.parametrize(("offered", "required", "requested", "expected"), POLICY_CASES)
-def test_policy_selection(
-    offered: str, required: str | None, requested: SecurityProtocol, expected: object
-) -> None:
-    policy = RdpPolicy(
-        protocols=parse_protocols(offered),
-        required=None if required is None else SecurityProtocol[required],
-    )
-    answer = policy.select(requested)
-    if isinstance(expected, FailureCode):
-        assert answer == NegotiationFailure(expected)
-    else:
-        assert isinstance(answer, NegotiationResponse)
-        assert answer.selected_protocol == expected
-
-
-def test_policy_refuses_a_requirement_it_does_not_offer() -> None:
-    with pytest.raises(UsageError, match="not among the offered"):
-        RdpPolicy(protocols=parse_protocols("RDP,SSL"), required=P.HYBRID)
-    with pytest.raises(UsageError, match="unknown protocol"):
-        parse_protocols("SSL,RDSTLS")
 
 
 async def test_policies_on_the_wire(lab_factory: LabFactory) -> None:

@@ -319,6 +319,20 @@ async def test_a_broken_connection_does_not_stop_the_exporter(
     assert (await client.get(f"{exporter.url}/-/healthy")).status_code == 200
 
 
+async def test_a_connection_is_kept_alive_between_scrapes(exporter: Exporter) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", exporter.port)
+    try:
+        for _ in range(2):
+            writer.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"connection: close" not in head.lower()
+            assert await asyncio.wait_for(reader.readexactly(3), 5) == b"OK\n"
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_the_exporter_command_serves_and_stops_on_sigterm(
     rdp_host: HostFactory, client: httpx.AsyncClient, tmp_path: Path, ca_file: Path
 ) -> None:

@@ -3,12 +3,14 @@
 The blackbox_exporter pattern: Prometheus passes the RDP host as a URL parameter, the
 exporter probes it while the scrape waits and answers with that one observation's
 metrics (:mod:`rdptrust.monitor.metrics`). ``/metrics`` holds the exporter's own
-metrics (scrapes, durations, errors, process). An HTTP/1.1 server on asyncio and h11;
-every answer closes its connection.
+metrics (scrapes, durations, errors, process). The HTTP/1.1 server is
+:class:`rdptrust.net.httpserver.HttpServer`; connections are kept alive between scrapes
+and closed after ``idle_timeout_s`` without one.
 
 Limits: a request's head must fit in :data:`MAX_REQUEST_BYTES` and arrive within
-``request_timeout_s``; requests with a body are refused; at most ``max_connections``
-connections at once (more are closed at once); at most the configuration's
+``request_timeout_s``; requests with a body are refused (413, or 405 for a method other
+than GET and HEAD); at most ``max_connections`` connections at once (more are closed at
+once); at most the configuration's
 ``max_concurrent_probes`` probes at once (a scrape that cannot start within its
 budget gets 503). A scrape's budget is its module's ``timeout``, shortened by
 ``?timeout=`` or Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (less
@@ -18,7 +20,6 @@ budget gets 503). A scrape's budget is its module's ``timeout``, shortened by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import math
@@ -26,9 +27,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
-from http import HTTPStatus
 
-import h11
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -48,10 +47,13 @@ from rdptrust.model.probe import ProbeResult, Timings
 from rdptrust.model.target import Target, parse_target
 from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
-from rdptrust.net.service import AsyncService, close_server
+from rdptrust.net.httpserver import HttpLimits, HttpRequest, HttpResponse, HttpServer
+from rdptrust.net.service import AsyncService
 
 #: Largest request head (request line and headers) accepted, in bytes.
 MAX_REQUEST_BYTES = 8 * 1024
+#: Largest body read before it is refused: the exporter answers none (413 or 405).
+MAX_BODY_BYTES = 1024
 #: Seconds taken off Prometheus' scrape time-out so the answer is there in time.
 SCRAPE_TIMEOUT_OFFSET_S = 0.5
 #: The text exposition format every Prometheus version reads.
@@ -149,6 +151,7 @@ class Exporter(AsyncService):
         port: int = DEFAULT_PORT,
         max_connections: int = 256,
         request_timeout_s: float = 10.0,
+        idle_timeout_s: float = 75.0,
         observe_fn: ObserveFunction = assess,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -158,12 +161,12 @@ class Exporter(AsyncService):
         self.port = port
         self.max_connections = max_connections
         self.request_timeout_s = request_timeout_s
+        self.idle_timeout_s = idle_timeout_s
         self.memory = CertificateMemory()
         self.metrics = _Metrics(self.memory)
         self._observe = observe_fn
         self._slots = asyncio.Semaphore(config.max_concurrent_probes)
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._http: HttpServer | None = None
 
     @property
     def url(self) -> str:
@@ -171,26 +174,33 @@ class Exporter(AsyncService):
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._http is not None:
             return
-        try:
-            self._server = await asyncio.start_server(
-                self._accept, self.host, self.port, reuse_address=True
-            )
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {self.host} port {self.port}: {exc.strerror or exc}"
-            ) from exc
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        limits = HttpLimits(
+            max_head_bytes=MAX_REQUEST_BYTES,
+            max_body_bytes=MAX_BODY_BYTES,
+            header_timeout_s=self.request_timeout_s,
+            body_timeout_s=self.request_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+            max_connections=self.max_connections,
+        )
+        http = HttpServer(
+            self._answer,
+            host=self.host,
+            port=self.port,
+            limits=limits,
+            server_name=f"rdptrust/{__version__}",
+            on_rejected=lambda reason: self.metrics.rejected.labels(reason).inc(),
+        )
+        await http.start()
+        self._http = http
+        self.port = http.port
 
     async def stop(self) -> None:
         """Stop listening and end every open connection (running probes are cancelled)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        await close_server(server, self._connections)
+        http, self._http = self._http, None
+        if http is not None:
+            await http.stop()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         """Serve until *stop* is set."""
@@ -200,45 +210,9 @@ class Exporter(AsyncService):
         finally:
             await self.stop()
 
-    # -- connections -------------------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is None or len(self._connections) >= self.max_connections:
-            self.metrics.rejected.labels("connections").inc()
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        self._connections.add(task)
-        try:
-            await self._serve_connection(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, h11.ProtocolError):
-            pass  # the client went away or broke HTTP mid-answer; nothing to tell it
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
-        try:
-            async with asyncio.timeout(self.request_timeout_s):
-                request = await _read_request(conn, reader)
-        except TimeoutError:
-            self.metrics.rejected.labels("timeout").inc()
-            return
-        except h11.RemoteProtocolError as exc:
-            status = exc.error_status_hint if exc.error_status_hint in (413, 431) else 400
-            self.metrics.rejected.labels("bad_request" if status == 400 else "too_large").inc()
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                await _send(writer, conn, status, "text/plain; charset=utf-8", b"bad request\n")
-            return
-        if request is None:
-            return
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
         try:
             status, content_type, body, path_label = await self._route(request)
         except Exception:  # one bad scrape must never stop the exporter
@@ -247,21 +221,19 @@ class Exporter(AsyncService):
             status, content_type = 500, "text/plain; charset=utf-8"
             body, path_label = b"internal error; see the exporter's log\n", "other"
         self.metrics.requests.labels(path_label, str(status)).inc()
-        if request.method == b"HEAD":
-            body_to_send = b""
-            length = len(body)
-        else:
-            body_to_send, length = body, len(body)
-        await _send(writer, conn, status, content_type, body_to_send, length=length)
+        return HttpResponse(status, body, content_type)
 
-    async def _route(self, request: h11.Request) -> tuple[int, str, bytes, str]:
+    async def _route(self, request: HttpRequest) -> tuple[int, str, bytes, str]:
         text = "text/plain; charset=utf-8"
-        parts = urllib.parse.urlsplit(request.target.decode("ascii", "replace"))
+        parts = urllib.parse.urlsplit(request.target)
         path = parts.path
         label = path if path in _PATHS else "other"
-        if request.method not in (b"GET", b"HEAD"):
+        if request.method not in ("GET", "HEAD"):
             self.metrics.rejected.labels("method").inc()
             return 405, text, b"only GET and HEAD are answered\n", label
+        if request.body:
+            self.metrics.rejected.labels("too_large").inc()
+            return 413, text, b"a request body is not accepted\n", label
         if path == "/probe":
             try:
                 status, body = await self._probe(parts.query, request.headers)
@@ -284,7 +256,7 @@ class Exporter(AsyncService):
 
     # -- probes ------------------------------------------------------------------------
 
-    async def _probe(self, query: str, headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    async def _probe(self, query: str, headers: Iterable[tuple[str, str]]) -> tuple[int, bytes]:
         try:
             params = urllib.parse.parse_qs(
                 query, keep_blank_values=True, strict_parsing=False, max_num_fields=16
@@ -305,8 +277,8 @@ class Exporter(AsyncService):
         if requested is not None:
             budget = min(budget, _seconds(requested, "timeout"))
         for name, value in headers:
-            if name.lower() == b"x-prometheus-scrape-timeout-seconds":
-                scrape = _seconds(value.decode("ascii", "replace"), "scrape time-out header")
+            if name == "x-prometheus-scrape-timeout-seconds":
+                scrape = _seconds(value, "scrape time-out header")
                 budget = min(budget, max(0.1, scrape - SCRAPE_TIMEOUT_OFFSET_S))
         start = time.monotonic()
         try:
@@ -383,53 +355,6 @@ def _seconds(text: str, what: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise _BadRequest(400, f"bad {what} {text!r}: expected a positive number of seconds")
     return value
-
-
-async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
-    request: h11.Request | None = None
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            data = await reader.read(4096)
-            conn.receive_data(data)
-            continue
-        if isinstance(event, h11.Request):
-            if event.method not in (b"GET", b"HEAD"):
-                return event  # answered 405 without reading its body
-            request = event
-            continue
-        if isinstance(event, h11.Data):
-            raise h11.RemoteProtocolError("a request body is not accepted", 413)
-        if isinstance(event, h11.EndOfMessage):
-            return request
-        if isinstance(event, h11.ConnectionClosed):
-            return None
-        return None
-
-
-async def _send(
-    writer: asyncio.StreamWriter,
-    conn: h11.Connection,
-    status: int,
-    content_type: str,
-    body: bytes,
-    *,
-    length: int | None = None,
-) -> None:
-    headers = [
-        ("Content-Type", content_type),
-        ("Content-Length", str(len(body) if length is None else length)),
-        ("Connection", "close"),
-        ("Server", f"rdptrust/{__version__}"),
-    ]
-    response = h11.Response(
-        status_code=status, headers=headers, reason=HTTPStatus(status).phrase.encode("ascii")
-    )
-    writer.write(conn.send(response) or b"")
-    if body:
-        writer.write(conn.send(h11.Data(data=body)) or b"")
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
-    await writer.drain()
 
 
 def listen_address(text: str) -> tuple[str, int]:

@@ -34,6 +34,19 @@ def check_crl(
         )
     except ValueError as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"not a CRL ({exc})")
+    try:
+        return _judge_crl(crl, cert, issuer, now)
+    except ValueError as exc:
+        # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
+        return RevocationCheck(RevocationStatus.INVALID, f"CRL cannot be decoded ({exc})")
+
+
+def _judge_crl(
+    crl: x509.CertificateRevocationList,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: dt.datetime | None,
+) -> RevocationCheck:
     if crl.issuer != issuer.subject:
         return RevocationCheck(RevocationStatus.INVALID, "CRL issued by another CA")
     try:
