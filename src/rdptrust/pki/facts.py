@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
-import re
 import warnings
 from collections.abc import Iterable
 
@@ -34,13 +32,13 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
-    NameOID,
     PublicKeyAlgorithmOID,
     SignatureAlgorithmOID,
 )
 
 from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
+from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.protocol import der
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
@@ -241,9 +239,9 @@ def _facts(cert: x509.Certificate, now: dt.datetime) -> CertificateFacts:
     crl_urls = _crl_urls(extensions)
     ocsp_urls, ca_issuers_urls = _aia_urls(extensions)
     return CertificateFacts(
-        subject=_name_text(subject) if subject is not None else UNDECODABLE_NAME,
-        issuer=_name_text(issuer) if issuer is not None else UNDECODABLE_NAME,
-        common_name=_common_name(subject) if subject is not None else None,
+        subject=name_text(subject) if subject is not None else UNDECODABLE_NAME,
+        issuer=name_text(issuer) if issuer is not None else UNDECODABLE_NAME,
+        common_name=name_common_name(subject) if subject is not None else None,
         self_signed=is_self_signed(cert),
         serial=_serial_hex(cert.serial_number),
         not_before=not_before,
@@ -300,7 +298,7 @@ def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...] | None:
 def common_name(cert: x509.Certificate) -> str | None:
     """The subject's (last) common name, or None when there is none or it is unreadable."""
     try:
-        return _common_name(cert.subject)
+        return name_common_name(cert.subject)
     except Exception:
         return None
 
@@ -341,46 +339,6 @@ def _signature_algorithm(cert: x509.Certificate) -> str:
     return str(name)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable_text(text: str) -> str:
-    """*text* with control characters written as RFC 4514 hex escapes (``\\1B``).
-
-    Certificate text reaches terminals, logs and scripts; escaped this way a subject such
-    as ``ESC ] 0 ; … BEL`` cannot retitle a window, change colours or overwrite a line.
-    """
-    return _CONTROL.sub(lambda m: "".join(f"\\{b:02X}" for b in m.group().encode()), text)
-
-
-def name_text(name: x509.Name) -> str:
-    """A distinguished name as RFC 4514 text, control characters escaped."""
-    return _name_text(name)
-
-
-def _name_text(name: x509.Name) -> str:
-    return printable_text(_raw_name_text(name))
-
-
-def _raw_name_text(name: x509.Name) -> str:
-    try:
-        return name.rfc4514_string()
-    except Exception:
-        # Attribute values of unexpected types; keep what can be shown.
-        parts = []
-        for rdn in reversed(list(name.rdns)):
-            parts.append("+".join(f"{a.oid.dotted_string}={a.value!r}" for a in rdn))
-        return ",".join(parts)
-
-
-def _common_name(name: x509.Name) -> str | None:
-    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not values:
-        return None
-    value = values[-1].value
-    return printable_text(value if isinstance(value, str) else value.decode("utf-8", "replace"))
-
-
 def _serial_hex(serial: int) -> str:
     if serial < 0:
         # Negative serials break RFC 5280 but occur; show the sign, not two's complement.
@@ -402,32 +360,7 @@ def _san(extensions: x509.Extensions | None) -> tuple[str, ...]:
     value = _extension(extensions, x509.SubjectAlternativeName)
     if not isinstance(value, x509.SubjectAlternativeName):
         return ()
-    return tuple(_general_name(name) for name in value)
-
-
-def _general_name(name: x509.GeneralName) -> str:
-    return printable_text(_raw_general_name(name))
-
-
-def _raw_general_name(name: x509.GeneralName) -> str:
-    if isinstance(name, x509.DNSName):
-        return f"DNS:{name.value}"
-    if isinstance(name, x509.IPAddress):
-        address = name.value
-        if isinstance(address, ipaddress.IPv4Network | ipaddress.IPv6Network):
-            return f"IP:{address.with_prefixlen}"
-        return f"IP:{address}"
-    if isinstance(name, x509.RFC822Name):
-        return f"email:{name.value}"
-    if isinstance(name, x509.UniformResourceIdentifier):
-        return f"URI:{name.value}"
-    if isinstance(name, x509.DirectoryName):
-        return f"DirName:{_name_text(name.value)}"
-    if isinstance(name, x509.RegisteredID):
-        return f"RID:{name.value.dotted_string}"
-    if isinstance(name, x509.OtherName):
-        return f"othername:{name.type_id.dotted_string}"
-    return f"other:{name!r}"
+    return tuple(general_name_text(name) for name in value)
 
 
 def _eku(extensions: x509.Extensions | None) -> tuple[str, ...]:

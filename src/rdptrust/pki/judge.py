@@ -25,8 +25,9 @@ from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.retrieval import Fetched, Purpose, RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.model.windows import Cause, WindowsSettings
-from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed, name_text
+from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.names import name_text
 from rdptrust.pki.problems import judge_chain
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (

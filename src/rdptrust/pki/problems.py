@@ -66,13 +66,8 @@ from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.target import Target
-from rdptrust.pki.facts import (
-    RDP_AUTHENTICATION_OID,
-    SERVER_AUTH_OID,
-    as_utc,
-    certificate_facts,
-    name_text,
-)
+from rdptrust.pki.facts import RDP_AUTHENTICATION_OID, SERVER_AUTH_OID, as_utc, certificate_facts
+from rdptrust.pki.names import name_text
 from rdptrust.pki.trust import ChainPath
 
 _WEAK_HASHES = {"md2", "md4", "md5"}
