@@ -13,6 +13,8 @@ from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
+from rdptrust.report.check import check_document
+from rdptrust.report.jsonform import dumps
 
 
 @click.command(
@@ -39,6 +41,12 @@ Examples:
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (rdptrust.check/1) instead of the plugin line; same exit code.",
+)
 @click.option(
     "--warn-days",
     type=click.IntRange(min=0, max=3650),
@@ -132,6 +140,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
 )
 def check(
     target: str,
+    as_json: bool,
     warn_days: int,
     crit_days: int,
     max_stall: float,
@@ -197,7 +206,11 @@ def check(
         click.echo(f"RDPTRUST UNKNOWN - {parsed}: {_one_line(str(exc))}")
         ctx.exit(PluginState.UNKNOWN)
     result = evaluate(observation, thresholds)
-    click.echo(result.line())
+    if as_json:
+        document = check_document(result.state.name, result.exit_code, result.line(), observation)
+        click.echo(dumps(document))
+    else:
+        click.echo(result.line())
     ctx.exit(result.exit_code)
 
 
