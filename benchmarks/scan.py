@@ -157,8 +157,10 @@ def measure(argv: list[str]) -> tuple[int, float, float, float]:
     return int(code), float(wall), int(rss) / 1024, float(cpu)
 
 
-def run_rdptrust(work: Path, targets_file: Path, concurrency: int, db: str) -> tuple[Any, ...]:
-    rdptrust = shutil.which("rdptrust") or str(Path(sys.executable).parent / "rdptrust")
+def run_rdptrust(
+    work: Path, targets_file: Path, concurrency: int, db: str, exe: str | None = None
+) -> tuple[Any, ...]:
+    rdptrust = exe or shutil.which("rdptrust") or str(Path(sys.executable).parent / "rdptrust")
     code, wall, rss, cpu = measure(
         [
             rdptrust,
@@ -237,6 +239,11 @@ def main() -> None:
     parser.add_argument("--sslyze-sample", type=int, default=0, help="time sslyze on N targets")
     parser.add_argument("--repeat", type=int, default=1, help="time each tool N times")
     parser.add_argument(
+        "--baseline",
+        metavar="EXE",
+        help="another rdptrust executable (an older commit) timed in the same run, in turn",
+    )
+    parser.add_argument(
         "--ec", action="store_true", help="labs serve an ECDSA certificate (less lab CPU)"
     )
     parser.add_argument(
@@ -265,10 +272,17 @@ def main() -> None:
             run_rdptrust(work, targets_file, args.concurrency, "warm.sqlite3")
             for round_ in range(args.repeat):
                 if "rdptrust" in tools:
-                    code, wall, rss, cpu = run_rdptrust(
-                        work, targets_file, args.concurrency, f"inv{round_}.sqlite3"
-                    )
-                    results.append(("rdptrust", len(all_targets), code, wall, rss, cpu))
+                    builds = [("rdptrust", None)]
+                    if args.baseline:
+                        # the order rotates so that neither build is always first
+                        builds.append(("rdptrust baseline", args.baseline))
+                        builds = builds[round_ % 2 :] + builds[: round_ % 2]
+                    for name, exe in builds:
+                        db = f"inv{round_}-{'base' if exe else 'new'}.sqlite3"
+                        code, wall, rss, cpu = run_rdptrust(
+                            work, targets_file, args.concurrency, db, exe
+                        )
+                        results.append((name, len(all_targets), code, wall, rss, cpu))
                 if "sslyze" in tools and SSLYZE.exists():
                     sample = targets[: args.sslyze_sample] if args.sslyze_sample else targets
                     code, wall, rss, cpu = run_sslyze(work, sample)
@@ -299,7 +313,7 @@ def main() -> None:
                     "latency_ms": args.latency_ms,
                     "lab_key": "ecdsa-p256" if args.ec else "rsa-2048",
                     "distinct_certs": args.distinct_certs,
-                    "concurrency": args.concurrency if tool == "rdptrust" else None,
+                    "concurrency": args.concurrency if tool.startswith("rdptrust") else None,
                     "cpus": os.cpu_count(),
                 }
             )
