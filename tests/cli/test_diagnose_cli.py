@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from fixtures.cli import no_pins
 from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.lab.runner import Lab
@@ -15,7 +16,10 @@ from rdptrust.lab.standard_security import parse_methods
 
 
 async def diagnose_lab(lab: Lab, store: Path, *extra: str) -> tuple[int, str, str]:
-    """``rdptrust diagnose`` of the lab's host, 1 s per URL, its root list, *store* pins."""
+    """``rdptrust diagnose`` of the lab's host, 1 s per URL, its root list, *store* pins
+    (made empty when it is not there yet)."""
+    if not store.exists():  # noqa: ASYNC240 - a local stat, before the command runs
+        no_pins(store)
     return await rdptrust(
         "diagnose",
         str(lab.target),
@@ -58,7 +62,7 @@ async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: 
     assert code == 2
     assert "NOT trusted" in out
     # When the host is pinned (Method 1)
-    code, _, err = await rdptrust("trust", str(lab.target), "--store", str(store))
+    code, _, err = await rdptrust("trust", str(lab.target), "--known-hosts", str(store))
     assert code == 0, err
     # Then diagnose says pinned, no stall
     code, out, err = await diagnose_lab(lab, store)

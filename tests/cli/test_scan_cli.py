@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.cli import run_rdptrust
+from fixtures.cli import no_pins, run_rdptrust
 from fixtures.lab import LabFactory
+from rdptrust.store.inventory import Inventory
 
 RDPTRUST = [sys.executable, "-m", "rdptrust.cli.main"]
 
@@ -289,6 +290,7 @@ def test_full_disk_during_scan_keeps_completed_results(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    Inventory.open(tmp_path / "inv.sqlite3").close()  # read-only commands need one
     run = rdptrust(*args, "--db", str(tmp_path / "inv.sqlite3"))
     assert run.returncode == 64, run.stderr
     assert message in run.stderr
@@ -381,7 +383,7 @@ async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: 
     code, out, err = await run_rdptrust(
         "scan", "--db", db, "--diagnose", "--fetch-timeout", "1", "--jsonl",
         "--root-list-url", lab.root_list_url,
-        "--known-hosts", str(tmp_path / "known_hosts.json"),
+        "--known-hosts", str(no_pins(tmp_path / "known_hosts.json")),
         *map(str, lab.targets),
     )  # fmt: skip
     assert code == 0, err

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from fixtures.cli import no_pins
 from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.monitor.config import parse_config, with_anchors
@@ -23,7 +24,7 @@ async def test_the_four_ways_agree(lab_factory: LabFactory, tmp_path: Path) -> N
     # Given a default Windows host (self-signed, NLA required) whose root list black-holes
     lab = await lab_factory(cert="self-signed", root_list="blackhole", require="HYBRID")
     target = str(lab.target)
-    known = str(tmp_path / "known_hosts.json")
+    known = str(no_pins(tmp_path / "known_hosts.json"))
     common = ("--fetch-timeout", "1", "--root-list-url", lab.root_list_url, "--known-hosts", known)
 
     # When diagnose judges it

@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from fixtures.cli import no_pins
 from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
 
@@ -66,7 +67,7 @@ async def test_issued_certificate_diagnoses_ok(lab_factory: LabFactory, tmp_path
             "--root-list-url",
             lab.root_list_url,
             "--known-hosts",
-            str(tmp_path / "k.json"),
+            str(no_pins(tmp_path / "k.json")),
         )
     finally:
         server.close()

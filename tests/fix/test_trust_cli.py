@@ -24,7 +24,7 @@ async def test_pin_then_refuse_recreated_certificate(
     target = str(lab.target)
     # Given the host pinned
     code, out, err = await rdptrust(
-        "trust", target, "--store", str(store), "--out", str(tmp_path / "o"), "--json"
+        "trust", target, "--known-hosts", str(store), "--out", str(tmp_path / "o"), "--json"
     )
     assert code == 0, err
     first = json.loads(out)
@@ -32,26 +32,28 @@ async def test_pin_then_refuse_recreated_certificate(
     assert first["certificate"]["sha256"] == lab.certificate_sha256
     assert (tmp_path / "o" / f"{lab.target.host}_{lab.target.port}.cer").exists()
     # Pinning again is a no-op that still succeeds
-    code, out, _ = await rdptrust("trust", target, "--store", str(store), "--json")
+    code, out, _ = await rdptrust("trust", target, "--known-hosts", str(store), "--json")
     assert code == 0
     assert json.loads(out)["pin_status"] == "match"
     # When Windows recreates its self-signed certificate
     lab.regenerate_certificate()
-    code, out, err = await rdptrust("trust", target, "--store", str(store))
+    code, out, err = await rdptrust("trust", target, "--known-hosts", str(store))
     # Then trust refuses, shows old and new, and recognises the recreation
     assert code == 2, out + err
     assert first["certificate"]["sha256"] in out
     assert lab.certificate_sha256 in out
     assert "six-month recreation" in out
     assert "--replace" in out
-    code, out, _ = await rdptrust("trust", target, "--store", str(store), "--replace", "--json")
+    code, out, _ = await rdptrust(
+        "trust", target, "--known-hosts", str(store), "--replace", "--json"
+    )
     assert code == 0
     assert json.loads(out)["certificate"]["sha256"] == lab.certificate_sha256
-    code, out, _ = await rdptrust("trust", "--list", "--store", str(store), "--json")
+    code, out, _ = await rdptrust("trust", "--list", "--known-hosts", str(store), "--json")
     assert [p["sha256"] for p in json.loads(out)["pins"]] == [lab.certificate_sha256]
-    code, out, _ = await rdptrust("trust", target, "--remove", "--store", str(store))
+    code, out, _ = await rdptrust("trust", target, "--remove", "--known-hosts", str(store))
     assert code == 0
-    code, out, _ = await rdptrust("trust", "--list", "--store", str(store), "--json")
+    code, out, _ = await rdptrust("trust", "--list", "--known-hosts", str(store), "--json")
     assert json.loads(out)["pins"] == []
 
 
@@ -60,11 +62,11 @@ async def test_ca_issued_replacement_is_not_called_recreation(
 ) -> None:
     lab = await lab_factory(cert="self-signed")
     store = tmp_path / "pins.json"
-    code, _, err = await rdptrust("trust", str(lab.target), "--store", str(store))
+    code, _, err = await rdptrust("trust", str(lab.target), "--known-hosts", str(store))
     assert code == 0, err
     other = await lab_factory(cert="ca")
     lab.set_credentials(other.credentials)
-    code, out, _ = await rdptrust("trust", str(lab.target), "--store", str(store), "--json")
+    code, out, _ = await rdptrust("trust", str(lab.target), "--known-hosts", str(store), "--json")
     assert code == 2
     doc = json.loads(out)
     assert doc["looks_like_recreation"] is False
@@ -106,7 +108,7 @@ async def test_hostile_subject_stays_inert(lab_factory: LabFactory, tmp_path: Pa
     lab = await lab_factory(cert_file=cert_file, key_file=key_file)
     out_dir = tmp_path / "out"
     code, _, err = await rdptrust(
-        "trust", str(lab.target), "--store", str(tmp_path / "p.json"), "--out", str(out_dir)
+        "trust", str(lab.target), "--known-hosts", str(tmp_path / "p.json"), "--out", str(out_dir)
     )
     assert code == 0, err
     ps1 = next(out_dir.glob("*.ps1")).read_text(encoding="utf-8-sig").split("\r\n")

@@ -47,7 +47,7 @@ def test_xfreerdp_uses_the_store_rdptrust_wrote(
     proc = rdptrust(
         "trust",
         f"127.0.0.1:{server.port}",
-        "--store",
+        "--known-hosts",
         str(tmp_path / "pins.json"),
         "--freerdp",
         "2",
@@ -102,7 +102,7 @@ async def test_xfreerdp_connects_to_the_lab_with_the_store_rdptrust_wrote(
         "rdptrust.cli.main",
         "trust",
         str(lab.target),
-        "--store",
+        "--known-hosts",
         str(tmp_path / "pins.json"),
         "--freerdp",
         "2",

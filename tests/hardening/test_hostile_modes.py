@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.cli import run_command
+from fixtures.cli import no_pins, run_command
 from fixtures.lab import LabFactory
 from rdptrust.lab.rdp import ENDLESS_RATE, HostileMode
 from rdptrust.lab.runner import Lab
@@ -168,7 +168,7 @@ async def test_check_is_unknown_for_every_mode(lab_factory: LabFactory, tmp_path
                 str(TIMEOUT),
                 "--no-system-trust",
                 "--known-hosts",
-                str(tmp_path / "known_hosts.json"),
+                str(no_pins(tmp_path / "known_hosts.json")),
             ]
             for lab in labs.values()
         ],

@@ -134,7 +134,9 @@ def test_pinned_store_is_0600_under_umask_000(tmp_path: Path) -> None:
         assert lab.stdout is not None
         info = json.loads(lab.stdout.readline())
         store = tmp_path / "pins" / "known_hosts.json"
-        done = _cli(tmp_path, "trust", info["rdp"][0], "--store", str(store), "--timeout", "5")
+        done = _cli(
+            tmp_path, "trust", info["rdp"][0], "--known-hosts", str(store), "--timeout", "5"
+        )
         assert done.returncode == 0, done.stderr
         assert _mode(store) == 0o600
     finally:

@@ -59,7 +59,7 @@ def _command(tmp_path: Path, name: str, target: str) -> list[str]:
         "probe": ["probe", target, "--no-enumerate"],
         "diagnose": ["diagnose", target, "--no-system-trust", "--root-update", "off"],
         "check": ["check", target, "--no-system-trust"],
-        "trust": ["trust", target, "--store", str(tmp_path / "pins.json")],
+        "trust": ["trust", target, "--known-hosts", str(tmp_path / "pins.json")],
         "scan": ["scan", target, "--db", db],
     }[name]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from monitor_hosts import RDPTRUST, expiring_in, subprocess_env
 
-from fixtures.cli import run_command
+from fixtures.cli import no_pins, run_command
 from fixtures.lab import LabFactory
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.lab.certs import HostCredentials, LabCa, windows_self_signed
@@ -57,7 +57,11 @@ async def test_fresh_ca_issued_trusted_is_ok(
 ) -> None:
     host = await rdp_host(ca_credentials)
     code, out, err = await run_check(
-        str(host.target), "--ca-file", str(ca_file), "--known-hosts", str(tmp_path / "kh.json")
+        str(host.target),
+        "--ca-file",
+        str(ca_file),
+        "--known-hosts",
+        str(no_pins(tmp_path / "kh.json")),
     )
     state, summary, perf = parse_line(out)
     assert (code, state) == (0, "OK"), out + err
@@ -99,7 +103,7 @@ async def test_expiring_within_warn_and_crit_days(
         "--ca-file",
         str(ca_file),
         "--known-hosts",
-        str(tmp_path / "kh.json"),
+        str(no_pins(tmp_path / "kh.json")),
         *extra,
     )
     got, summary, perf = parse_line(out)
@@ -114,7 +118,11 @@ async def test_expired_is_critical(
 ) -> None:
     host = await rdp_host(expired_credentials)
     rc, out, _ = await run_check(
-        str(host.target), "--ca-file", str(ca_file), "--known-hosts", str(tmp_path / "kh.json")
+        str(host.target),
+        "--ca-file",
+        str(ca_file),
+        "--known-hosts",
+        str(no_pins(tmp_path / "kh.json")),
     )
     state, summary, perf = parse_line(out)
     assert (rc, state) == (2, "CRITICAL")
@@ -127,7 +135,7 @@ async def test_self_signed_not_pinned_is_warning_and_pinned_is_ok(
 ) -> None:
     creds = windows_self_signed("127.0.0.1")
     host = await rdp_host(creds)
-    store = tmp_path / "kh.json"
+    store = no_pins(tmp_path / "kh.json")
     rc, out, _ = await run_check(str(host.target), "--known-hosts", str(store))
     state, summary, _ = parse_line(out)
     assert (rc, state) == (1, "WARNING")
@@ -161,7 +169,7 @@ async def test_untrusted_ca_is_warning(
 ) -> None:
     # As the lab serves it (leaf and intermediate), the root is nowhere local.
     host = await rdp_host(ca_credentials)
-    store = str(tmp_path / "kh.json")
+    store = str(no_pins(tmp_path / "kh.json"))
     rc, out, _ = await run_check(str(host.target), "--no-system-trust", "--known-hosts", store)
     state, summary, _ = parse_line(out)
     assert (rc, state) == (1, "WARNING")
@@ -183,7 +191,7 @@ async def test_untrusted_ca_is_warning(
 
 async def test_unreachable_is_unknown(refused_port: int, tmp_path: Path) -> None:
     rc, out, _ = await run_check(
-        f"127.0.0.1:{refused_port}", "--known-hosts", str(tmp_path / "kh.json")
+        f"127.0.0.1:{refused_port}", "--known-hosts", str(no_pins(tmp_path / "kh.json"))
     )
     state, summary, perf = parse_line(out)
     assert (rc, state) == (3, "UNKNOWN")
@@ -196,7 +204,11 @@ async def test_silent_host_is_unknown_within_the_timeout(silent_port: int, tmp_p
     loop = asyncio.get_running_loop()
     start = loop.time()
     rc, out, _ = await run_check(
-        f"127.0.0.1:{silent_port}", "--timeout", "0.5", "--known-hosts", str(tmp_path / "k.json")
+        f"127.0.0.1:{silent_port}",
+        "--timeout",
+        "0.5",
+        "--known-hosts",
+        str(no_pins(tmp_path / "k.json")),
     )
     assert (rc, parse_line(out)[0]) == (3, "UNKNOWN")
     assert loop.time() - start < 10
@@ -284,7 +296,7 @@ async def test_diagnose_black_holed_root_list_stall_against_max_stall(
         "--timeout",
         "1",
         "--known-hosts",
-        str(tmp_path / "kh.json"),
+        str(no_pins(tmp_path / "kh.json")),
     )
     # A root list that never answers costs the Windows per-URL time-out, 15 s.
     rc, out, _ = await run_check(*common)
@@ -324,7 +336,7 @@ async def test_diagnose_revoked_is_critical_and_good_is_ok(
         "--timeout",
         "2",
         "--known-hosts",
-        str(tmp_path / "kh.json"),
+        str(no_pins(tmp_path / "kh.json")),
     )
     rc, out, _ = await run_check(*args)
     state, summary, perf = parse_line(out)
@@ -363,4 +375,5 @@ async def test_an_unreadable_pinned_host_store_is_unknown(
     state, summary, _ = parse_line(out)
     # With or without the diagnosis: the same one reason, the store, before any probe
     assert (rc, state) == (3, "UNKNOWN")
+    # read before anything is probed or fetched, with or without --diagnose
     assert "not valid JSON" in summary

@@ -8,7 +8,8 @@ import click
 import platformdirs
 from cryptography.hazmat.primitives import hashes
 
-from rdptrust.errors import UsageError
+from rdptrust.cli.common import UrlType
+from rdptrust.errors import StoreError, UsageError
 from rdptrust.fix.host_cert import new_password, safe_file_stem, write_host_bundle
 from rdptrust.pki.ca import CaUrls, CertificateAuthority
 from rdptrust.report.jsonform import dumps
@@ -26,6 +27,8 @@ ca_dir_option = click.option(
     help="CA folder (default: rdptrust's data folder, ca/).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+#: Where clients fetch CA things: Windows follows http, https and ldap URLs.
+PKI_URL = UrlType(("http", "https", "ldap"))
 
 
 @click.group(
@@ -51,10 +54,23 @@ def ca() -> None:
 @ca.command("init")
 @ca_dir_option
 @click.option("--name", default="rdptrust RDP CA", show_default=True, help="CA common name.")
-@click.option("--days", type=click.IntRange(1, 36500), default=3650, show_default=True)
-@click.option("--crl-url", default=None, help="Where clients will fetch the CRL (http).")
-@click.option("--ocsp-url", default=None, help="OCSP responder URL, if you run one.")
-@click.option("--ca-issuers-url", default=None, help="Where clients can fetch the CA certificate.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 36500),
+    default=3650,
+    show_default=True,
+    help="Days the CA certificate is valid.",
+)
+@click.option(
+    "--crl-url", type=PKI_URL, default=None, help="Where clients will fetch the CRL (http)."
+)
+@click.option("--ocsp-url", type=PKI_URL, default=None, help="OCSP responder URL, if you run one.")
+@click.option(
+    "--ca-issuers-url",
+    type=PKI_URL,
+    default=None,
+    help="Where clients can fetch the CA certificate.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing CA in the folder.")
 @json_option
 def init(
@@ -69,6 +85,11 @@ def init(
 ) -> None:
     """Create the CA: key (0600) and certificate."""
     directory = directory or default_ca_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A folder that cannot be made is exit 73 (like every local write), not a usage error.
+        raise StoreError(f"cannot create {directory}: {exc.strerror or exc}") from exc
     authority = CertificateAuthority.init(
         directory,
         name=name,
@@ -94,7 +115,13 @@ def init(
 @ca_dir_option
 @click.option("--dns", "dns_names", multiple=True, help="Another DNS name (repeatable).")
 @click.option("--ip", "ip_addresses", multiple=True, help="An IP address name (repeatable).")
-@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=365,
+    show_default=True,
+    help="Days the host certificate is valid.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -179,6 +206,7 @@ def issue(
     ),
     default="unspecified",
     show_default=True,
+    help="The reason the CRL gives.",
 )
 @json_option
 def revoke(serial_or_host: str, directory: Path | None, reason: str, as_json: bool) -> None:

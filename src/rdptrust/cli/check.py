@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import run, target_argument
+from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.errors import PkiError, RdptrustError, StoreError
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -27,8 +27,8 @@ States (worst wins: CRITICAL, UNKNOWN, WARNING, OK):
   WARNING   ends within --warn-days; self-signed, not pinned; untrusted root;
             incomplete chain; SHA-1; a key under 2048 bits; predicted stall over
             --max-stall; no CRL or OCSP answer for a trusted chain
-  UNKNOWN   the host cannot be probed (refused, time-out, not RDP); a trust source
-            or the pinned-host store cannot be read
+  UNKNOWN   the host cannot be probed (refused, time-out, not RDP); a --ca-file
+            or the --known-hosts store is missing or cannot be read
 \b
 Output: one line 'RDPTRUST STATE - summary | perfdata'. Perfdata: days_left (d, ranges
 WARN: and CRIT: alert below), stall (s, with --diagnose), tls_handshake (s), time (s).
@@ -74,7 +74,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     "ca_files",
     type=click.Path(dir_okay=False, path_type=Path),
     multiple=True,
-    help="Trust the CA certificates in this PEM or DER file (repeatable).",
+    help=CA_FILE_HELP,
 )
 @click.option(
     "--system-trust/--no-system-trust",
@@ -86,7 +86,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     "--known-hosts",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="rdptrust's pinned-host store (default: known_hosts.json in rdptrust's data folder).",
+    help=KNOWN_HOSTS_HELP,
 )
 @click.option(
     "--timeout",
@@ -104,8 +104,8 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
 )
 @click.option(
     "--root-list-url",
+    type=UrlType(),
     default=None,
-    metavar="URL",
     help="With --diagnose: where the Windows root list is fetched "
     "(default: the Windows Update URL).",
 )
@@ -168,15 +168,14 @@ def check(
             param_hint="--crit-days",
         )
     parsed = target_argument(target)
-    if root_list_url is not None and not root_list_url.startswith(("http://", "https://")):
-        raise click.BadParameter(
-            f"{root_list_url!r} is not an http:// or https:// URL", param_hint="--root-list-url"
-        )
     thresholds = Thresholds(warn_days=warn_days, crit_days=crit_days, max_stall_s=max_stall)
     ctx = click.get_current_context()
     try:
         anchors = load_trust_anchors(system=system_trust, ca_files=list(ca_files))
-    except PkiError as exc:
+        # Read now, so that a store named but missing or broken is UNKNOWN even for a
+        # host that sends no certificate, never "no pins".
+        KnownHosts.load(known_hosts, must_exist=known_hosts is not None)
+    except (PkiError, StoreError) as exc:
         click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
         ctx.exit(PluginState.UNKNOWN)
     try:

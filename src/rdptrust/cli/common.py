@@ -1,24 +1,42 @@
-"""Shared pieces of the command line: exit codes, error output, target arguments."""
+"""Shared pieces of the command line: exit codes, error output, output streams, option types."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import io
 import os
+import sqlite3
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
-from rdptrust.errors import UsageError
+from rdptrust.errors import PkiError, StoreError, UsageError
 from rdptrust.model.target import Target, parse_target
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    _TextParam = click.ParamType[str]
+else:  # click before 8.2 has no generic ParamType
+    _TextParam = click.ParamType
 
 EXIT_OK = 0
 EXIT_WARNING = 1
 EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 EXIT_USAGE = 64
+#: An input file that must exist does not (sysexits EX_NOINPUT).
+EXIT_NO_INPUT = 66
 EXIT_INTERNAL = 70
+#: A file or folder cannot be created where it was asked for (sysexits EX_CANTCREAT).
+EXIT_CANT_CREATE = 73
+#: Reading or writing a local file failed (sysexits EX_IOERR).
+EXIT_IO_ERROR = 74
 
 T = TypeVar("T")
 
@@ -29,12 +47,213 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+_CANT_CREATE_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+    }
+)
+
+
+def store_exit_code(exc: StoreError) -> int:
+    """73 when a file or folder cannot be created there (permissions, no such folder,
+    read-only file system), 74 for any other local I/O failure (disk full, I/O error;
+    an inventory that exists but is locked, read-only or corrupt)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.errno in _CANT_CREATE_ERRNOS:
+        return EXIT_CANT_CREATE
+    if isinstance(cause, sqlite3.Error):
+        name = getattr(cause, "sqlite_errorname", "") or ""
+        if name.startswith("SQLITE_CANTOPEN"):
+            return EXIT_CANT_CREATE
+    return EXIT_IO_ERROR
+
+
 def target_argument(text: str) -> Target:
     try:
         return parse_target(text)
     except UsageError as exc:
         raise click.BadParameter(str(exc)) from None
 
+
+# --- output -------------------------------------------------------------------------
+
+#: The width rich lays out output for when standard output is a file or a pipe: wide
+#: enough that no table cell is folded or cut, so every line can be copied whole.
+PIPED_WIDTH = 1 << 16
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def console(*, quiet: bool = False) -> Console:
+    """The rich Console every command prints its standard output with.
+
+    On a terminal, text wraps at the terminal's width. Into a file or a pipe nothing is
+    wrapped, folded or cut: fix commands, URLs and fingerprints stay on one line.
+    """
+    from rich.console import Console
+
+    if stdout_is_terminal():
+        return Console(highlight=False, quiet=quiet)
+    return Console(highlight=False, quiet=quiet, soft_wrap=True, width=PIPED_WIDTH)
+
+
+class _ReaderGone(io.RawIOBase):
+    """A file descriptor whose writes are dropped once the reader has gone (EPIPE)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self.gone = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data))
+        if self.gone:
+            return size
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            self.gone = True
+            return size
+
+
+def closed_pipe_safe(stream: TextIO) -> TextIO:
+    """*stream* rebuilt so that a closed pipe (``| head``) ends its output silently.
+
+    Everything written after the reader went away is dropped, so the command runs to
+    its end and exits with its own code, not with a BrokenPipeError. A stream without
+    a file descriptor (captured output) is returned as it is.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    if not isinstance(stream, io.TextIOWrapper):
+        return stream
+    stream.flush()
+    return io.TextIOWrapper(
+        io.BufferedWriter(_ReaderGone(fd)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        newline=None if sys.platform == "win32" else "\n",
+        line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
+    )
+
+
+# --- option types -------------------------------------------------------------------
+
+
+class UrlType(_TextParam):
+    """An absolute URL with one of *schemes* and a host: every URL option uses this."""
+
+    name = "url"
+
+    def __init__(self, schemes: tuple[str, ...] = ("http", "https")) -> None:
+        self.schemes = schemes
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        problem = self._problem(text)
+        if problem is not None:
+            self.fail(f"{text!r} is not a usable URL: {problem}", param, ctx)
+        return text
+
+    def _problem(self, text: str) -> str | None:
+        if any(c.isspace() or not c.isprintable() for c in text):
+            return "it contains spaces or control characters"
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises for a port that is not a number in range
+        except ValueError as exc:
+            return str(exc)
+        names = " or ".join(f"{s}://" for s in self.schemes)
+        if parts.scheme.lower() not in self.schemes:
+            return f"it must start with {names}"
+        if not parts.hostname:
+            return "it names no host"
+        return None
+
+
+class InputPath(click.Path):
+    """A file (or with *directory*, a folder) the command reads, checked before anything
+    else runs: it must exist and *validate* (which raises PkiError or StoreError) must
+    accept it; its message, not a library's, is what the user reads."""
+
+    def __init__(
+        self,
+        validate: Callable[[Path], object],
+        *,
+        must_exist: bool = True,
+        directory: bool = False,
+    ) -> None:
+        super().__init__(
+            file_okay=not directory, dir_okay=directory, exists=must_exist, path_type=Path
+        )
+        self._validate = validate
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))
+        if not path.exists():
+            return path
+        try:
+            self._validate(path)
+        except (PkiError, StoreError) as exc:
+            self.fail(str(exc), param, ctx)
+        return path
+
+
+def _read_ca_file(path: Path) -> None:
+    from rdptrust.pki.trust import load_trust_anchors
+
+    load_trust_anchors(system=False, ca_files=[path])
+
+
+def _read_ca_dir(path: Path) -> None:
+    from rdptrust.pki.trust import load_trust_anchors
+
+    load_trust_anchors(system=False, ca_dirs=[path])
+
+
+def _read_known_hosts(path: Path) -> None:
+    from rdptrust.pki.pinning import KnownHosts
+
+    KnownHosts.load(path, must_exist=True)
+
+
+#: ``--ca-file``: a PEM or DER file that holds at least one readable certificate.
+CA_FILE = InputPath(_read_ca_file)
+#: ``--ca-dir``: a folder that holds at least one readable certificate file.
+CA_DIR = InputPath(_read_ca_dir, directory=True)
+#: ``--known-hosts`` of a command that reads pins: the store must exist and parse.
+KNOWN_HOSTS = InputPath(_read_known_hosts)
+#: ``--known-hosts`` of ``rdptrust trust``, which creates the store: it must parse if it exists.
+KNOWN_HOSTS_TO_WRITE = InputPath(_read_known_hosts, must_exist=False)
+
+KNOWN_HOSTS_HELP = (
+    "rdptrust's pinned-host store, as 'rdptrust trust' writes it "
+    "[default: known_hosts.json in rdptrust's data folder]."
+)
+CA_FILE_HELP = "Also trust the CA certificates in this PEM or DER file (repeatable)."
+
+
+# --- running ------------------------------------------------------------------------
 
 #: Environment variable choosing the event loop: ``uvloop`` (the default where it is
 #: installed) or ``asyncio`` (the standard library's).
@@ -59,7 +278,3 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         else:
             return uvloop.run(coro)
     return asyncio.run(coro)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from rdptrust.cli.common import console as make_console
 from rdptrust.cli.common import run
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
@@ -23,6 +24,13 @@ from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
 from rdptrust.report.jsonform import dumps
 
+#: Section rules are at most this wide: into a pipe the console is as wide as a line gets.
+RULE_WIDTH = 100
+
+
+def _rule(console: Console, title: str) -> None:
+    console.print(Rule(title), width=min(console.width, RULE_WIDTH))
+
 
 async def _demo(
     console: Console, fetch_timeout: float, work: Path
@@ -31,12 +39,12 @@ async def _demo(
     config = LabConfig(root_list=ResponderMode.parse("blackhole"), require=SecurityProtocol.HYBRID)
     async with Lab(config) as lab:
         target = lab.target
-        console.print(Rule("The setting"))
+        _rule(console, "The setting")
         console.print(
             Text(
                 f"An RDP host at {target} presents Windows' default self-signed certificate"
                 f" ({lab.credentials.leaf.subject.rfc4514_string()}, SHA-256"
-                f" {lab.certificate_sha256[:16]}…). The client's network black-holes the"
+                f" {lab.certificate_sha256}). The client's network black-holes the"
                 " Windows Update root list, as many firewalls and proxies do:\n"
                 f"  {lab.root_list_url}\n"
                 f"(both run here on loopback; rdptrust stops waiting for a URL after"
@@ -50,11 +58,11 @@ async def _demo(
             known_hosts=store,
             probe_timeout_s=5.0,
         )
-        console.print(Rule("Step 1: rdptrust diagnose, as a Windows client sees the host"))
+        _rule(console, "Step 1: rdptrust diagnose, as a Windows client sees the host")
         before = await assess(target, options)
         render_diagnosis(before, console, fixes_for(before))
 
-        console.print(Rule("Step 2: Method 1 with rdptrust trust (pin the host's certificate)"))
+        _rule(console, "Step 2: Method 1 with rdptrust trust (pin the host's certificate)")
         leaf = lab.credentials.leaf
         known = KnownHosts.load(store)
         known.add(pin_from_certificate(target, leaf))
@@ -65,7 +73,7 @@ async def _demo(
         for path in files.values():
             console.print(Text(f"  {path}"))
 
-        console.print(Rule("Step 3: rdptrust diagnose again"))
+        _rule(console, "Step 3: rdptrust diagnose again")
         after = await assess(target, options)
         render_diagnosis(after, console, fixes_for(after))
     return before, after
@@ -92,7 +100,7 @@ def demo(fetch_timeout: float, as_json: bool) -> None:
     diagnoses it (about 15 s predicted wait), applies Method 1 in a temporary store, and
     diagnoses again (no wait). Everything runs on 127.0.0.1 and is removed afterwards.
     """
-    console = Console(highlight=False, quiet=as_json)
+    console = make_console(quiet=as_json)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rdptrust-demo-") as tmp:
         before, after = run(_demo(console, fetch_timeout, Path(tmp)))
@@ -109,7 +117,7 @@ def demo(fetch_timeout: float, as_json: bool) -> None:
             )
         )
         return
-    console.print(Rule("What happened"))
+    _rule(console, "What happened")
     console.print(
         Text(
             f"Before: a predicted wait of about {before.predicted_stall_s or 0:.0f} s on every"

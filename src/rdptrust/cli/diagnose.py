@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from rdptrust.cli.common import run, target_argument
+from rdptrust.cli.common import (
+    CA_DIR,
+    CA_FILE,
+    CA_FILE_HELP,
+    KNOWN_HOSTS,
+    KNOWN_HOSTS_HELP,
+    UrlType,
+    console,
+    run,
+    target_argument,
+)
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -27,7 +36,8 @@ Examples:
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
-probe), 64 usage error.""",
+probe), 64 usage error (a malformed URL, a --ca-file or --known-hosts that is missing or
+unreadable).""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
@@ -37,25 +47,26 @@ probe), 64 usage error.""",
     "--ca-file",
     "ca_files",
     multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Also trust the CA certificates in this PEM file (repeatable).",
+    type=CA_FILE,
+    help=CA_FILE_HELP,
 )
 @click.option(
     "--ca-dir",
     "ca_dirs",
     multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=CA_DIR,
     help="Also trust the certificates in this folder (repeatable).",
 )
-@click.option("--no-system-trust", is_flag=True, help="Ignore this machine's trust store.")
 @click.option(
-    "--known-hosts",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="rdptrust's pinned-host store (default: the one 'rdptrust trust' writes).",
+    "--system-trust/--no-system-trust",
+    default=True,
+    show_default=True,
+    help="Also trust this machine's CA store.",
 )
+@click.option("--known-hosts", type=KNOWN_HOSTS, default=None, help=KNOWN_HOSTS_HELP)
 @click.option(
     "--root-list-url",
+    type=UrlType(),
     default=DEFAULT_ROOT_LIST_URL,
     show_default=True,
     help="Where Windows fetches the trusted-root list.",
@@ -109,7 +120,7 @@ def diagnose_cmd(
     as_json: bool,
     ca_files: tuple[Path, ...],
     ca_dirs: tuple[Path, ...],
-    no_system_trust: bool,
+    system_trust: bool,
     known_hosts: Path | None,
     root_list_url: str,
     root_update: str,
@@ -130,7 +141,7 @@ def diagnose_cmd(
     parsed = target_argument(target)
     # Trust sources and the pinned store are read before the host is probed: a file
     # that cannot be read is an error of its own, not a verdict on the host.
-    anchors = load_trust_anchors(system=not no_system_trust, ca_files=ca_files, ca_dirs=ca_dirs)
+    anchors = load_trust_anchors(system=system_trust, ca_files=ca_files, ca_dirs=ca_dirs)
     store = KnownHosts.load(known_hosts)
     options = AssessOptions(
         probe_timeout_s=timeout,
@@ -151,7 +162,7 @@ def diagnose_cmd(
     if as_json:
         click.echo(dumps(diagnosis_document(result, fixes)))
     else:
-        render_diagnosis(result, Console(highlight=False), fixes)
+        render_diagnosis(result, console(), fixes)
     if result.probe.error is not None and not as_json:
         click.echo(f"rdptrust: error: {result.probe.error.message}", err=True)
     click.get_current_context().exit(result.verdict.exit_code)

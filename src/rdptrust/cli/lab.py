@@ -148,8 +148,20 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     show_default=True,
     help="Delay before every server response (RDP and HTTP).",
 )
-@click.option("--ntlm-computer", default="WIN-LAB01", show_default=True, metavar="NAME")
-@click.option("--ntlm-domain", default="LAB", show_default=True, metavar="NAME")
+@click.option(
+    "--ntlm-computer",
+    default="WIN-LAB01",
+    show_default=True,
+    metavar="NAME",
+    help="NetBIOS computer name in the NTLM CHALLENGE.",
+)
+@click.option(
+    "--ntlm-domain",
+    default="LAB",
+    show_default=True,
+    metavar="NAME",
+    help="NetBIOS domain name in the NTLM CHALLENGE.",
+)
 @click.option(
     "--ntlm-version",
     default="10.0.20348",
@@ -177,12 +189,14 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     type=click.Choice(list(TLS_VERSIONS)),
     default="TLSv1.2",
     show_default=True,
+    help="Oldest TLS version the RDP endpoint accepts.",
 )
 @click.option(
     "--tls-max",
     type=click.Choice(list(TLS_VERSIONS)),
     default="TLSv1.3",
     show_default=True,
+    help="Newest TLS version the RDP endpoint accepts.",
 )
 def lab(
     host: str,

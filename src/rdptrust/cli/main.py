@@ -1,7 +1,10 @@
 """The ``rdptrust`` command: parsing and wiring only.
 
 Exit codes: 0 success, 1 warning, 2 critical, 3 unknown / could not probe,
-64 usage error, 70 internal error (a bug: please report it with ``--debug``).
+64 usage error, 66 an input file that must exist does not, 70 internal error (a bug:
+please report it with ``--debug``), 73 a file or folder cannot be created, 74 a local
+read or write failed. Output into a pipe whose reader has gone (``| head``) is
+dropped: the exit code stays the command's own.
 """
 
 from __future__ import annotations
@@ -12,8 +15,15 @@ import sys
 import click
 
 from rdptrust import __version__
-from rdptrust.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail
-from rdptrust.errors import RdptrustError, UsageError
+from rdptrust.cli.common import (
+    EXIT_INTERNAL,
+    EXIT_IO_ERROR,
+    EXIT_USAGE,
+    closed_pipe_safe,
+    fail,
+    store_exit_code,
+)
+from rdptrust.errors import RdptrustError, StoreError, UsageError
 
 #: Each command and where it lives; a module is imported only when its command runs
 #: (or when the help lists the commands), so ``rdptrust scan`` starts without the
@@ -78,6 +88,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; maps every error to one line and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = closed_pipe_safe(sys.stdout), closed_pipe_safe(sys.stderr)
+    try:
+        code = _run(argv, debug)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None, debug: bool) -> int:
     try:
         code = cli.main(args=argv, prog_name="rdptrust", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -96,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         code = fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), store_exit_code(exc))
     except RdptrustError as exc:
         if debug:
             raise
@@ -103,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("rdptrust: interrupted", err=True)
         code = 130
+    except OSError as exc:
+        # A local file operation no rdptrust code mapped: still the user's disk, not a bug.
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        code = fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_IO_ERROR)
     except Exception as exc:
         if debug:
             raise
@@ -110,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (run with --debug and report it)",
             EXIT_INTERNAL,
         )
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rdptrust.cli.common import EXIT_OK
+from rdptrust.cli.common import EXIT_OK, console
 from rdptrust.errors import RemoteProtocolError, UsageError
 from rdptrust.fix.policy import (
     PolicySet,
@@ -62,12 +61,9 @@ def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
 
 @policy.command("root-autoupdate")
 @click.option(
-    "--disable",
-    "mode",
-    flag_value="disable",
-    help="Turn Automatic Root Certificates Update off (Method 2).",
+    "--disable", is_flag=True, help="Turn Automatic Root Certificates Update off (Method 2)."
 )
-@click.option("--enable", "mode", flag_value="enable", help="Turn it back on (the reverse).")
+@click.option("--enable", is_flag=True, help="Turn it back on (the reverse).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -75,15 +71,17 @@ def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
     help="Folder to write into.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def root_autoupdate_cmd(mode: str | None, out: Path, as_json: bool) -> None:
+def root_autoupdate_cmd(disable: bool, enable: bool, out: Path, as_json: bool) -> None:
     """Registry.pol, .reg and PowerShell that set DisableRootAutoUpdate.
 
     With root update off, Windows stops fetching authrootstl.cab from Windows Update when it
     meets an untrusted root: the wait on "Securing remote connection" for that URL goes away.
     """
-    if mode is None:
-        raise UsageError("say --disable or --enable")
-    _write(root_autoupdate(disable=mode == "disable"), out, as_json)
+    if disable == enable:
+        raise click.UsageError(
+            "give --disable or --enable, not both" if disable else "say --disable or --enable"
+        )
+    _write(root_autoupdate(disable=disable), out, as_json)
 
 
 @policy.command("retrieval-timeouts")
@@ -158,4 +156,4 @@ def show(file: Path, as_json: bool) -> None:
         value = entry.value
         shown = value.hex() if isinstance(value, bytes) else str(value)
         table.add_row(Text(entry.key), Text(entry.value_name), type_name(entry.type), Text(shown))
-    Console(highlight=False).print(table)
+    console().print(table)

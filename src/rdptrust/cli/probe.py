@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
-from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, run, target_argument
+from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, console, run, target_argument
 from rdptrust.net.probe import probe_host
 from rdptrust.report.jsonform import dumps
 from rdptrust.report.probe import probe_document, render_probe
@@ -58,7 +57,7 @@ def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> Non
     if as_json:
         click.echo(dumps(probe_document(result)))
     else:
-        render_probe(result, Console(highlight=False))
+        render_probe(result, console())
     if result.error is not None:
         if not as_json:
             click.echo(f"rdptrust: error: {result.error.message}", err=True)

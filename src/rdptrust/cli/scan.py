@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rdptrust.cli.common import EXIT_OK, EXIT_USAGE, fail, run
+from rdptrust.cli.common import (
+    CA_FILE,
+    CA_FILE_HELP,
+    EXIT_NO_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    KNOWN_HOSTS,
+    KNOWN_HOSTS_HELP,
+    UrlType,
+    console,
+    fail,
+    run,
+    store_exit_code,
+)
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.target import (
@@ -41,11 +53,9 @@ from rdptrust.report.inventory import (
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo
+from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo, default_path
 from rdptrust.store.scan import ScanOptions, ScanSummary, fit_concurrency, run_scan
 
-#: Exit code when the inventory cannot be used (sysexits EX_IOERR).
-EXIT_STORE = 74
 #: Exit code of a scan stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -56,13 +66,22 @@ def _open(db: str | None) -> Inventory:
     return Inventory.open(Path(db) if db else None)
 
 
-def _console() -> Console:
-    # Piped output is read by people too (less, mail): wide enough for one row per host.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+def _open_to_read(db: str | None) -> Inventory:
+    """The inventory of a command that only reads it: never created, opened read-only."""
+    path = Path(db) if db else default_path()
+    if not path.exists():
+        click.get_current_context().exit(
+            fail(
+                f"no inventory at {path}: 'rdptrust scan' creates one"
+                + ("" if db else ", or give another with --db"),
+                EXIT_NO_INPUT,
+            )
+        )
+    return Inventory.open(path, read_only=True)
 
 
 def _store_failure(exc: StoreError) -> None:
-    click.get_current_context().exit(fail(str(exc), EXIT_STORE))
+    click.get_current_context().exit(fail(str(exc), store_exit_code(exc)))
 
 
 def _write_lines(destination: str, lines: Iterator[str]) -> Path | None:
@@ -147,13 +166,9 @@ async def _scan(
             def on_result(record: ObservationRecord) -> None:
                 progress.advance(record)
                 if jsonl and not stop.is_set():
-                    try:
-                        sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
-                        sys.stdout.flush()
-                    except BrokenPipeError:
-                        # The reader went away (| head): stop as on Ctrl-C, resumable.
-                        _stdout_to_devnull()
-                        stop.set()
+                    # A reader gone (| head) drops the rest; the scan still records every host.
+                    sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
+                    sys.stdout.flush()
 
             return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
     finally:
@@ -187,8 +202,8 @@ at most a /12 for IPv4 and a /108 for IPv6). A target file holds one per line; '
 a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are kept and
 '--resume' does the rest.
 \b
-Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
-74 the inventory cannot be used, 130 interrupted.""",
+Exit codes: 0 scan done (whatever the hosts answered), 64 usage error, 73 the inventory
+cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
 )
 @click.argument("targets", nargs=-1, metavar="TARGET…")
 @click.option(
@@ -253,7 +268,7 @@ Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
 )
 @click.option(
     "--root-list-url",
-    metavar="URL",
+    type=UrlType(),
     default=None,
     help="With --diagnose: where the root list is fetched [default: the Windows Update URL].",
 )
@@ -261,14 +276,14 @@ Exit codes: 0 scan done (whatever the hosts answered), 64 usage error,
     "--ca-file",
     "ca_files",
     multiple=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="With --diagnose: also trust the CA certificates in FILE (repeatable).",
+    type=CA_FILE,
+    help=f"With --diagnose: {CA_FILE_HELP[0].lower()}{CA_FILE_HELP[1:]}",
 )
 @click.option(
     "--known-hosts",
-    type=click.Path(dir_okay=False),
+    type=KNOWN_HOSTS,
     default=None,
-    help="With --diagnose: the pinned-host store [default: rdptrust's own].",
+    help=f"With --diagnose: {KNOWN_HOSTS_HELP[0].lower()}{KNOWN_HOSTS_HELP[1:]}",
 )
 @click.option(
     "--jsonl",
@@ -296,8 +311,8 @@ def scan(
     fetch_timeout: float,
     root_update: str,
     root_list_url: str | None,
-    ca_files: tuple[str, ...],
-    known_hosts: str | None,
+    ca_files: tuple[Path, ...],
+    known_hosts: Path | None,
     jsonl: bool,
     resume: str | None,
 ) -> None:
@@ -334,8 +349,8 @@ def scan(
                     url_timeout=fetch_timeout,
                     root_update=root_update == "on",
                     root_list_url=root_list_url,
-                    ca_files=tuple(str(Path(f).resolve()) for f in ca_files),
-                    known_hosts=str(Path(known_hosts).resolve()) if known_hosts else None,
+                    ca_files=tuple(str(f.resolve()) for f in ca_files),
+                    known_hosts=str(known_hosts.resolve()) if known_hosts else None,
                 )
                 arguments = list(targets) + (
                     ["-i", str(Path(input_file).resolve()) if input_file != "-" else "-"]
@@ -377,41 +392,25 @@ def scan(
     epilog="""\b
 Examples:
   rdptrust hosts
-  rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'""",
+  rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'
+\b
+Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
 )
 @click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
 def hosts(db: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
     try:
-        with _open(db) as inventory:
+        with _open_to_read(db) as inventory:
             if as_json:
                 # one host at a time: a fleet of any size fits in memory
-                with _quiet_broken_pipe():
-                    write_hosts_json(inventory.iter_hosts(), sys.stdout)
+                write_hosts_json(inventory.iter_hosts(), sys.stdout)
                 return
             found = inventory.hosts()
     except StoreError as exc:
         _store_failure(exc)
         return
-    render_hosts(found, _console())
-
-
-@contextlib.contextmanager
-def _quiet_broken_pipe() -> Iterator[None]:
-    """A reader that went away (``| head``) ends the output quietly."""
-    try:
-        yield
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _stdout_to_devnull()
-
-
-def _stdout_to_devnull() -> None:
-    """Point standard output at /dev/null, so the exit's flush meets no closed pipe."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    render_hosts(found, console())
 
 
 def _history_target(text: str) -> Target:
@@ -426,7 +425,10 @@ def _history_target(text: str) -> Target:
     epilog="""\b
 Examples:
   rdptrust history rdp01
-  rdptrust history 10.0.0.5:3390 --json""",
+  rdptrust history 10.0.0.5:3390 --json
+\b
+Exit codes: 0 shown, 64 the inventory never saw the host, 66 no inventory there (it is never
+created), 74 it cannot be read.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
@@ -435,7 +437,7 @@ def history(target: str, db: str | None, as_json: bool) -> None:
     """Show one host's certificate history and events (first seen, changes, reachability)."""
     parsed = _history_target(target)
     try:
-        with _open(db) as inventory:
+        with _open_to_read(db) as inventory:
             found = inventory.history(parsed)
     except StoreError as exc:
         _store_failure(exc)
@@ -446,7 +448,7 @@ def history(target: str, db: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(dumps(history_document(found)))
     else:
-        render_history(found, _console())
+        render_history(found, console())
 
 
 @click.command(
@@ -456,7 +458,10 @@ Examples:
   rdptrust report --db fleet.sqlite3 --csv fleet.csv --scan 4
   rdptrust report --jsonl - | jq -c 'select(.certificate.self_signed)'
 \b
-Without --scan the report holds each host's latest observation across all scans.""",
+Without --scan the report holds each host's latest observation across all scans.
+\b
+Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never created),
+73 the output file cannot be created, 74 reading or writing failed.""",
 )
 @click.option("--db", type=click.Path(dir_okay=False), help=_DB_HELP)
 @click.option(
@@ -494,7 +499,7 @@ def report(
     from rdptrust.report.html import write_html_report
 
     try:
-        with _open(db) as inventory:
+        with _open_to_read(db) as inventory:
             if scan_id is not None:
                 inventory.scan(scan_id)
             path: Path | None

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from rdptrust.cli.common import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, run, target_argument
+from rdptrust.cli.common import (
+    EXIT_CRITICAL,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    KNOWN_HOSTS_HELP,
+    KNOWN_HOSTS_TO_WRITE,
+    run,
+    target_argument,
+)
 from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
 from rdptrust.fix.method1 import write_trust_bundle
@@ -35,7 +43,8 @@ Examples:
   rdptrust trust --remove rdp01
 \b
 Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refused without
---replace), 3 could not probe, 64 usage error.""",
+--replace), 3 could not probe, 64 usage error, 73 a file or folder cannot be created,
+74 writing failed. When a file cannot be written, nothing is pinned.""",
 )
 @click.argument("target", metavar="HOST[:PORT]", required=False)
 @click.option(
@@ -44,12 +53,7 @@ Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refu
     default=None,
     help="Write the certificate (.cer, .pem) and import scripts (.ps1, .cmd) here.",
 )
-@click.option(
-    "--store",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="rdptrust's pinned-host store (default: known_hosts.json in rdptrust's data folder).",
-)
+@click.option("--known-hosts", type=KNOWN_HOSTS_TO_WRITE, default=None, help=KNOWN_HOSTS_HELP)
 @click.option(
     "--freerdp",
     type=click.Choice(["2", "3"]),
@@ -66,12 +70,18 @@ Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refu
 @click.option("--replace", is_flag=True, help="Accept a certificate that differs from the pin.")
 @click.option("--list", "list_", is_flag=True, help="List pinned hosts.")
 @click.option("--remove", is_flag=True, help="Forget the pin of HOST[:PORT].")
-@click.option("--timeout", type=click.FloatRange(min=0.1, max=600), default=10.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds for the connection (connect, negotiation and TLS together).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def trust(
     target: str | None,
     out: Path | None,
-    store: Path | None,
+    known_hosts: Path | None,
     freerdp: str | None,
     freerdp_dir: Path | None,
     current_user: bool,
@@ -88,7 +98,7 @@ def trust(
     scripts that import it into the Windows Trusted Root store after checking its
     thumbprint. When the pinned certificate has changed, it refuses and shows old and new.
     """
-    known = KnownHosts.load(store)
+    known = KnownHosts.load(known_hosts)
     ctx = click.get_current_context()
     if list_:
         if target or remove:
@@ -153,10 +163,8 @@ def trust(
             click.echo(f"REFUSED: {check.explanation}.")
             click.echo("Run again with --replace to pin the new certificate.")
         ctx.exit(EXIT_CRITICAL)
-    if check.status != PinStatus.MATCH:
-        known.add(pin_from_certificate(parsed, cert))
-        known.save()
-    document["pinned"] = True
+    # The files first: when one cannot be written (exit 73/74) nothing is pinned, so
+    # running the command again after fixing the cause does the whole job.
     files: dict[str, Path] = {}
     if out is not None:
         files.update(write_trust_bundle(out, parsed, cert, current_user=current_user))
@@ -168,6 +176,10 @@ def trust(
             )
         else:
             files["freerdp"] = write_freerdp3_entry(config, parsed.host, parsed.port, cert)
+    if check.status != PinStatus.MATCH:
+        known.add(pin_from_certificate(parsed, cert))
+        known.save()
+    document["pinned"] = True
     document["files"] = {k: str(v) for k, v in files.items()}
     if as_json:
         click.echo(dumps(to_jsonable(document)))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from rdptrust.errors import UsageError
 
@@ -190,6 +194,9 @@ def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -
         yield Target(host, target.port)
 
 
+_NOT_TEXT = "not UTF-8 text (nor UTF-16 with a byte order mark)"
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
 #: Largest target file :func:`read_target_file` reads, and its longest line.
 MAX_TARGET_FILE_BYTES = 64 << 20
 MAX_TARGET_LINE = 1024
@@ -199,16 +206,21 @@ def read_target_file(path: str | os.PathLike[str]) -> Iterator[TargetLine]:
     """Yield the target specs of a file: one per line, ``#`` starts a comment.
 
     Blank lines and comments are skipped. The file is read lazily; ``-`` reads
-    standard input. Problems raise :class:`UsageError` naming the file and line.
+    standard input. It is UTF-8, or UTF-16 or UTF-8 with a byte order mark (what
+    Windows PowerShell 5.1's ``>`` and Notepad write). Problems raise
+    :class:`UsageError` naming the file and line.
     """
     name = os.fspath(path)
+    binary: BinaryIO | None = None
     try:
-        handle = (
-            sys.stdin
-            if name == "-"
-            else open(name, encoding="utf-8", errors="strict", newline=None)
+        binary = sys.stdin.buffer if name == "-" else open(name, "rb")
+        # surrogateescape keeps an undecodable byte in its line, so the error names that line
+        handle = io.TextIOWrapper(
+            binary, encoding=_encoding(binary), errors="surrogateescape", newline=None
         )
     except OSError as exc:
+        if binary is not None and name != "-":
+            binary.close()
         raise UsageError(f"cannot read target file {name}: {exc.strerror or exc}") from None
     read = 0
     try:
@@ -217,12 +229,14 @@ def read_target_file(path: str | os.PathLike[str]) -> Iterator[TargetLine]:
             try:
                 raw = handle.readline(MAX_TARGET_LINE + 1)
             except UnicodeDecodeError:
-                raise UsageError(f"{name}:{lineno + 1}: not UTF-8 text") from None
+                raise UsageError(f"{name}:{lineno + 1}: {_NOT_TEXT}") from None
             except OSError as exc:
                 raise UsageError(f"cannot read target file {name}: {exc.strerror or exc}") from None
             if not raw:
                 return
             lineno += 1
+            if _UNDECODED.search(raw):
+                raise UsageError(f"{name}:{lineno}: {_NOT_TEXT}")
             read += len(raw)
             if read > MAX_TARGET_FILE_BYTES:
                 raise UsageError(f"{name}: larger than {MAX_TARGET_FILE_BYTES >> 20} MiB")
@@ -235,5 +249,25 @@ def read_target_file(path: str | os.PathLike[str]) -> Iterator[TargetLine]:
                 raise UsageError(f"{name}:{lineno}: {text!r}: one target per line")
             yield TargetLine(text, f"{name}:{lineno}")
     finally:
-        if handle is not sys.stdin:
+        if name == "-":
+            handle.detach()  # standard input stays open for whoever reads it next
+        else:
             handle.close()
+
+
+def _encoding(binary: BinaryIO) -> str:
+    """The text encoding its byte order mark names; UTF-8 without one.
+
+    The mark is looked at without being consumed: the ``utf-16`` and ``utf-8-sig``
+    codecs read it themselves.
+    """
+    if isinstance(binary, io.BufferedReader):
+        start = binary.peek(3)[:3]
+    else:
+        start = binary.read(3)
+        binary.seek(0)
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if start.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    return "utf-8"

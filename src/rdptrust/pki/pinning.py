@@ -79,11 +79,20 @@ class KnownHosts:
             self.add(pin)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> KnownHosts:
-        """Read the store at *path* (default :func:`default_path`); a missing file is empty."""
+    def load(cls, path: Path | None = None, *, must_exist: bool = False) -> KnownHosts:
+        """Read the store at *path* (default :func:`default_path`).
+
+        A missing file is an empty store, unless *must_exist*: then it is a StoreError
+        (a store the user named that is not there is a mistake, not "no pins").
+        """
         path = Path(path) if path is not None else default_path()
         document = _read_document(path)
         if document is None:
+            if must_exist:
+                raise StoreError(
+                    f"the known-hosts file {path} does not exist ('rdptrust trust HOST "
+                    "--known-hosts FILE' creates it)"
+                )
             return cls(path)
         return cls(path, _parse_document(path, document))
 
@@ -278,6 +287,11 @@ def _pin_from_json(entry: Any) -> Pin:
         certificate_pem=text("certificate_pem"),
     )
     Target(pin.host, pin.port)  # validates host and port
-    if fingerprint_sha256(load_certificate(pin.certificate_pem.encode("ascii"))) != pin.sha256:
+    try:
+        certificate = load_certificate(pin.certificate_pem.encode("ascii"))
+    except PkiError:
+        # The decoder's own words (ParseError { kind: ... }) mean nothing to a user.
+        raise ValueError("its certificate_pem is not a readable PEM certificate") from None
+    if fingerprint_sha256(certificate) != pin.sha256:
         raise ValueError("its certificate_pem does not have its sha256 fingerprint")
     return pin

@@ -156,12 +156,17 @@ def _read_bundle(path: Path, *, strict: bool) -> list[x509.Certificate]:
             raise PkiError(f"cannot read CA file {path}: {exc.strerror or exc}") from exc
         return []
     blocks = _PEM_BLOCK.findall(data)
+    # The decoder's own words (ParseError { kind: UnexpectedTag ... }) mean nothing to a
+    # user: the messages say what the file should have been.
     if not blocks:
         try:
             return [load_certificate(data)]
         except PkiError as exc:
             if strict:
-                raise PkiError(f"{path}: {exc}") from exc
+                raise PkiError(
+                    f"{path}: not a DER or PEM X.509 certificate file (no '-----BEGIN "
+                    "CERTIFICATE-----' block, and not one DER certificate)"
+                ) from exc
             return []
     found: list[x509.Certificate] = []
     for index, block in enumerate(blocks, 1):
@@ -170,7 +175,10 @@ def _read_bundle(path: Path, *, strict: bool) -> list[x509.Certificate]:
             found.append(load_certificate(pem))
         except PkiError as exc:
             if strict:
-                raise PkiError(f"{path}: certificate {index} is unreadable ({exc})") from exc
+                raise PkiError(
+                    f"{path}: certificate {index} is unreadable (its PEM block does not hold "
+                    "a valid X.509 certificate)"
+                ) from exc
     return found
 
 

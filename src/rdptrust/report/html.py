@@ -291,6 +291,7 @@ class _Row:
     problems: str
     stall: float | None
     latency: float | None
+    sha1: str
     sha256: str
     error: str
 
@@ -324,6 +325,7 @@ def _row(r: ObservationRecord, now: dt.datetime) -> _Row:
         problems=", ".join(p.code for p in r.problems),
         stall=r.predicted_stall_s,
         latency=round(r.total_ms, 1) if r.total_ms is not None and r.ok else None,
+        sha1=(cert.sha1 or "") if cert else "",
         sha256=cert.sha256 if cert else "",
         error=r.error_message or "",
     )

@@ -229,7 +229,7 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
             show_header=False,
         )
         table.add_column("Field", style="bold")
-        table.add_column("Value")
+        table.add_column("Value", overflow="fold")  # a narrow terminal folds, never cuts
         rows: list[tuple[str, str]] = [
             ("Subject", facts.subject),
             ("Issuer", facts.issuer),

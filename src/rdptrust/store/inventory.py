@@ -112,6 +112,8 @@ class CertificateRecord:
 
     The date, key and name fields are None when the certificate could not be decoded
     (its DER is still kept); ``common_name`` is None also when the subject has no CN.
+    ``sha1`` is the thumbprint Windows shows (lowercase hex); None only in a record
+    made without its DER.
     """
 
     sha256: str
@@ -126,6 +128,7 @@ class CertificateRecord:
     key_bits: int | None
     signature_hash: str | None
     first_seen: dt.datetime
+    sha1: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,29 +287,43 @@ class Inventory:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = LOCK_TIMEOUT
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+        read_only: bool = False,
     ) -> Inventory:
         """Open (creating if needed) the inventory at *path* and bring its schema up to date.
 
         A write waits up to *lock_timeout* seconds for another process's write to end.
+        With *read_only*, nothing is created or migrated (SQLite ``mode=ro``): a missing
+        file, or one whose schema is not this rdptrust's, is a StoreError.
         """
         where = Path(path) if path is not None else default_path()
-        try:
-            where.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the directory for inventory {where}: {exc.strerror or exc}"
-            ) from None
+        if not read_only:
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the directory for inventory {where}: {exc.strerror or exc}"
+                ) from None
         if where.is_dir():
             raise StoreError(f"inventory {where} is a directory; give a file name with --db")
         try:
-            db = sqlite3.connect(where, timeout=lock_timeout, isolation_level=None)
+            if read_only:
+                uri = where.resolve().as_uri() + "?mode=ro"
+                db = sqlite3.connect(uri, uri=True, timeout=lock_timeout, isolation_level=None)
+            else:
+                db = sqlite3.connect(where, timeout=lock_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(_describe(exc, where)) from None
         inventory = cls(where, db)
         try:
             with inventory._mapped():
                 db.execute("PRAGMA foreign_keys = ON")
+                if read_only:
+                    inventory._check_schema()
+                    return inventory
                 # A read-only file cannot switch its journal; writes then fail with a
                 # clear message, reads still work.
                 db.execute("PRAGMA journal_mode = WAL")
@@ -385,6 +402,21 @@ class Inventory:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
+
+    def _check_schema(self) -> None:
+        """For a read-only open: the schema must be this rdptrust's, as it cannot migrate."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if "schema_migrations" not in tables:
+            raise StoreError(f"{self.path} is not an rdptrust inventory (it has no schema)")
+        current = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+        if current != SCHEMA_VERSION:
+            raise StoreError(
+                f"inventory {self.path} has schema version {current}, this rdptrust reads "
+                f"{SCHEMA_VERSION}; a scan with this rdptrust brings it up to date"
+                if (current or 0) < SCHEMA_VERSION
+                else f"inventory {self.path} has schema version {current}, newer than this "
+                f"rdptrust knows ({SCHEMA_VERSION}); upgrade rdptrust"
+            )
 
     def _migrate(self) -> None:
         db = self._db
@@ -837,7 +869,7 @@ _OBSERVATION_SELECT = (
     "o.error_message, o.address, o.selected_protocol, o.negotiation_failure, o.chain, "
     "o.tls_version, o.tls_cipher, o.protocols, o.tls_versions, o.connect_ms, o.x224_ms, "
     "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, "
-    f"{_CERT_COLUMNS}, o.ntlm FROM observations o JOIN hosts h ON h.id = o.host_id "
+    f"{_CERT_COLUMNS}, o.ntlm, c.der FROM observations o JOIN hosts h ON h.id = o.host_id "
     "LEFT JOIN certificates c ON c.sha256 = o.sha256"
 )
 _EVENT_SELECT = (
@@ -1076,6 +1108,7 @@ def _observation_record(
             key_bits=cert[9],
             signature_hash=cert[10],
             first_seen=parse_time(cert[11]),
+            sha1=hashlib.sha1(row[36]).hexdigest() if len(row) > 36 and row[36] else None,
         )
         if cert[0] is not None
         else None
