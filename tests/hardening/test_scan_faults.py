@@ -26,7 +26,8 @@ from rdptrust.lab.rdp import HostileMode
 from rdptrust.lab.runner import Lab
 from rdptrust.net.target import Target
 from rdptrust.store.inventory import Inventory
-from rdptrust.store.scan import ScanOptions, run_scan
+from rdptrust.store.options import ScanOptions
+from rdptrust.store.scan import run_scan
 
 RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
 MODES = list(HostileMode)

@@ -22,7 +22,8 @@ from rdptrust.lab.certs import HostCredentials
 from rdptrust.net.target import Target
 from rdptrust.report.html import render_html_report, write_html_report
 from rdptrust.store.inventory import Inventory
-from rdptrust.store.scan import ScanOptions, run_scan
+from rdptrust.store.options import ScanOptions
+from rdptrust.store.scan import run_scan
 
 HOSTILE_CN = "<script>document.title='pwned'</script>"
 HOSTILE_ORG = '"><img src=x onerror="document.title=\'img-pwned\'">'

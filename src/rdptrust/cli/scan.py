@@ -25,6 +25,7 @@ from rich.progress import (
 from rdptrust.cli.common import EXIT_OK, EXIT_USAGE, fail, run
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
+from rdptrust.model.records import ObservationRecord, ScanInfo
 from rdptrust.net.target import (
     Target,
     canonical_host,
@@ -41,8 +42,9 @@ from rdptrust.report.inventory import (
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo
-from rdptrust.store.scan import ScanOptions, ScanSummary, fit_concurrency, run_scan
+from rdptrust.store.inventory import Inventory
+from rdptrust.store.options import ScanOptions, fit_concurrency
+from rdptrust.store.scan import ScanSummary, run_scan
 
 #: Exit code when the inventory cannot be used (sysexits EX_IOERR).
 EXIT_STORE = 74

@@ -27,8 +27,9 @@ from markupsafe import Markup
 
 from rdptrust import __version__
 from rdptrust.files import write_atomic_lines
+from rdptrust.model.records import EventRecord, ObservationRecord
 from rdptrust.net.probe import ENUMERATION_REQUESTS
-from rdptrust.store.inventory import EventRecord, Inventory, ObservationRecord
+from rdptrust.store.inventory import Inventory
 
 #: Newest events shown in the changes section.
 MAX_EVENTS = 500

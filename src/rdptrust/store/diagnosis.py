@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.net.probe import ProbeResult, probe_host
 from rdptrust.net.target import Target
 from rdptrust.pki.diagnose import DiagnoseOptions, Diagnosis, Retrieval, diagnose
 from rdptrust.pki.trust import load_trust_anchors
 from rdptrust.pki.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
-from rdptrust.store.inventory import DiagnosisRecord, ProblemRecord
-from rdptrust.store.scan import HostResult, Observer, ScanOptions
+from rdptrust.store.options import Observer, ScanOptions
 
 
 def diagnose_options(options: ScanOptions) -> DiagnoseOptions:

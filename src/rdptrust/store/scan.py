@@ -7,155 +7,123 @@ how many targets start per second. Setting the *stop* event (the command line do
 on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and the scan
 is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
 targets still pending.
+
+The inventory does not judge: :func:`judge_host` reads a new leaf's facts and the
+probe's security findings before :func:`record_result` hands them to
+:meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from rdptrust.errors import RdptrustError, StoreError
-from rdptrust.net.connection import TLS_VERSIONS
-from rdptrust.net.probe import ENUMERATION_REQUESTS, ProbeFailure, ProbeResult, probe_host
+from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.model.records import (
+    CertificateEntry,
+    HostResult,
+    ObservationRecord,
+    ProblemRecord,
+    ScanInfo,
+)
+from rdptrust.net.probe import ProbeFailure, probe_host
 from rdptrust.net.target import Target
-from rdptrust.store.inventory import DiagnosisRecord, Inventory, ObservationRecord, ScanInfo
+from rdptrust.pki.facts import CertificateFacts, certificate_facts, load_certificate
+from rdptrust.pki.findings import LeafSummary, probe_findings
+from rdptrust.store.inventory import Inventory
+from rdptrust.store.options import Observer, ScanOptions
+from rdptrust.store.queries import InventoryReader
+from rdptrust.store.rows import sha256_hex
 
 #: Recorded hosts committed together (one SQLite commit costs as much as recording a host).
 COMMIT_EVERY = 64
 #: Seconds a recorded host waits at most for its commit (and for on_result).
 COMMIT_INTERVAL = 0.25
-#: Seconds added to the per-host deadline beyond the connection time-outs.
-_DEADLINE_SLACK = 2.0
-#: File descriptors kept back for the inventory, the terminal and the interpreter.
-_RESERVED_FILES = 64
-#: Parallel retrievals a diagnosis may have open at once (root list, AIA, CRL, OCSP).
-_DIAGNOSE_SOCKETS = 8
 
 
 @dataclass(frozen=True)
-class ScanOptions:
-    """How a scan probes each target.
+class _StoredLeaf:
+    """What the findings need of a leaf already in the inventory."""
 
-    ``timeout`` is the budget of each connection (connect, negotiation and TLS).
-    ``deadline`` bounds all the work on one target; None means "derived from the
-    time-outs" (:meth:`host_deadline`). ``rate`` is targets started per second, None for
-    no limit. ``enumerate`` adds one connection per security protocol and TLS version;
-    ``diagnose`` runs the diagnosis (with its retrievals) on each host; ``url_timeout``
-    is then how long each retrieval may take (one that does not answer counts as the
-    Windows time-out in the prediction), ``root_update`` whether the
-    modelled client fetches the root list, ``root_list_url`` where from (None: the
-    diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
-    ``known_hosts`` the pinned-host store (None: rdptrust's default).
+    subject: str
+    self_signed: bool
+    not_after: dt.datetime
+
+
+def _entry(facts: CertificateFacts) -> CertificateEntry:
+    return CertificateEntry(
+        subject=facts.subject,
+        issuer=facts.issuer,
+        common_name=facts.common_name,
+        self_signed=facts.self_signed,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        public_key_sha256=facts.public_key_sha256 or None,
+        key_type=facts.key_type,
+        key_bits=facts.key_bits,
+        signature_hash=facts.signature_hash,
+    )
+
+
+def judge_host(
+    inventory: InventoryReader, result: HostResult
+) -> tuple[CertificateEntry | None, tuple[ProblemRecord, ...]]:
+    """What recording *result* needs computed: the leaf's entry and the probe's findings.
+
+    The entry is None when there is no leaf or the inventory already holds it (its
+    stored facts then serve the findings, so a known certificate is not parsed again).
+    The findings are empty for a diagnosed host, whose diagnosis already holds them.
     """
-
-    concurrency: int = 200
-    timeout: float = 5.0
-    deadline: float | None = None
-    rate: float | None = None
-    enumerate: bool = False
-    diagnose: bool = False
-    url_timeout: float = 15.0
-    root_update: bool = True
-    root_list_url: str | None = None
-    ca_files: tuple[str, ...] = ()
-    known_hosts: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("rate must be positive")
-
-    def host_deadline(self) -> float:
-        """Seconds allowed for one target: the given deadline, or one derived from the time-outs."""
-        if self.deadline is not None:
-            return self.deadline
-        budget = self.timeout
-        if self.enumerate:
-            budget += self.timeout
-        if self.diagnose:
-            # issuer fetches (AIA) come before the revocation fetches of the path
-            budget += 2 * self.url_timeout
-        return budget + _DEADLINE_SLACK
-
-    def sockets_per_host(self) -> int:
-        """The most connections one target can have open at the same time."""
-        sockets = 1
-        if self.enumerate:
-            # one per protocol and per TLS version, and the NTLM one, side by side
-            sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
-        if self.diagnose:
-            sockets += _DIAGNOSE_SOCKETS
-        return sockets
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "concurrency": self.concurrency,
-            "timeout": self.timeout,
-            "deadline": self.deadline,
-            "rate": self.rate,
-            "enumerate": self.enumerate,
-            "diagnose": self.diagnose,
-            "url_timeout": self.url_timeout,
-            "root_update": self.root_update,
-            "root_list_url": self.root_list_url,
-            "ca_files": list(self.ca_files),
-            "known_hosts": self.known_hosts,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ScanOptions:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        if "ca_files" in known:
-            known["ca_files"] = tuple(known["ca_files"])
-        return cls(**known)
+    probe = result.probe
+    if probe is None:
+        return None, ()
+    entry: CertificateEntry | None = None
+    summary: LeafSummary | None = None
+    leaf = probe.leaf
+    if leaf:
+        stored = inventory.certificate(sha256_hex(leaf))
+        if stored is None:
+            try:
+                facts = certificate_facts(load_certificate(leaf))
+            except PkiError as exc:
+                entry = CertificateEntry.undecodable(str(exc))
+            else:
+                entry, summary = _entry(facts), facts
+        elif stored.not_after is not None:
+            summary = _StoredLeaf(stored.subject, stored.self_signed, stored.not_after)
+    if result.diagnosis is not None:
+        return entry, ()
+    # without a diagnosis, the security findings the probe allows
+    findings = probe_findings(probe, leaf=summary)
+    return entry, tuple(ProblemRecord(f.code, f.severity.value, f.message) for f in findings)
 
 
-def fit_concurrency(options: ScanOptions) -> int:
-    """How many targets can be in flight at once within the open-file limit.
-
-    Raises the process's soft limit toward what ``options.concurrency`` needs (up to the
-    hard limit) and returns the concurrency that fits: ``options.concurrency`` itself
-    unless the hard limit is lower than that needs.
-    """
-    needed = options.concurrency * options.sockets_per_host() + _RESERVED_FILES
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return options.concurrency
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return options.concurrency
-    return max(1, (soft - _RESERVED_FILES) // options.sockets_per_host())
-
-
-@dataclass(frozen=True)
-class HostResult:
-    """What observing one target produced.
-
-    ``probe`` is None when no probe result exists (the deadline passed, or the observer
-    failed); ``failure`` then says why. ``diagnosis`` is None when the host was not
-    diagnosed.
-    """
-
-    probe: ProbeResult | None
-    failure: ProbeFailure | None = None
-    diagnosis: DiagnosisRecord | None = None
-
-
-#: Observes one target; must return a result for every target, never raise for a host.
-Observer = Callable[[Target], Awaitable[HostResult]]
+def record_result(
+    inventory: Inventory,
+    scan_id: int,
+    seq: int,
+    target: Target,
+    result: HostResult,
+    *,
+    commit: bool = True,
+) -> ObservationRecord:
+    """Judge *result* (:func:`judge_host`) and record it as target *seq* of the scan."""
+    certificate, problems = judge_host(inventory, result)
+    return inventory.record(
+        scan_id,
+        seq,
+        target,
+        result.probe,
+        failure=result.failure,
+        diagnosis=result.diagnosis,
+        certificate=certificate,
+        problems=problems,
+        commit=commit,
+    )
 
 
 def probe_observer(options: ScanOptions) -> Observer:
@@ -309,15 +277,7 @@ async def run_scan(
                 await bucket.acquire()
             result = await observe_with_deadline(observe, target, deadline)
             try:
-                record = inventory.record(
-                    scan.id,
-                    seq,
-                    target,
-                    result.probe,
-                    failure=result.failure,
-                    diagnosis=result.diagnosis,
-                    commit=False,
-                )
+                record = record_result(inventory, scan.id, seq, target, result, commit=False)
             except StoreError as exc:
                 failure.append(exc)
                 stop.set()

@@ -1,0 +1,1 @@
+"""Value types every layer shares."""
