@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import sys
@@ -493,15 +494,22 @@ def report(
     chosen = [f for f in (html_file, csv_file, jsonl_file) if f]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --html FILE, --csv FILE or --jsonl FILE")
-    from rdptrust.report.html import write_html_report
+    from rdptrust.report.html import MAX_EVENTS, write_html_report
 
     try:
         with _open(db) as inventory:
-            if scan_id is not None:
-                inventory.scan(scan_id)
+            shown = inventory.scan(scan_id) if scan_id is not None else None
             path: Path | None
             if html_file:
-                path = write_html_report(inventory, Path(html_file), scan_id=scan_id)
+                path = write_html_report(
+                    Path(html_file),
+                    functools.partial(
+                        inventory.observations, scan_id=scan_id, latest_per_host=True
+                    ),
+                    inventory.events(scan_id=scan_id, limit=MAX_EVENTS),
+                    scan=shown or inventory.latest_scan(),
+                    scan_id=scan_id,
+                )
             else:
                 records = inventory.observations(scan_id=scan_id, latest_per_host=True)
                 lines: Iterator[str]
