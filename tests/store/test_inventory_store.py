@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -382,3 +383,34 @@ def test_every_column_comes_back_by_name(tmp_path: Path) -> None:
     assert stored.certificate is not None
     assert stored.certificate.sha256 == credentials.sha256
     assert not stored.certificate.self_signed
+
+
+def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a record that fails after it wrote its new certificate (rolled back whole)
+    from rdptrust.store import inventory as inventory_module
+
+    real = inventory_module.new_events
+    calls = []
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("fails after the certificate was written")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory_module, "new_events", failing_once)
+    target = Target("127.0.0.1", 3389)
+    credentials = windows_self_signed("WIN-A")
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = one_target_scan(inventory, target)
+        with pytest.raises(RuntimeError):
+            record(inventory, scan_id, 0, target, served(target, credentials))
+        assert inventory.certificate(credentials.sha256) is None
+        # When the target is recorded again, batched as a scan does
+        again = record(inventory, scan_id, 0, target, served(target, credentials), commit=False)
+        inventory.commit()
+        # Then its certificate is written again, not assumed to be there
+        assert again.certificate is not None
+        assert inventory.certificate(credentials.sha256) == again.certificate

@@ -9,13 +9,13 @@ import pytest
 
 from fixtures.inventory import one_target_scan, served
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
-from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
+from rdptrust.model.records import CertificateRecord, DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.net.connection import TlsSessionInfo
 from rdptrust.net.probe import ProbeFailure
 from rdptrust.net.target import Target
 from rdptrust.store import scan as scan_module
 from rdptrust.store.inventory import Inventory
-from rdptrust.store.scan import judge_host, record_result
+from rdptrust.store.scan import LeafReader, judge_host, record_result
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
 def test_a_known_certificate_is_not_parsed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given three hosts serving the same certificate, and a count of certificate reads
+    # Given three hosts serving the same certificate, counting certificate reads and lookups
     reads: list[bytes] = []
     real = scan_module.load_certificate
 
@@ -66,24 +66,58 @@ def test_a_known_certificate_is_not_parsed_again(
     credentials = windows_self_signed("WIN-A")
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        lookups: list[str] = []
+        real_lookup = inventory.certificate
+
+        def looking_up(sha256: str) -> CertificateRecord | None:
+            lookups.append(sha256)
+            return real_lookup(sha256)
+
+        monkeypatch.setattr(inventory, "certificate", looking_up)
         scan_id = inventory.create_scan(["x"], {}, targets).id
-        # When they are recorded in one batch, as a scan does
+        leaves = LeafReader(inventory)
+        # When they are recorded in one batch with one reader, as a scan does
         records = [
             record_result(
-                inventory, scan_id, seq, t, HostResult(served(t, credentials)), commit=False
+                inventory,
+                scan_id,
+                seq,
+                t,
+                HostResult(served(t, credentials)),
+                leaves=leaves,
+                commit=False,
             )
             for seq, t in enumerate(targets)
         ]
-        # Then the certificate was read for the first host only: the others found it stored
-        assert len(reads) == 1
-        # And a host judged now needs no entry for it
-        entry, problems = judge_host(inventory, HostResult(served(targets[0], credentials)))
-        assert entry is None
-        assert [p.code for p in problems] == ["self-signed-certificate"]
+        # Then the certificate was looked up and read for the first host only
+        assert (len(lookups), len(reads)) == (1, 1)
         inventory.commit()
+        # And a reader of a later scan finds it in the inventory, without reading it
+        entry, problems = judge_host(
+            LeafReader(inventory), HostResult(served(targets[0], credentials))
+        )
+        assert (len(lookups), len(reads)) == (2, 1)
+    first = leaves.read(served(targets[0], credentials).leaf or b"")[0]
+    assert entry == first
+    assert [p.code for p in problems] == ["self-signed-certificate"]
     # And every record has the same certificate and findings
     assert {r.certificate for r in records} == {records[0].certificate}
     assert [[p.code for p in r.problems] for r in records] == [["self-signed-certificate"]] * 3
+
+
+def test_the_leaf_reader_forgets_the_oldest_certificate_first(tmp_path: Path) -> None:
+    ders = [
+        served(Target("127.0.0.1", 3389), windows_self_signed(f"WIN-{n}")).leaf or b""
+        for n in range(3)
+    ]
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        leaves = LeafReader(inventory, size=2)
+        entries = [leaves.read(der)[0] for der in ders]
+        # the first was forgotten: reading it again makes a new (equal) entry
+        again = leaves.read(ders[0])[0]
+        assert again == entries[0]
+        assert again is not entries[0]
+        assert leaves.read(ders[2])[0] is entries[2]
 
 
 def test_a_diagnosed_host_keeps_its_diagnosis_problems_only(tmp_path: Path) -> None:
@@ -95,7 +129,7 @@ def test_a_diagnosed_host_keeps_its_diagnosis_problems_only(tmp_path: Path) -> N
     result = HostResult(served(target, windows_self_signed()), diagnosis=diagnosis)
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
         # When it is judged, no finding is added, but the new leaf gets its entry
-        entry, problems = judge_host(inventory, result)
+        entry, problems = judge_host(LeafReader(inventory), result)
         assert problems == ()
         assert entry is not None
         assert entry.self_signed
@@ -113,7 +147,7 @@ def test_an_undecodable_leaf_is_kept_with_why(tmp_path: Path) -> None:
     result = HostResult(dataclasses.replace(probe, tls=garbage))
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
         # When it is judged and recorded
-        entry, problems = judge_host(inventory, result)
+        entry, problems = judge_host(LeafReader(inventory), result)
         recorded = record_result(inventory, one_target_scan(inventory, target), 0, target, result)
     # Then its entry says it could not be decoded, and no certificate finding is raised
     assert entry is not None
@@ -129,7 +163,7 @@ def test_no_probe_result_needs_nothing_judged(tmp_path: Path) -> None:
     target = Target("127.0.0.1", 3389)
     failure = ProbeFailure("timeout", f"{target}: no result within 1 s")
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
-        assert judge_host(inventory, HostResult(None, failure)) == (None, ())
+        assert judge_host(LeafReader(inventory), HostResult(None, failure)) == (None, ())
         recorded = record_result(
             inventory, one_target_scan(inventory, target), 0, target, HostResult(None, failure)
         )

@@ -61,6 +61,8 @@ DATABASE_NAME = "inventory.sqlite3"
 _INSERT_BATCH = 5000
 #: Pending targets read per query while a scan runs.
 _PENDING_BATCH = 512
+#: Leaf certificates remembered as already stored (memory stays flat for any fleet).
+_HELD_CERTIFICATES = 4096
 #: Seconds to wait for another process's write lock before giving up.
 LOCK_TIMEOUT = 10.0
 
@@ -104,6 +106,13 @@ class Inventory(InventoryReader):
     Not thread-safe: use it from one thread (the scan engine calls it from its event
     loop between awaits).
     """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        super().__init__(path, connection)
+        # Leaf certificates this connection knows are in the certificates table (written
+        # or met by record()), so that a fleet sharing one is not inserted per host.
+        # Forgotten whenever a rollback may have undone an insert.
+        self._held: set[str] = set()
 
     @classmethod
     def open(
@@ -155,6 +164,7 @@ class Inventory(InventoryReader):
                 try:
                     yield self._db
                 except BaseException:
+                    self._held.clear()
                     with contextlib.suppress(sqlite3.Error):
                         self._db.execute("ROLLBACK TO record")
                         self._db.execute("RELEASE record")
@@ -167,6 +177,7 @@ class Inventory(InventoryReader):
             try:
                 yield self._db
             except BaseException:
+                self._held.clear()
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise
@@ -189,6 +200,7 @@ class Inventory(InventoryReader):
             with self._mapped():
                 self._db.execute("COMMIT")
         except StoreError:
+            self._held.clear()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
@@ -328,9 +340,9 @@ class Inventory(InventoryReader):
         with its "done" mark, so the target is simply probed again on resume.
 
         *probe* is None when there is no probe result (the host's deadline passed);
-        *failure* then says why. *certificate* is what was read of ``probe.leaf``: it is
-        required when the inventory does not hold that certificate yet
-        (:meth:`certificate` says) and unused otherwise. The problems stored are those
+        *failure* then says why. *certificate* is what was read of ``probe.leaf``, kept unless
+        the inventory holds that certificate already; without it the leaf must be held
+        already (ValueError otherwise). The problems stored are those
         of *diagnosis* followed by *problems*. Events (first seen, certificate changed,
         reachability) are derived from the host's previous observation in the same
         transaction. Recording a target twice raises StoreError and changes nothing.
@@ -367,26 +379,29 @@ class Inventory(InventoryReader):
             )
             was_ok = None if previous is None or previous["ok"] is None else bool(previous["ok"])
             old_sha = None if previous is None else previous["sha256"]
-            if leaf and leaf_sha is not None:
-                if certificate is not None:
+            if leaf and leaf_sha is not None and certificate is not None:
+                if leaf_sha not in self._held:
                     db.execute(
                         INSERT_CERTIFICATE, certificate_params(leaf_sha, leaf, certificate, at)
                     )
-                elif (
-                    db.execute(
-                        "SELECT 1 FROM certificates WHERE sha256 = ?", (leaf_sha,)
-                    ).fetchone()
-                    is None
-                ):
-                    raise ValueError(
-                        f"record of {target} needs the certificate entry of its leaf, "
-                        "which the inventory does not hold"
-                    )
-            cursor = db.execute(
-                INSERT_OBSERVATION,
-                observation_params(scan_id, host_id, at, probe, error, diagnosis),
-            )
+            try:
+                cursor = db.execute(
+                    INSERT_OBSERVATION,
+                    observation_params(scan_id, host_id, at, probe, error, diagnosis),
+                )
+            except sqlite3.IntegrityError as exc:
+                # the observation's leaf must be in the certificates table (foreign key)
+                if leaf_sha is None or certificate is not None:
+                    raise
+                raise ValueError(
+                    f"record of {target} needs the certificate entry of its leaf, "
+                    "which the inventory does not hold"
+                ) from exc
             observation_id = int(cursor.lastrowid or 0)
+            if leaf_sha is not None:
+                if len(self._held) >= _HELD_CERTIFICATES:
+                    self._held.clear()
+                self._held.add(leaf_sha)
             if stored:
                 db.executemany(
                     INSERT_PROBLEM,

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from rdptrust.model.records import (
@@ -256,8 +257,17 @@ def problem_record(row: sqlite3.Row) -> ProblemRecord:
     return ProblemRecord(code=row["code"], severity=row["severity"], message=row["message"])
 
 
+def _named(row: sqlite3.Row) -> dict[str, Any]:
+    # Named lookups on a wide sqlite3.Row cost about 1 µs each; a dict of it, much less.
+    return dict(zip(row.keys(), row, strict=True))
+
+
 def certificate_record(row: sqlite3.Row) -> CertificateRecord | None:
     """The certificate in a row with :data:`CERT_COLUMNS`; None when it has none."""
+    return _certificate(_named(row))
+
+
+def _certificate(row: Mapping[str, Any]) -> CertificateRecord | None:
     sha256 = row["cert_sha256"]
     if sha256 is None:
         return None
@@ -278,9 +288,10 @@ def certificate_record(row: sqlite3.Row) -> CertificateRecord | None:
 
 
 def observation_record(
-    row: sqlite3.Row, problems: tuple[ProblemRecord, ...], events: tuple[EventRecord, ...]
+    found: sqlite3.Row, problems: tuple[ProblemRecord, ...], events: tuple[EventRecord, ...]
 ) -> ObservationRecord:
     """The observation in a row of :data:`OBSERVATION_SELECT`."""
+    row = _named(found)
     retrievals = row["retrievals"]
     ntlm = row["ntlm"]
     return ObservationRecord(
@@ -295,7 +306,7 @@ def observation_record(
         address=row["address"],
         selected_protocol=row["selected_protocol"],
         negotiation_failure=row["negotiation_failure"],
-        certificate=certificate_record(row),
+        certificate=_certificate(row),
         chain=tuple(json.loads(row["chain"])),
         tls_version=row["tls_version"],
         tls_cipher=row["tls_cipher"],

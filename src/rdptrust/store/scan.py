@@ -8,8 +8,9 @@ on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and th
 is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
 targets still pending.
 
-The inventory does not judge: :func:`judge_host` reads a new leaf's facts and the
-probe's security findings before :func:`record_result` hands them to
+The inventory does not judge: :func:`judge_host` reads the leaf's facts (once per
+certificate, :class:`LeafReader`) and the probe's security findings before
+:func:`record_result` hands them to
 :meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
 """
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from rdptrust.errors import PkiError, RdptrustError, StoreError
 from rdptrust.model.records import (
     CertificateEntry,
+    CertificateRecord,
     HostResult,
     ObservationRecord,
     ProblemRecord,
@@ -45,9 +47,13 @@ COMMIT_EVERY = 64
 COMMIT_INTERVAL = 0.25
 
 
+#: Certificates a :class:`LeafReader` remembers (a fleet of any size keeps memory flat).
+LEAF_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class _StoredLeaf:
-    """What the findings need of a leaf already in the inventory."""
+    """What the findings need of a leaf read back from its entry."""
 
     subject: str
     self_signed: bool
@@ -69,32 +75,80 @@ def _entry(facts: CertificateFacts) -> CertificateEntry:
     )
 
 
+def _stored_entry(stored: CertificateRecord) -> CertificateEntry:
+    return CertificateEntry(
+        subject=stored.subject,
+        issuer=stored.issuer,
+        common_name=stored.common_name,
+        self_signed=stored.self_signed,
+        not_before=stored.not_before,
+        not_after=stored.not_after,
+        public_key_sha256=stored.public_key_sha256,
+        key_type=stored.key_type,
+        key_bits=stored.key_bits,
+        signature_hash=stored.signature_hash,
+    )
+
+
+class LeafReader:
+    """Reads each leaf certificate of a scan once: its entry, and what its findings need.
+
+    A certificate met before by this reader is neither looked up nor parsed again; one
+    the inventory holds from an earlier scan is taken from there, not parsed. The
+    summary is None when the certificate could not be decoded (no certificate finding
+    then). At most :data:`LEAF_CACHE_SIZE` certificates are remembered, oldest dropped
+    first.
+    """
+
+    def __init__(self, inventory: InventoryReader, size: int = LEAF_CACHE_SIZE) -> None:
+        self._inventory = inventory
+        self._size = size
+        self._known: dict[str, tuple[CertificateEntry, LeafSummary | None]] = {}
+
+    def read(self, der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
+        sha256 = sha256_hex(der)
+        found = self._known.get(sha256)
+        if found is not None:
+            return found
+        stored = self._inventory.certificate(sha256)
+        if stored is not None:
+            entry = _stored_entry(stored)
+            found = (
+                entry,
+                (
+                    _StoredLeaf(entry.subject, entry.self_signed, entry.not_after)
+                    if entry.not_after is not None
+                    else None
+                ),
+            )
+        else:
+            try:
+                facts = certificate_facts(load_certificate(der))
+            except PkiError as exc:
+                found = CertificateEntry.undecodable(str(exc)), None
+            else:
+                found = _entry(facts), facts
+        if len(self._known) >= self._size:
+            del self._known[next(iter(self._known))]
+        self._known[sha256] = found
+        return found
+
+
 def judge_host(
-    inventory: InventoryReader, result: HostResult
+    leaves: LeafReader, result: HostResult
 ) -> tuple[CertificateEntry | None, tuple[ProblemRecord, ...]]:
     """What recording *result* needs computed: the leaf's entry and the probe's findings.
 
-    The entry is None when there is no leaf or the inventory already holds it (its
-    stored facts then serve the findings, so a known certificate is not parsed again).
-    The findings are empty for a diagnosed host, whose diagnosis already holds them.
+    The entry is None when there is no leaf. The findings are empty for a diagnosed
+    host, whose diagnosis already holds them.
     """
     probe = result.probe
     if probe is None:
         return None, ()
     entry: CertificateEntry | None = None
     summary: LeafSummary | None = None
-    leaf = probe.leaf
-    if leaf:
-        stored = inventory.certificate(sha256_hex(leaf))
-        if stored is None:
-            try:
-                facts = certificate_facts(load_certificate(leaf))
-            except PkiError as exc:
-                entry = CertificateEntry.undecodable(str(exc))
-            else:
-                entry, summary = _entry(facts), facts
-        elif stored.not_after is not None:
-            summary = _StoredLeaf(stored.subject, stored.self_signed, stored.not_after)
+    if probe.leaf:
+        entry, summary = leaves.read(probe.leaf)
     if result.diagnosis is not None:
         return entry, ()
     # without a diagnosis, the security findings the probe allows
@@ -109,10 +163,14 @@ def record_result(
     target: Target,
     result: HostResult,
     *,
+    leaves: LeafReader | None = None,
     commit: bool = True,
 ) -> ObservationRecord:
-    """Judge *result* (:func:`judge_host`) and record it as target *seq* of the scan."""
-    certificate, problems = judge_host(inventory, result)
+    """Judge *result* (:func:`judge_host`) and record it as target *seq* of the scan.
+
+    *leaves* is the scan's reader of leaf certificates (a new one when None).
+    """
+    certificate, problems = judge_host(leaves or LeafReader(inventory), result)
     return inventory.record(
         scan_id,
         seq,
@@ -243,6 +301,7 @@ async def run_scan(
     started = time.monotonic()
     # Recorded but not yet committed; reported (on_result) only once durable.
     unflushed: list[ObservationRecord] = []
+    leaves = LeafReader(inventory)
 
     def flush() -> None:
         # Commits whatever batch is open, even with nothing to report (a record that
@@ -277,7 +336,9 @@ async def run_scan(
                 await bucket.acquire()
             result = await observe_with_deadline(observe, target, deadline)
             try:
-                record = record_result(inventory, scan.id, seq, target, result, commit=False)
+                record = record_result(
+                    inventory, scan.id, seq, target, result, leaves=leaves, commit=False
+                )
             except StoreError as exc:
                 failure.append(exc)
                 stop.set()
