@@ -430,7 +430,7 @@ def test_concurrency_is_fitted_to_the_open_file_limit(tmp_path: Path) -> None:
 def test_the_soft_open_file_limit_is_raised_when_the_hard_one_allows() -> None:
     code = (
         "import resource\n"
-        "from rdptrust.store.scan import ScanOptions, fit_concurrency\n"
+        "from rdptrust.engine.scan_options import ScanOptions, fit_concurrency\n"
         "print(fit_concurrency(ScanOptions(concurrency=500, enumerate=True)),"
         " resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from fixtures.lab import lab_config
+from rdptrust.engine.scan import run_scan
+from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.lab.rdp import HostileMode
 from rdptrust.lab.runner import Lab
 from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory
-from rdptrust.store.scan import ScanOptions, run_scan
 
 RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
 MODES = list(HostileMode)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -18,11 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from fixtures.lab import LabFactory
+from rdptrust.engine.scan import run_scan
+from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.lab.certs import HostCredentials
+from rdptrust.model.records import ObservationRecord
 from rdptrust.model.target import Target
-from rdptrust.report.html import render_html_report, write_html_report
+from rdptrust.report.html import MAX_EVENTS, render_html_report, write_html_report
 from rdptrust.store.inventory import Inventory
-from rdptrust.store.scan import ScanOptions, run_scan
 
 HOSTILE_CN = "<script>document.title='pwned'</script>"
 HOSTILE_ORG = '"><img src=x onerror="document.title=\'img-pwned\'">'
@@ -84,8 +87,17 @@ async def inventory(tmp_path: Path, lab_factory: LabFactory) -> AsyncIterator[In
         inv.close()
 
 
+def records_of(inventory: Inventory) -> dict[str, Any]:
+    """What the report command hands the report: each host's latest records, events, scan."""
+    return {
+        "observations": lambda: inventory.observations(latest_per_host=True),
+        "events": inventory.events(limit=MAX_EVENTS),
+        "scan": inventory.latest_scan(),
+    }
+
+
 def test_html_is_escaped_and_self_contained(inventory: Inventory) -> None:
-    html = "".join(render_html_report(inventory))
+    html = "".join(render_html_report(**records_of(inventory)))
     assert HOSTILE_CN not in html
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
     assert "<img src=x" not in html
@@ -99,10 +111,32 @@ def test_html_is_escaped_and_self_contained(inventory: Inventory) -> None:
     assert "recreation" in html
 
 
+def test_report_renders_records_without_an_inventory(inventory: Inventory) -> None:
+    # Given the records read out of the inventory, which is then closed
+    records = list(inventory.observations(latest_per_host=True))
+    events = inventory.events()
+    scan = inventory.latest_scan()
+    inventory.close()
+    now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    # When the report renders them (the table and the summary each read them once)
+    calls = []
+
+    def observations() -> list[ObservationRecord]:
+        calls.append(1)
+        return records
+
+    html = "".join(render_html_report(observations, events, scan=scan, scan_id=2, now=now))
+    # Then every host has its row, the scope says which scan, and the records were read twice
+    assert html.count('<tr class="host"') == len(records) == 6
+    assert "scan 2" in html
+    assert "Generated 2026-11-26 12:00 UTC" in html
+    assert len(calls) == 2
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian package chromium is not installed")
 def test_report_in_headless_chromium(inventory: Inventory, tmp_path: Path) -> None:
     # Given a report written from an inventory holding a hostile certificate subject
-    report = write_html_report(inventory, tmp_path / "report.html")
+    report = write_html_report(tmp_path / "report.html", **records_of(inventory))
     profile = tmp_path / "profile"
     base = [
         str(CHROMIUM),

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import io
-import json
+import dataclasses
+import datetime as dt
+import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from fixtures.inventory import one_target_scan, record, served
 from rdptrust.errors import StoreError, UsageError
-from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
-from rdptrust.model.outcome import ProbeFailure
-from rdptrust.model.probe import Negotiation, ProbeResult, Timings, TlsSessionInfo
+from rdptrust.lab.certs import CertKind, make_host_credentials, windows_self_signed
+from rdptrust.model.probe import ProtocolSupport, TlsVersionSupport
+from rdptrust.model.records import CertificateEntry, DiagnosisRecord, ProblemRecord
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
-from rdptrust.report.inventory import hosts_document, write_hosts_json
-from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import DiagnosisRecord, Inventory, ProblemRecord, classify_change
+from rdptrust.store.inventory import Inventory
 from rdptrust.store.schema import SCHEMA_VERSION
 
 TABLES = {
@@ -31,36 +32,6 @@ TABLES = {
     "problems",
     "events",
 }
-
-
-def served(target: Target, credentials: HostCredentials | None) -> ProbeResult:
-    """The result a probe returns for a host serving *credentials* (None: refused)."""
-    if credentials is None:
-        return ProbeResult(
-            target,
-            None,
-            None,
-            None,
-            (),
-            (),
-            Timings(total_ms=1.0),
-            ProbeFailure("connect", f"{target}: connection refused"),
-        )
-    chain = tuple(c.public_bytes(Encoding.DER) for c in credentials.chain)
-    return ProbeResult(
-        target=target,
-        address=target.host,
-        negotiation=Negotiation(SecurityProtocol.SSL, SecurityProtocol.SSL, None, False),
-        tls=TlsSessionInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", chain),
-        protocols=(),
-        tls_versions=(),
-        timings=Timings(0.2, 0.3, 2.0, 2.5),
-        error=None,
-    )
-
-
-def one_target_scan(inventory: Inventory, target: Target) -> int:
-    return inventory.create_scan([str(target)], {}, [target]).id
 
 
 def test_migrations_create_every_table_in_an_empty_file(tmp_path: Path) -> None:
@@ -137,49 +108,16 @@ def test_record_marks_done_and_refuses_a_second_record(tmp_path: Path) -> None:
         target = Target("127.0.0.1", 3389)
         scan_id = one_target_scan(inventory, target)
         credentials = windows_self_signed("WIN-A")
-        record = inventory.record(scan_id, 0, target, served(target, credentials))
-        assert record.ok
-        assert record.certificate is not None
-        assert record.certificate.sha256 == credentials.sha256
-        assert record.certificate.self_signed
-        assert [e.kind for e in record.events] == ["first-seen"]
+        recorded = record(inventory, scan_id, 0, target, served(target, credentials))
+        assert recorded.ok
+        assert recorded.certificate is not None
+        assert recorded.certificate.sha256 == credentials.sha256
+        assert recorded.certificate.self_signed
+        assert [e.kind for e in recorded.events] == ["first-seen"]
         assert inventory.target_states(scan_id) == {"pending": 0, "done": 1}
         with pytest.raises(StoreError, match="already recorded"):
-            inventory.record(scan_id, 0, target, served(target, credentials))
+            record(inventory, scan_id, 0, target, served(target, credentials))
         assert len(list(inventory.observations(scan_id=scan_id))) == 1
-
-
-@pytest.mark.parametrize(
-    ("credentials", "expected"),
-    [
-        (windows_self_signed("WIN-A"), [("self-signed-certificate", "warning")]),
-        (
-            make_host_credentials(CertKind.EXPIRED, computer_name="WIN-B"),
-            [("expiring-certificate", "critical"), ("self-signed-certificate", "warning")],
-        ),
-        (make_host_credentials(CertKind.CA, computer_name="WIN-C"), []),
-    ],
-)
-def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
-    tmp_path: Path, credentials: HostCredentials, expected: list[tuple[str, str]]
-) -> None:
-    # Given two hosts serving the same certificate, recorded one after the other
-    # (the first reads the certificate, the second finds it in the inventory)
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
-        targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389)]
-        scan_id = inventory.create_scan(["x"], {}, targets).id
-        records = [
-            inventory.record(scan_id, seq, target, served(target, credentials))
-            for seq, target in enumerate(targets)
-        ]
-    # Then both carry the same findings, each naming its own host
-    for record, target in zip(records, targets, strict=True):
-        assert [(p.code, p.severity) for p in record.problems] == expected
-        assert all(str(target) in p.message for p in record.problems)
-    first, second = ([p.message for p in r.problems] for r in records)
-    assert [m.replace("127.0.0.1", "HOST") for m in first] == [
-        m.replace("127.0.0.2", "HOST") for m in second
-    ]
 
 
 def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None:
@@ -190,8 +128,13 @@ def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None
         scan_id = inventory.create_scan(["x"], {}, targets).id
         # Given two records in a batch
         for seq in (0, 1):
-            inventory.record(
-                scan_id, seq, targets[seq], served(targets[seq], credentials), commit=False
+            record(
+                inventory,
+                scan_id,
+                seq,
+                targets[seq],
+                served(targets[seq], credentials),
+                commit=False,
             )
         assert inventory.uncommitted
         # Then another connection does not see them yet
@@ -200,8 +143,8 @@ def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None
             assert other.execute("SELECT COUNT(*) FROM observations").fetchone() == (0,)
             # And a failing record in the batch rolls back only itself
             with pytest.raises(StoreError, match="already recorded"):
-                inventory.record(
-                    scan_id, 0, targets[0], served(targets[0], credentials), commit=False
+                record(
+                    inventory, scan_id, 0, targets[0], served(targets[0], credentials), commit=False
                 )
             # And another write must wait for the commit
             with pytest.raises(RuntimeError, match="commit"):
@@ -213,7 +156,7 @@ def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None
         finally:
             other.close()
         # And a batch never committed is lost whole when the inventory closes
-        inventory.record(scan_id, 2, targets[2], served(targets[2], credentials), commit=False)
+        record(inventory, scan_id, 2, targets[2], served(targets[2], credentials), commit=False)
     with Inventory.open(path) as inventory:
         assert inventory.target_states(scan_id) == {"pending": 1, "done": 2}
         assert len(list(inventory.observations(scan_id=scan_id))) == 2
@@ -229,8 +172,13 @@ def test_diagnosis_and_problems_are_stored(tmp_path: Path) -> None:
             problems=(ProblemRecord("self-signed-not-pinned", "warning", "pin it"),),
             retrievals=({"purpose": "root_list", "outcome": "timeout", "elapsed_ms": 1.0},),
         )
-        inventory.record(
-            scan_id, 0, target, served(target, windows_self_signed()), diagnosis=diagnosis
+        record(
+            inventory,
+            scan_id,
+            0,
+            target,
+            served(target, windows_self_signed()),
+            diagnosis=diagnosis,
         )
         (stored,) = inventory.observations(scan_id=scan_id)
         assert stored.verdict == "warning"
@@ -252,8 +200,8 @@ def test_events_over_four_scans(tmp_path: Path) -> None:
             served(target, recreated),
         ):
             scan_id = one_target_scan(inventory, target)
-            record = inventory.record(scan_id, 0, target, probe)
-            kinds.append([(e.kind, e.change) for e in record.events])
+            recorded = record(inventory, scan_id, 0, target, probe)
+            kinds.append([(e.kind, e.change) for e in recorded.events])
         assert kinds == [
             [("first-seen", None)],
             [("certificate-changed", "recreation")],
@@ -274,30 +222,6 @@ def test_events_over_four_scans(tmp_path: Path) -> None:
         ]
 
 
-def _facts(credentials: HostCredentials) -> dict[str, object]:
-    from rdptrust.pki.facts import certificate_facts
-
-    facts = certificate_facts(credentials.leaf)
-    return {
-        "subject": facts.subject,
-        "self_signed": facts.self_signed,
-        "public_key_sha256": facts.public_key_sha256,
-    }
-
-
-def test_change_classes() -> None:
-    a = _facts(windows_self_signed("WIN-A"))
-    a_again = _facts(windows_self_signed("WIN-A"))
-    b = _facts(windows_self_signed("WIN-B"))
-    ca_issued = _facts(make_host_credentials(CertKind.CA, computer_name="WIN-A"))
-    assert classify_change(a, a_again) == "recreation"
-    assert classify_change(a, ca_issued) == "ca-issued"
-    assert classify_change(a, b) == "unexpected"
-    assert classify_change(ca_issued, a) == "unexpected"
-    # Same key re-signed is no Windows recreation either.
-    assert classify_change(a, dict(a)) == "unexpected"
-
-
 def test_full_disk_keeps_completed_results(tmp_path: Path) -> None:
     path = tmp_path / "inv.sqlite3"
     targets = [Target("127.0.0.1", port) for port in range(1000, 1400)]
@@ -309,7 +233,7 @@ def test_full_disk_keeps_completed_results(tmp_path: Path) -> None:
         def record_all() -> None:
             nonlocal recorded
             for seq, target in inventory.pending_targets(scan.id):
-                inventory.record(scan.id, seq, target, served(target, credentials[seq % 4]))
+                record(inventory, scan.id, seq, target, served(target, credentials[seq % 4]))
                 recorded += 1
 
         # Cap the file where it is: SQLite then fails as on a full disk.
@@ -343,21 +267,150 @@ def test_locked_inventory_gives_one_clear_error(tmp_path: Path) -> None:
         other.close()
 
 
-@pytest.mark.parametrize("count", [0, 1, 3])
-def test_hosts_json_streams_the_same_document(tmp_path: Path, count: int) -> None:
-    # Given an inventory of *count* hosts, one with a hostile subject
-    targets = [Target(f"127.0.0.{i + 1}", 3389) for i in range(count)]
+def test_record_keeps_what_it_is_given_and_judges_nothing(tmp_path: Path) -> None:
+    # Given a leaf whose entry and findings were computed before recording (made up here,
+    # so that anything the store worked out for itself would show)
+    target = Target("127.0.0.1", 3389)
+    credentials = windows_self_signed("WIN-A")
+    entry = CertificateEntry(
+        subject="CN=given",
+        issuer="CN=given issuer",
+        common_name="given",
+        self_signed=False,
+        not_before=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        not_after=dt.datetime(2027, 1, 1, 12, 30, tzinfo=dt.UTC),
+        public_key_sha256="ab" * 32,
+        key_type="RSA",
+        key_bits=4096,
+        signature_hash="sha384",
+    )
+    diagnosis = DiagnosisRecord("warning", 1.5, (ProblemRecord("first", "warning", "one"),))
+    given = (ProblemRecord("second", "critical", "two"),)
     with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
-        if targets:
-            scan_id = inventory.create_scan(["x"], {}, targets).id
-            names = ['WIN-"A"', "WIN-B", "WIN-C"]
-            for seq, target in enumerate(targets):
-                credentials = windows_self_signed(names[seq])
-                inventory.record(scan_id, seq, target, served(target, credentials))
-        # When the document is written host by host
-        out = io.StringIO()
-        write_hosts_json(inventory.iter_hosts(), out)
-        whole = dumps(hosts_document(inventory.hosts()))
-    # Then it is the same text as the whole document at once, and valid JSON
-    assert out.getvalue() == whole + "\n"
-    assert len(json.loads(out.getvalue())["hosts"]) == count
+        scan_id = one_target_scan(inventory, target)
+        # When it is recorded
+        recorded = inventory.record(
+            scan_id,
+            0,
+            target,
+            served(target, credentials),
+            diagnosis=diagnosis,
+            certificate=entry,
+            problems=given,
+        )
+        (stored,) = inventory.observations(scan_id=scan_id)
+    # Then the certificate holds exactly the entry, and the problems are the diagnosis'
+    # then the given ones, in order
+    for observation in (recorded, stored):
+        cert = observation.certificate
+        assert cert is not None
+        assert cert.sha256 == credentials.sha256
+        assert (cert.subject, cert.issuer, cert.common_name, cert.self_signed) == (
+            "CN=given",
+            "CN=given issuer",
+            "given",
+            False,
+        )
+        assert (cert.not_before, cert.not_after) == (entry.not_before, entry.not_after)
+        assert (cert.public_key_sha256, cert.key_type, cert.key_bits, cert.signature_hash) == (
+            "ab" * 32,
+            "RSA",
+            4096,
+            "sha384",
+        )
+        assert [p.code for p in observation.problems] == ["first", "second"]
+
+
+def test_record_refuses_a_new_leaf_without_its_entry(tmp_path: Path) -> None:
+    target = Target("127.0.0.1", 3389)
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = one_target_scan(inventory, target)
+        with pytest.raises(ValueError, match="certificate entry"):
+            inventory.record(scan_id, 0, target, served(target, windows_self_signed()))
+        # nothing was kept: the target is still pending
+        assert inventory.target_states(scan_id) == {"pending": 1, "done": 0}
+        assert list(inventory.observations()) == []
+
+
+def test_every_column_comes_back_by_name(tmp_path: Path) -> None:
+    # Given a probe that saw every part: enumeration, TLS versions, timings, a chain
+    target = Target("127.0.0.1", 3389)
+    credentials = make_host_credentials(CertKind.CA, computer_name="WIN-A")
+    probe = dataclasses.replace(
+        served(target, credentials),
+        protocols=(
+            ProtocolSupport("SSL", SecurityProtocol.SSL, True, SecurityProtocol.SSL, None, None),
+            ProtocolSupport(
+                "RDP", SecurityProtocol.RDP, False, None, "SSL_REQUIRED_BY_SERVER", None
+            ),
+        ),
+        tls_versions=(
+            TlsVersionSupport("TLSv1.0", None, None),
+            TlsVersionSupport("TLSv1.3", True, None),
+        ),
+    )
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = one_target_scan(inventory, target)
+        record(inventory, scan_id, 0, target, probe)
+        (stored,) = inventory.observations(scan_id=scan_id)
+    # Then each field holds what was seen
+    assert (stored.scan_id, stored.host, stored.port, stored.address) == (
+        scan_id,
+        "127.0.0.1",
+        3389,
+        "127.0.0.1",
+    )
+    assert (stored.ok, stored.error_kind, stored.error_message) == (True, None, None)
+    assert (stored.selected_protocol, stored.negotiation_failure) == ("SSL", None)
+    assert stored.chain == tuple(
+        hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest() for c in credentials.chain
+    )
+    assert (stored.tls_version, stored.tls_cipher) == ("TLSv1.3", "TLS_AES_256_GCM_SHA384")
+    assert stored.protocols == {"SSL": True, "RDP": False}
+    assert stored.tls_versions == {"TLSv1.0": None, "TLSv1.3": True}
+    assert (stored.connect_ms, stored.x224_ms, stored.tls_ms, stored.total_ms) == (
+        0.2,
+        0.3,
+        2.0,
+        2.5,
+    )
+    assert (stored.verdict, stored.predicted_stall_s, stored.retrievals, stored.ntlm) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert stored.certificate is not None
+    assert stored.certificate.sha256 == credentials.sha256
+    assert not stored.certificate.self_signed
+
+
+def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a record that fails after it wrote its new certificate (rolled back whole)
+    from rdptrust.store import inventory as inventory_module
+
+    real = inventory_module.new_events
+    calls = []
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("fails after the certificate was written")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory_module, "new_events", failing_once)
+    target = Target("127.0.0.1", 3389)
+    credentials = windows_self_signed("WIN-A")
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = one_target_scan(inventory, target)
+        with pytest.raises(RuntimeError):
+            record(inventory, scan_id, 0, target, served(target, credentials))
+        assert inventory.certificate(credentials.sha256) is None
+        # When the target is recorded again, batched as a scan does
+        again = record(inventory, scan_id, 0, target, served(target, credentials), commit=False)
+        inventory.commit()
+        # Then its certificate is written again, not assumed to be there
+        assert again.certificate is not None
+        assert inventory.certificate(credentials.sha256) == again.certificate

@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from rdptrust.cli.common import (
     CA_FILE,
@@ -35,8 +27,12 @@ from rdptrust.cli.common import (
     run,
     store_exit_code,
 )
+from rdptrust.cli.progress import ScanProgress
+from rdptrust.engine.scan import ScanSummary, run_scan
+from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
+from rdptrust.model.records import ObservationRecord, ScanInfo
 from rdptrust.model.target import (
     Target,
     canonical_host,
@@ -53,8 +49,7 @@ from rdptrust.report.inventory import (
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import Inventory, ObservationRecord, ScanInfo, default_path
-from rdptrust.store.scan import ScanOptions, ScanSummary, fit_concurrency, run_scan
+from rdptrust.store.inventory import Inventory, default_path
 
 #: Exit code of a scan stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 EXIT_INTERRUPTED = 130
@@ -99,54 +94,6 @@ def _specs(targets: tuple[str, ...], input_file: str | None) -> Iterator[str]:
         yield from read_target_file(input_file)
 
 
-class _Progress:
-    """A progress bar on standard error, shown only when standard error is a terminal."""
-
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.errors = 0
-        self._progress: Progress | None = None
-        if enabled:
-            self._progress = Progress(
-                TextColumn("[bold]scan"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rate]:.0f} hosts/s"),
-                TextColumn("{task.fields[errors]} errors"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._progress.add_task(
-                "scan", total=total, completed=done, rate=0.0, errors=0
-            )
-            self._started = asyncio.get_running_loop().time()
-            self._count = 0
-
-    def __enter__(self) -> _Progress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def advance(self, record: ObservationRecord) -> None:
-        if self._progress is None:
-            return
-        if not record.ok:
-            self.errors += 1
-        self._count += 1
-        elapsed = asyncio.get_running_loop().time() - self._started
-        self._progress.update(
-            self._task,
-            advance=1,
-            errors=self.errors,
-            rate=self._count / elapsed if elapsed > 0 else 0.0,
-        )
-
-
 async def _scan(
     inventory: Inventory,
     info: ScanInfo,
@@ -161,7 +108,7 @@ async def _scan(
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
     try:
-        with _Progress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
+        with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
             def on_result(record: ObservationRecord) -> None:
                 progress.advance(record)
@@ -496,15 +443,22 @@ def report(
     chosen = [f for f in (html_file, csv_file, jsonl_file) if f]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --html FILE, --csv FILE or --jsonl FILE")
-    from rdptrust.report.html import write_html_report
+    from rdptrust.report.html import MAX_EVENTS, write_html_report
 
     try:
         with _open_to_read(db) as inventory:
-            if scan_id is not None:
-                inventory.scan(scan_id)
+            shown = inventory.scan(scan_id) if scan_id is not None else None
             path: Path | None
             if html_file:
-                path = write_html_report(inventory, Path(html_file), scan_id=scan_id)
+                path = write_html_report(
+                    Path(html_file),
+                    functools.partial(
+                        inventory.observations, scan_id=scan_id, latest_per_host=True
+                    ),
+                    inventory.events(scan_id=scan_id, limit=MAX_EVENTS),
+                    scan=shown or inventory.latest_scan(),
+                    scan_id=scan_id,
+                )
             else:
                 records = inventory.observations(scan_id=scan_id, latest_per_host=True)
                 lines: Iterator[str]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from markupsafe import Markup
 from rdptrust import __version__
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.probe import ENUMERATION_REQUESTS
-from rdptrust.store.inventory import EventRecord, Inventory, ObservationRecord
+from rdptrust.model.records import EventRecord, ObservationRecord, ScanInfo
 
 #: Newest events shown in the changes section.
 MAX_EVENTS = 500
@@ -347,18 +347,25 @@ def _environment() -> jinja2.Environment:
 
 
 def render_html_report(
-    inventory: Inventory, *, scan_id: int | None = None, now: dt.datetime | None = None
+    observations: Callable[[], Iterable[ObservationRecord]],
+    events: Sequence[EventRecord],
+    *,
+    scan: ScanInfo | None,
+    scan_id: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Iterator[str]:
     """Yield the report's HTML a piece at a time.
 
-    Without *scan_id* it covers each host's latest observation; with it, that scan.
+    *observations* gives the records to report each time it is called: it is called
+    twice (once for the summary and charts, once for the table), so that they can be
+    streamed rather than held. *events* are the newest first (at most
+    :data:`MAX_EVENTS` are shown), *scan* is the scan named in the header. With
+    *scan_id* the records are that scan's; without, each host's latest observation.
     """
     moment = now or dt.datetime.now(dt.UTC)
     summary = _Summary(moment)
-    for record in inventory.observations(scan_id=scan_id, latest_per_host=True):
+    for record in observations():
         summary.add(record)
-    events: list[EventRecord] = inventory.events(scan_id=scan_id, limit=MAX_EVENTS)
-    scan = inventory.scan(scan_id) if scan_id is not None else inventory.latest_scan()
     nonce = secrets.token_urlsafe(18)
     template = _environment().get_template("report.html.j2")
     context: dict[str, Any] = {
@@ -369,19 +376,23 @@ def render_html_report(
         "scan": scan,
         "summary": summary,
         "charts": _charts(summary),
-        "rows": _rows(inventory.observations(scan_id=scan_id, latest_per_host=True), moment),
-        "events": events,
+        "rows": _rows(observations(), moment),
+        "events": list(events[:MAX_EVENTS]),
         "max_events": MAX_EVENTS,
     }
     yield from template.generate(**context)
 
 
 def write_html_report(
-    inventory: Inventory,
     path: Path,
+    observations: Callable[[], Iterable[ObservationRecord]],
+    events: Sequence[EventRecord],
     *,
+    scan: ScanInfo | None,
     scan_id: int | None = None,
     now: dt.datetime | None = None,
 ) -> Path:
-    """Write the report to *path* atomically and return the path."""
-    return write_atomic_lines(path, render_html_report(inventory, scan_id=scan_id, now=now))
+    """Write the report (:func:`render_html_report`) to *path* atomically; return the path."""
+    return write_atomic_lines(
+        path, render_html_report(observations, events, scan=scan, scan_id=scan_id, now=now)
+    )

@@ -38,15 +38,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rdptrust.model.target import Target
-from rdptrust.report.jsonform import dumps, to_jsonable
-from rdptrust.store.inventory import (
+from rdptrust.model.records import (
     CertificateRecord,
     EventRecord,
     HostHistory,
     HostSummary,
     ObservationRecord,
 )
+from rdptrust.model.target import Target
+from rdptrust.report.jsonform import dumps, to_jsonable
 
 HOST_SCHEMA = "rdptrust.scan-host/1"
 HOSTS_SCHEMA = "rdptrust.hosts/1"

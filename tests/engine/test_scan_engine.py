@@ -18,13 +18,15 @@ from typing import Any
 import pytest
 
 from fixtures.lab import LabFactory
+from rdptrust.engine.scan import ScanSummary, TokenBucket, run_scan
+from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.errors import StoreError
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.lab.rdp import HostileMode, RdpEndpoint, RdpPolicy, server_context
 from rdptrust.lab.runner import Lab, LabConfig
+from rdptrust.model.records import ObservationRecord
 from rdptrust.model.target import Target
-from rdptrust.store.inventory import Inventory, ObservationRecord
-from rdptrust.store.scan import ScanOptions, ScanSummary, TokenBucket, run_scan
+from rdptrust.store.inventory import Inventory
 
 #: What a probe reports for each hostile mode: the error kinds it may give.
 HOSTILE_KINDS: dict[HostileMode, set[str]] = {
@@ -275,12 +277,6 @@ async def test_per_host_deadline(tmp_path: Path) -> None:
             assert "0.5 s" in (record.error_message or "")
 
 
-@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"timeout": 0}, {"rate": 0}])
-def test_bad_options(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011
-        ScanOptions(**bad)  # type: ignore[arg-type]
-
-
 async def test_enumerate_adds_protocols_and_tls_versions(tmp_path: Path) -> None:
     async with Lab(LabConfig()) as lab:
         with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
@@ -363,16 +359,6 @@ async def test_diagnose_stores_verdict_stall_problems_and_retrievals(
         assert good.predicted_stall_s == pytest.approx(0.0, abs=1.0)
         assert {r["purpose"] for r in good.retrievals or ()} >= {"crl", "ocsp"}
     assert ScanOptions.from_json(scan.options) == options
-
-
-@pytest.mark.parametrize(
-    ("enumerate_", "diagnose", "sockets"),
-    [(False, False, 1), (True, False, 12), (False, True, 9), (True, True, 20)],
-)
-def test_sockets_per_host(enumerate_: bool, diagnose: bool, sockets: int) -> None:
-    # main connection; + 6 protocols, 4 TLS versions and NTLM; + 8 parallel retrievals
-    options = ScanOptions(enumerate=enumerate_, diagnose=diagnose)
-    assert options.sockets_per_host() == sockets
 
 
 async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(

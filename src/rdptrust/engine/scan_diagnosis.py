@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rdptrust.engine import AssessOptions, assess
+from rdptrust.engine.assess import assess
+from rdptrust.engine.options import AssessOptions
+from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.model.assessment import Assessment, Retrieval
+from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
-from rdptrust.store.inventory import DiagnosisRecord, ProblemRecord
-from rdptrust.store.scan import HostResult, Observer, ScanOptions
 
 
 def diagnose_options(options: ScanOptions) -> AssessOptions:

@@ -7,157 +7,222 @@ how many targets start per second. Setting the *stop* event (the command line do
 on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and the scan
 is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
 targets still pending.
+
+The inventory does not judge: :func:`judge_host` reads the leaf's facts (once per
+certificate, :class:`LeafReader`) and the probe's security findings before
+:func:`record_result` hands them to
+:meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import hashlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
-from rdptrust.errors import RdptrustError, StoreError
+from rdptrust.engine.scan_options import Observer, ScanOptions
+from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
-from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult
+from rdptrust.model.probe import ProbeResult
+from rdptrust.model.records import (
+    CertificateEntry,
+    CertificateRecord,
+    DiagnosisRecord,
+    HostResult,
+    ObservationRecord,
+    ProblemRecord,
+    ScanInfo,
+)
 from rdptrust.model.target import Target
-from rdptrust.net.connection import TLS_VERSIONS
 from rdptrust.net.probe import probe_host
-from rdptrust.store.inventory import DiagnosisRecord, Inventory, ObservationRecord, ScanInfo
+from rdptrust.pki.facts import certificate_facts, load_certificate
+from rdptrust.pki.findings import LeafSummary, probe_findings
 
 #: Recorded hosts committed together (one SQLite commit costs as much as recording a host).
 COMMIT_EVERY = 64
 #: Seconds a recorded host waits at most for its commit (and for on_result).
 COMMIT_INTERVAL = 0.25
-#: Seconds added to the per-host deadline beyond the connection time-outs.
-_DEADLINE_SLACK = 2.0
-#: File descriptors kept back for the inventory, the terminal and the interpreter.
-_RESERVED_FILES = 64
-#: Parallel retrievals a diagnosis may have open at once (root list, AIA, CRL, OCSP).
-_DIAGNOSE_SOCKETS = 8
+
+
+#: Certificates a :class:`LeafReader` remembers (a fleet of any size keeps memory flat).
+LEAF_CACHE_SIZE = 4096
+
+
+class CertificateLookup(Protocol):
+    """Where a scan finds the leaf certificates it has already recorded."""
+
+    def certificate(self, sha256: str) -> CertificateRecord | None: ...
+
+
+class ScanInventory(CertificateLookup, Protocol):
+    """What the scan loop needs of an inventory (:class:`rdptrust.store.inventory.Inventory`
+    has it): the scan's pending targets, a place to record each host, batched commits."""
+
+    def pending_targets(self, scan_id: int) -> Generator[tuple[int, Target], None, None]: ...
+
+    def record(
+        self,
+        scan_id: int,
+        seq: int,
+        target: Target,
+        probe: ProbeResult | None,
+        *,
+        failure: ProbeFailure | None = None,
+        diagnosis: DiagnosisRecord | None = None,
+        certificate: CertificateEntry | None = None,
+        problems: Sequence[ProblemRecord] = (),
+        commit: bool = True,
+    ) -> ObservationRecord: ...
+
+    def commit(self) -> None: ...
+
+    def finish_scan(self, scan_id: int, status: str) -> None: ...
+
+    def target_states(self, scan_id: int) -> dict[str, int]: ...
+
+
+def sha256_hex(der: bytes) -> str:
+    """How the inventory names a certificate: the SHA-256 of its DER, lowercase hex."""
+    return hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True)
-class ScanOptions:
-    """How a scan probes each target.
+class _StoredLeaf:
+    """What the findings need of a leaf read back from its entry."""
 
-    ``timeout`` is the budget of each connection (connect, negotiation and TLS).
-    ``deadline`` bounds all the work on one target; None means "derived from the
-    time-outs" (:meth:`host_deadline`). ``rate`` is targets started per second, None for
-    no limit. ``enumerate`` adds one connection per security protocol and TLS version;
-    ``diagnose`` runs the diagnosis (with its retrievals) on each host; ``url_timeout``
-    is then how long each retrieval may take (one that does not answer counts as the
-    Windows time-out in the prediction), ``root_update`` whether the
-    modelled client fetches the root list, ``root_list_url`` where from (None: the
-    diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
-    ``known_hosts`` the pinned-host store (None: rdptrust's default).
+    subject: str
+    self_signed: bool
+    not_after: dt.datetime
+
+
+def _entry(facts: CertificateFacts) -> CertificateEntry:
+    return CertificateEntry(
+        subject=facts.subject,
+        issuer=facts.issuer,
+        common_name=facts.common_name,
+        self_signed=facts.self_signed,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        public_key_sha256=facts.public_key_sha256 or None,
+        key_type=facts.key_type,
+        key_bits=facts.key_bits,
+        signature_hash=facts.signature_hash,
+    )
+
+
+def _stored_entry(stored: CertificateRecord) -> CertificateEntry:
+    return CertificateEntry(
+        subject=stored.subject,
+        issuer=stored.issuer,
+        common_name=stored.common_name,
+        self_signed=stored.self_signed,
+        not_before=stored.not_before,
+        not_after=stored.not_after,
+        public_key_sha256=stored.public_key_sha256,
+        key_type=stored.key_type,
+        key_bits=stored.key_bits,
+        signature_hash=stored.signature_hash,
+    )
+
+
+class LeafReader:
+    """Reads each leaf certificate of a scan once: its entry, and what its findings need.
+
+    A certificate met before by this reader is neither looked up nor parsed again; one
+    the inventory holds from an earlier scan is taken from there, not parsed. The
+    summary is None when the certificate could not be decoded (no certificate finding
+    then). At most :data:`LEAF_CACHE_SIZE` certificates are remembered, oldest dropped
+    first.
     """
 
-    concurrency: int = 200
-    timeout: float = 5.0
-    deadline: float | None = None
-    rate: float | None = None
-    enumerate: bool = False
-    diagnose: bool = False
-    url_timeout: float = 15.0
-    root_update: bool = True
-    root_list_url: str | None = None
-    ca_files: tuple[str, ...] = ()
-    known_hosts: str | None = None
+    def __init__(self, inventory: CertificateLookup, size: int = LEAF_CACHE_SIZE) -> None:
+        self._inventory = inventory
+        self._size = size
+        self._known: dict[str, tuple[CertificateEntry, LeafSummary | None]] = {}
 
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("rate must be positive")
-
-    def host_deadline(self) -> float:
-        """Seconds allowed for one target: the given deadline, or one derived from the time-outs."""
-        if self.deadline is not None:
-            return self.deadline
-        budget = self.timeout
-        if self.enumerate:
-            budget += self.timeout
-        if self.diagnose:
-            # issuer fetches (AIA) come before the revocation fetches of the path
-            budget += 2 * self.url_timeout
-        return budget + _DEADLINE_SLACK
-
-    def sockets_per_host(self) -> int:
-        """The most connections one target can have open at the same time."""
-        sockets = 1
-        if self.enumerate:
-            # one per protocol and per TLS version, and the NTLM one, side by side
-            sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
-        if self.diagnose:
-            sockets += _DIAGNOSE_SOCKETS
-        return sockets
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "concurrency": self.concurrency,
-            "timeout": self.timeout,
-            "deadline": self.deadline,
-            "rate": self.rate,
-            "enumerate": self.enumerate,
-            "diagnose": self.diagnose,
-            "url_timeout": self.url_timeout,
-            "root_update": self.root_update,
-            "root_list_url": self.root_list_url,
-            "ca_files": list(self.ca_files),
-            "known_hosts": self.known_hosts,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ScanOptions:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        if "ca_files" in known:
-            known["ca_files"] = tuple(known["ca_files"])
-        return cls(**known)
+    def read(self, der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
+        sha256 = sha256_hex(der)
+        found = self._known.get(sha256)
+        if found is not None:
+            return found
+        stored = self._inventory.certificate(sha256)
+        if stored is not None:
+            entry = _stored_entry(stored)
+            found = (
+                entry,
+                (
+                    _StoredLeaf(entry.subject, entry.self_signed, entry.not_after)
+                    if entry.not_after is not None
+                    else None
+                ),
+            )
+        else:
+            try:
+                facts = certificate_facts(load_certificate(der))
+            except PkiError as exc:
+                found = CertificateEntry.undecodable(str(exc)), None
+            else:
+                found = _entry(facts), facts
+        if len(self._known) >= self._size:
+            del self._known[next(iter(self._known))]
+        self._known[sha256] = found
+        return found
 
 
-def fit_concurrency(options: ScanOptions) -> int:
-    """How many targets can be in flight at once within the open-file limit.
+def judge_host(
+    leaves: LeafReader, result: HostResult
+) -> tuple[CertificateEntry | None, tuple[ProblemRecord, ...]]:
+    """What recording *result* needs computed: the leaf's entry and the probe's findings.
 
-    Raises the process's soft limit toward what ``options.concurrency`` needs (up to the
-    hard limit) and returns the concurrency that fits: ``options.concurrency`` itself
-    unless the hard limit is lower than that needs.
+    The entry is None when there is no leaf. The findings are empty for a diagnosed
+    host, whose diagnosis already holds them.
     """
-    needed = options.concurrency * options.sockets_per_host() + _RESERVED_FILES
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return options.concurrency
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return options.concurrency
-    return max(1, (soft - _RESERVED_FILES) // options.sockets_per_host())
+    probe = result.probe
+    if probe is None:
+        return None, ()
+    entry: CertificateEntry | None = None
+    summary: LeafSummary | None = None
+    if probe.leaf:
+        entry, summary = leaves.read(probe.leaf)
+    if result.diagnosis is not None:
+        return entry, ()
+    # without a diagnosis, the security findings the probe allows
+    findings = probe_findings(probe, leaf=summary)
+    return entry, tuple(ProblemRecord(f.code, f.severity.value, f.message) for f in findings)
 
 
-@dataclass(frozen=True)
-class HostResult:
-    """What observing one target produced.
+def record_result(
+    inventory: ScanInventory,
+    scan_id: int,
+    seq: int,
+    target: Target,
+    result: HostResult,
+    *,
+    leaves: LeafReader | None = None,
+    commit: bool = True,
+) -> ObservationRecord:
+    """Judge *result* (:func:`judge_host`) and record it as target *seq* of the scan.
 
-    ``probe`` is None when no probe result exists (the deadline passed, or the observer
-    failed); ``failure`` then says why. ``diagnosis`` is None when the host was not
-    diagnosed.
+    *leaves* is the scan's reader of leaf certificates (a new one when None).
     """
-
-    probe: ProbeResult | None
-    failure: ProbeFailure | None = None
-    diagnosis: DiagnosisRecord | None = None
-
-
-#: Observes one target; must return a result for every target, never raise for a host.
-Observer = Callable[[Target], Awaitable[HostResult]]
+    certificate, problems = judge_host(leaves or LeafReader(inventory), result)
+    return inventory.record(
+        scan_id,
+        seq,
+        target,
+        result.probe,
+        failure=result.failure,
+        diagnosis=result.diagnosis,
+        certificate=certificate,
+        problems=problems,
+        commit=commit,
+    )
 
 
 def probe_observer(options: ScanOptions) -> Observer:
@@ -181,7 +246,7 @@ def probe_observer(options: ScanOptions) -> Observer:
 def default_observer(options: ScanOptions) -> Observer:
     """The diagnosis with ``options.diagnose``, else the probe."""
     if options.diagnose:
-        from rdptrust.store.diagnosis import diagnose_observer
+        from rdptrust.engine.scan_diagnosis import diagnose_observer
 
         return diagnose_observer(options)
     return probe_observer(options)
@@ -249,7 +314,7 @@ async def observe_with_deadline(observer: Observer, target: Target, deadline: fl
 
 
 async def run_scan(
-    inventory: Inventory,
+    inventory: ScanInventory,
     scan: ScanInfo,
     options: ScanOptions,
     *,
@@ -277,6 +342,7 @@ async def run_scan(
     started = time.monotonic()
     # Recorded but not yet committed; reported (on_result) only once durable.
     unflushed: list[ObservationRecord] = []
+    leaves = LeafReader(inventory)
 
     def flush() -> None:
         # Commits whatever batch is open, even with nothing to report (a record that
@@ -311,14 +377,8 @@ async def run_scan(
                 await bucket.acquire()
             result = await observe_with_deadline(observe, target, deadline)
             try:
-                record = inventory.record(
-                    scan.id,
-                    seq,
-                    target,
-                    result.probe,
-                    failure=result.failure,
-                    diagnosis=result.diagnosis,
-                    commit=False,
+                record = record_result(
+                    inventory, scan.id, seq, target, result, leaves=leaves, commit=False
                 )
             except StoreError as exc:
                 failure.append(exc)
@@ -369,7 +429,7 @@ async def run_scan(
     )
 
 
-def _states_or_none(inventory: Inventory, scan_id: int) -> dict[str, int] | None:
+def _states_or_none(inventory: ScanInventory, scan_id: int) -> dict[str, int] | None:
     try:
         return inventory.target_states(scan_id)
     except StoreError:

@@ -1,0 +1,132 @@
+"""How a scan probes each target: its options, and what observing one target means.
+
+:class:`ScanOptions` is stored with each scan (``to_json``), so ``--resume`` continues
+with the options the scan started with. :data:`Observer` is the seam the scan loop calls
+per target (the probe, or the diagnosis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rdptrust.model.probe import ENUMERATION_REQUESTS
+from rdptrust.model.records import HostResult
+from rdptrust.model.target import Target
+from rdptrust.net.connection import TLS_VERSIONS
+
+#: Seconds added to the per-host deadline beyond the connection time-outs.
+_DEADLINE_SLACK = 2.0
+#: File descriptors kept back for the inventory, the terminal and the interpreter.
+_RESERVED_FILES = 64
+#: Parallel retrievals a diagnosis may have open at once (root list, AIA, CRL, OCSP).
+_DIAGNOSE_SOCKETS = 8
+
+#: Observes one target; must return a result for every target, never raise for a host.
+Observer = Callable[[Target], Awaitable[HostResult]]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How a scan probes each target.
+
+    ``timeout`` is the budget of each connection (connect, negotiation and TLS).
+    ``deadline`` bounds all the work on one target; None means "derived from the
+    time-outs" (:meth:`host_deadline`). ``rate`` is targets started per second, None for
+    no limit. ``enumerate`` adds one connection per security protocol and TLS version;
+    ``diagnose`` runs the diagnosis (with its retrievals) on each host; ``url_timeout``
+    is then how long each retrieval may take (one that does not answer counts as the
+    Windows time-out in the prediction), ``root_update`` whether the
+    modelled client fetches the root list, ``root_list_url`` where from (None: the
+    diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
+    ``known_hosts`` the pinned-host store (None: rdptrust's default).
+    """
+
+    concurrency: int = 200
+    timeout: float = 5.0
+    deadline: float | None = None
+    rate: float | None = None
+    enumerate: bool = False
+    diagnose: bool = False
+    url_timeout: float = 15.0
+    root_update: bool = True
+    root_list_url: str | None = None
+    ca_files: tuple[str, ...] = ()
+    known_hosts: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+
+    def host_deadline(self) -> float:
+        """Seconds allowed for one target: the given deadline, or one derived from the time-outs."""
+        if self.deadline is not None:
+            return self.deadline
+        budget = self.timeout
+        if self.enumerate:
+            budget += self.timeout
+        if self.diagnose:
+            # issuer fetches (AIA) come before the revocation fetches of the path
+            budget += 2 * self.url_timeout
+        return budget + _DEADLINE_SLACK
+
+    def sockets_per_host(self) -> int:
+        """The most connections one target can have open at the same time."""
+        sockets = 1
+        if self.enumerate:
+            # one per protocol and per TLS version, and the NTLM one, side by side
+            sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
+        if self.diagnose:
+            sockets += _DIAGNOSE_SOCKETS
+        return sockets
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "timeout": self.timeout,
+            "deadline": self.deadline,
+            "rate": self.rate,
+            "enumerate": self.enumerate,
+            "diagnose": self.diagnose,
+            "url_timeout": self.url_timeout,
+            "root_update": self.root_update,
+            "root_list_url": self.root_list_url,
+            "ca_files": list(self.ca_files),
+            "known_hosts": self.known_hosts,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScanOptions:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "ca_files" in known:
+            known["ca_files"] = tuple(known["ca_files"])
+        return cls(**known)
+
+
+def fit_concurrency(options: ScanOptions) -> int:
+    """How many targets can be in flight at once within the open-file limit.
+
+    Raises the process's soft limit toward what ``options.concurrency`` needs (up to the
+    hard limit) and returns the concurrency that fits: ``options.concurrency`` itself
+    unless the hard limit is lower than that needs.
+    """
+    needed = options.concurrency * options.sockets_per_host() + _RESERVED_FILES
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return options.concurrency
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return options.concurrency
+    return max(1, (soft - _RESERVED_FILES) // options.sockets_per_host())

@@ -1,0 +1,271 @@
+"""Reading the inventory: scans, observations, hosts, one host's history, events.
+
+:class:`InventoryReader` holds the connection and every query;
+:class:`~rdptrust.store.inventory.Inventory` adds the writes. Every SQLite failure
+becomes a :class:`~rdptrust.errors.StoreError` with one line a user can act on
+(:func:`describe_error`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Self
+
+from rdptrust.errors import StoreError, UsageError
+from rdptrust.model.records import (
+    CertificateRecord,
+    CertificateSpan,
+    EventRecord,
+    HostHistory,
+    HostSummary,
+    ObservationRecord,
+    ScanInfo,
+)
+from rdptrust.model.target import Target, canonical_host
+from rdptrust.store.rows import (
+    CERTIFICATE_SELECT,
+    EVENT_SELECT,
+    OBSERVATION_SELECT,
+    PROBLEM_SELECT,
+    SCAN_SELECT,
+    certificate_record,
+    event_record,
+    observation_record,
+    parse_time,
+    problem_record,
+    scan_info,
+)
+
+#: Observation rows fetched at a time while observations stream out.
+_FETCH_BATCH = 256
+
+
+def describe_error(exc: sqlite3.Error, path: Path) -> str:
+    """One line saying what went wrong with the inventory at *path*, and what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_BUSY") or "locked" in text:
+        return f"inventory {path} is locked by another rdptrust process; try again when it ends"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return f"inventory {path} is read-only; make it writable or choose another with --db"
+    if name.startswith("SQLITE_FULL") or "full" in text:
+        return (
+            f"the disk holding inventory {path} is full; free space and run again "
+            "(completed results are kept)"
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "not a database" in text:
+        return (
+            f"inventory {path} is corrupt or not an rdptrust inventory; move it aside "
+            "or choose another with --db"
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return f"cannot open inventory {path}; check that its directory exists and is writable"
+    if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
+        return f"inventory {path}: the disk reported an I/O error ({text})"
+    return f"inventory {path}: {text}"
+
+
+class InventoryReader:
+    """The queries over one inventory connection (whose rows are :class:`sqlite3.Row`)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(describe_error(exc, self.path)) from exc
+
+    @property
+    def schema_version(self) -> int:
+        with self._mapped():
+            row = self._db.execute(
+                "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations"
+            ).fetchone()
+        return int(row["version"])
+
+    # --- scans ----------------------------------------------------------------------
+
+    def scan(self, scan_id: int) -> ScanInfo:
+        """The scan with id *scan_id*; UsageError when there is none."""
+        with self._mapped():
+            row = self._db.execute(SCAN_SELECT + " WHERE s.id = ?", (scan_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"inventory {self.path} holds no scan {scan_id}")
+        return scan_info(row)
+
+    def scans(self) -> list[ScanInfo]:
+        """Every scan, newest first."""
+        with self._mapped():
+            rows = self._db.execute(SCAN_SELECT + " ORDER BY s.id DESC").fetchall()
+        return [scan_info(r) for r in rows]
+
+    def latest_scan(self, *, resumable: bool = False) -> ScanInfo | None:
+        """The newest scan; with *resumable*, the newest that did not finish."""
+        where = " WHERE s.status != 'done'" if resumable else ""
+        with self._mapped():
+            row = self._db.execute(SCAN_SELECT + where + " ORDER BY s.id DESC LIMIT 1").fetchone()
+        return scan_info(row) if row else None
+
+    def target_states(self, scan_id: int) -> dict[str, int]:
+        """How many targets of the scan are pending and done."""
+        with self._mapped():
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) AS count FROM scan_targets WHERE scan_id = ? "
+                "GROUP BY state",
+                (scan_id,),
+            ).fetchall()
+        states = {"pending": 0, "done": 0}
+        states.update({row["state"]: row["count"] for row in rows})
+        return states
+
+    # --- certificates and observations ----------------------------------------------
+
+    def certificate(self, sha256: str) -> CertificateRecord | None:
+        """The certificate with this SHA-256 (lowercase hex); None when never recorded."""
+        with self._mapped():
+            row = self._db.execute(CERTIFICATE_SELECT + " WHERE c.sha256 = ?", (sha256,)).fetchone()
+        return certificate_record(row) if row is not None else None
+
+    def _observation(
+        self, db: sqlite3.Connection, observation_id: int, *, with_events: bool = False
+    ) -> ObservationRecord:
+        row = db.execute(OBSERVATION_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
+        return self._observation_from_row(db, row, with_events=with_events)
+
+    def _observation_from_row(
+        self, db: sqlite3.Connection, row: sqlite3.Row, *, with_events: bool
+    ) -> ObservationRecord:
+        observation_id = row["id"]
+        problems = tuple(problem_record(p) for p in db.execute(PROBLEM_SELECT, (observation_id,)))
+        events: tuple[EventRecord, ...] = ()
+        if with_events:
+            events = tuple(
+                event_record(e)
+                for e in db.execute(EVENT_SELECT + " WHERE e.observation_id = ?", (observation_id,))
+            )
+        return observation_record(row, problems, events)
+
+    def observations(
+        self, *, scan_id: int | None = None, latest_per_host: bool = False
+    ) -> Iterator[ObservationRecord]:
+        """Yield observations, ordered by host and port, one query row at a time.
+
+        With *scan_id*, those of that scan; with *latest_per_host*, only each host's
+        newest observation (within the scan when one is given).
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if scan_id is not None:
+            clauses.append("o.scan_id = ?")
+            params.append(scan_id)
+        if latest_per_host:
+            inner = "SELECT MAX(i.id) FROM observations i"
+            if scan_id is not None:
+                inner += " WHERE i.scan_id = ?"
+                params.append(scan_id)
+            clauses.append(f"o.id IN ({inner} GROUP BY i.host_id)")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._mapped():
+            cursor = self._db.execute(
+                OBSERVATION_SELECT + where + " ORDER BY h.host, h.port, o.id", params
+            )
+            while True:
+                rows = cursor.fetchmany(_FETCH_BATCH)
+                if not rows:
+                    return
+                for row in rows:
+                    yield self._observation_from_row(self._db, row, with_events=False)
+
+    # --- hosts ----------------------------------------------------------------------
+
+    def hosts(self) -> list[HostSummary]:
+        """Every host with its latest observation, sorted by host and port."""
+        return list(self.iter_hosts())
+
+    def iter_hosts(self) -> Iterator[HostSummary]:
+        """:meth:`hosts` one at a time, for output that streams (a large fleet)."""
+        with self._mapped():
+            counts = {
+                (row["host"], row["port"]): (row["count"], row["first_seen"])
+                for row in self._db.execute(
+                    "SELECT h.host, h.port, COUNT(o.id) AS count, h.first_seen FROM hosts h "
+                    "LEFT JOIN observations o ON o.host_id = h.id GROUP BY h.id"
+                )
+            }
+        for latest in self.observations(latest_per_host=True):
+            count, first = counts[(latest.host, latest.port)]
+            yield HostSummary(latest.host, latest.port, parse_time(first), count, latest)
+
+    def history(self, target: Target) -> HostHistory:
+        """The whole record of one host; UsageError when the inventory never saw it."""
+        with self._mapped():
+            row = self._db.execute(
+                "SELECT id, first_seen FROM hosts WHERE host = ? AND port = ?",
+                (canonical_host(target.host), target.port),
+            ).fetchone()
+            if row is None:
+                raise UsageError(f"inventory {self.path} has no record of {target}")
+            host_id = row["id"]
+            observations = tuple(
+                self._observation_from_row(self._db, r, with_events=False)
+                for r in self._db.execute(
+                    OBSERVATION_SELECT + " WHERE o.host_id = ? ORDER BY o.id", (host_id,)
+                ).fetchall()
+            )
+            events = tuple(
+                event_record(e)
+                for e in self._db.execute(
+                    EVENT_SELECT + " WHERE e.host_id = ? ORDER BY e.id", (host_id,)
+                )
+            )
+        spans: dict[str, CertificateSpan] = {}
+        for obs in observations:
+            if obs.certificate is None:
+                continue
+            span = spans.get(obs.certificate.sha256)
+            spans[obs.certificate.sha256] = (
+                CertificateSpan(obs.certificate, obs.observed_at, obs.observed_at, 1)
+                if span is None
+                else CertificateSpan(
+                    span.certificate, span.first_seen, obs.observed_at, span.observations + 1
+                )
+            )
+        return HostHistory(
+            host=target.host,
+            port=target.port,
+            first_seen=parse_time(row["first_seen"]),
+            certificates=tuple(spans.values()),
+            observations=observations,
+            events=events,
+        )
+
+    def events(self, *, scan_id: int | None = None, limit: int | None = None) -> list[EventRecord]:
+        """Events, newest first; of one scan when *scan_id* is given."""
+        query = EVENT_SELECT
+        params: list[Any] = []
+        if scan_id is not None:
+            query += " WHERE e.scan_id = ?"
+            params.append(scan_id)
+        query += " ORDER BY e.id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._mapped():
+            return [event_record(r) for r in self._db.execute(query, params)]

@@ -1,0 +1,326 @@
+"""The inventory's SQL, and the mapping between its rows and :mod:`rdptrust.model.records`.
+
+Rows are read as :class:`sqlite3.Row` and every column is taken by name (the SELECTs
+below name each one), so a column added to a query can never shift another. Times are
+stored as ISO 8601 text in UTC with milliseconds and a ``Z``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult
+from rdptrust.model.records import (
+    CertificateEntry,
+    CertificateRecord,
+    DiagnosisRecord,
+    EventRecord,
+    ObservationRecord,
+    ProblemRecord,
+    ScanInfo,
+)
+from rdptrust.model.wire import SecurityProtocol
+
+INSERT_TARGET = "INSERT OR IGNORE INTO scan_targets (scan_id, seq, host, port) VALUES (?, ?, ?, ?)"
+INSERT_CERTIFICATE = (
+    "INSERT OR IGNORE INTO certificates (sha256, der, subject, issuer, common_name, "
+    "self_signed, not_before, not_after, public_key_sha256, key_type, key_bits, "
+    "signature_hash, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_OBSERVATION = (
+    "INSERT INTO observations (scan_id, host_id, observed_at, address, ok, error_kind, "
+    "error_message, selected_protocol, negotiation_failure, sha256, chain, tls_version, "
+    "tls_cipher, protocols, tls_versions, connect_ms, x224_ms, tls_ms, total_ms, verdict, "
+    "predicted_stall_s, retrievals, ntlm) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_PROBLEM = (
+    "INSERT INTO problems (observation_id, code, severity, message) VALUES (?, ?, ?, ?)"
+)
+INSERT_EVENT = (
+    "INSERT INTO events (host_id, scan_id, observation_id, at, kind, change, "
+    "old_sha256, new_sha256, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SCAN_SELECT = (
+    "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
+    "s.target_count, (SELECT COUNT(*) FROM scan_targets t WHERE t.scan_id = s.id AND "
+    "t.state = 'done') AS done_count FROM scans s"
+)
+#: A certificate's columns, each named ``cert_…`` (an observation has columns of the same
+#: names).
+CERT_COLUMNS = (
+    "c.sha256 AS cert_sha256, c.subject AS cert_subject, c.issuer AS cert_issuer, "
+    "c.common_name AS cert_common_name, c.self_signed AS cert_self_signed, "
+    "c.not_before AS cert_not_before, c.not_after AS cert_not_after, "
+    "c.public_key_sha256 AS cert_public_key_sha256, c.key_type AS cert_key_type, "
+    "c.key_bits AS cert_key_bits, c.signature_hash AS cert_signature_hash, "
+    "c.first_seen AS cert_first_seen, c.der AS cert_der"
+)
+CERTIFICATE_SELECT = f"SELECT {CERT_COLUMNS} FROM certificates c"
+OBSERVATION_SELECT = (
+    "SELECT o.id, o.scan_id, h.host, h.port, o.observed_at, o.ok, o.error_kind, "
+    "o.error_message, o.address, o.selected_protocol, o.negotiation_failure, o.chain, "
+    "o.tls_version, o.tls_cipher, o.protocols, o.tls_versions, o.connect_ms, o.x224_ms, "
+    "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, o.ntlm, "
+    f"{CERT_COLUMNS} FROM observations o JOIN hosts h ON h.id = o.host_id "
+    "LEFT JOIN certificates c ON c.sha256 = o.sha256"
+)
+EVENT_SELECT = (
+    "SELECT e.id, e.scan_id, h.host, h.port, e.at, e.kind, e.change, e.old_sha256, "
+    "e.new_sha256, e.detail FROM events e JOIN hosts h ON h.id = e.host_id"
+)
+PROBLEM_SELECT = "SELECT code, severity, message FROM problems WHERE observation_id = ?"
+
+
+# --- times --------------------------------------------------------------------------
+
+
+def now_text() -> str:
+    """The current time, as stored."""
+    return time_text(dt.datetime.now(dt.UTC))
+
+
+def time_text(value: dt.datetime) -> str:
+    """*value* as stored: ISO 8601, UTC, milliseconds, ``Z``."""
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Read a timestamp as stored (ISO 8601, UTC)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _opt_time(text: str | None) -> dt.datetime | None:
+    return parse_time(text) if text else None
+
+
+def _opt_time_text(value: dt.datetime | None) -> str | None:
+    return time_text(value) if value is not None else None
+
+
+# --- values going in ----------------------------------------------------------------
+
+
+def sha256_hex(der: bytes) -> str:
+    """How the inventory names a certificate: the SHA-256 of its DER, lowercase hex."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def protocol_name(value: SecurityProtocol | None) -> str | None:
+    """The stored name of a selected protocol (``RDP``, ``SSL``, ``HYBRID|…``)."""
+    if value is None:
+        return None
+    if value == SecurityProtocol.RDP:
+        return "RDP"
+    names = [p.name or "" for p in SecurityProtocol if p and (value & p) == p]
+    return "|".join(names) or hex(value)
+
+
+def _protocols(probe: ProbeResult) -> dict[str, bool | None]:
+    if not probe.protocols:
+        return {}
+    found = {p.name: p.accepted for p in probe.protocols}
+    return {name: found.get(name) for name in ENUMERATION_REQUESTS if name in found}
+
+
+def _ntlm_json(probe: ProbeResult) -> str | None:
+    info = probe.ntlm
+    if info is None or not info.ok:
+        return None
+    version = info.os_version
+    return json.dumps(
+        {
+            "netbios_computer_name": info.netbios_computer_name,
+            "netbios_domain_name": info.netbios_domain_name,
+            "dns_computer_name": info.dns_computer_name,
+            "dns_domain_name": info.dns_domain_name,
+            "dns_tree_name": info.dns_tree_name,
+            "os_version": (f"{version.major}.{version.minor}.{version.build}" if version else None),
+            "server_time": info.server_time.isoformat() if info.server_time else None,
+        }
+    )
+
+
+def observation_params(
+    scan_id: int,
+    host_id: int,
+    at: str,
+    probe: ProbeResult | None,
+    error: ProbeFailure | None,
+    diagnosis: DiagnosisRecord | None,
+) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_OBSERVATION` for what a scan saw of one host."""
+    outcome = (
+        int(error is None),
+        error.kind if error is not None else None,
+        error.message if error is not None else None,
+    )
+    judged = (
+        (
+            diagnosis.verdict,
+            diagnosis.predicted_stall_s,
+            json.dumps([dict(r) for r in diagnosis.retrievals]),
+        )
+        if diagnosis is not None
+        else (None, None, None)
+    )
+    if probe is None:
+        # protocol, negotiation failure, leaf, chain, TLS, enumerations, timings
+        unseen = (None, None, None, "[]", None, None, "{}", "{}", None, None, None, None)
+        return (scan_id, host_id, at, None, *outcome, *unseen, *judged, None)
+    neg = probe.negotiation
+    tls = probe.tls
+    timings = probe.timings
+    return (
+        scan_id,
+        host_id,
+        at,
+        probe.address,
+        *outcome,
+        protocol_name(neg.selected) if neg is not None else None,
+        neg.failure if neg is not None else None,
+        sha256_hex(probe.leaf) if probe.leaf else None,
+        json.dumps([sha256_hex(d) for d in probe.chain]),
+        tls.version if tls is not None else None,
+        tls.cipher if tls is not None else None,
+        json.dumps(_protocols(probe)),
+        json.dumps({v.version: v.accepted for v in probe.tls_versions}),
+        timings.connect_ms,
+        timings.x224_ms,
+        timings.tls_ms,
+        timings.total_ms,
+        *judged,
+        _ntlm_json(probe),
+    )
+
+
+def certificate_params(
+    sha256: str, der: bytes, entry: CertificateEntry, at: str
+) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_CERTIFICATE` for one certificate."""
+    return (
+        sha256,
+        der,
+        entry.subject,
+        entry.issuer,
+        entry.common_name,
+        int(entry.self_signed),
+        _opt_time_text(entry.not_before),
+        _opt_time_text(entry.not_after),
+        entry.public_key_sha256,
+        entry.key_type,
+        entry.key_bits,
+        entry.signature_hash,
+        at,
+    )
+
+
+# --- values coming out --------------------------------------------------------------
+
+
+def scan_info(row: sqlite3.Row) -> ScanInfo:
+    return ScanInfo(
+        id=row["id"],
+        started_at=parse_time(row["started_at"]),
+        finished_at=_opt_time(row["finished_at"]),
+        status=row["status"],
+        arguments=tuple(json.loads(row["arguments"])),
+        options=json.loads(row["options"]),
+        pid=row["pid"],
+        target_count=row["target_count"],
+        done_count=row["done_count"],
+    )
+
+
+def event_record(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        scan_id=row["scan_id"],
+        host=row["host"],
+        port=row["port"],
+        at=parse_time(row["at"]),
+        kind=row["kind"],
+        change=row["change"],
+        old_sha256=row["old_sha256"],
+        new_sha256=row["new_sha256"],
+        detail=row["detail"],
+    )
+
+
+def problem_record(row: sqlite3.Row) -> ProblemRecord:
+    return ProblemRecord(code=row["code"], severity=row["severity"], message=row["message"])
+
+
+def _named(row: sqlite3.Row) -> dict[str, Any]:
+    # Named lookups on a wide sqlite3.Row cost about 1 µs each; a dict of it, much less.
+    return dict(zip(row.keys(), row, strict=True))
+
+
+def certificate_record(row: sqlite3.Row) -> CertificateRecord | None:
+    """The certificate in a row with :data:`CERT_COLUMNS`; None when it has none."""
+    return _certificate(_named(row))
+
+
+def _certificate(row: Mapping[str, Any]) -> CertificateRecord | None:
+    sha256 = row["cert_sha256"]
+    if sha256 is None:
+        return None
+    return CertificateRecord(
+        sha256=sha256,
+        subject=row["cert_subject"],
+        issuer=row["cert_issuer"],
+        common_name=row["cert_common_name"],
+        self_signed=bool(row["cert_self_signed"]),
+        not_before=_opt_time(row["cert_not_before"]),
+        not_after=_opt_time(row["cert_not_after"]),
+        public_key_sha256=row["cert_public_key_sha256"],
+        key_type=row["cert_key_type"],
+        key_bits=row["cert_key_bits"],
+        signature_hash=row["cert_signature_hash"],
+        first_seen=parse_time(row["cert_first_seen"]),
+        sha1=hashlib.sha1(row["cert_der"]).hexdigest() if row["cert_der"] else None,
+    )
+
+
+def observation_record(
+    found: sqlite3.Row, problems: tuple[ProblemRecord, ...], events: tuple[EventRecord, ...]
+) -> ObservationRecord:
+    """The observation in a row of :data:`OBSERVATION_SELECT`."""
+    row = _named(found)
+    retrievals = row["retrievals"]
+    ntlm = row["ntlm"]
+    return ObservationRecord(
+        id=row["id"],
+        scan_id=row["scan_id"],
+        host=row["host"],
+        port=row["port"],
+        observed_at=parse_time(row["observed_at"]),
+        ok=bool(row["ok"]),
+        error_kind=row["error_kind"],
+        error_message=row["error_message"],
+        address=row["address"],
+        selected_protocol=row["selected_protocol"],
+        negotiation_failure=row["negotiation_failure"],
+        certificate=_certificate(row),
+        chain=tuple(json.loads(row["chain"])),
+        tls_version=row["tls_version"],
+        tls_cipher=row["tls_cipher"],
+        protocols=json.loads(row["protocols"]),
+        tls_versions=json.loads(row["tls_versions"]),
+        connect_ms=row["connect_ms"],
+        x224_ms=row["x224_ms"],
+        tls_ms=row["tls_ms"],
+        total_ms=row["total_ms"],
+        verdict=row["verdict"],
+        predicted_stall_s=row["predicted_stall_s"],
+        retrievals=tuple(json.loads(retrievals)) if retrievals is not None else None,
+        problems=problems,
+        events=events,
+        ntlm=json.loads(ntlm) if ntlm else None,
+    )

@@ -1,0 +1,23 @@
+"""Scan options: what they refuse, and how many sockets one target may hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from rdptrust.engine.scan_options import ScanOptions
+
+
+@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"timeout": 0}, {"rate": 0}])
+def test_bad_options(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        ScanOptions(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("enumerate_", "diagnose", "sockets"),
+    [(False, False, 1), (True, False, 12), (False, True, 9), (True, True, 20)],
+)
+def test_sockets_per_host(enumerate_: bool, diagnose: bool, sockets: int) -> None:
+    # main connection; + 6 protocols, 4 TLS versions and NTLM; + 8 parallel retrievals
+    options = ScanOptions(enumerate=enumerate_, diagnose=diagnose)
+    assert options.sockets_per_host() == sockets
