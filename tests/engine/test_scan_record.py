@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from fixtures.inventory import one_target_scan, served
+from rdptrust.engine import scan as scan_module
 from rdptrust.engine.scan import LeafReader, judge_host, record_result
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.records import CertificateRecord, DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
-from rdptrust.engine import scan as scan_module
 from rdptrust.store.inventory import Inventory
 
 
