@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 import socket
@@ -10,10 +9,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from fixtures.cli import run_rdptrust as rdptrust
+from fixtures.credentials import self_signed_with_name
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials
 
@@ -28,20 +27,8 @@ LONG_NAME = [
 
 
 def long_subject_credentials() -> HostCredentials:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(oid, value) for oid, value in LONG_NAME])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=90))
-        .sign(key, hashes.SHA256())
-    )
-    return HostCredentials((cert,), key, cert.fingerprint(hashes.SHA256()).hex())
+    return self_signed_with_name(name, days=90)
 
 
 def cells(page: str, target: str) -> list[str]:

@@ -7,18 +7,16 @@ prints certificate fields must show them inert (escaped, replaced or dropped).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from fixtures.cli import run_rdptrust
+from fixtures.credentials import self_signed_with_name
 from fixtures.lab import LabFactory
 from rdptrust.lab.certs import HostCredentials
 
@@ -28,20 +26,8 @@ CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
 def hostile_credentials() -> HostCredentials:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=20))
-        .sign(key, hashes.SHA256())
-    )
-    return HostCredentials((cert,), key, cert.fingerprint(hashes.SHA256()).hex())
+    return self_signed_with_name(name, days=20)
 
 
 async def _run(tmp_path: Path, *args: str) -> tuple[int, str]:

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from fixtures.credentials import self_signed_with_name
 from fixtures.lab import LabFactory
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
@@ -35,25 +34,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def hostile_credentials() -> HostCredentials:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, HOSTILE_ORG),
         ]
     )
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=20))
-        .sign(key, hashes.SHA256())
-    )
-    return HostCredentials((cert,), key, cert.fingerprint(hashes.SHA256()).hex())
+    return self_signed_with_name(name, days=20)
 
 
 @pytest_asyncio.fixture
