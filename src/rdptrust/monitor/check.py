@@ -16,7 +16,11 @@ Rules, worst state wins (CRITICAL > UNKNOWN > WARNING > OK):
   OCSP answer for a trusted chain: WARNING;
 - every security finding of the probe counts as well, at its severity (Standard RDP
   Security allowed, 40/56-bit RC4: CRITICAL; NLA not required, FIPS offered but not
-  required, TLS 1.0/1.1: WARNING), as it does toward ``diagnose``'s verdict;
+  required, TLS 1.0/1.1: WARNING), as it does toward ``diagnose``'s verdict; what the
+  probe looked for decides which can be found (``rdptrust check`` makes one connection
+  and enumerates no protocols, TLS versions or encryption methods, so it finds those
+  that connection shows: a host that sends no negotiation data allows Standard RDP
+  Security and does not require NLA);
 - the pinned-host store cannot be read, or the diagnosis failed: UNKNOWN.
 
 Each problem and finding is named in the summary by its label in the problem catalog
@@ -141,7 +145,7 @@ def evaluate(observation: Assessment, thresholds: Thresholds) -> CheckResult:
         elif days_left < thresholds.warn_days:
             reasons.append((PluginState.WARNING, when))
     if observation.revoked:
-        reasons.append((PluginState.CRITICAL, "revoked"))
+        reasons.append((PluginState.CRITICAL, catalog.REVOKED.label))
     stall = observation.predicted_stall_s
     if stall is not None and thresholds.max_stall_s is not None:
         said = f"predicted stall {stall:.1f} s"

@@ -4,9 +4,10 @@ JSON schema ``rdptrust.diagnosis/1`` (``schema_version`` 1): ``target``, ``verdi
 (ok / warning / critical / unknown), ``predicted_stall_s``, ``causes`` (purpose, url,
 seconds, modelled, text),
 ``problems`` (code, severity, message), ``findings`` (security findings of the
-probe: code, severity, message; they count toward ``verdict`` as problems do), ``fixes`` (id, title, removes, commands (where,
-command), note), ``retrievals`` (purpose — root_list, aia, crl or ocsp —, url, outcome —
-ok, http_error, refused, dns_error, timeout or invalid —, elapsed_ms, status, detail,
+probe: code, severity, message; they count toward ``verdict`` as problems do),
+``fixes`` (id, title, removes, commands (where, command), note), ``retrievals``
+(purpose — root_list, aia, crl or ocsp —, url, outcome — ok, http_error, refused,
+dns_error, timeout or invalid —, elapsed_ms, status, detail,
 certificate, revocation, counted, wait_s, modelled), ``trust`` (trusted, anchor, path,
 pin), ``settings`` (the Windows model's figures and our observation time-out),
 ``probe`` (the ``rdptrust.probe/1`` document) and ``elapsed_ms``.
