@@ -24,6 +24,7 @@ from rdptrust.model.catalog import (
 )
 from rdptrust.model.problems import Severity
 from rdptrust.model.retrieval import Purpose
+from rdptrust.pki.judge import STALL_CRITICAL_S, STALL_WARNING_S
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "rdptrust"
@@ -50,6 +51,11 @@ def test_every_code_once_with_its_facts() -> None:
         assert getattr(catalog, entry.code.upper().replace("-", "_")) is entry
     labels = [e.label for e in ENTRIES]
     assert len(set(labels)) == len(labels)
+
+
+def test_the_stall_doc_gives_the_judges_thresholds() -> None:
+    doc = catalog.PREDICTED_STALL.doc
+    assert f"wait {STALL_WARNING_S:g} s or more (critical from {STALL_CRITICAL_S:g} s)" in doc
 
 
 def test_lookup_refuses_an_unknown_code() -> None:
