@@ -13,6 +13,9 @@ from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
 from rdptrust.lab.runner import Lab
 from rdptrust.lab.standard_security import parse_methods
+from rdptrust.model import catalog
+from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
+from rdptrust.report.diagnosis import FINDINGS_TITLE
 
 
 async def diagnose_lab(lab: Lab, store: Path, *extra: str) -> tuple[int, str, str]:
@@ -166,3 +169,31 @@ async def test_security_findings_are_shown(lab_factory: LabFactory, tmp_path: Pa
     assert "nla-not-required" not in found["strict"]
     # the self-signed certificate is a problem of the chain, not a second finding
     assert "self-signed-certificate" not in found["strict"]
+
+
+async def test_findings_alone_decide_the_verdict(lab_factory: LabFactory, tmp_path: Path) -> None:
+    # Given a pinned host (no chain problem, no wait) that accepts Standard RDP Security
+    lab = await lab_factory(cert="self-signed", rdp_methods=parse_methods("128BIT"))
+    store = KnownHosts.load(tmp_path / "known_hosts.json")
+    store.add(pin_from_certificate(lab.target, lab.credentials.leaf))
+    store.save()
+    # When diagnose judges it
+    code, out, err = await diagnose_lab(lab, tmp_path / "known_hosts.json")
+    # Then it is CRITICAL because of the findings, and the report says they count
+    assert code == 2, err
+    assert out.splitlines()[0].endswith(": CRITICAL")
+    assert "Problems:" not in out
+    assert FINDINGS_TITLE in out
+    assert "[critical] standard-rdp-security-allowed:" in out
+
+
+async def test_check_names_findings_by_their_catalog_labels(lab_factory: LabFactory) -> None:
+    # Given an old host that sends no negotiation data (Standard RDP Security only)
+    lab = await lab_factory(no_negotiation=True)
+    # When check probes it (one connection: it sees what that connection shows)
+    code, out, err = await rdptrust("check", str(lab.target))
+    # Then its findings count and are named as the catalog names them
+    assert code == 2, err
+    assert out.startswith(f"RDPTRUST CRITICAL - {lab.target}: no certificate (no TLS); ")
+    assert f"; {catalog.STANDARD_RDP_SECURITY_ALLOWED.label}" in out
+    assert f"; {catalog.NLA_NOT_REQUIRED.label}" in out

@@ -21,6 +21,7 @@ from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.lab.runner import Lab
 from rdptrust.model.assessment import Assessment
+from rdptrust.model.catalog import lookup
 from rdptrust.model.retrieval import Purpose
 from rdptrust.model.windows import WindowsSettings
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
@@ -42,6 +43,9 @@ def options(lab: Lab, tmp_path: Path, *, trust_ca: bool = False, **kwargs: objec
 
 
 def codes(diagnosis: Assessment) -> set[str]:
+    """The problem codes of *diagnosis*, each checked against the problem catalog."""
+    for problem in (*diagnosis.problems, *diagnosis.findings):
+        assert problem.severity in lookup(problem.code).severities, problem
     return {p.code for p in diagnosis.problems}
 
 

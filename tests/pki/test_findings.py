@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from pki.certs_for_tests import NOW, hierarchy, issue
+from rdptrust.model.catalog import Kind, lookup
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import (
     ENUMERATION_REQUESTS,
@@ -71,7 +72,11 @@ def _result(
 
 
 def _ids(result: ProbeResult, now: dt.datetime = NOW) -> list[str]:
-    return [f.code for f in probe_findings(result, now=now)]
+    findings = probe_findings(result, now=now)
+    for finding in findings:
+        entry = lookup(finding.code)
+        assert (entry.kind, finding.severity in entry.severities) == (Kind.FINDING, True)
+    return [f.code for f in findings]
 
 
 def test_nla_only_host_with_ca_certificate_has_no_findings() -> None:

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from rdptrust.model.catalog import lookup
 from rdptrust.model.problems import Problem, Severity, verdict
 from rdptrust.model.target import Target
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
@@ -61,6 +62,7 @@ def codes(problems: Sequence[Problem]) -> dict[str, Severity]:
     for problem in problems:
         assert problem.message, problem
         assert "\n" not in problem.message
+        assert problem.severity in lookup(problem.code).severities, problem
         found.setdefault(problem.code, problem.severity)
     return found
 

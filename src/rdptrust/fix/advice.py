@@ -1,23 +1,43 @@
 """The fixes for what an assessment found: what each removes, and the exact commands.
 
-Each fix names the problem codes (or retrieval purposes) it removes and the commands
-for where they run: ``rdptrust`` itself, a Windows client, the Windows host, Group
-Policy or the network. Target names come from the user and are quoted for a POSIX
-shell; nothing taken from a certificate enters a command.
+Which fixes a problem code (or a retrieval that makes the client wait) calls for is
+the problem catalog's (:mod:`rdptrust.model.catalog`); this module holds what each fix
+says, its commands, and the choices that need the assessment (a self-signed leaf gets
+Method 1, a CA-issued one the issuing CA). Each fix names the problem codes (or
+retrieval purposes) it removes and the commands for where they run: ``rdptrust``
+itself, a Windows client, the Windows host, Group Policy or the network. Target names
+come from the user and are quoted for a POSIX shell; nothing taken from a certificate
+enters a command.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 
+from rdptrust.model import catalog
 from rdptrust.model.assessment import Assessment, Fix, FixCommand
-from rdptrust.model.retrieval import Purpose
+from rdptrust.model.catalog import FixId
+from rdptrust.model.retrieval import Purpose, RevocationStatus
 
 
 def _shell(text: str) -> str:
     """A POSIX shell word (target names come from the user, not from certificates)."""
     return shlex.quote(text)
+
+
+def removed_by(fix: FixId, codes: Iterable[str], purposes: Iterable[Purpose]) -> tuple[str, ...]:
+    """The problem codes among *codes* and retrieval purposes among *purposes* that the
+    catalog maps to *fix*, sorted. A predicted stall counts through its causes'
+    purposes."""
+    found = {
+        code
+        for code in codes
+        if code != catalog.PREDICTED_STALL.code and fix in catalog.lookup(code).fixes
+    }
+    found.update(p.value for p in purposes if fix in catalog.STALL_FIXES[p])
+    return tuple(sorted(found))
 
 
 def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
@@ -27,20 +47,22 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
     if leaf is None:
         return ()
     target = assessment.target
-    problems = assessment.problems
-    causes = assessment.causes
-    codes = {p.code for p in problems}
-    purposes = {c.purpose for c in causes}
+    codes = {p.code for p in (*assessment.problems, *assessment.findings)}
+    purposes = {c.purpose for c in assessment.causes}
+
+    def removes(fix: FixId) -> tuple[str, ...]:
+        return removed_by(fix, codes, purposes)
+
     host = _shell(str(target))
     # The file stem 'rdptrust trust --out' uses (rdptrust.fix.method1.bundle_stem).
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{target.host}_{target.port}").strip(".")[:80]
     fixes: list[Fix] = []
-    if "pin-changed" in codes:
+    if removes(FixId.VERIFY_AND_REPIN):
         fixes.append(
             Fix(
-                "verify-and-repin",
+                FixId.VERIFY_AND_REPIN,
                 "Check the new certificate on the host, then pin it again",
-                ("pin-changed",),
+                removes(FixId.VERIFY_AND_REPIN),
                 (
                     FixCommand(
                         "windows host",
@@ -52,88 +74,80 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 f"The thumbprint shown on the host must equal {leaf.sha1}.",
             )
         )
-    untrusted = {"self-signed-not-pinned", "untrusted-root"} & codes
-    if Purpose.ROOT_LIST in purposes or untrusted:
-        removes = tuple(
-            sorted(untrusted | ({"root_list"} if Purpose.ROOT_LIST in purposes else set()))
-        )
-        if leaf.self_signed:
-            fixes.append(
-                Fix(
-                    "method1-trust-host-certificate",
-                    "Method 1: trust the host's own certificate on the clients",
-                    removes,
-                    (
-                        FixCommand("rdptrust", f"rdptrust trust {host} --out trust-{_shell(stem)}"),
-                        FixCommand(
-                            "windows client",
-                            f"certutil -addstore -f Root {stem}.cer",
-                        ),
-                    ),
-                    "Windows recreates a self-signed RDP certificate every six months:"
-                    " Method 1 must then be repeated; the CA-issued certificate lasts.",
-                )
-            )
-        else:
-            name = assessment.path[-1].subject if assessment.path else "the issuing CA"
-            fixes.append(
-                Fix(
-                    "trust-issuing-ca",
-                    f"Make the clients trust {name}",
-                    removes,
-                    (FixCommand("windows client", "certutil -addstore -f Root root-ca.cer"),),
-                    "Deploy the CA certificate by Group Policy (Public Key Policies >"
-                    " Trusted Root Certification Authorities) for all clients at once.",
-                )
-            )
-        if Purpose.ROOT_LIST in purposes:
-            fixes.append(
-                Fix(
-                    "method2-disable-root-update",
-                    "Method 2: turn off Automatic Root Certificates Update on the clients",
-                    ("root_list",),
-                    (
-                        FixCommand(
-                            "rdptrust", "rdptrust policy root-autoupdate --disable --out gpo"
-                        ),
-                        FixCommand(
-                            "group policy",
-                            "Computer Configuration > Administrative Templates > System >"
-                            " Internet Communication Management > Internet Communication"
-                            " settings > Turn off Automatic Root Certificates Update: Enabled",
-                        ),
-                        FixCommand(
-                            "windows client",
-                            'reg add "HKLM\\SOFTWARE\\Policies\\Microsoft\\SystemCertificates'
-                            '\\AuthRoot" /v DisableRootAutoUpdate /t REG_DWORD /d 1 /f',
-                        ),
-                    ),
-                    "Removes the root-list wait only; the certificate prompt stays.",
-                )
-            )
-        if leaf.self_signed:
-            fixes.append(
-                Fix(
-                    "ca-issued-host-certificate",
-                    "The lasting fix: give the host a certificate from a CA the clients trust",
-                    removes,
-                    (
-                        FixCommand(
-                            "rdptrust", "rdptrust ca init --crl-url http://YOUR-PKI/rdp.crl"
-                        ),
-                        FixCommand(
-                            "rdptrust", f"rdptrust ca issue {_shell(target.host)} --out host-cert"
-                        ),
-                        FixCommand("windows host", "install-HOST.ps1 (written by ca issue)"),
-                    ),
-                )
-            )
-    if Purpose.AIA in purposes or "incomplete-chain" in codes:
+    # a self-signed leaf is trusted by pinning it; a CA-issued one by trusting its root
+    if leaf.self_signed and removes(FixId.METHOD1_TRUST_HOST_CERTIFICATE):
         fixes.append(
             Fix(
-                "send-full-chain",
+                FixId.METHOD1_TRUST_HOST_CERTIFICATE,
+                "Method 1: trust the host's own certificate on the clients",
+                removes(FixId.METHOD1_TRUST_HOST_CERTIFICATE),
+                (
+                    FixCommand("rdptrust", f"rdptrust trust {host} --out trust-{_shell(stem)}"),
+                    FixCommand(
+                        "windows client",
+                        f"certutil -addstore -f Root {stem}.cer",
+                    ),
+                ),
+                "Windows recreates a self-signed RDP certificate every six months:"
+                " Method 1 must then be repeated; the CA-issued certificate lasts.",
+            )
+        )
+    if not leaf.self_signed and removes(FixId.TRUST_ISSUING_CA):
+        name = assessment.path[-1].subject if assessment.path else "the issuing CA"
+        fixes.append(
+            Fix(
+                FixId.TRUST_ISSUING_CA,
+                f"Make the clients trust {name}",
+                removes(FixId.TRUST_ISSUING_CA),
+                (FixCommand("windows client", "certutil -addstore -f Root root-ca.cer"),),
+                "Deploy the CA certificate by Group Policy (Public Key Policies >"
+                " Trusted Root Certification Authorities) for all clients at once.",
+            )
+        )
+    if removes(FixId.METHOD2_DISABLE_ROOT_UPDATE):
+        fixes.append(
+            Fix(
+                FixId.METHOD2_DISABLE_ROOT_UPDATE,
+                "Method 2: turn off Automatic Root Certificates Update on the clients",
+                removes(FixId.METHOD2_DISABLE_ROOT_UPDATE),
+                (
+                    FixCommand("rdptrust", "rdptrust policy root-autoupdate --disable --out gpo"),
+                    FixCommand(
+                        "group policy",
+                        "Computer Configuration > Administrative Templates > System >"
+                        " Internet Communication Management > Internet Communication"
+                        " settings > Turn off Automatic Root Certificates Update: Enabled",
+                    ),
+                    FixCommand(
+                        "windows client",
+                        'reg add "HKLM\\SOFTWARE\\Policies\\Microsoft\\SystemCertificates'
+                        '\\AuthRoot" /v DisableRootAutoUpdate /t REG_DWORD /d 1 /f',
+                    ),
+                ),
+                "Removes the root-list wait only; the certificate prompt stays.",
+            )
+        )
+    if leaf.self_signed and removes(FixId.CA_ISSUED_HOST_CERTIFICATE):
+        fixes.append(
+            Fix(
+                FixId.CA_ISSUED_HOST_CERTIFICATE,
+                "The lasting fix: give the host a certificate from a CA the clients trust",
+                removes(FixId.CA_ISSUED_HOST_CERTIFICATE),
+                (
+                    FixCommand("rdptrust", "rdptrust ca init --crl-url http://YOUR-PKI/rdp.crl"),
+                    FixCommand(
+                        "rdptrust", f"rdptrust ca issue {_shell(target.host)} --out host-cert"
+                    ),
+                    FixCommand("windows host", "install-HOST.ps1 (written by ca issue)"),
+                ),
+            )
+        )
+    if removes(FixId.SEND_FULL_CHAIN):
+        fixes.append(
+            Fix(
+                FixId.SEND_FULL_CHAIN,
                 "Make the host send its intermediate certificates (or make the AIA URL reachable)",
-                ("aia", "incomplete-chain"),
+                removes(FixId.SEND_FULL_CHAIN),
                 (
                     FixCommand(
                         "windows host",
@@ -143,15 +157,16 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 ),
             )
         )
-    rev = sorted({c.url for c in causes if c.purpose in (Purpose.CRL, Purpose.OCSP) and c.url})
-    if rev:
+    if removes(FixId.REACH_REVOCATION_URLS):
         fixes.append(
             Fix(
-                "reach-revocation-urls",
+                FixId.REACH_REVOCATION_URLS,
                 "Let the clients reach the revocation URLs, or shorten the waits",
-                ("crl", "ocsp"),
+                removes(FixId.REACH_REVOCATION_URLS),
                 (
-                    FixCommand("network", "allow HTTP to " + ", ".join(rev)),
+                    FixCommand(
+                        "network", "allow HTTP to " + ", ".join(_revocation_urls(assessment))
+                    ),
                     FixCommand(
                         "rdptrust",
                         "rdptrust policy retrieval-timeouts --url-timeout-ms 3000"
@@ -160,12 +175,12 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 ),
             )
         )
-    if {"expired", "not-yet-valid", "expiring-soon", "revoked"} & codes:
+    if removes(FixId.RENEW_HOST_CERTIFICATE):
         fixes.append(
             Fix(
-                "renew-host-certificate",
+                FixId.RENEW_HOST_CERTIFICATE,
                 "Give the host a new certificate",
-                tuple(sorted({"expired", "not-yet-valid", "expiring-soon", "revoked"} & codes)),
+                removes(FixId.RENEW_HOST_CERTIFICATE),
                 (
                     FixCommand(
                         "rdptrust", f"rdptrust ca issue {_shell(target.host)} --out host-cert"
@@ -178,16 +193,16 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 ),
             )
         )
-    reissue = {"eku-unsuitable", "weak-signature", "weak-key"} & codes
-    if "name-mismatch" in codes and not leaf.self_signed:
-        # for a self-signed leaf, pinning (Method 1) settles the name too
-        reissue.add("name-mismatch")
+    reissue = removes(FixId.REISSUE_PROPERLY)
+    if leaf.self_signed:
+        # for a self-signed leaf, pinning (Method 1) settles the name
+        reissue = tuple(c for c in reissue if c != catalog.NAME_MISMATCH.code)
     if reissue:
         fixes.append(
             Fix(
-                "reissue-properly",
+                FixId.REISSUE_PROPERLY,
                 "Issue a certificate with the right names, EKU, SHA-256 and a 2048-bit key",
-                tuple(sorted(reissue)),
+                reissue,
                 (
                     FixCommand(
                         "rdptrust", f"rdptrust ca issue {_shell(target.host)} --out host-cert"
@@ -196,3 +211,19 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
             )
         )
     return tuple(fixes)
+
+
+def _revocation_urls(assessment: Assessment) -> list[str]:
+    """The CRL and OCSP URLs the client waits for, else those that gave no answer."""
+    revocation = (Purpose.CRL, Purpose.OCSP)
+    waited = {c.url for c in assessment.causes if c.purpose in revocation and c.url}
+    if waited:
+        return sorted(waited)
+    answered = (RevocationStatus.GOOD, RevocationStatus.REVOKED)
+    return sorted(
+        {
+            r.url
+            for r in assessment.retrievals
+            if r.purpose in revocation and r.revocation not in answered
+        }
+    )

@@ -14,7 +14,17 @@ Rules, worst state wins (CRITICAL > UNKNOWN > WARNING > OK):
 - the predicted stall (diagnosis only) above ``max_stall_s``: WARNING; above twice
   that: CRITICAL (the diagnosis' own stall thresholds are replaced by these); no CRL or
   OCSP answer for a trusted chain: WARNING;
+- every security finding of the probe counts as well, at its severity (Standard RDP
+  Security allowed, 40/56-bit RC4: CRITICAL; NLA not required, FIPS offered but not
+  required, TLS 1.0/1.1: WARNING), as it does toward ``diagnose``'s verdict; what the
+  probe looked for decides which can be found (``rdptrust check`` makes one connection
+  and enumerates no protocols, TLS versions or encryption methods, so it finds those
+  that connection shows: a host that sends no negotiation data allows Standard RDP
+  Security and does not require NLA);
 - the pinned-host store cannot be read, or the diagnosis failed: UNKNOWN.
+
+Each problem and finding is named in the summary by its label in the problem catalog
+(:mod:`rdptrust.model.catalog`).
 
 Performance data follows the plugin guidelines (``'label'=value[UOM];warn;crit;min;max``):
 ``days_left`` (days, ``d``) with the ranges ``WARN:`` and ``CRIT:`` (alert below),
@@ -27,6 +37,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rdptrust.model import catalog
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinStatus
 from rdptrust.model.problems import Problem, Severity
@@ -50,24 +61,6 @@ _RANK = {
     PluginState.WARNING: 1,
     PluginState.UNKNOWN: 2,
     PluginState.CRITICAL: 3,
-}
-
-#: Short words for the summary line, by problem code.
-_SHORT: dict[str, str] = {
-    "no-certificate": "no certificate (no TLS)",
-    "pin-changed": "certificate changed since it was pinned",
-    "self-signed-not-pinned": "self-signed, not pinned",
-    "untrusted-root": "untrusted root",
-    "incomplete-chain": "incomplete chain",
-    "expired": "expired",
-    "not-yet-valid": "not yet valid",
-    "name-mismatch": "name mismatch",
-    "eku-unsuitable": "EKU not for RDP",
-    "weak-signature": "weak signature",
-    "weak-key": "weak key",
-    "malformed-certificate": "malformed certificate",
-    "revoked": "revoked",
-    "revocation-unavailable": "no revocation answer",
 }
 
 
@@ -138,7 +131,7 @@ def evaluate(observation: Assessment, thresholds: Thresholds) -> CheckResult:
         message = message.removeprefix(f"{target}: ")
         reasons.append((PluginState.UNKNOWN, f"cannot probe: {message}"))
     for problem in (*observation.problems, *observation.findings):
-        if problem.code in ("expiring-soon", "predicted-stall"):
+        if problem.code in (catalog.EXPIRING_SOON.code, catalog.PREDICTED_STALL.code):
             continue  # judged below against this check's thresholds
         reasons.append((_state(problem), _short(problem)))
     days_left = observation.days_left
@@ -152,7 +145,7 @@ def evaluate(observation: Assessment, thresholds: Thresholds) -> CheckResult:
         elif days_left < thresholds.warn_days:
             reasons.append((PluginState.WARNING, when))
     if observation.revoked:
-        reasons.append((PluginState.CRITICAL, "revoked"))
+        reasons.append((PluginState.CRITICAL, catalog.REVOKED.label))
     stall = observation.predicted_stall_s
     if stall is not None and thresholds.max_stall_s is not None:
         said = f"predicted stall {stall:.1f} s"
@@ -224,7 +217,7 @@ def _state(problem: Problem) -> PluginState:
 
 
 def _short(problem: Problem) -> str:
-    return _SHORT.get(problem.code, problem.code.replace("-", " "))
+    return catalog.label(problem.code)
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:

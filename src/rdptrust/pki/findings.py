@@ -1,26 +1,9 @@
 """Security findings about one probed host: what it still allows besides TLS with NLA.
 
 :func:`probe_findings` judges a :class:`~rdptrust.net.probe.ProbeResult`; ``probe``,
-``diagnose`` and ``report`` all show the same list. Finding ids are stable strings:
-
-================================  =========  ==========================================
-id                                severity   raised when
-================================  =========  ==========================================
-``standard-rdp-security-allowed``  critical  the host accepts Standard RDP Security:
-                                             its server authentication can be
-                                             impersonated (interception risk)
-``weak-encryption-methods``       critical   Standard RDP Security accepts 40- or
-                                             56-bit RC4
-``nla-not-required``              warning    the host accepts a connection without
-                                             CredSSP (Network Level Authentication)
-``fips-offered-not-required``     warning    the FIPS method is accepted but the
-                                             encryption level is not FIPS, so clients
-                                             may still pick RC4
-``tls-legacy-versions``           warning    TLS 1.0 or 1.1 completes a handshake
-``self-signed-certificate``       warning    the TLS certificate is self-signed
-``expiring-certificate``          warning    the TLS certificate ends within
-                                             ``warn_days``; critical once expired
-================================  =========  ==========================================
+``diagnose`` and ``report`` all show the same list. Each finding's code, severities,
+label, meaning and fixes are in the problem catalog, :mod:`rdptrust.model.catalog`.
+Findings count toward a host's verdict as the chain's problems do.
 
 Findings are ordered most severe first. Each message says what to change on the host.
 """
@@ -32,6 +15,7 @@ import datetime as dt
 from typing import Protocol
 
 from rdptrust.errors import PkiError
+from rdptrust.model import catalog
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.pki.facts import as_utc, certificate_facts, load_certificate
@@ -108,8 +92,7 @@ def probe_findings(
             else ""
         )
         found.append(
-            Problem(
-                "standard-rdp-security-allowed",
+            catalog.STANDARD_RDP_SECURITY_ALLOWED.problem(
                 Severity.CRITICAL,
                 f"{target} accepts Standard RDP Security{unencrypted}: the client cannot "
                 "verify the host (its proprietary key is signed with a key published in the "
@@ -121,8 +104,7 @@ def probe_findings(
         weak = [m for m in standard.accepted_methods if m in _WEAK_METHODS]
         if weak:
             found.append(
-                Problem(
-                    "weak-encryption-methods",
+                catalog.WEAK_ENCRYPTION_METHODS.problem(
                     Severity.CRITICAL,
                     f"{target} accepts {' and '.join(m.replace('BIT', '-bit') for m in weak)} "
                     "RC4 for Standard RDP Security, which can be broken offline from a "
@@ -133,8 +115,7 @@ def probe_findings(
         if "FIPS" in standard.accepted_methods and standard.encryption_level != "FIPS":
             level = standard.encryption_level or "unknown"
             found.append(
-                Problem(
-                    "fips-offered-not-required",
+                catalog.FIPS_OFFERED_NOT_REQUIRED.problem(
                     Severity.WARNING,
                     f"{target} offers the FIPS method but its encryption level is {level}, "
                     "so clients may still use RC4: if FIPS is required, set the level to "
@@ -147,8 +128,7 @@ def probe_findings(
         without_nla = ["RDP"]
     if without_nla:
         found.append(
-            Problem(
-                "nla-not-required",
+            catalog.NLA_NOT_REQUIRED.problem(
                 Severity.WARNING,
                 f"{target} accepts connections without Network Level Authentication "
                 f"({', '.join(without_nla)} accepted): anyone who reaches the port gets a "
@@ -160,8 +140,7 @@ def probe_findings(
     legacy_tls = [v.version for v in result.tls_versions if v.accepted and v.version in _LEGACY_TLS]
     if legacy_tls:
         found.append(
-            Problem(
-                "tls-legacy-versions",
+            catalog.TLS_LEGACY_VERSIONS.problem(
                 Severity.WARNING,
                 f"{target} completes TLS handshakes with {' and '.join(legacy_tls)}, which "
                 "current clients and standards no longer accept: disable them in SCHANNEL "
@@ -177,8 +156,7 @@ def probe_findings(
         days_left = (leaf.not_after - as_utc(now)).days
         if leaf.self_signed:
             found.append(
-                Problem(
-                    "self-signed-certificate",
+                catalog.SELF_SIGNED_CERTIFICATE.problem(
                     Severity.WARNING,
                     f"{target} presents a self-signed certificate ({leaf.subject}): every "
                     "client warns before connecting and cannot tell it from an impostor's; "
@@ -188,8 +166,7 @@ def probe_findings(
             )
         if days_left < 0:
             found.append(
-                Problem(
-                    "expiring-certificate",
+                catalog.EXPIRING_CERTIFICATE.problem(
                     Severity.CRITICAL,
                     f"{target}'s certificate expired on {leaf.not_after:%Y-%m-%d} UTC: "
                     "renew or replace it on the host",
@@ -197,8 +174,7 @@ def probe_findings(
             )
         elif days_left <= warn_days:
             found.append(
-                Problem(
-                    "expiring-certificate",
+                catalog.EXPIRING_CERTIFICATE.problem(
                     Severity.WARNING,
                     f"{target}'s certificate expires on {leaf.not_after:%Y-%m-%d} UTC, in "
                     f"{days_left} days: renew it, and update pinned copies on the "

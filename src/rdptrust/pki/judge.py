@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from cryptography import x509
 
 from rdptrust.errors import PkiError
+from rdptrust.model import catalog
 from rdptrust.model.assessment import Assessment, Retrieval, Verdict
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
@@ -45,7 +46,9 @@ STALL_WARNING_S = 2.0
 STALL_CRITICAL_S = 10.0
 #: Findings about the certificate that the chain's judgement already makes as problems
 #: (``self-signed-not-pinned``, ``expired``, ``expiring-soon``): not raised twice.
-CHAIN_JUDGED_FINDINGS = frozenset({"self-signed-certificate", "expiring-certificate"})
+CHAIN_JUDGED_FINDINGS = frozenset(
+    {catalog.SELF_SIGNED_CERTIFICATE.code, catalog.EXPIRING_CERTIFICATE.code}
+)
 
 _NO_STORE = PinCheck(PinStatus.NOT_PINNED, None, False, "the pinned-host store is unreadable")
 
@@ -136,8 +139,7 @@ def assessment(
         return result()
     findings = probe_findings(probe, now=now, warn_days=warn_days)
     if unreadable is not None:
-        problem = Problem(
-            "malformed-certificate",
+        problem = catalog.MALFORMED_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"the certificate {target} sent cannot be read ({unreadable})",
         )
@@ -148,8 +150,7 @@ def assessment(
             verdict=Verdict.of((problem, *findings)),
         )
     if not served:
-        problem = Problem(
-            "no-certificate",
+        problem = catalog.NO_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"{target} did not start TLS, so it presented no certificate: the client cannot"
             " tell who it talks to (Standard RDP Security only?)",
@@ -176,8 +177,7 @@ def assessment(
             )
         )
     except PkiError as exc:
-        problem = Problem(
-            "malformed-certificate",
+        problem = catalog.MALFORMED_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"the certificate chain {target} sent cannot be read ({exc})",
         )
@@ -207,8 +207,7 @@ def assessment(
             )
             cause = prediction.causes[0].text if prediction.causes else "retrievals"
             problems.append(
-                Problem(
-                    "predicted-stall",
+                catalog.PREDICTED_STALL.problem(
                     severity,
                     f"Remote Desktop Connection waits about {prediction.seconds:.0f} s on"
                     f' "Securing remote connection": {cause}',
@@ -280,8 +279,7 @@ def _revocation_problems(
 ) -> list[Problem]:
     revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
     problems = [
-        Problem(
-            "revoked",
+        catalog.REVOKED.problem(
             Severity.CRITICAL,
             f"{f.certificate} is revoked: {f.detail}; the host needs a new certificate",
         )
@@ -295,8 +293,7 @@ def _revocation_problems(
                 f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED) for f in mine
             ):
                 problems.append(
-                    Problem(
-                        "revocation-unavailable",
+                    catalog.REVOCATION_UNAVAILABLE.problem(
                         Severity.WARNING,
                         f"no revocation answer for {subject_text(cert)}: every CRL and OCSP"
                         " URL failed, so Windows waits for them and then warns",

@@ -1,47 +1,7 @@
 """The verdict on one served chain: a list of problems, each with a severity.
 
-Problem codes are stable strings (JSON output, monitoring, tests depend on them):
-
-==========================  =========  =================================================
-code                        severity   raised when
-==========================  =========  =================================================
-``no-certificate``          critical   the host presented no certificate (no TLS): the
-                                       client cannot tell who it talks to
-``pin-changed``             critical   a certificate is pinned for this host and port
-                                       and the host now sends another one; the message
-                                       says whether it looks like Windows' six-month
-                                       recreation or a possible interception
-``self-signed-not-pinned``  warning    the leaf is self-signed (the Windows default),
-                                       not pinned and not in a trust store: every client
-                                       asks "connect anyway?" and, with automatic root
-                                       update on, waits for the root list first
-``untrusted-root``          warning    the path ends in a self-signed CA that no trust
-                                       source holds: the same prompt and wait
-``incomplete-chain``        warning    the host does not send an issuer the path needs
-                                       and it is nowhere local: Windows fetches it over
-                                       AIA (a wait) or fails the chain
-``expired``                 critical   a certificate of the path is past its end date
-``not-yet-valid``           critical   a certificate of the path starts in the future
-                                       (usually a wrong clock)
-``expiring-soon``           warning    a certificate of the path ends within
-                                       ``warn_days``
-``name-mismatch``           critical   the name the user connects to is not in the
-                                       leaf's SAN (or CN when there is no SAN);
-                            warning    ... when the leaf is self-signed and not pinned
-                                       (the trust fix, pinning, settles the name too)
-``eku-unsuitable``          critical   the leaf has an EKU extension without serverAuth
-                                       or Remote Desktop Authentication: Windows will
-                                       not use it for RDP
-``weak-signature``          critical   MD5 (or MD2/MD4) signs a certificate of the path
-                            warning    SHA-1 does (Windows still accepts it for RDP)
-                                       A trusted root's self-signature is not judged.
-``weak-key``                critical   an RSA or DSA key under 1024 bits (Windows
-                                       refuses those)
-                            warning    an RSA or DSA key from 1024 to 2047 bits
-``malformed-certificate``   critical   part of a certificate of the path (its names or
-                                       extensions) cannot be decoded, so Windows may
-                                       reject it and EKU and names cannot be judged
-==========================  =========  =================================================
+Each problem's code, severities, label, meaning and fixes are in the problem catalog,
+:mod:`rdptrust.model.catalog` (the README's table of problem codes is made from it).
 
 A pinned certificate that matches counts as trusted for its host and port: it raises
 no ``untrusted-root``, ``self-signed-not-pinned``, ``incomplete-chain`` or
@@ -62,6 +22,7 @@ from collections.abc import Sequence
 
 from cryptography import x509
 
+from rdptrust.model import catalog
 from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.problems import Problem, Severity
@@ -86,8 +47,7 @@ def judge_chain(
     """Judge the chain *target* served, as built into *path*, against the pin check *pin*."""
     if not served:
         return (
-            Problem(
-                "no-certificate",
+            catalog.NO_CERTIFICATE.problem(
                 Severity.CRITICAL,
                 f"{target} presented no certificate, so no client can check who it talks to: "
                 "require TLS on the host (Security Layer SSL or Negotiate)",
@@ -116,8 +76,7 @@ def judge_chain(
     for index, item in enumerate(facts):
         if item.parse_warnings:
             problems.append(
-                Problem(
-                    "malformed-certificate",
+                catalog.MALFORMED_CERTIFICATE.problem(
                     Severity.CRITICAL,
                     f"part of {_which(index, item)} cannot be decoded "
                     f"({'; '.join(item.parse_warnings)}), so Windows cannot be relied on to "
@@ -140,8 +99,7 @@ def _pin_changed(target: Target, pin: PinCheck) -> Problem:
             "this does not look like the six-month recreation and may be an interception: "
             "do not connect until the host's admin confirms the new thumbprint"
         )
-    return Problem(
-        "pin-changed",
+    return catalog.PIN_CHANGED.problem(
         Severity.CRITICAL,
         f"the certificate of {target} is not the one pinned: {action} ({pin.explanation})",
     )
@@ -160,8 +118,7 @@ def _trust_problems(
             else "the certificate names no URL to fetch it from, so Windows cannot build the chain"
         )
         return [
-            Problem(
-                "incomplete-chain",
+            catalog.INCOMPLETE_CHAIN.problem(
                 Severity.WARNING,
                 f"{target} does not send the issuing certificate {issuer!r} and no trust "
                 f"source holds it; {where}: install the intermediate certificate on the host "
@@ -174,8 +131,7 @@ def _trust_problems(
         if pin.status is PinStatus.CHANGED:
             return []  # pin-changed already says it and names the fix
         return [
-            Problem(
-                "self-signed-not-pinned",
+            catalog.SELF_SIGNED_NOT_PINNED.problem(
                 Severity.WARNING,
                 f"{target} presents a self-signed certificate ({leaf.subject}) that no trust "
                 "source holds, so clients prompt and, with automatic root update on, wait for "
@@ -185,8 +141,7 @@ def _trust_problems(
         ]
     root = certificate_facts(path.certificates[-1])
     return [
-        Problem(
-            "untrusted-root",
+        catalog.UNTRUSTED_ROOT.problem(
             Severity.WARNING,
             f"the chain of {target} ends in the root {root.subject!r}, which no trust source "
             "holds, so clients prompt and, with automatic root update on, wait for the Windows "
@@ -204,8 +159,7 @@ def _validity_problems(
         what = _which(index, item)
         if item.not_after < now:
             problems.append(
-                Problem(
-                    "expired",
+                catalog.EXPIRED.problem(
                     Severity.CRITICAL,
                     f"{what} expired on {item.not_after:%Y-%m-%d %H:%M} UTC "
                     f"({_ago(now - item.not_after)}): renew or replace it on the host",
@@ -213,8 +167,7 @@ def _validity_problems(
             )
         elif item.not_before > now:
             problems.append(
-                Problem(
-                    "not-yet-valid",
+                catalog.NOT_YET_VALID.problem(
                     Severity.CRITICAL,
                     f"{what} is valid only from {item.not_before:%Y-%m-%d %H:%M} UTC: check "
                     "the clocks of the host and of this machine",
@@ -230,8 +183,7 @@ def _validity_problems(
                     "(`rdptrust ca issue`)"
                 )
             problems.append(
-                Problem(
-                    "expiring-soon",
+                catalog.EXPIRING_SOON.problem(
                     Severity.WARNING,
                     f"{what} expires on {item.not_after:%Y-%m-%d} UTC, in {item.days_left} "
                     f"days: {action}",
@@ -266,7 +218,7 @@ def _name_problem(target: Target, leaf: CertificateFacts) -> Problem | None:
             f"of those names, or reissue the certificate with {target.host} in its subject "
             "alternative names"
         )
-    return Problem("name-mismatch", severity, message)
+    return catalog.NAME_MISMATCH.problem(severity, message)
 
 
 def name_matches(host: str, san: Sequence[str], common_name: str | None) -> bool:
@@ -319,8 +271,7 @@ def _eku_problems(leaf: CertificateFacts) -> list[Problem]:
     if SERVER_AUTH_OID in leaf.eku or RDP_AUTHENTICATION_OID in leaf.eku:
         return []
     return [
-        Problem(
-            "eku-unsuitable",
+        catalog.EKU_UNSUITABLE.problem(
             Severity.CRITICAL,
             f"the certificate's extended key usage ({', '.join(leaf.eku_names)}) allows neither "
             "Server Authentication (1.3.6.1.5.5.7.3.1) nor Remote Desktop Authentication "
@@ -349,8 +300,7 @@ def _signature_problems(
         else:
             continue
         problems.append(
-            Problem(
-                "weak-signature",
+            catalog.WEAK_SIGNATURE.problem(
                 severity,
                 f"{_which(index, item)} is signed with {hash_name.upper()} "
                 f"({item.signature_algorithm}) and {consequence}: reissue it signed with "
@@ -380,8 +330,7 @@ def _key_problems(facts: Sequence[CertificateFacts]) -> list[Problem]:
             else "keys under 2048 bits are too weak today"
         )
         problems.append(
-            Problem(
-                "weak-key",
+            catalog.WEAK_KEY.problem(
                 severity,
                 f"{_which(index, item)} has a {item.key_bits}-bit {item.key_type} key and "
                 f"{consequence}: reissue it with a 2048-bit or larger key",

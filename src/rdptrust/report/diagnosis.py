@@ -4,9 +4,10 @@ JSON schema ``rdptrust.diagnosis/1`` (``schema_version`` 1): ``target``, ``verdi
 (ok / warning / critical / unknown), ``predicted_stall_s``, ``causes`` (purpose, url,
 seconds, modelled, text),
 ``problems`` (code, severity, message), ``findings`` (security findings of the
-probe: code, severity, message), ``fixes`` (id, title, removes, commands (where,
-command), note), ``retrievals`` (purpose — root_list, aia, crl or ocsp —, url, outcome —
-ok, http_error, refused, dns_error, timeout or invalid —, elapsed_ms, status, detail,
+probe: code, severity, message; they count toward ``verdict`` as problems do),
+``fixes`` (id, title, removes, commands (where, command), note), ``retrievals``
+(purpose — root_list, aia, crl or ocsp —, url, outcome — ok, http_error, refused,
+dns_error, timeout or invalid —, elapsed_ms, status, detail,
 certificate, revocation, counted, wait_s, modelled), ``trust`` (trusted, anchor, path,
 pin), ``settings`` (the Windows model's figures and our observation time-out),
 ``probe`` (the ``rdptrust.probe/1`` document) and ``elapsed_ms``.
@@ -27,6 +28,8 @@ from rdptrust.report.probe import probe_document
 
 DIAGNOSIS_SCHEMA = "rdptrust.diagnosis/1"
 DIAGNOSIS_SCHEMA_VERSION = 1
+#: The findings section's title: findings count toward the verdict as problems do.
+FINDINGS_TITLE = "Security findings (counted in the verdict):"
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
@@ -131,7 +134,7 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
                 )
             )
     _print_problems(console, "Problems:", diagnosis.problems)
-    _print_problems(console, "Security findings (beyond the stall):", diagnosis.findings)
+    _print_problems(console, FINDINGS_TITLE, diagnosis.findings)
     if fixes:
         console.print()
         console.print(Text("Fixes:", style="bold"))
