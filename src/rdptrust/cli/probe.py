@@ -7,8 +7,9 @@ from rich.console import Console
 
 from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, run, target_argument
 from rdptrust.net.probe import probe_host
+from rdptrust.pki.facts import as_utc
 from rdptrust.report.jsonform import dumps
-from rdptrust.report.probe import probe_document, render_probe
+from rdptrust.report.probe import chain_facts, probe_document, render_probe
 
 
 @click.command(
@@ -56,7 +57,8 @@ def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> Non
         )
     )
     if as_json:
-        click.echo(dumps(probe_document(result)))
+        now = as_utc(None)
+        click.echo(dumps(probe_document(result, chain_facts(result, now), now=now)))
     else:
         render_probe(result, Console(highlight=False))
     if result.error is not None:
