@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fixtures.cli import no_pins
 from fixtures.cli import run_rdptrust as rdptrust
+from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 from rdptrust.lab.runner import Lab
 from rdptrust.lab.standard_security import parse_methods
@@ -41,7 +42,8 @@ async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> N
     code, out, err = await diagnose_lab(lab, tmp_path / "k.json", "--json")
     assert code == 2, err
     doc = json.loads(out)
-    assert doc["schema"] == "rdptrust.diagnosis/1"
+    assert_valid(doc)
+    assert doc["schema"] == "rdptrust.diagnosis/2"
     assert doc["verdict"] == "critical"
     assert 14 <= doc["predicted_stall_s"] <= 16
     (root,) = [r for r in doc["retrievals"] if r["purpose"] == "root_list"]
@@ -54,7 +56,8 @@ async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> N
     # Method 2 modelled: only the prompt is left, a warning
     code, out, _ = await diagnose_lab(lab, tmp_path / "k.json", "--json", "--root-update", "off")
     assert code == 1
-    assert json.loads(out)["predicted_stall_s"] == 0
+    assert_valid(doc := json.loads(out))
+    assert doc["predicted_stall_s"] == 0
 
 
 async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import no_pins, run_rdptrust
+from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 from rdptrust.store.inventory import Inventory
 
@@ -103,7 +104,9 @@ def test_refused_hosts_are_recorded_with_jsonl(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert sorted(d["target"] for d in lines) == sorted(targets)
-    assert all(d["schema"] == "rdptrust.scan-host/1" for d in lines)
+    assert all(d["schema"] == "rdptrust.scan-host/2" for d in lines)
+    for line in lines:
+        assert_valid(line)
     assert all(d["error"]["kind"] == "connect" and not d["ok"] for d in lines)
     assert all(d["events"][0]["kind"] == "first-seen" for d in lines)
     assert "scan 1 done: 3 of 3 targets" in done.stderr
@@ -331,6 +334,8 @@ async def test_scan_hosts_history_report_on_the_lab(
     assert code == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
     assert len(documents) == 17
+    for document in documents:
+        assert_valid(document)
     by_target = {d["target"]: d for d in documents}
     assert by_target[str(lab.target)]["certificate"]["sha256"] == lab.certificate_sha256
     assert by_target[str(lab.target)]["certificate"]["self_signed"] is True
@@ -346,7 +351,8 @@ async def test_scan_hosts_history_report_on_the_lab(
     code, out, err = await run_rdptrust("history", "--db", db, str(lab.target), "--json")
     assert code == 0, err
     history = json.loads(out)
-    assert [c["sha256"] for c in history["certificates"]] == [old, new]
+    assert_valid(history)
+    assert [c["certificate"]["sha256"] for c in history["certificates"]] == [old, new]
     assert [(e["kind"], e["change"]) for e in history["events"]] == [
         ("first-seen", None),
         ("certificate-changed", "recreation"),
@@ -356,6 +362,7 @@ async def test_scan_hosts_history_report_on_the_lab(
     assert "recreation" in out
     # And hosts lists every host once, with its latest state
     code, out, _ = await run_rdptrust("hosts", "--db", db, "--json")
+    assert_valid(json.loads(out))
     hosts = json.loads(out)["hosts"]
     assert len(hosts) == 17
     latest = {h["target"]: h["latest"] for h in hosts}

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from fixtures.cli import run_rdptrust as rdptrust
+from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 
 
@@ -28,13 +29,15 @@ async def test_pin_then_refuse_recreated_certificate(
     )
     assert code == 0, err
     first = json.loads(out)
+    assert_valid(first)
     assert first["pinned"] is True
     assert first["certificate"]["sha256"] == lab.certificate_sha256
     assert (tmp_path / "o" / f"{lab.target.host}_{lab.target.port}.cer").exists()
     # Pinning again is a no-op that still succeeds
     code, out, _ = await rdptrust("trust", target, "--known-hosts", str(store), "--json")
     assert code == 0
-    assert json.loads(out)["pin_status"] == "match"
+    assert_valid(again := json.loads(out))
+    assert again["pin"]["status"] == "match"
     # When Windows recreates its self-signed certificate
     lab.regenerate_certificate()
     code, out, err = await rdptrust("trust", target, "--known-hosts", str(store))
@@ -50,6 +53,7 @@ async def test_pin_then_refuse_recreated_certificate(
     assert code == 0
     assert json.loads(out)["certificate"]["sha256"] == lab.certificate_sha256
     code, out, _ = await rdptrust("trust", "--list", "--known-hosts", str(store), "--json")
+    assert_valid(json.loads(out))
     assert [p["sha256"] for p in json.loads(out)["pins"]] == [lab.certificate_sha256]
     code, out, _ = await rdptrust("trust", target, "--remove", "--known-hosts", str(store))
     assert code == 0
@@ -69,8 +73,11 @@ async def test_ca_issued_replacement_is_not_called_recreation(
     code, out, _ = await rdptrust("trust", str(lab.target), "--known-hosts", str(store), "--json")
     assert code == 2
     doc = json.loads(out)
-    assert doc["looks_like_recreation"] is False
-    assert "interception" in doc["explanation"]
+    assert_valid(doc)
+    assert doc["pinned"] is False
+    assert doc["pin"]["status"] == "changed"
+    assert doc["pin"]["looks_like_recreation"] is False
+    assert "interception" in doc["pin"]["explanation"]
 
 
 HOSTILE_CN = "x'; Remove-Item C:\\ -Recurse; $(calc)"

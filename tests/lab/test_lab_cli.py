@@ -50,9 +50,10 @@ def test_first_line_json_then_serves_until_signal(sig: int) -> None:
     )
     try:
         info: dict[str, Any] = json.loads(_first_line(proc))
-        assert set(info) >= {"rdp", "pki_url", "root_list_url", "ca_cert", "certificate_sha256"}
+        assert info["schema"] == "rdptrust.lab/1"
+        assert set(info) >= {"rdp", "pki_url", "root_list_url", "ca_cert", "certificate"}
         assert info["ca_cert"] is None
-        assert len(info["certificate_sha256"]) == 64
+        assert len(info["certificate"]["sha256"]) == 64
         assert info["pki_modes"]["crl"] == "delay:2"
         host, _, port = info["rdp"][0].rpartition(":")
         assert host == "127.0.0.1"
@@ -101,7 +102,7 @@ def test_distinct_certs_announces_each_endpoint_fingerprint() -> None:
     with _lab("--count", "4", "--distinct-certs") as info:
         assert len(info["rdp"]) == 4
         assert len(set(info["endpoint_sha256"])) == 4
-        assert info["endpoint_sha256"][0] == info["certificate_sha256"]
+        assert info["endpoint_sha256"][0] == info["certificate"]["sha256"]
 
 
 def test_ca_kind_names_the_ca_certificate() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from fixtures.documents import assert_valid, probe_json
 from fixtures.lab import LabFactory
 from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import self_signed
@@ -28,7 +29,7 @@ from rdptrust.net.probe import probe_host
 from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.gcc import EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
-from rdptrust.report.probe import probe_document
+from rdptrust.report.lab import lab_document
 
 M = EncryptionMethod
 Serve = Callable[[RdpPolicy], AbstractAsyncContextManager[RdpEndpoint]]
@@ -78,7 +79,8 @@ async def test_lab_matches_nmap(lab_endpoint: Serve) -> None:
         # When we probe it, and nmap runs both scripts against it
         result = await probe_host(endpoint.target, timeout=5, enumerate_tls_versions=False)
         nmap = await asyncio.to_thread(run_nmap_rdp, port)
-    doc = probe_document(result)
+    doc = probe_json(result)
+    assert_valid(doc)
     # Then the Standard RDP Security answers are what the lab was told
     std = doc["standard_security"]
     assert std["accepted_methods"] == ["40BIT", "128BIT", "FIPS"]
@@ -114,7 +116,7 @@ async def test_lab_matches_nmap(lab_endpoint: Serve) -> None:
         "System_Time": nmap.ntlm.get("System_Time", "missing"),
     }, nmap.output
     # and the findings follow from them
-    ids = [f["id"] for f in doc["findings"]]
+    ids = [f["code"] for f in doc["findings"]]
     assert ids[:2] == ["standard-rdp-security-allowed", "weak-encryption-methods"]
     assert "fips-offered-not-required" in ids
 
@@ -182,7 +184,8 @@ async def test_lab_config_serves_standard_security(lab_factory: LabFactory) -> N
     # Then only 128-bit is accepted at the high level, as the lab's info says
     assert result.accepted_methods == ("128BIT",)
     assert result.encryption_level == "HIGH"
-    assert lab.info()["standard_security"] == {"methods": ["128BIT", "56BIT"], "level": "HIGH"}
+    std = lab_document(lab.info())["standard_security"]
+    assert std == {"accepted_methods": ["128BIT", "56BIT"], "encryption_level": "HIGH"}
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from rdptrust.protocol.x224 import (
     NegotiationResponse,
     parse_connection_confirm,
 )
+from rdptrust.report.lab import lab_document
 
 P = SecurityProtocol
 SSL_HYBRID_EX = P.SSL | P.HYBRID | P.HYBRID_EX
@@ -240,7 +241,7 @@ async def test_count_endpoints_on_separate_ports(lab_factory: LabFactory) -> Non
     assert len(ports) == 3
     confirms = await asyncio.gather(*(_negotiate(t, P.SSL) for t in lab.targets))
     assert all(isinstance(c.negotiation, NegotiationResponse) for c in confirms)
-    assert lab.info()["rdp"] == [f"127.0.0.1:{t.port}" for t in lab.targets]
+    assert lab_document(lab.info())["rdp"] == [f"127.0.0.1:{t.port}" for t in lab.targets]
 
 
 async def test_distinct_certificates_per_endpoint(lab_factory: LabFactory) -> None:
@@ -251,7 +252,7 @@ async def test_distinct_certificates_per_endpoint(lab_factory: LabFactory) -> No
     leaves = [x509.load_der_x509_certificate(s.chain[0]) for s in sessions]
     # Then the fingerprints differ, are the ones announced, and the subjects are numbered
     fingerprints = [leaf.fingerprint(hashes.SHA256()).hex() for leaf in leaves]
-    assert fingerprints == lab.info()["endpoint_sha256"]
+    assert fingerprints == lab_document(lab.info())["endpoint_sha256"]
     assert len(set(fingerprints)) == 3
     assert [leaf.subject.rfc4514_string() for leaf in leaves] == [
         "CN=WIN-LAB01",
@@ -325,7 +326,7 @@ async def test_ca_issued_variant_and_private_files(lab_factory: LabFactory) -> N
     assert points[0].full_name is not None
     assert str(points[0].full_name[0].value).startswith(lab.pki_url)
     assert (chain_path.parent / "host-key.pem").stat().st_mode & 0o777 == 0o600
-    assert lab.info()["ca_cert"] == str(lab.ca_cert_path)
+    assert lab_document(lab.info())["ca_cert"] == str(lab.ca_cert_path)
     # When the lab stops, Then its private directory is gone
     await lab.stop()
     assert not directory.exists()

@@ -22,13 +22,13 @@ from typing import BinaryIO
 
 import pytest
 
+from fixtures.documents import probe_json
 from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import Display, free_port
 from rdptrust.model.target import Target
 from rdptrust.net.ntlm_info import get_ntlm_info
 from rdptrust.net.probe import probe_host
 from rdptrust.net.standard_security import probe_standard_security
-from rdptrust.report.probe import probe_document
 
 pytestmark = pytest.mark.peer
 
@@ -112,9 +112,9 @@ async def test_standard_security_without_encryption_matches_nmap(
     assert nmap.methods == set(), nmap.output
     assert nmap.rdp_version == result.rdp_version == 0x00080004, nmap.output
     # and the probe says Standard RDP Security is allowed, without encryption
-    doc = probe_document(await probe_host(target, timeout=5, enumerate_tls_versions=False))
+    doc = probe_json(await probe_host(target, timeout=5, enumerate_tls_versions=False))
     assert doc["standard_security"]["encryption_level"] == "NONE"
-    finding = next(f for f in doc["findings"] if f["id"] == "standard-rdp-security-allowed")
+    finding = next(f for f in doc["findings"] if f["code"] == "standard-rdp-security-allowed")
     assert "no encryption at all" in finding["message"]
 
 
@@ -148,7 +148,7 @@ async def test_ntlm_info_matches_nmap(shadow_server: Callable[..., int], tmp_pat
     assert abs((info.server_time - dt.datetime.now(dt.UTC)).total_seconds()) < 30
     # and the probe asks for it because the host selected CredSSP
     result = await probe_host(target, timeout=5, enumerate_tls_versions=False)
-    doc = probe_document(result)
+    doc = probe_json(result)
     assert doc["ntlm"]["netbios_computer_name"] == info.netbios_computer_name
     assert doc["ntlm"]["os_version"] == nmap.ntlm["Product_Version"]
     assert doc["standard_security"] is None  # /sec:nla refuses Standard RDP Security

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 
+from fixtures.documents import probe_json
 from fixtures.peers import XrdpServer
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
-from rdptrust.report.probe import probe_document
 
 pytestmark = pytest.mark.peer
 
@@ -38,7 +38,7 @@ async def test_probe_matches_xrdp_configuration(
     server = xrdp_server(security_layer=layer)
     # When we probe it
     result = await probe_host(Target("127.0.0.1", server.port), timeout=5)
-    doc = probe_document(result)
+    doc = probe_json(result)
     # Then the protocols are what xrdp's configuration allows
     assert result.error is None
     for name, accepted in EXPECTED[layer].items():
@@ -134,7 +134,7 @@ def test_sslyze_agrees_on_fingerprint_and_validity(
     report = json.loads(out_json.read_text())
     certinfo = report["server_scan_results"][0]["scan_result"]["certificate_info"]["result"]
     leaf = certinfo["certificate_deployments"][0]["received_certificate_chain"][0]
-    ours = probe_document(asyncio.run(probe_host(Target("127.0.0.1", server.port), timeout=5)))[
+    ours = probe_json(asyncio.run(probe_host(Target("127.0.0.1", server.port), timeout=5)))[
         "certificate"
     ]
     # sslyze gives the fingerprint in base64

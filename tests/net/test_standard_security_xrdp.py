@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 import pytest
 
+from fixtures.documents import probe_json
 from fixtures.nmap import run_nmap_rdp
 from fixtures.peers import XrdpServer
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
 from rdptrust.net.standard_security import probe_standard_security
-from rdptrust.report.probe import probe_document
 
 pytestmark = pytest.mark.peer
 
@@ -64,7 +64,7 @@ async def test_probe_reports_standard_security_and_findings(
     server = xrdp_server(security_layer="negotiate", crypt_level="low")
     # When we probe it
     result = await probe_host(Target("127.0.0.1", server.port), timeout=5)
-    doc = probe_document(result)
+    doc = probe_json(result)
     # Then the JSON has the Standard RDP Security answer and the findings it implies
     std = doc["standard_security"]
     assert std["accepted_methods"] == ["40BIT"]
@@ -76,7 +76,7 @@ async def test_probe_reports_standard_security_and_findings(
         "error": None,
     }
     assert std["rdp_version"] == "0x00080004"
-    ids = [f["id"] for f in doc["findings"]]
+    ids = [f["code"] for f in doc["findings"]]
     assert ids[:2] == ["standard-rdp-security-allowed", "weak-encryption-methods"]
     assert "nla-not-required" in ids
     assert "self-signed-certificate" in ids
@@ -106,8 +106,8 @@ async def test_tls_only_host_has_no_standard_security(
     nmap = run_nmap_rdp(server.port)
     assert nmap.methods == set(), nmap.output
     assert nmap.encryption_level is None, nmap.output
-    doc = probe_document(result)
+    doc = probe_json(result)
     assert doc["standard_security"] is None
-    ids = [f["id"] for f in doc["findings"]]
+    ids = [f["code"] for f in doc["findings"]]
     assert "standard-rdp-security-allowed" not in ids
     assert "nla-not-required" in ids  # SSL without CredSSP is accepted

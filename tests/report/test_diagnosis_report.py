@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from fixtures.documents import assert_valid
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.fix.method1 import bundle_stem
@@ -78,7 +79,8 @@ async def _diagnosis(tmp_path: Path, root_update: bool, target: Target | None = 
 async def test_json_has_the_documented_keys(tmp_path: Path) -> None:
     diagnosis = await _diagnosis(tmp_path, root_update=True)
     document = json.loads(dumps(diagnosis_document(diagnosis, fixes_for(diagnosis))))
-    assert document["schema_version"] == 1
+    assert_valid(document)
+    assert document["schema_version"] == 2
     assert {
         "probe",
         "retrievals",

@@ -12,6 +12,13 @@ from rdptrust.cli.common import UrlType
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.fix.host_cert import new_password, safe_file_stem, write_host_bundle
 from rdptrust.pki.ca import CaUrls, CertificateAuthority
+from rdptrust.report.ca import (
+    ca_crl_document,
+    ca_init_document,
+    ca_issue_document,
+    ca_list_document,
+    ca_revoke_document,
+)
 from rdptrust.report.jsonform import dumps
 
 
@@ -99,9 +106,7 @@ def init(
     )
     thumb = authority.certificate.fingerprint(hashes.SHA1()).hex()
     if as_json:
-        click.echo(
-            dumps({"schema": "rdptrust.ca-init/1", "directory": str(directory), "sha1": thumb})
-        )
+        click.echo(dumps(ca_init_document(directory, thumb)))
         return
     click.echo(f"Created CA {name!r} in {directory}")
     click.echo(f"  certificate {authority.cert_path} (SHA-1 {thumb})")
@@ -171,15 +176,7 @@ def issue(
     )
     record = issued.record
     if as_json:
-        click.echo(
-            dumps(
-                {
-                    "schema": "rdptrust.ca-issue/1",
-                    "certificate": record.to_json(),
-                    "files": {k: str(v) for k, v in files.items()},
-                }
-            )
-        )
+        click.echo(dumps(ca_issue_document(issued, files)))
         return
     click.echo(f"Issued {host} (serial {record.serial:x}), valid to {record.not_after:%Y-%m-%d}")
     click.echo(f"  names: {', '.join(record.names)}")
@@ -215,9 +212,7 @@ def revoke(serial_or_host: str, directory: Path | None, reason: str, as_json: bo
     changed = authority.revoke(serial_or_host, reason=reason)
     authority.crl()
     if as_json:
-        click.echo(
-            dumps({"schema": "rdptrust.ca-revoke/1", "revoked": [r.to_json() for r in changed]})
-        )
+        click.echo(dumps(ca_revoke_document(changed)))
         return
     for record in changed:
         click.echo(f"Revoked {record.host} serial {record.serial:x} ({reason})")
@@ -234,16 +229,7 @@ def crl(directory: Path | None, days: int, as_json: bool) -> None:
     new = authority.crl(days=days)
     path = authority.directory / "crl.der"
     if as_json:
-        click.echo(
-            dumps(
-                {
-                    "schema": "rdptrust.ca-crl/1",
-                    "file": str(path),
-                    "revoked": len(list(new)),
-                    "next_update": new.next_update_utc.isoformat() if new.next_update_utc else None,
-                }
-            )
-        )
+        click.echo(dumps(ca_crl_document(path, new)))
         return
     click.echo(f"Wrote {path} with {len(list(new))} revoked certificate(s)")
     if authority.urls.crl:
@@ -257,11 +243,7 @@ def list_(directory: Path | None, as_json: bool) -> None:
     """List the certificates this CA issued."""
     authority = CertificateAuthority.load(directory or default_ca_dir())
     if as_json:
-        click.echo(
-            dumps(
-                {"schema": "rdptrust.ca-list/1", "issued": [r.to_json() for r in authority.records]}
-            )
-        )
+        click.echo(dumps(ca_list_document(authority.records)))
         return
     if not authority.records:
         click.echo("No certificates issued yet.")

@@ -21,7 +21,8 @@ from rdptrust.lab.runner import Lab, LabConfig
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
-from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
+from rdptrust.report.demo import demo_document
+from rdptrust.report.diagnosis import render_diagnosis
 from rdptrust.report.jsonform import dumps
 
 #: Section rules are at most this wide: into a pipe the console is as wide as a line gets.
@@ -106,16 +107,8 @@ def demo(fetch_timeout: float, as_json: bool) -> None:
         before, after = run(_demo(console, fetch_timeout, Path(tmp)))
     elapsed = time.monotonic() - start
     if as_json:
-        click.echo(
-            dumps(
-                {
-                    "schema": "rdptrust.demo/1",
-                    "before": diagnosis_document(before, fixes_for(before)),
-                    "after": diagnosis_document(after, fixes_for(after)),
-                    "elapsed_s": round(elapsed, 3),
-                }
-            )
-        )
+        document = demo_document((before, fixes_for(before)), (after, fixes_for(after)), elapsed)
+        click.echo(dumps(document))
         return
     _rule(console, "What happened")
     console.print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from rdptrust.lab.standard_security import parse_level, parse_methods
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.protocol.gcc import EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
+from rdptrust.report.jsonform import dumps
+from rdptrust.report.lab import lab_document
 
 T = TypeVar("T")
 
@@ -269,7 +270,7 @@ async def _serve(config: LabConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Lab(config) as running:
-            sys.stdout.write(json.dumps(running.info(), sort_keys=False) + "\n")
+            sys.stdout.write(dumps(lab_document(running.info()), pretty=False) + "\n")
             sys.stdout.flush()
             await stop.wait()
     finally:

@@ -16,8 +16,9 @@ from rdptrust.fix.policy import (
     root_autoupdate,
     write_policy_artifacts,
 )
-from rdptrust.fix.registry_pol import PolicyEntry, parse_registry_pol, type_name
-from rdptrust.report.jsonform import dumps, to_jsonable
+from rdptrust.fix.registry_pol import parse_registry_pol, type_name
+from rdptrust.report.jsonform import dumps
+from rdptrust.report.policy import policy_document, registry_pol_document
 
 MAX_POL_FILE = 16 * 1024 * 1024
 
@@ -36,16 +37,7 @@ def policy() -> None:
 def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
     files = write_policy_artifacts(policy_set, out)
     if as_json:
-        click.echo(
-            dumps(
-                {
-                    "schema": "rdptrust.policy/1",
-                    "policy": policy_set.name,
-                    "entries": [_entry_doc(e) for e in policy_set.entries],
-                    "files": {k: str(v) for k, v in files.items()},
-                }
-            )
-        )
+        click.echo(dumps(policy_document(policy_set, files)))
         return
     click.echo(f"{policy_set.title}:")
     for entry in policy_set.entries:
@@ -113,15 +105,6 @@ def retrieval_timeouts_cmd(
     _write(retrieval_timeouts(url_timeout_ms, revocation_timeout_ms), out, as_json)
 
 
-def _entry_doc(entry: PolicyEntry) -> dict[str, object]:
-    doc = to_jsonable(entry)
-    assert isinstance(doc, dict)
-    doc["type"] = type_name(entry.type)
-    value = entry.value
-    doc["value"] = value.hex() if isinstance(value, bytes) else value
-    return doc
-
-
 @policy.command("show")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
@@ -139,15 +122,7 @@ def show(file: Path, as_json: bool) -> None:
     except RemoteProtocolError as exc:
         raise UsageError(f"{file} is not a valid Registry.pol file: {exc}") from exc
     if as_json:
-        click.echo(
-            dumps(
-                {
-                    "schema": "rdptrust.registry-pol/1",
-                    "file": str(file),
-                    "entries": [_entry_doc(e) for e in entries],
-                }
-            )
-        )
+        click.echo(dumps(registry_pol_document(file, entries)))
         click.get_current_context().exit(EXIT_OK)
     table = Table(title=f"{file} ({len(entries)} entries)", title_justify="left")
     for column in ("Key", "Value name", "Type", "Data"):

@@ -6,8 +6,9 @@ import click
 
 from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, console, run, target_argument
 from rdptrust.net.probe import probe_host
+from rdptrust.pki.facts import as_utc
 from rdptrust.report.jsonform import dumps
-from rdptrust.report.probe import probe_document, render_probe
+from rdptrust.report.probe import chain_facts, probe_document, render_probe
 
 
 @click.command(
@@ -55,7 +56,8 @@ def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> Non
         )
     )
     if as_json:
-        click.echo(dumps(probe_document(result)))
+        now = as_utc(None)
+        click.echo(dumps(probe_document(result, chain_facts(result, now), now=now)))
     else:
         render_probe(result, console())
     if result.error is not None:

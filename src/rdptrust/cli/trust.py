@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -19,18 +18,12 @@ from rdptrust.cli.common import (
 from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
 from rdptrust.fix.method1 import write_trust_bundle
-from rdptrust.model.pin import Pin, PinStatus
+from rdptrust.model.pin import PinStatus
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
-from rdptrust.report.jsonform import dumps, to_jsonable
-
-
-def _pin_doc(pin: Pin) -> dict[str, Any]:
-    doc = to_jsonable(pin)
-    assert isinstance(doc, dict)
-    doc.pop("certificate_pem", None)
-    return doc
+from rdptrust.report.jsonform import dumps
+from rdptrust.report.trust import trust_document, trust_list_document
 
 
 @click.command(
@@ -105,9 +98,7 @@ def trust(
             raise UsageError("--list takes no HOST and no --remove")
         pins = known.pins()
         if as_json:
-            click.echo(
-                dumps({"schema": "rdptrust.trust-list/1", "pins": [_pin_doc(p) for p in pins]})
-            )
+            click.echo(dumps(trust_list_document(pins)))
         elif not pins:
             click.echo(f"No pinned hosts in {known.path}")
         for pin in pins if not as_json else ():
@@ -136,29 +127,10 @@ def trust(
     cert = load_certificate(result.leaf)
     facts = certificate_facts(cert)
     check = check_pin(known, parsed, cert)
-    document: dict[str, Any] = {
-        "schema": "rdptrust.trust/1",
-        "target": str(parsed),
-        "certificate": {
-            "subject": facts.subject,
-            "issuer": facts.issuer,
-            "sha1": facts.sha1,
-            "sha256": facts.sha256,
-            "not_before": facts.not_before,
-            "not_after": facts.not_after,
-            "self_signed": facts.self_signed,
-        },
-        "pin_status": check.status.value,
-        "looks_like_recreation": check.looks_like_recreation,
-        "previous": _pin_doc(check.pin) if check.pin else None,
-        "pinned": False,
-        "files": {},
-        "store": str(known.path),
-    }
     if check.status == PinStatus.CHANGED and not replace:
-        document["explanation"] = check.explanation
         if as_json:
-            click.echo(dumps(to_jsonable(document)))
+            refused = trust_document(parsed, facts, check, pinned=False, files={}, store=known.path)
+            click.echo(dumps(refused))
         else:
             click.echo(f"REFUSED: {check.explanation}.")
             click.echo("Run again with --replace to pin the new certificate.")
@@ -179,10 +151,9 @@ def trust(
     if check.status != PinStatus.MATCH:
         known.add(pin_from_certificate(parsed, cert))
         known.save()
-    document["pinned"] = True
-    document["files"] = {k: str(v) for k, v in files.items()}
     if as_json:
-        click.echo(dumps(to_jsonable(document)))
+        document = trust_document(parsed, facts, check, pinned=True, files=files, store=known.path)
+        click.echo(dumps(document))
         ctx.exit(EXIT_OK)
     click.echo(f"{parsed} presents:")
     click.echo(f"  subject    {facts.subject}")

@@ -3,7 +3,7 @@
 ``rdptrust lab`` and the test suite's ``lab_factory`` fixture both run a :class:`Lab`::
 
     async with Lab(LabConfig(cert=CertKind.CA, crl=ResponderMode.parse("blackhole"))) as lab:
-        print(lab.info())
+        print(lab_document(lab.info()))
 
 Start order: the PKI responder first (its URLs go into the certificates), then the CA
 (when the certificate needs one), then the host certificate, written as PEM into a
@@ -12,14 +12,13 @@ private temporary directory that is removed on exit, then the endpoints.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from cryptography.x509.oid import NameOID
 
@@ -32,6 +31,7 @@ from rdptrust.lab.certs import (
     make_host_credentials,
     windows_self_signed,
 )
+from rdptrust.lab.info import LabInfo, LabStandardSecurity
 from rdptrust.lab.pki import OK, PkiModes, PkiResponder, ResponderMode
 from rdptrust.lab.rdp import (
     DEFAULT_PROTOCOLS,
@@ -43,9 +43,11 @@ from rdptrust.lab.rdp import (
     server_context,
 )
 from rdptrust.lab.standard_security import StandardSecurityPolicy
+from rdptrust.model.probe import NtlmInfo, OsVersion
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.service import AsyncService
+from rdptrust.pki.facts import certificate_facts
 from rdptrust.protocol.gcc import ENCRYPTION_METHOD_NAMES, EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
 
@@ -324,45 +326,49 @@ class Lab(AsyncService):
         """The lab root CA certificate (PEM); ``None`` without a lab CA."""
         return self._ca_cert_path
 
-    def info(self) -> dict[str, Any]:
-        """The JSON object ``rdptrust lab`` prints first."""
+    def info(self) -> LabInfo:
+        """What ``rdptrust lab`` prints first (see :func:`rdptrust.report.lab.lab_document`)."""
         config = self.config
-        leaf = self.credentials.leaf
         std = config.standard_security()
-        return {
-            "rdp": [str(target) for target in self.targets],
-            "pki_url": self.pki_url,
-            "root_list_url": self.root_list_url,
-            "ca_cert": str(self.ca_cert_path) if self.ca_cert_path else None,
-            "certificate_sha256": self.certificate_sha256,
-            "endpoint_sha256": self.endpoint_sha256 or None,
-            "certificate_subject": leaf.subject.rfc4514_string(),
-            "certificate_not_after": leaf.not_valid_after_utc.astimezone(dt.UTC).isoformat(),
-            "certificate_chain": str(self.chain_path),
-            "cert": "file" if config.cert_file else str(config.cert),
-            "protocols": protocol_names(config.protocols),
-            "require": None if config.require is None else config.require.name,
-            "negotiation": not config.no_negotiation,
-            "hostile": None if config.hostile is None else str(config.hostile),
-            "latency_ms": config.latency_ms,
-            "tls": [config.tls_min, config.tls_max],
-            "pki_modes": {
+        identity = config.ntlm_identity()
+        version = identity.version
+        return LabInfo(
+            rdp=tuple(self.targets),
+            pki_url=self.pki_url,
+            root_list_url=self.root_list_url,
+            ca_cert=self.ca_cert_path,
+            certificate=certificate_facts(self.credentials.leaf),
+            endpoint_sha256=tuple(self.endpoint_sha256) or None,
+            certificate_chain=self.chain_path,
+            cert="file" if config.cert_file else str(config.cert),
+            offered_protocols=tuple(protocol_names(config.protocols)),
+            require=None if config.require is None else config.require.name,
+            negotiation_data=not config.no_negotiation,
+            hostile=None if config.hostile is None else str(config.hostile),
+            latency_ms=config.latency_ms,
+            tls_range=(config.tls_min, config.tls_max),
+            pki_modes={
                 "root_list": str(config.root_list),
                 "aia": str(config.aia),
                 "crl": str(config.crl),
                 "ocsp": str(config.ocsp),
             },
-            "standard_security": None
+            standard_security=None
             if std is None
-            else {
-                "methods": [n for m, n in ENCRYPTION_METHOD_NAMES.items() if std.methods & m],
-                "level": std.level.name,
-            },
-            "ntlm": {
-                "computer": config.ntlm_computer,
-                "domain": config.ntlm_domain,
-                "dns_domain": config.ntlm_dns_domain,
-                "version": str(config.ntlm_version),
-            },
-            "pid": os.getpid(),
-        }
+            else LabStandardSecurity(
+                accepted_methods=tuple(
+                    n for m, n in ENCRYPTION_METHOD_NAMES.items() if std.methods & m
+                ),
+                encryption_level=std.level.name,
+            ),
+            ntlm=NtlmInfo(
+                target_name=identity.domain,
+                netbios_computer_name=identity.computer,
+                netbios_domain_name=identity.domain,
+                dns_computer_name=identity.dns_computer,
+                dns_domain_name=identity.dns_domain,
+                dns_tree_name=identity.dns_domain,
+                os_version=OsVersion(version.major, version.minor, version.build),
+            ),
+            pid=os.getpid(),
+        )

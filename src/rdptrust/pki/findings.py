@@ -53,18 +53,17 @@ def _rdp_accepted(result: ProbeResult) -> bool:
 
     When the encryption methods were tried, their answers decide: a host that selects
     PROTOCOL_RDP at the X.224 step but then completes no Standard RDP Security
-    connection does not accept it (the probe's own table says so). Without them, the
-    negotiation decides. A host that answers with no encryption at all (FreeRDP's
+    connection does not accept it (the probe's own table says so), and attempts that
+    failed decide nothing. Without them, the negotiation decides. A host that answers with no encryption at all (FreeRDP's
     shadow server does) accepts it too.
     """
     legacy = result.negotiation is not None and result.negotiation.legacy
     standard = result.standard_security
     if standard is not None and standard.methods:
-        tried = [m for m in standard.methods if m.error is None]
-        if tried:
-            # a Connect-Response, even one that selects no encryption (level NONE), is a
-            # Standard RDP Security connection the host accepts
-            return any(m.accepted or m.selected is not None for m in tried)
+        # A Connect-Response, even one that selects no encryption (level NONE), is a
+        # Standard RDP Security connection the host accepts. Attempts that failed (reset,
+        # time-out) showed nothing: they do not make the X.224 answer decide instead.
+        return legacy or any(m.accepted or m.selected is not None for m in standard.methods)
     return legacy or _accepted(result, "RDP")
 
 

@@ -1,8 +1,11 @@
-"""The ``rdptrust check --json`` document (``rdptrust.check/1``).
+"""The ``rdptrust check --json`` document (``rdptrust.check/2``).
 
 ``state`` (OK, WARNING, CRITICAL, UNKNOWN) and ``exit_code`` are the plugin's; ``line``
 is the plugin line it would print. ``verdict``, ``predicted_stall_s``, ``problems`` and
 ``findings`` are the assessment's, the same as ``rdptrust diagnose`` gives for the host.
+
+Version 2 (from 1): ``error`` is the ``kind`` + ``message`` object of every document, not
+the message alone.
 """
 
 from __future__ import annotations
@@ -10,16 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from rdptrust.model.assessment import Assessment
-from rdptrust.report.jsonform import to_jsonable
+from rdptrust.report.objects import error_document, problems_document
 
-CHECK_SCHEMA = "rdptrust.check/1"
+CHECK_SCHEMA = "rdptrust.check/2"
+CHECK_SCHEMA_VERSION = 2
 
 
 def check_document(state: str, exit_code: int, line: str, assessment: Assessment) -> dict[str, Any]:
-    """Build the ``rdptrust.check/1`` document."""
+    """Build the ``rdptrust.check/2`` document."""
     return {
         "schema": CHECK_SCHEMA,
-        "schema_version": 1,
+        "schema_version": CHECK_SCHEMA_VERSION,
         "target": str(assessment.target),
         "state": state,
         "exit_code": exit_code,
@@ -27,8 +31,8 @@ def check_document(state: str, exit_code: int, line: str, assessment: Assessment
         "verdict": assessment.verdict.value,
         "diagnosed": assessment.diagnosed,
         "predicted_stall_s": assessment.predicted_stall_s,
-        "problems": to_jsonable(assessment.problems),
-        "findings": to_jsonable(assessment.findings),
-        "error": None if assessment.probe.error is None else assessment.probe.error.message,
+        "problems": problems_document(assessment.problems),
+        "findings": problems_document(assessment.findings),
+        "error": error_document(assessment.probe.error),
         "store_error": assessment.store_error,
     }

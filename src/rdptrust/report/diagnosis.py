@@ -1,16 +1,13 @@
-"""Renderers for a diagnosis: the documented JSON document and a short terminal report.
+"""Renderers for a diagnosis: the ``rdptrust.diagnosis/2`` JSON document and a short report.
 
-JSON schema ``rdptrust.diagnosis/1`` (``schema_version`` 1): ``target``, ``verdict``
-(ok / warning / critical / unknown), ``predicted_stall_s``, ``causes`` (purpose, url,
-seconds, modelled, text),
-``problems`` (code, severity, message), ``findings`` (security findings of the
-probe: code, severity, message; they count toward ``verdict`` as problems do),
-``fixes`` (id, title, removes, commands (where, command), note), ``retrievals``
-(purpose — root_list, aia, crl or ocsp —, url, outcome — ok, http_error, refused,
-dns_error, timeout or invalid —, elapsed_ms, status, detail,
-certificate, revocation, counted, wait_s, modelled), ``trust`` (trusted, anchor, path,
-pin), ``settings`` (the Windows model's figures and our observation time-out),
-``probe`` (the ``rdptrust.probe/1`` document) and ``elapsed_ms``.
+The keys are described in ``schemas/diagnosis.schema.json`` (and the README table made
+from it). ``probe`` is the ``rdptrust.probe/2`` document of the assessment's probe, with
+the certificate facts the assessment read and its ``now``.
+
+Version 2 (from 1): the ``probe`` document is ``rdptrust.probe/2``; a retrieval's
+``certificate`` (a subject) is ``certificate_subject`` and its ``status`` (HTTP) is
+``http_status``: ``certificate`` is the certificate object and ``status`` a pin's state
+in every document.
 """
 
 from __future__ import annotations
@@ -21,43 +18,37 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from rdptrust.model.assessment import Assessment, Fix
+from rdptrust.model.assessment import Assessment, Fix, Retrieval
 from rdptrust.model.problems import Problem
-from rdptrust.report.jsonform import to_jsonable
+from rdptrust.model.windows import Cause
+from rdptrust.report.objects import pin_check_document, problems_document
 from rdptrust.report.probe import probe_document
 
-DIAGNOSIS_SCHEMA = "rdptrust.diagnosis/1"
-DIAGNOSIS_SCHEMA_VERSION = 1
+DIAGNOSIS_SCHEMA = "rdptrust.diagnosis/2"
+DIAGNOSIS_SCHEMA_VERSION = 2
 #: The findings section's title: findings count toward the verdict as problems do.
 FINDINGS_TITLE = "Security findings (counted in the verdict):"
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
 def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict[str, Any]:
-    """Build the ``rdptrust.diagnosis/1`` JSON document of *diagnosis* and its *fixes*."""
-    pin = diagnosis.pin
+    """Build the ``rdptrust.diagnosis/2`` JSON document of *diagnosis* and its *fixes*."""
     return {
         "schema": DIAGNOSIS_SCHEMA,
         "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "target": str(diagnosis.target),
         "verdict": diagnosis.verdict.value,
         "predicted_stall_s": diagnosis.predicted_stall_s or 0.0,
-        "causes": to_jsonable(diagnosis.causes),
-        "problems": to_jsonable(diagnosis.problems),
-        "fixes": to_jsonable(tuple(fixes)),
-        "findings": to_jsonable(diagnosis.findings),
-        "retrievals": to_jsonable(diagnosis.retrievals),
+        "causes": [cause_document(c) for c in diagnosis.causes],
+        "problems": problems_document(diagnosis.problems),
+        "fixes": [fix_document(f) for f in fixes],
+        "findings": problems_document(diagnosis.findings),
+        "retrievals": [retrieval_document(r) for r in diagnosis.retrievals],
         "trust": {
             "trusted": diagnosis.trusted,
             "anchor": diagnosis.anchor,
             "path": list(diagnosis.path_subjects),
-            "pin": None
-            if pin is None
-            else {
-                "status": pin.status.value,
-                "looks_like_recreation": pin.looks_like_recreation,
-                "explanation": pin.explanation,
-            },
+            "pin": pin_check_document(diagnosis.pin),
         },
         "settings": {
             "windows_url_timeout_s": diagnosis.settings.url_timeout_s,
@@ -67,8 +58,47 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
             "observation_url_timeout_s": diagnosis.fetch_timeout_s,
         },
         "revocation_capped": diagnosis.revocation_capped,
-        "probe": probe_document(diagnosis.probe),
+        "probe": probe_document(diagnosis.probe, diagnosis.chain, now=diagnosis.now),
         "elapsed_ms": diagnosis.elapsed_ms,
+    }
+
+
+def cause_document(cause: Cause) -> dict[str, Any]:
+    """One cause of the predicted wait."""
+    return {
+        "purpose": cause.purpose.value,
+        "url": cause.url,
+        "seconds": cause.seconds,
+        "modelled": cause.modelled,
+        "text": cause.text,
+    }
+
+
+def fix_document(fix: Fix) -> dict[str, Any]:
+    """One fix: what it removes and the commands, each with where to run it."""
+    return {
+        "id": fix.id,
+        "title": fix.title,
+        "removes": list(fix.removes),
+        "commands": [{"where": c.where, "command": c.command} for c in fix.commands],
+        "note": fix.note,
+    }
+
+
+def retrieval_document(retrieval: Retrieval) -> dict[str, Any]:
+    """One retrieval the client would make, made for real."""
+    return {
+        "purpose": retrieval.purpose.value,
+        "url": retrieval.url,
+        "outcome": retrieval.outcome.value,
+        "elapsed_ms": retrieval.elapsed_ms,
+        "http_status": retrieval.status,
+        "detail": retrieval.detail,
+        "certificate_subject": retrieval.certificate,
+        "revocation": None if retrieval.revocation is None else retrieval.revocation.value,
+        "counted": retrieval.counted,
+        "wait_s": retrieval.wait_s,
+        "modelled": retrieval.modelled,
     }
 
 

@@ -1,29 +1,21 @@
 """Inventory renderers: the per-host JSON line, CSV, and terminal views of hosts and history.
 
-JSON schema ``rdptrust.scan-host/1`` (one object per host per scan; ``scan --jsonl``
-prints it as each host completes, ``report --jsonl`` from the inventory):
+``rdptrust.scan-host/2`` is one object per host per scan (``scan --jsonl`` prints it as
+each host completes, ``report --jsonl`` from the inventory); ``rdptrust.hosts/2`` holds
+each host's latest one, ``rdptrust.history/2`` all of one host's. The keys are described
+in ``schemas/scan-host.schema.json`` and its siblings (and the README tables made from
+them). The inventory keeps fewer facts than a probe sees, so its ``certificate``,
+``negotiation``, ``protocols``, ``tls_versions``, ``ntlm`` and ``retrievals`` objects are
+strict subsets of the probe's and the diagnosis' objects, under the same key names.
 
-- ``schema``, ``scan_id``, ``target`` ("host:port"), ``host``, ``port``, ``observed_at``
-- ``ok`` (the host was probed), ``error``: null or ``kind`` + ``message``
-- ``address``, ``selected_protocol``, ``negotiation_failure``
-- ``certificate``: null without TLS, else ``sha256``, ``subject``, ``issuer``,
-  ``common_name``, ``self_signed``, ``not_before``, ``not_after``, ``key_type``,
-  ``key_bits``, ``signature_hash``
-- ``chain``: SHA-256 of each certificate sent, leaf first
-- ``tls``: null or ``version`` + ``cipher``
-- ``protocols`` / ``tls_versions``: name → accepted (true/false/null); empty unless the
-  scan enumerated
-- ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
-- ``problems``: the diagnosis' problems and the probe's security findings (code,
-  severity, message); without ``--diagnose`` only the findings the probe allows
-  (certificate and, with ``--enumerate``, protocol findings)
-- ``verdict``, ``predicted_stall_s``, ``retrievals``: null / empty unless the scan
-  diagnosed
-- ``ntlm``: which machine answered (``netbios_computer_name``, ``netbios_domain_name``,
-  ``dns_computer_name``, ``dns_domain_name``, ``dns_tree_name``, ``os_version``,
-  ``server_time``) from the anonymous NTLM CHALLENGE; null unless the scan enumerated
-- ``events``: what changed since the host's previous observation (``kind``, ``change``,
-  ``old_sha256``, ``new_sha256``, ``detail``); empty from ``report --jsonl``
+Version 2 (from 1): ``selected_protocol`` and ``negotiation_failure`` are
+``negotiation.selected`` and ``negotiation.failure``; each ``protocols`` and
+``tls_versions`` entry is an object with ``accepted``, as in ``rdptrust.probe/2``;
+``chain`` (fingerprints) is ``chain_sha256`` and a retrieval's ``status`` is
+``http_status``, as in ``rdptrust.diagnosis/2``; the certificate object gains
+``public_key_sha256``. In ``hosts/2`` and ``history/2`` a count of observations is
+``observation_count``, and in ``history/2`` each certificate span holds its
+``certificate`` object instead of spreading its keys.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -46,27 +38,46 @@ from rdptrust.model.records import (
     ObservationRecord,
 )
 from rdptrust.model.target import Target
-from rdptrust.report.jsonform import dumps, to_jsonable
+from rdptrust.report.jsonform import dumps, optional_timestamp, timestamp, to_jsonable
+from rdptrust.report.objects import ntlm_summary_document
 
-HOST_SCHEMA = "rdptrust.scan-host/1"
-HOSTS_SCHEMA = "rdptrust.hosts/1"
-HISTORY_SCHEMA = "rdptrust.history/1"
+HOST_SCHEMA = "rdptrust.scan-host/2"
+HOSTS_SCHEMA = "rdptrust.hosts/2"
+HISTORY_SCHEMA = "rdptrust.history/2"
 
 
-def _certificate(cert: CertificateRecord | None) -> dict[str, Any] | None:
+def retrieval_summary_document(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The inventory's retrieval object: the keys of the diagnosis' ``retrievals`` it
+    keeps (null when an older version did not store one)."""
+    return {
+        "purpose": stored.get("purpose"),
+        "url": stored.get("url"),
+        "outcome": stored.get("outcome"),
+        "elapsed_ms": stored.get("elapsed_ms"),
+        "http_status": stored.get("status"),
+        "counted": stored.get("counted"),
+        "wait_s": stored.get("wait_s"),
+        "modelled": stored.get("modelled"),
+    }
+
+
+def certificate_summary_document(cert: CertificateRecord | None) -> dict[str, Any] | None:
+    """The inventory's ``certificate`` object: the keys of the certificate object it keeps
+    (the dates and key are null when the certificate could not be decoded)."""
     if cert is None:
         return None
     return {
-        "sha256": cert.sha256,
         "subject": cert.subject,
         "issuer": cert.issuer,
         "common_name": cert.common_name,
         "self_signed": cert.self_signed,
-        "not_before": to_jsonable(cert.not_before),
-        "not_after": to_jsonable(cert.not_after),
+        "not_before": optional_timestamp(cert.not_before),
+        "not_after": optional_timestamp(cert.not_after),
+        "sha256": cert.sha256,
         "key_type": cert.key_type,
         "key_bits": cert.key_bits,
         "signature_hash": cert.signature_hash,
+        "public_key_sha256": cert.public_key_sha256,
     }
 
 
@@ -74,7 +85,7 @@ def event_document(event: EventRecord) -> dict[str, Any]:
     return {
         "scan_id": event.scan_id,
         "target": str(Target(event.host, event.port)),
-        "at": to_jsonable(event.at),
+        "at": timestamp(event.at),
         "kind": event.kind,
         "change": event.change,
         "old_sha256": event.old_sha256,
@@ -84,28 +95,29 @@ def event_document(event: EventRecord) -> dict[str, Any]:
 
 
 def observation_document(record: ObservationRecord) -> dict[str, Any]:
-    """Build the ``rdptrust.scan-host/1`` object for one observation."""
+    """Build the ``rdptrust.scan-host/2`` object for one observation."""
     return {
         "schema": HOST_SCHEMA,
         "scan_id": record.scan_id,
         "target": str(record.target),
         "host": record.host,
         "port": record.port,
-        "observed_at": to_jsonable(record.observed_at),
+        "observed_at": timestamp(record.observed_at),
         "ok": record.ok,
         "error": None
         if record.error_kind is None
-        else {"kind": record.error_kind, "message": record.error_message},
+        else {"kind": record.error_kind, "message": record.error_message or ""},
         "address": record.address,
-        "selected_protocol": record.selected_protocol,
-        "negotiation_failure": record.negotiation_failure,
-        "certificate": _certificate(record.certificate),
-        "chain": list(record.chain),
+        "negotiation": None
+        if not record.ok and record.selected_protocol is None and record.negotiation_failure is None
+        else {"selected": record.selected_protocol, "failure": record.negotiation_failure},
+        "certificate": certificate_summary_document(record.certificate),
+        "chain_sha256": list(record.chain),
         "tls": None
         if record.tls_version is None
         else {"version": record.tls_version, "cipher": record.tls_cipher},
-        "protocols": dict(record.protocols),
-        "tls_versions": dict(record.tls_versions),
+        "protocols": {name: {"accepted": v} for name, v in record.protocols.items()},
+        "tls_versions": {name: {"accepted": v} for name, v in record.tls_versions.items()},
         "timings_ms": {
             "connect": record.connect_ms,
             "x224": record.x224_ms,
@@ -114,24 +126,28 @@ def observation_document(record: ObservationRecord) -> dict[str, Any]:
         },
         "verdict": record.verdict,
         "predicted_stall_s": record.predicted_stall_s,
-        "problems": [to_jsonable(p) for p in record.problems],
-        "ntlm": dict(record.ntlm) if record.ntlm is not None else None,
-        "retrievals": to_jsonable(record.retrievals),
+        "problems": [
+            {"code": p.code, "severity": p.severity, "message": p.message} for p in record.problems
+        ],
+        "ntlm": ntlm_summary_document(record.ntlm),
+        "retrievals": None
+        if record.retrievals is None
+        else [retrieval_summary_document(r) for r in record.retrievals],
         "events": [event_document(e) for e in record.events],
     }
 
 
 def hosts_document(hosts: Iterable[HostSummary]) -> dict[str, Any]:
-    """``rdptrust.hosts/1``: every host with ``first_seen``, ``observations`` and ``latest``."""
+    """``rdptrust.hosts/2``: each host, ``first_seen``, ``observation_count``, ``latest``."""
     return {"schema": HOSTS_SCHEMA, "hosts": [host_document(h) for h in hosts]}
 
 
 def host_document(host: HostSummary) -> dict[str, Any]:
-    """One entry of ``rdptrust.hosts/1``."""
+    """One entry of ``rdptrust.hosts/2``."""
     return {
         "target": str(Target(host.host, host.port)),
-        "first_seen": to_jsonable(host.first_seen),
-        "observations": host.observations,
+        "first_seen": timestamp(host.first_seen),
+        "observation_count": host.observations,
         "latest": observation_document(host.latest),
     }
 
@@ -152,17 +168,17 @@ def write_hosts_json(hosts: Iterable[HostSummary], out: TextIO) -> None:
 
 
 def history_document(history: HostHistory) -> dict[str, Any]:
-    """``rdptrust.history/1``: certificates with first/last seen, observations, events."""
+    """``rdptrust.history/2``: certificates with first/last seen, observations, events."""
     return {
         "schema": HISTORY_SCHEMA,
         "target": str(Target(history.host, history.port)),
-        "first_seen": to_jsonable(history.first_seen),
+        "first_seen": timestamp(history.first_seen),
         "certificates": [
             {
-                **(_certificate(span.certificate) or {}),
-                "first_seen": to_jsonable(span.first_seen),
-                "last_seen": to_jsonable(span.last_seen),
-                "observations": span.observations,
+                "certificate": certificate_summary_document(span.certificate),
+                "first_seen": timestamp(span.first_seen),
+                "last_seen": timestamp(span.last_seen),
+                "observation_count": span.observations,
             }
             for span in history.certificates
         ],

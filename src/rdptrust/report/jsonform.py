@@ -1,9 +1,13 @@
-"""The one conversion from result values to JSON-ready data.
+"""The one conversion from result values to JSON-ready data, and the one timestamp style.
 
-Every ``--json`` output is built from frozen result dataclasses through
-:func:`to_jsonable`: enums become their names, datetimes ISO 8601 in UTC, bytes
-lowercase hex, tuples lists. Each document carries ``schema`` (name and version), so
-consumers can tell when the shape changes.
+Every ``--json`` document is built in :mod:`rdptrust.report` by a builder function over
+typed values, and every value in it passes through :func:`to_jsonable`: enums become
+their values, datetimes RFC 3339 UTC text ending in ``Z`` (:func:`timestamp`), bytes
+lowercase hex, tuples lists. The documents are plain frozen dataclasses and one
+serializer rather than a model library (pydantic, msgspec): the results already are
+frozen dataclasses, and this needs no new dependency. Each document carries ``schema``
+(name and version) and has a JSON Schema of that ``$id`` in
+:mod:`rdptrust.report.schemas`, so consumers can tell when the shape changes.
 """
 
 from __future__ import annotations
@@ -17,18 +21,27 @@ from pathlib import PurePath
 from typing import Any
 
 
+def timestamp(value: dt.datetime) -> str:
+    """*value* as RFC 3339 UTC text: ``2026-05-01T12:00:00Z``, or ``….123Z`` with a
+    fraction of a second (milliseconds). A naive *value* is taken to be UTC already."""
+    moment = value.astimezone(dt.UTC) if value.tzinfo is not None else value
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def optional_timestamp(value: dt.datetime | None) -> str | None:
+    """:func:`timestamp` of *value*, or None."""
+    return None if value is None else timestamp(value)
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert *value* (dataclasses, enums, datetimes, containers) into JSON types."""
-    if value is None or isinstance(value, bool | int | float | str):
-        if isinstance(value, enum.Enum):
-            return value.name if not isinstance(value, str) else value.value
-        return value
     if isinstance(value, enum.Enum):
-        return value.name
+        return value.value if isinstance(value, str) else value.name
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return value.isoformat().replace("+00:00", "Z")
+        return timestamp(value)
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
     if isinstance(value, PurePath):

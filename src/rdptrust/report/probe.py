@@ -1,36 +1,20 @@
-"""Renderers for a probe: the documented JSON document and a terminal view.
+"""Renderers for a probe: the ``rdptrust.probe/2`` JSON document and a terminal view.
 
-JSON schema ``rdptrust.probe/1`` (keys always present; ``null`` where not known):
+The keys are described in ``schemas/probe.schema.json`` (and the README table made from
+it). ``certificate`` and ``chain`` hold the facts read once by the caller
+(:func:`chain_facts`, or an assessment's ``chain``), judged at its ``now``; ``findings``
+are the probe's security findings at that moment (``code``, ``severity``, ``message``).
 
-- ``target`` ("host:port"), ``address`` (the peer address connected to)
-- ``negotiation``: what the main connection (SSL|HYBRID|HYBRID_EX, like mstsc) got:
-  ``requested``, ``selected``, ``failure``, ``legacy`` (no negotiation data), ``disconnected``
-- ``protocols``: ``RDP``, ``SSL``, ``HYBRID``, ``HYBRID_EX``, ``RDSTLS``, ``RDSAAD`` →
-  ``accepted`` (true/false/null), ``failure`` (MS-RDPBCGR code name or null),
-  ``selected`` (what the host picked instead, or null), ``error`` (why unknown)
-- ``tls_versions``: ``TLSv1.0`` … ``TLSv1.3`` → ``accepted``, ``error``
-- ``tls``: ``version``, ``cipher`` (null when no TLS session was made)
-- ``certificate``: facts of the leaf (see ``certificate_document``), null without TLS
-- ``chain``: one entry per certificate the host sent, leaf first (same keys)
-- ``timings_ms``: ``connect``, ``x224``, ``tls``, ``total``
-- ``error``: null, or ``kind`` + ``message`` when the host could not be probed
-- ``standard_security``: null when not run or RDP is not accepted; else
-  ``accepted_methods``, ``methods`` (``40BIT`` ``128BIT`` ``56BIT`` ``FIPS`` → ``accepted``,
-  ``selected``, ``encryption_level``, ``refused``, ``error``), ``encryption_level``,
-  ``rdp_version`` (SC_CORE, hex) and ``rdp_version_name``, ``certificate_type``
-  (``proprietary``/``x509``), ``certificate_temporary``, ``certificate_key_bits``,
-  ``x509_chain`` (SHA-256 of each certificate), ``elapsed_ms``
-- ``ntlm``: null when CredSSP was not selected; else ``target_name``,
-  ``netbios_computer_name``, ``netbios_domain_name``, ``dns_computer_name``,
-  ``dns_domain_name``, ``dns_tree_name``, ``os_version`` ("10.0.17763" or null),
-  ``os_build``, ``server_time`` (ISO 8601 UTC), ``elapsed_ms``, ``error``
-- ``findings``: list of ``id``, ``severity``, ``message`` (see rdptrust.pki.findings)
+Version 2 (from 1): ``findings[].id`` is ``findings[].code``, as in every document;
+``standard_security.x509_chain`` (fingerprints) is ``x509_chain_sha256``: ``chain``
+holds certificate objects.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -38,14 +22,25 @@ from rich.table import Table
 from rich.text import Text
 
 from rdptrust.model.certificate import CertificateFacts
-from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult, StandardSecurityResult
+from rdptrust.model.probe import (
+    ENUMERATION_REQUESTS,
+    ProbeResult,
+    StandardSecurityResult,
+    Timings,
+)
+from rdptrust.model.problems import Problem
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import probe_findings
 from rdptrust.protocol.gcc import rdp_version_name
-from rdptrust.report.jsonform import to_jsonable
+from rdptrust.report.objects import (
+    certificate_document,
+    error_document,
+    ntlm_document,
+    problems_document,
+)
 
-PROBE_SCHEMA = "rdptrust.probe/1"
+PROBE_SCHEMA = "rdptrust.probe/2"
 
 
 def protocol_name(value: SecurityProtocol | None) -> str | None:
@@ -57,20 +52,24 @@ def protocol_name(value: SecurityProtocol | None) -> str | None:
     return "|".join(names) or hex(value)
 
 
-def certificate_document(facts: CertificateFacts) -> dict[str, Any]:
-    """The ``certificate`` object: every fact, dates in ISO 8601 UTC."""
-    doc = to_jsonable(facts)
-    assert isinstance(doc, dict)
-    return doc
-
-
 def chain_facts(result: ProbeResult, now: dt.datetime | None = None) -> list[CertificateFacts]:
+    """The facts of each certificate *result*'s host sent, leaf first."""
     return [certificate_facts(load_certificate(der), now=now) for der in result.chain]
 
 
-def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Build the ``rdptrust.probe/1`` JSON document for *result*."""
-    facts = chain_facts(result, now)
+def probe_document(
+    result: ProbeResult,
+    chain: Sequence[CertificateFacts],
+    *,
+    now: dt.datetime,
+    findings: Sequence[Problem] | None = None,
+) -> dict[str, Any]:
+    """Build the ``rdptrust.probe/2`` document of *result*.
+
+    *chain* holds the facts of the certificates the host sent (leaf first; empty when none
+    could be read) and *now* the moment they were judged at. *findings* are the probe's
+    security findings; None computes them at *now*.
+    """
     neg = result.negotiation
     protocols: dict[str, Any] = {}
     for name in ENUMERATION_REQUESTS:
@@ -79,8 +78,10 @@ def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> di
             "accepted": found.accepted if found else None,
             "failure": found.failure if found else None,
             "selected": protocol_name(found.selected) if found else None,
-            "error": to_jsonable(found.error) if found else None,
+            "error": error_document(found.error) if found else None,
         }
+    if findings is None:
+        findings = probe_findings(result, now=now, leaf=chain[0] if chain else None)
     return {
         "schema": PROBE_SCHEMA,
         "target": str(result.target),
@@ -96,27 +97,29 @@ def probe_document(result: ProbeResult, *, now: dt.datetime | None = None) -> di
         },
         "protocols": protocols,
         "tls_versions": {
-            v.version: {"accepted": v.accepted, "error": to_jsonable(v.error)}
+            v.version: {"accepted": v.accepted, "error": error_document(v.error)}
             for v in result.tls_versions
         },
         "tls": None
         if result.tls is None
         else {"version": result.tls.version, "cipher": result.tls.cipher},
-        "certificate": certificate_document(facts[0]) if facts else None,
-        "chain": [certificate_document(f) for f in facts],
-        "timings_ms": {
-            "connect": result.timings.connect_ms,
-            "x224": result.timings.x224_ms,
-            "tls": result.timings.tls_ms,
-            "total": result.timings.total_ms,
-        },
-        "error": to_jsonable(result.error),
+        "certificate": certificate_document(chain[0]) if chain else None,
+        "chain": [certificate_document(f) for f in chain],
+        "timings_ms": timings_document(result.timings),
+        "error": error_document(result.error),
         "standard_security": standard_security_document(result),
-        "ntlm": ntlm_document(result),
-        "findings": [
-            {"id": f.code, "severity": f.severity.value, "message": f.message}
-            for f in probe_findings(result, now=now, leaf=facts[0] if facts else None)
-        ],
+        "ntlm": ntlm_document(result.ntlm),
+        "findings": problems_document(findings),
+    }
+
+
+def timings_document(timings: Timings) -> dict[str, Any]:
+    """The ``timings_ms`` object: milliseconds per phase of the main connection."""
+    return {
+        "connect": timings.connect_ms,
+        "x224": timings.x224_ms,
+        "tls": timings.tls_ms,
+        "total": timings.total_ms,
     }
 
 
@@ -133,7 +136,7 @@ def standard_security_document(result: ProbeResult) -> dict[str, Any] | None:
                 "selected": m.selected,
                 "encryption_level": m.encryption_level,
                 "refused": m.refused,
-                "error": to_jsonable(m.error),
+                "error": error_document(m.error),
             }
             for m in std.methods
         },
@@ -143,28 +146,8 @@ def standard_security_document(result: ProbeResult) -> dict[str, Any] | None:
         "certificate_type": std.certificate_type,
         "certificate_temporary": std.certificate_temporary,
         "certificate_key_bits": std.certificate_key_bits,
-        "x509_chain": [hashlib.sha256(der).hexdigest() for der in std.x509_chain],
+        "x509_chain_sha256": [hashlib.sha256(der).hexdigest() for der in std.x509_chain],
         "elapsed_ms": std.elapsed_ms,
-    }
-
-
-def ntlm_document(result: ProbeResult) -> dict[str, Any] | None:
-    """The ``ntlm`` object, or ``None`` when the host did not select CredSSP."""
-    info = result.ntlm
-    if info is None:
-        return None
-    return {
-        "target_name": info.target_name,
-        "netbios_computer_name": info.netbios_computer_name,
-        "netbios_domain_name": info.netbios_domain_name,
-        "dns_computer_name": info.dns_computer_name,
-        "dns_domain_name": info.dns_domain_name,
-        "dns_tree_name": info.dns_tree_name,
-        "os_version": None if info.os_version is None else str(info.os_version),
-        "os_build": None if info.os_version is None else info.os_version.build,
-        "server_time": to_jsonable(info.server_time),
-        "elapsed_ms": info.elapsed_ms,
-        "error": to_jsonable(info.error),
     }
 
 
