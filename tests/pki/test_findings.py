@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 
 from pki.certs_for_tests import NOW, hierarchy, issue
+from pki.judgements import standard_security
 from rdptrust.model.catalog import Kind, lookup
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import (
     ENUMERATION_REQUESTS,
-    EncryptionMethodSupport,
     Negotiation,
     ProbeResult,
     ProtocolSupport,
@@ -35,16 +35,6 @@ def _protocols(accepted: set[str]) -> tuple[ProtocolSupport, ...]:
         ProtocolSupport(name, request, name in accepted, None, None, None)
         for name, request in ENUMERATION_REQUESTS.items()
     )
-
-
-def _standard(accepted: set[str], level: str) -> StandardSecurityResult:
-    methods = tuple(
-        EncryptionMethodSupport(
-            m, m in accepted, m if m in accepted else "128BIT", level, None, None
-        )
-        for m in ("40BIT", "128BIT", "56BIT", "FIPS")
-    )
-    return StandardSecurityResult(methods, level, 0x00080004, "proprietary", False, 2048)
 
 
 def _result(
@@ -96,7 +86,7 @@ def test_windows_defaults_with_weak_standard_security() -> None:
         accepted={"RDP", "SSL", "HYBRID"},
         chain=(leaf.der,),
         tls_versions={"TLSv1.0": True, "TLSv1.1": True, "TLSv1.2": True},
-        standard=_standard({"40BIT", "128BIT", "FIPS"}, "CLIENT_COMPATIBLE"),
+        standard=standard_security({"40BIT", "128BIT", "FIPS"}, "CLIENT_COMPATIBLE"),
     )
     # When it is judged
     findings = probe_findings(result, now=NOW)
@@ -120,7 +110,7 @@ def test_windows_defaults_with_weak_standard_security() -> None:
 
 
 def test_fips_required_is_not_a_finding() -> None:
-    result = _result(accepted={"RDP"}, standard=_standard({"FIPS"}, "FIPS"))
+    result = _result(accepted={"RDP"}, standard=standard_security({"FIPS"}, "FIPS"))
     assert "fips-offered-not-required" not in _ids(result)
     assert "weak-encryption-methods" not in _ids(result)
     assert _ids(result)[0] == "standard-rdp-security-allowed"
