@@ -54,8 +54,8 @@ def _rdp_accepted(result: ProbeResult) -> bool:
     When the encryption methods were tried, their answers decide: a host that selects
     PROTOCOL_RDP at the X.224 step but then completes no Standard RDP Security
     connection does not accept it (the probe's own table says so), and attempts that
-    failed decide nothing. Without them, the negotiation decides. A host that answers with no encryption at all (FreeRDP's
-    shadow server does) accepts it too.
+    failed decide nothing. Without them, the negotiation decides. A host that answers
+    with no encryption at all (FreeRDP's shadow server does) accepts it too.
     """
     legacy = result.negotiation is not None and result.negotiation.legacy
     standard = result.standard_security
