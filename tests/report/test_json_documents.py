@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.cli import RDPTRUST, run_rdptrust
+from fixtures.cli import RDPTRUST, no_pins, run_rdptrust
 from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 from rdptrust.report.schemas import schema_files
@@ -65,7 +65,7 @@ def test_every_shipped_schema_is_checked_here() -> None:
 async def test_probe_diagnose_check(lab_factory: LabFactory, tmp_path: Path) -> None:
     lab = await lab_factory(root_list="blackhole", rdp_methods=None)
     target = str(lab.target)
-    pins = str(tmp_path / "pins.json")
+    pins = str(no_pins(tmp_path / "pins.json"))
     probe = await _document("rdptrust.probe/2", "probe", target, "--json", "--timeout", "5")
     assert probe["ntlm"]["netbios_computer_name"] == "WIN-LAB01"
     await _document("rdptrust.probe/2", "probe", target, "--json", "--no-enumerate")
@@ -95,7 +95,7 @@ async def test_hosts_that_cannot_be_probed(tmp_path: Path) -> None:
     assert probe["error"]["kind"] == "connect"
     diagnosis = await _document(
         "rdptrust.diagnosis/2",
-        *("diagnose", target, "--json", "--known-hosts", str(tmp_path / "pins.json")),
+        *("diagnose", target, "--json", "--known-hosts", str(no_pins(tmp_path / "pins.json"))),
         codes=(3,),
     )
     assert diagnosis["probe"]["error"] == probe["error"] | {
