@@ -118,7 +118,7 @@ async def diagnose(target: str | Target, options: AssessOptions | None = None) -
     :class:`~rdptrust.model.assessment.Assessment`. *options* default to Windows 10/11
     defaults, this machine's trust store and rdptrust's pinned-host store.
     """
-    from rdptrust.engine.assess import assess
+    from rdptrust.engine.assessment import assess
 
     return await assess(_target(target), options)
 

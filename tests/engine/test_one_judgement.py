@@ -1,7 +1,7 @@
 """One host, four ways in: diagnose, check --diagnose, scan --diagnose + report --jsonl and
 the exporter's diagnose module all give the same predicted wait, verdict and problem codes.
 
-They share one engine (:func:`rdptrust.engine.assess`); this test fails when one of them
+They share one engine (:func:`rdptrust.engine.assessment`); this test fails when one of them
 judges on its own again.
 """
 

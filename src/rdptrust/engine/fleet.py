@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 
-from rdptrust.engine.assess import Prober, assess, known_hosts, trust_anchors
+from rdptrust.engine.assessment import Prober, assess, known_hosts, trust_anchors
 from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import PkiError, StoreError
 from rdptrust.model.assessment import Assessment

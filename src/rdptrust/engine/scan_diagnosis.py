@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rdptrust.engine.assess import assess
+from rdptrust.engine.assessment import assess
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.model.assessment import Assessment, Retrieval

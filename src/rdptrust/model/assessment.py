@@ -1,7 +1,7 @@
 """The one result of judging one host: :class:`Assessment`.
 
 ``rdptrust diagnose``, ``check``, ``scan``, the exporter and the demo all get an
-assessment from :func:`rdptrust.engine.assess` and render or store it; nothing else
+assessment from :func:`rdptrust.engine.assessment` and render or store it; nothing else
 judges a host.
 """
 

@@ -30,6 +30,7 @@ from rdptrust.store.rows import (
     EVENT_SELECT,
     OBSERVATION_SELECT,
     PROBLEM_SELECT,
+    RECORDED_SELECT,
     SCAN_SELECT,
     certificate_record,
     event_record,
@@ -146,7 +147,7 @@ class InventoryReader:
     def _observation(
         self, db: sqlite3.Connection, observation_id: int, *, with_events: bool = False
     ) -> ObservationRecord:
-        row = db.execute(OBSERVATION_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
+        row = db.execute(RECORDED_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
         return self._observation_from_row(db, row, with_events=with_events)
 
     def _observation_from_row(

@@ -60,17 +60,26 @@ CERT_COLUMNS = (
     "c.not_before AS cert_not_before, c.not_after AS cert_not_after, "
     "c.public_key_sha256 AS cert_public_key_sha256, c.key_type AS cert_key_type, "
     "c.key_bits AS cert_key_bits, c.signature_hash AS cert_signature_hash, "
-    "c.first_seen AS cert_first_seen, c.der AS cert_der"
+    "c.first_seen AS cert_first_seen"
 )
 CERTIFICATE_SELECT = f"SELECT {CERT_COLUMNS} FROM certificates c"
-OBSERVATION_SELECT = (
+_OBSERVATION_COLUMNS = (
     "SELECT o.id, o.scan_id, h.host, h.port, o.observed_at, o.ok, o.error_kind, "
     "o.error_message, o.address, o.selected_protocol, o.negotiation_failure, o.chain, "
     "o.tls_version, o.tls_cipher, o.protocols, o.tls_versions, o.connect_ms, o.x224_ms, "
     "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, o.ntlm, "
-    f"{CERT_COLUMNS} FROM observations o JOIN hosts h ON h.id = o.host_id "
+    f"{CERT_COLUMNS}"
+)
+_OBSERVATION_FROM = (
+    " FROM observations o JOIN hosts h ON h.id = o.host_id "
     "LEFT JOIN certificates c ON c.sha256 = o.sha256"
 )
+#: Observations as queries and reports read them: with the certificate's DER, whose
+#: SHA-1 is the thumbprint Windows shows.
+OBSERVATION_SELECT = _OBSERVATION_COLUMNS + ", c.der AS cert_der" + _OBSERVATION_FROM
+#: The observation a scan just recorded, read back without the DER (and so without the
+#: SHA-1, which no scan output shows): one blob read and hash less per host.
+RECORDED_SELECT = _OBSERVATION_COLUMNS + _OBSERVATION_FROM
 EVENT_SELECT = (
     "SELECT e.id, e.scan_id, h.host, h.port, e.at, e.kind, e.change, e.old_sha256, "
     "e.new_sha256, e.detail FROM events e JOIN hosts h ON h.id = e.host_id"
@@ -284,7 +293,7 @@ def _certificate(row: Mapping[str, Any]) -> CertificateRecord | None:
         key_bits=row["cert_key_bits"],
         signature_hash=row["cert_signature_hash"],
         first_seen=parse_time(row["cert_first_seen"]),
-        sha1=hashlib.sha1(row["cert_der"]).hexdigest() if row["cert_der"] else None,
+        sha1=hashlib.sha1(row["cert_der"]).hexdigest() if row.get("cert_der") else None,
     )
 
 
