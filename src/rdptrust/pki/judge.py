@@ -137,8 +137,14 @@ def assessment(
 
     if probe.error is not None:
         return result()
-    findings = probe_findings(probe, now=now, warn_days=warn_days)
+
+    def unjudged_findings() -> tuple[Problem, ...]:
+        # Findings when the chain cannot be judged: probe_findings reads the leaf itself.
+        # (A judged chain passes its leaf facts instead, so it is not parsed twice.)
+        return probe_findings(probe, now=now, warn_days=warn_days)
+
     if unreadable is not None:
+        findings = unjudged_findings()
         problem = catalog.MALFORMED_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"the certificate {target} sent cannot be read ({unreadable})",
@@ -150,6 +156,7 @@ def assessment(
             verdict=Verdict.of((problem, *findings)),
         )
     if not served:
+        findings = unjudged_findings()
         problem = catalog.NO_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"{target} did not start TLS, so it presented no certificate: the client cannot"
@@ -165,7 +172,11 @@ def assessment(
     assert path is not None
     try:
         chain = tuple(certificate_facts(c, now=now) for c in served)
-        path_facts = tuple(certificate_facts(c, now=now) for c in path.certificates)
+        # the path runs through the served certificates: their facts are read once
+        served_facts = {id(c): f for c, f in zip(served, chain, strict=True)}
+        path_facts = tuple(
+            served_facts.get(id(c)) or certificate_facts(c, now=now) for c in path.certificates
+        )
         problems = list(
             judge_chain(
                 target,
@@ -177,6 +188,7 @@ def assessment(
             )
         )
     except PkiError as exc:
+        findings = unjudged_findings()
         problem = catalog.MALFORMED_CERTIFICATE.problem(
             Severity.CRITICAL,
             f"the certificate chain {target} sent cannot be read ({exc})",
