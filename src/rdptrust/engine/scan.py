@@ -8,9 +8,10 @@ on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and th
 is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
 targets still pending.
 
-The inventory does not judge: :func:`judge_host` reads the leaf's facts (once per
-certificate, :class:`LeafReader`) and the probe's security findings before
-:func:`record_result` hands them to
+The inventory does not judge: the observer assesses each host (:func:`rdptrust.engine.assess`,
+the same judgement as ``diagnose``); :func:`judge_host` reads the leaf's entry (once per
+certificate, :class:`LeafReader`), and the probe's findings for an observer that
+returned no assessment, before :func:`record_result` hands them to
 :meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
 """
 
@@ -40,7 +41,6 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
-from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import LeafSummary, probe_findings
 
@@ -225,31 +225,12 @@ def record_result(
     )
 
 
-def probe_observer(options: ScanOptions) -> Observer:
-    """The default observer: the main probe connection, plus enumeration when asked."""
-
-    async def observe(target: Target) -> HostResult:
-        result = await probe_host(
-            target,
-            timeout=options.timeout,
-            enumerate_protocols=options.enumerate,
-            enumerate_tls_versions=options.enumerate,
-            standard_security=False,
-            # which machine answered: one more connection, with --enumerate
-            ntlm=options.enumerate,
-        )
-        return HostResult(result)
-
-    return observe
-
-
 def default_observer(options: ScanOptions) -> Observer:
-    """The diagnosis with ``options.diagnose``, else the probe."""
-    if options.diagnose:
-        from rdptrust.engine.scan_diagnosis import diagnose_observer
+    """Each target assessed (:mod:`rdptrust.engine.scan_assessment`), with the client's
+    retrievals when ``options.diagnose``."""
+    from rdptrust.engine.scan_assessment import assessment_observer
 
-        return diagnose_observer(options)
-    return probe_observer(options)
+    return assessment_observer(options)
 
 
 @dataclass(frozen=True)
