@@ -18,12 +18,13 @@ from rdptrust import __version__
 from rdptrust.cli.common import (
     EXIT_INTERNAL,
     EXIT_IO_ERROR,
+    EXIT_TEMPFAIL,
     EXIT_USAGE,
     closed_pipe_safe,
     fail,
     store_exit_code,
 )
-from rdptrust.errors import RdptrustError, StoreError, UsageError
+from rdptrust.errors import LocalResourceError, RdptrustError, StoreError, UsageError
 
 #: Each command and where it lives; a module is imported only when its command runs
 #: (or when the help lists the commands), so ``rdptrust scan`` starts without the
@@ -122,6 +123,10 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         if debug:
             raise
         code = fail(str(exc), store_exit_code(exc))
+    except LocalResourceError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), EXIT_TEMPFAIL)
     except RdptrustError as exc:
         if debug:
             raise

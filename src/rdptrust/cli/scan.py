@@ -18,6 +18,7 @@ from rdptrust.cli.common import (
     CA_FILE_HELP,
     EXIT_NO_INPUT,
     EXIT_OK,
+    EXIT_TEMPFAIL,
     EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
@@ -331,7 +332,15 @@ def scan(
     )
     if summary.interrupted:
         line += f"; continue with 'rdptrust scan --resume {summary.scan_id}'"
+    if summary.local_limit is not None:
+        click.echo(
+            f"rdptrust: warning: {summary.local_limit}; lowered to {summary.concurrency} "
+            f"hosts at once; {summary.unjudged} targets could not be judged and stay pending",
+            err=True,
+        )
     click.echo(line, err=jsonl or summary.interrupted)
+    if summary.unjudged:
+        ctx.exit(EXIT_TEMPFAIL)
     ctx.exit(EXIT_INTERRUPTED if summary.interrupted else EXIT_OK)
 
 

@@ -19,11 +19,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from rdptrust.errors import (
+    LOCAL_RESOURCE_ERRNOS,
     ConnectError,
+    LocalResourceError,
     RemoteProtocolError,
     TlsError,
     TransportError,
     TransportTimeout,
+    local_limit_text,
 )
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
@@ -123,6 +126,10 @@ class RdpConnection:
                 target.port,
             ) from exc
         except OSError as exc:
+            if exc.errno in LOCAL_RESOURCE_ERRNOS:
+                raise LocalResourceError(
+                    f"{target}: not tried: this machine {local_limit_text(exc)}"
+                ) from exc
             raise ConnectError(
                 f"{target}: cannot connect ({exc.strerror or exc})", target.host, target.port
             ) from exc

@@ -196,7 +196,12 @@ async def probe_host(
             and bool(negotiation.selected & (SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX))
         )
         jobs_n = [get_ntlm_info(target, timeout=timeout)] if wants_ntlm else []
-        results = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n)
+        outcomes = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n, return_exceptions=True)
+        # Every attempt ends before one fails the probe: none is left running unawaited.
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results = [r for r in outcomes if not isinstance(r, BaseException)]
         protocols = tuple(r for r in results if isinstance(r, ProtocolSupport))
         versions = tuple(r for r in results if isinstance(r, TlsVersionSupport))
         standard = next((r for r in results if isinstance(r, StandardSecurityResult)), None)
