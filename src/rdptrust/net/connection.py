@@ -372,7 +372,7 @@ class RdpConnection:
             raise RuntimeError("start_tls() first")
         while True:
             try:
-                return bytes(self._tls.recv(limit))
+                data = bytes(self._tls.recv(limit))
             except SSL.WantReadError:
                 data = await self._read(deadline, "TLS data")
                 if not data:
@@ -382,6 +382,11 @@ class RdpConnection:
                 return b""
             except SSL.Error as exc:
                 raise self._error(TlsError, f"TLS failed: {_ssl_reason(exc)}") from exc
+            else:
+                # What OpenSSL answered meanwhile goes out now: the no_renegotiation alert
+                # for a server HelloRequest (this client never renegotiates).
+                await self._flush_tls(deadline)
+                return data
 
     async def close(self) -> None:
         self._writer.close()

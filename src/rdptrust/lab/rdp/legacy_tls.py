@@ -147,12 +147,18 @@ class LegacyTlsServer(TlsServer):
         #: The extension types of the last ClientHello (the renegotiation signal shows).
         self.client_extensions: list[int] = []
         self.client_signalled_rfc5746 = False
+        #: Why the last handshake that failed stopped (``None``: none failed yet).
+        self.last_failure: str | None = None
 
     async def accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
     ) -> TlsSession:
-        async with asyncio.timeout(timeout):
-            return await self._handshake(reader, writer)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._handshake(reader, writer)
+        except ConnectionResetError as exc:
+            self.last_failure = str(exc)
+            raise
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -234,6 +240,8 @@ async def _handshake_messages(records: _Records, count: int) -> list[bytes]:
     found: list[bytes] = []
     while len(found) < count:
         kind, fragment = await records.next()
+        if kind == _ALERT and len(fragment) == 2:
+            raise ConnectionResetError(f"the client sent alert {fragment[0]}.{fragment[1]}")
         if kind != _HANDSHAKE:
             raise ConnectionResetError(f"expected a handshake record, got type {kind}")
         buffer += fragment
