@@ -20,7 +20,9 @@ from fixtures.vectors import load_hex
 from rdptrust.errors import UsageError
 from rdptrust.lab.rdp import LegacyTlsServer, StaplingTlsServer
 from rdptrust.lab.rdp.legacy_tls import prf10
+from rdptrust.model.retrieval import RevocationStatus
 from rdptrust.net.probe import probe_host
+from rdptrust.pki.stapling import check_stapled_ocsp
 from rdptrust.protocol.tls import ServerFlightReader
 from rdptrust.report.probe import render_probe
 
@@ -213,6 +215,10 @@ async def test_stapling_host_staples_and_the_probe_keeps_it(lab_factory: LabFact
     out = io.StringIO()
     render_probe(result, Console(file=out, width=200, color_system=None))
     assert "OCSP stapled: yes (good" in out.getvalue()
+    # and the judgement can use it: a good answer for the leaf, signed by its issuer
+    check = check_stapled_ocsp(staple, result.chain)
+    assert check is not None
+    assert check.status is RevocationStatus.GOOD
     # The CredSSP answer runs over this TLS server too
     assert result.ntlm is not None
     assert result.ntlm.error is None
@@ -226,6 +232,11 @@ async def test_stapled_tls12_and_revoked(lab_factory: LabFactory) -> None:
     assert result.tls is not None
     assert result.tls.version == "TLSv1.2"
     assert probe_json(result)["tls"]["ocsp_status"] == "revoked"
+    check = check_stapled_ocsp(result.stapled_ocsp, result.chain)
+    assert check is not None
+    assert check.status is RevocationStatus.REVOKED
+    # A staple judged against a chain without its issuer says nothing
+    assert check_stapled_ocsp(result.stapled_ocsp, result.chain[:1]) is None
 
 
 async def test_standard_host_staples_nothing(lab_factory: LabFactory) -> None:

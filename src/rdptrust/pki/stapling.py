@@ -8,7 +8,15 @@ the client waits on the responder at all.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 from cryptography.x509 import ocsp
+
+from rdptrust.errors import PkiError
+from rdptrust.model.retrieval import RevocationCheck
+from rdptrust.pki.facts import load_certificate
+from rdptrust.pki.revocation import check_ocsp
 
 
 def stapled_ocsp_status(der: bytes) -> str | None:
@@ -27,3 +35,20 @@ def stapled_ocsp_status(der: bytes) -> str | None:
         for single in response.responses:
             return single.certificate_status.name.lower()
     return None
+
+
+def check_stapled_ocsp(
+    staple: bytes | None, chain: Sequence[bytes], *, now: dt.datetime | None = None
+) -> RevocationCheck | None:
+    """Judge the host's stapled answer for its leaf against the issuer it served.
+
+    ``None`` when there is no staple or the host sent no issuer certificate (the issuer
+    must then come from AIA or a store: the caller's path, not this function's).
+    """
+    if staple is None or len(chain) < 2:
+        return None
+    try:
+        leaf, issuer = load_certificate(chain[0]), load_certificate(chain[1])
+    except PkiError:
+        return None
+    return check_ocsp(staple, leaf, issuer, now=now)
