@@ -39,11 +39,32 @@ from rdptrust.protocol.x224 import (
 )
 from rdptrust.report.probe import render_probe
 
-CONFIRM = load_hex("x224/connection_confirm_win2008r2.hex")
-FLIGHT = load_hex("tls/server_flight_win2008r2.hex")
-FINISHED = load_hex("tls/server_finished_win2008r2.hex")
-#: Zeek's baseline ssl.log for this trace: the certificate's SHA-256.
-LEAF_SHA256 = "a5b05d2ae076130aa41060f53ecd72bdf864ea0179250e927549c94d5ab2499a"
+
+@dataclass(frozen=True)
+class Recording:
+    """The server side of one recorded connection, and what Zeek's baseline says of it."""
+
+    confirm: bytes
+    flight: bytes
+    finished: bytes
+    #: Zeek's baseline ssl.log for the trace: the certificate's SHA-256.
+    leaf_sha256: str
+
+
+WIN2008R2 = Recording(
+    load_hex("x224/connection_confirm_win2008r2.hex"),
+    load_hex("tls/server_flight_win2008r2.hex"),
+    load_hex("tls/server_finished_win2008r2.hex"),
+    "a5b05d2ae076130aa41060f53ecd72bdf864ea0179250e927549c94d5ab2499a",
+)
+WIN_TLS12 = Recording(
+    load_hex("x224/connection_confirm_win_hybrid_ex.hex"),
+    load_hex("tls/server_flight_win_tls12.hex"),
+    load_hex("tls/server_finished_win_tls12.hex"),
+    "2f24fa5efe1c62447b32aa41af38c4176d03a62ca9c3c8d491946ed283b86cca",
+)
+FLIGHT = WIN2008R2.flight
+LEAF_SHA256 = WIN2008R2.leaf_sha256
 STATUS_REQUEST = 5
 TLS_RSA_WITH_AES_128_CBC_SHA = 0x002F
 
@@ -67,8 +88,9 @@ async def _read_record_bytes(reader: asyncio.StreamReader) -> bytes:
         return header + await reader.readexactly(int.from_bytes(header[3:5], "big"))
 
 
-@pytest_asyncio.fixture
-async def replay() -> AsyncIterator[Replay]:
+@contextlib.asynccontextmanager
+async def replaying(recording: Recording) -> AsyncIterator[Replay]:
+    """Serve *recording*'s server side to every connection on a loopback port."""
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,11 +102,11 @@ async def replay() -> AsyncIterator[Replay]:
             async with asyncio.timeout(5):
                 header = await reader.readexactly(4)
                 await reader.readexactly(int.from_bytes(header[2:4], "big") - 4)
-            writer.write(CONFIRM)
+            writer.write(recording.confirm)
             sent += await _read_record_bytes(reader)  # the ClientHello
-            writer.write(FLIGHT)
+            writer.write(recording.flight)
             sent += await _read_record_bytes(reader)  # ClientKeyExchange
-            writer.write(FINISHED)
+            writer.write(recording.finished)
             async with asyncio.timeout(5):
                 while data := await reader.read(4096):
                     sent += data
@@ -105,6 +127,12 @@ async def replay() -> AsyncIterator[Replay]:
             task.cancel()
         with contextlib.suppress(Exception):
             await server.wait_closed()
+
+
+@pytest_asyncio.fixture
+async def replay() -> AsyncIterator[Replay]:
+    async with replaying(WIN2008R2) as state:
+        yield state
 
 
 def _client_hello(data: bytes) -> tuple[list[int], list[int]]:
@@ -180,6 +208,31 @@ async def test_probe_reports_the_certificate_of_a_recorded_windows_2008_r2_host(
     assert "TLS handshake did not complete; the certificate below was read" in text
     assert "predates RFC 5746" in text
     assert "WIN2K8R2.awakecoding.ath.cx" in text
+
+
+async def test_probe_reports_a_recorded_tls12_windows_host_with_rfc5746() -> None:
+    # A later Windows host (HYBRID_EX, TLS 1.2, RSA key exchange with AES-256-GCM) signals
+    # RFC 5746 and extended master secret; its certificate is read the same way.
+    async with replaying(WIN_TLS12) as replay:
+        result = await probe_host(
+            replay.target, timeout=5, enumerate_protocols=False, standard_security=False
+        )
+    assert result.error is None
+    assert result.negotiation is not None
+    assert result.negotiation.selected == SecurityProtocol.HYBRID_EX
+    tls = result.tls
+    assert tls is not None
+    assert not tls.completed
+    assert (tls.version, tls.cipher) == ("TLSv1.2", "AES256-GCM-SHA384")
+    assert tls.secure_renegotiation is True
+    assert [hashlib.sha256(der).hexdigest() for der in tls.chain] == [WIN_TLS12.leaf_sha256]
+    assert {v.version: v.accepted for v in result.tls_versions} == {
+        "TLSv1.0": False,
+        "TLSv1.1": False,
+        "TLSv1.2": True,
+        "TLSv1.3": False,
+    }
+    assert_valid(probe_json(result))
 
 
 async def test_connection_without_partial_raises_a_clear_tls_error(replay: Replay) -> None:

@@ -27,6 +27,24 @@ def test_vectors_are_the_capture_s_server_side() -> None:
     assert segments[0] == load_hex("x224/connection_confirm_win2008r2.hex")
     assert segments[1] == load_hex(FLIGHT)
     assert segments[2] == load_hex("tls/server_finished_win2008r2.hex")
+    segments = server_side(VECTORS / "pcap" / "zeek-rdp-no-cookie-mstshash.pcap", client_port=50204)
+    assert segments[0] == load_hex("x224/connection_confirm_win_hybrid_ex.hex")
+    assert segments[1] == load_hex("tls/server_flight_win_tls12.hex")
+    assert segments[2] == load_hex("tls/server_finished_win_tls12.hex")
+
+
+def test_tls12_windows_flight_signals_rfc5746() -> None:
+    reader = _read([load_hex("tls/server_flight_win_tls12.hex")])
+    assert reader.finished
+    hello = reader.server_hello
+    assert hello is not None
+    assert (hello.version, hello.cipher_suite) == (0x0303, 0x009D)  # RSA AES-256-GCM
+    assert hello.extensions == (0x0017, RENEGOTIATION_INFO)  # extended master secret
+    assert hello.secure_renegotiation
+    assert reader.certificates is not None
+    assert hashlib.sha256(reader.certificates[0]).hexdigest() == (
+        "2f24fa5efe1c62447b32aa41af38c4176d03a62ca9c3c8d491946ed283b86cca"
+    )
 
 
 def _read(chunks: list[bytes]) -> ServerFlightReader:
