@@ -88,7 +88,9 @@ async def _main_connection(
         negotiation = negotiation_from_confirm(CLIENT_REQUESTED_PROTOCOLS, confirm)
         # Every protocol mstsc asks for starts with TLS; RDP (0) does not.
         if negotiation.selected is not None and negotiation.selected & CLIENT_REQUESTED_PROTOCOLS:
-            tls = await conn.start_tls(deadline, server_name=_tls_server_name(target))
+            tls = await conn.start_tls(
+                deadline, server_name=_tls_server_name(target), keep_partial=True
+            )
             tls_ms = _ms(t2, time.monotonic())
     except (TransportError, ProtocolError) as exc:
         failure = ProbeFailure.from_exception(exc)
@@ -136,15 +138,19 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
             if neg.selected is None or neg.selected == SecurityProtocol.RDP:
                 continue
             try:
-                await conn.start_tls(
+                session = await conn.start_tls(
                     deadline,
                     min_version=version,
                     max_version=version,
                     server_name=_tls_server_name(target),
+                    keep_partial=True,
                 )
             except TransportError as exc:
                 return TlsVersionSupport(version, False, ProbeFailure.from_exception(exc))
-            return TlsVersionSupport(version, True, None)
+            # A host whose ServerHello chose this version speaks it, even when the
+            # handshake then failed (the failure is kept).
+            failure = None if session.completed else ProbeFailure("tls", session.failure or "")
+            return TlsVersionSupport(version, session.version == version, failure)
         except (TransportError, ProtocolError) as exc:
             return TlsVersionSupport(version, None, ProbeFailure.from_exception(exc))
         finally:
