@@ -12,7 +12,8 @@
     │   └── TlsError                the TLS handshake or record layer failed
     ├── PkiError                    a certificate, CRL, OCSP response or trust source is unusable
     ├── StoreError                  the inventory or a known-hosts file cannot be read or written
-    └── UsageError                  arguments or input files given by the user are wrong
+    ├── UsageError                  arguments or input files given by the user are wrong
+    └── DataError                   an input file holds not what the command reads
 
 Library code raises only these. Errors from lower libraries are mapped once at the
 boundary with ``raise ... from exc``, so the message here is what a user reads.
@@ -81,3 +82,9 @@ class StoreError(RdptrustError):
 
 class UsageError(RdptrustError):
     kind = "usage"
+
+
+class DataError(RdptrustError):
+    """An input file's content is not what the command reads (exit 65, sysexits EX_DATAERR)."""
+
+    kind = "data"
