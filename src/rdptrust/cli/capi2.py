@@ -8,10 +8,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rdptrust.cli.common import UrlType, console, run, target_argument
+from rdptrust.cli.common import (
+    CA_FILE,
+    CA_FILE_HELP,
+    KNOWN_HOSTS,
+    KNOWN_HOSTS_HELP,
+    UrlType,
+    console,
+    run,
+    target_argument,
+)
 from rdptrust.errors import UsageError
 
 if TYPE_CHECKING:
+    from rdptrust.engine import AssessOptions
     from rdptrust.model.capi2 import Capi2Log, RecordComparison
 
 
@@ -82,6 +92,12 @@ there, 3 --host could not be probed.""",
     show_default=True,
     help="With --host: seconds rdptrust waits for each URL (as diagnose).",
 )
+@click.option(
+    "--ca-file", "ca_files", multiple=True, type=CA_FILE, help="With --host: " + CA_FILE_HELP
+)
+@click.option(
+    "--known-hosts", type=KNOWN_HOSTS, default=None, help="With --host: " + KNOWN_HOSTS_HELP
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.capi2/1).")
 def capi2(
     files: tuple[Path, ...],
@@ -90,6 +106,8 @@ def capi2(
     host: str | None,
     root_list_url: str | None,
     fetch_timeout: float,
+    ca_files: tuple[Path, ...],
+    known_hosts: Path | None,
     as_json: bool,
 ) -> None:
     """Read the client's own record of a stall: the CAPI2 Operational log.
@@ -106,13 +124,14 @@ def capi2(
     from rdptrust.report.capi2 import capi2_document, render_capi2
     from rdptrust.report.jsonform import dumps
 
-    if root_list_url is not None and host is None:
-        raise UsageError("--root-list-url needs --host")
+    if host is None and (root_list_url is not None or ca_files or known_hosts is not None):
+        raise UsageError("--root-list-url, --ca-file and --known-hosts need --host")
     log = load_capi2(files)
     comparison = None
     exit_code = 0
     if host is not None:
-        comparison, sha1 = _compare(host, log, process, thumbprint, root_list_url, fetch_timeout)
+        options = _options(root_list_url, fetch_timeout, ca_files, known_hosts)
+        comparison, sha1 = _compare(host, log, process, thumbprint, options)
         if comparison is None:
             exit_code = 3
         thumbprint = sha1 or thumbprint
@@ -125,26 +144,40 @@ def capi2(
     click.get_current_context().exit(exit_code)
 
 
+def _options(
+    root_list_url: str | None,
+    fetch_timeout: float,
+    ca_files: tuple[Path, ...],
+    known_hosts: Path | None,
+) -> AssessOptions:
+    """The options of the host's assessment: those of ``diagnose`` by default."""
+    from rdptrust.engine import AssessOptions
+    from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL
+    from rdptrust.pki.pinning import KnownHosts
+    from rdptrust.pki.trust import load_trust_anchors
+
+    return AssessOptions(
+        fetch_timeout_s=fetch_timeout,
+        root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
+        anchors=load_trust_anchors(system=True, ca_files=ca_files),
+        known_hosts=KnownHosts.load(known_hosts),
+    )
+
+
 def _compare(
     host: str,
     log: Capi2Log,
     process: str | None,
     thumbprint: str | None,
-    root_list_url: str | None,
-    fetch_timeout: float,
+    options: AssessOptions,
 ) -> tuple[RecordComparison | None, str | None]:
     """Assess *host* (with the diagnosis) and compare it with the log's chain builds of
     its certificate; (None, None) when the host gives no certificate."""
-    from rdptrust.engine import AssessOptions, assess
-    from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL
+    from rdptrust.engine import assess
     from rdptrust.pki.record import compare
     from rdptrust.protocol.capi2_builds import select
 
     target = target_argument(host)
-    options = AssessOptions(
-        fetch_timeout_s=fetch_timeout,
-        root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
-    )
     result = run(assess(target, options))
     if result.leaf is None:
         reason = result.probe.error.message if result.probe.error else "no certificate"

@@ -208,5 +208,12 @@ class RecordComparison:
     settled: tuple[SettledSetting, ...]
 
     @property
+    def total_agrees(self) -> bool:
+        """The predicted wait and the recorded chain build's time agree (within 1 s or
+        a fifth); true when nothing was recorded and nothing predicted."""
+        recorded = self.recorded_s or 0.0
+        return abs(self.predicted_s - recorded) <= max(1.0, 0.2 * max(self.predicted_s, recorded))
+
+    @property
     def agrees(self) -> bool:
-        return all(w.agrees for w in self.waits)
+        return self.total_agrees and all(w.agrees for w in self.waits)

@@ -87,7 +87,9 @@ class _Open:
             flags=flags,
             revocation_timeouts=regime_of(flags),
             started=self.start.time,
-            elapsed_ms=None if stop is None else _ms(self.start.time, stop.time),
+            elapsed_ms=None
+            if stop is None or stop is self.start
+            else _ms(self.start.time, stop.time),
             trust_errors=stop.trust_errors if stop else (),
             retrievals=tuple(self.retrievals),
         )
@@ -110,6 +112,8 @@ def chain_builds(events: Iterable[Capi2Event]) -> Capi2Log:
                 if current is not None:
                     builds.append(current.close(task_id, None))
                 current = _Open(event)
+            elif event.event_id == EventId.BUILD_CHAIN and current is None:
+                builds.append(_Open(event).close(task_id, event))  # its start not exported
             elif current is None:
                 continue  # outside any chain build (policy checks, trust verification)
             elif event.event_id == EventId.BUILD_CHAIN:
