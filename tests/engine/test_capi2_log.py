@@ -54,7 +54,9 @@ def test_network_retrievals_are_as_the_log_has_them() -> None:
             url = re.search(r"<URL[^>]*>([^<]+)</URL>", text)
             timeout = re.search(r"<Timeout>PT([\d.]+)S</Timeout>", text)
             result = re.search(r'<Result value="([0-9A-Fa-f]+)"', text)
-            assert url and timeout and result
+            assert url
+            assert timeout
+            assert result
             expected.append((url.group(1), float(timeout.group(1)), int(result.group(1), 16)))
     log = load_capi2([SAMPLE])
     got = [

@@ -47,9 +47,9 @@ On the Windows client (as administrator), before and after reproducing the stall
   wevtutil sl Microsoft-Windows-CAPI2/Operational /e:true
   wevtutil epl Microsoft-Windows-CAPI2/Operational capi2.evtx
 \b
-Exit codes: 0 read, 64 usage error, 65 a file that is no CAPI2 log (not EVTX or
-event XML, truncated, another channel's log, no CAPI2 events), 66 a file that is not
-there, 3 --host could not be probed.""",
+Exit codes: 0 read, 3 --host could not be probed, 64 usage error (also a FILE that is
+not there), 65 a file that is no CAPI2 log (not EVTX or event XML, truncated, another
+channel's log, no CAPI2 events).""",
 )
 @click.argument(
     "files",
@@ -92,9 +92,7 @@ there, 3 --host could not be probed.""",
     show_default=True,
     help="With --host: seconds rdptrust waits for each URL (as diagnose).",
 )
-@click.option(
-    "--ca-file", "ca_files", multiple=True, type=CA_FILE, help="With --host: " + CA_FILE_HELP
-)
+@click.option("--ca-file", "ca_files", multiple=True, type=CA_FILE, help=CA_FILE_HELP)
 @click.option(
     "--known-hosts", type=KNOWN_HOSTS, default=None, help="With --host: " + KNOWN_HOSTS_HELP
 )

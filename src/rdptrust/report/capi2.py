@@ -40,7 +40,7 @@ def capi2_document(
     return {
         "schema": CAPI2_SCHEMA,
         "schema_version": CAPI2_SCHEMA_VERSION,
-        "events": log.events,
+        "events_read": log.events,
         "processes": dict(log.processes),
         "rdp_chain_builds": sum(1 for b in log.chain_builds if b.rdp),
         "chain_builds": [chain_build_document(b) for b in builds],
@@ -97,7 +97,7 @@ def wait_document(wait: RecordedWait) -> dict[str, Any]:
 
 
 def settled_document(setting: SettledSetting) -> dict[str, Any]:
-    return {"name": setting.name, "value": setting.value, "evidence": setting.evidence}
+    return {"setting": setting.name, "observed": setting.value, "evidence": setting.evidence}
 
 
 def comparison_document(comparison: RecordComparison) -> dict[str, Any]:
