@@ -151,6 +151,10 @@ def _other_channel(tmp_path: Path) -> Path:
     return path
 
 
+def _overwritten(data: bytes, at: int, count: int) -> bytes:
+    return data[:at] + b"A" * count + data[at + count :]
+
+
 def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
     cases: dict[str, bytes] = {
         "random.evtx": bytes(range(256)) * 40,
@@ -161,6 +165,8 @@ def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
         "broken.xml": b"<Event><System>",
         "bomb.xml": b'<!DOCTYPE x [<!ENTITY a "aaaa">]><Event>&a;</Event>',
         "damaged.evtx": SAMPLE.read_bytes()[:50] + b"\xff" + SAMPLE.read_bytes()[51:],
+        # the second chunk's records overwritten: the header is sound, a record is not
+        "chunk.evtx": _overwritten(SAMPLE.read_bytes(), 4096 + 65536 + 600, 3400),
     }
     messages = {}
     for name, data in cases.items():
@@ -174,6 +180,7 @@ def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
     assert "20 of Microsoft-Windows-Sysmon/Operational" in str(caught.value)
     assert "truncated" in messages["truncated.evtx"]
     assert "checksum" in messages["damaged.evtx"]
+    assert "unreadable EVTX records" in messages["chunk.evtx"]
     assert "no Microsoft-Windows-CAPI2/Operational events" in messages["events.xml"]
     assert "document type" in messages["bomb.xml"]
     assert all("\n" not in m for m in messages.values())

@@ -30,17 +30,18 @@ MAX_XML_BYTES = 512 * 1024 * 1024
 
 
 def evtx_records(path: Path) -> Iterator[str]:
-    """The XML of each record of the EVTX file *path*; DataError when it is damaged."""
+    """The XML of each record of the EVTX file *path*; DataError (without the path, which
+    :func:`read_events` adds) when a record is damaged."""
     from evtx import PyEvtxParser
 
     try:
         parser = PyEvtxParser(os.fspath(path))
         for record in parser.records():
             if not isinstance(record, dict):
-                raise DataError(f"{path}: an EVTX record could not be read")
+                raise DataError("an EVTX record could not be read")
             yield str(record["data"])
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: unreadable EVTX records: {exc}") from exc
+        raise DataError(f"unreadable EVTX records: {exc}") from exc
 
 
 def read_events(path: Path, parsed: ParsedEvents) -> None:
