@@ -65,7 +65,8 @@ def settled_settings(builds: Sequence[ChainBuild]) -> tuple[SettledSetting, ...]
             if regime == RevocationRegime.ACCUMULATIVE
             else f"check revocation without {ACCUMULATIVE_FLAG}"
         )
-        evidence = f"the chain flags of {len(checking)} chain build(s) {flag}"
+        programs = ", ".join(sorted({b.process for b in checking}))
+        evidence = f"the chain flags of {len(checking)} chain build(s) of {programs} {flag}"
         timeouts = sorted(
             {
                 r.timeout_s

@@ -181,7 +181,12 @@ def render_capi2(
         console.print(Text("No retrieval failed or took 0.5 s or more: no recorded stall."))
     if settled:
         console.print()
-        console.print(Text("What the record settles about the client:", style="bold"))
+        whom = (
+            "the RDP client (mstsc.exe)"
+            if any(b.rdp for b in builds)
+            else "these processes (not the RDP client)"
+        )
+        console.print(Text(f"What the record settles about {whom}:", style="bold"))
         for setting in settled:
             console.print(Text(f"  {setting.name} = {setting.value}: {_t(setting.evidence)}"))
     if comparison is not None:
