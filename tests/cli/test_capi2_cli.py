@@ -151,6 +151,25 @@ def test_bad_input_is_one_line_and_exit_65(tmp_path: Path) -> None:
     assert "does not exist" in err
 
 
+def test_a_host_that_cannot_be_probed_is_exit_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = no_pins(tmp_path / "k.json")
+    args = ("--host", f"127.0.0.1:{port}", "--known-hosts", str(store), "--fetch-timeout", "1")
+    code, out, err = _run("capi2", str(SAMPLE), *args, "--json")
+    assert code == 3
+    assert err.count("\n") == 1
+    doc = json.loads(out)
+    assert_valid(doc)
+    assert doc["comparison"] is None
+    code, _, err = _run("capi2", str(SAMPLE), "--fetch-timeout", "1", "--known-hosts", str(store))
+    assert code == 64
+    assert "need --host" in err
+
+
 def test_text_from_the_log_is_escaped(tmp_path: Path) -> None:
     writer = Capi2Writer()
     writer.chain_build(

@@ -247,3 +247,11 @@ def _render_comparison(console: Console, comparison: RecordComparison) -> None:
         console.print(Text(f"          {_t(w.note)}", style="dim"))
     verdict = "agree" if comparison.agrees else "differ"
     console.print(Text(f"  model and record {verdict}", style="bold"))
+    if any(s.name == "revocation_timeouts" for s in comparison.settled):
+        console.print(
+            Text(
+                "  'rdptrust diagnose HOST --assume-from-capi2 FILE' models the revocation"
+                " regime this record shows",
+                style="dim",
+            )
+        )
