@@ -167,3 +167,9 @@ def test_result_names() -> None:
     assert result_name("0x80072EE7") == "ERROR_INTERNET_NAME_NOT_RESOLVED"
     assert result_name("0x800B010F") == "CERT_E_CN_NO_MATCH"
     assert result_name("0x12345678") is None
+
+
+def test_rdp_chain_builds_are_mstsc_with_or_without_a_folder() -> None:
+    writer = _log({"process": "C:\\Windows\\System32\\MSTSC.EXE"}, {"process": "notmstsc.exe"})
+    log = chain_builds(parse_events([writer.xml()]).events)
+    assert [b.rdp for b in log.chain_builds] == [True, False]

@@ -148,8 +148,9 @@ class ChainBuild:
 
     @property
     def rdp(self) -> bool:
-        """True for the Remote Desktop client's chain builds (``mstsc.exe``)."""
-        return self.process.lower() == "mstsc.exe"
+        """True for the Remote Desktop client's chain builds (``mstsc.exe``, with or
+        without a folder)."""
+        return self.process.replace("/", "\\").rsplit("\\", 1)[-1].lower() == "mstsc.exe"
 
 
 @dataclass(frozen=True)
