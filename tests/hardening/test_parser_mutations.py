@@ -342,3 +342,57 @@ def test_policy_show_of_a_mutated_file_is_one_line_and_exit_64(
         assert code == 0, err
         if as_json:
             json.loads(out)
+
+
+# -- the CAPI2 log ----------------------------------------------------------------------
+
+
+def _capi2_xml() -> bytes:
+    from fixtures.capi2 import ACCUMULATIVE, Capi2Writer, Fetch
+
+    writer = Capi2Writer()
+    writer.chain_build(
+        start=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+        subject="rdp01",
+        sha1="ab" * 20,
+        flags=ACCUMULATIVE,
+        fetches=[Fetch("http://pki.test/r.crl", 10.0, 10.0, result="80072EE2")],
+    )
+    return writer.xml().encode("utf-16")
+
+
+CAPI2_EVTX = Path(__file__).resolve().parents[1] / "vectors/capi2/windows7-capi2-operational.evtx"
+
+
+def _two_chunks() -> bytes:
+    """The real log's header and first two chunks, the header saying two chunks."""
+    import struct
+    import zlib
+
+    data = bytearray(CAPI2_EVTX.read_bytes()[: 4096 + 2 * 65536])
+    struct.pack_into("<H", data, 42, 2)
+    struct.pack_into("<I", data, 124, zlib.crc32(bytes(data[:120])))
+    return bytes(data)
+
+
+@MUTATIONS
+@given(_mutations_of(_capi2_xml()))
+def test_mutated_capi2_xml(data: bytes) -> None:
+    from rdptrust.errors import DataError
+    from rdptrust.protocol.capi2 import decode_xml, parse_events
+    from rdptrust.protocol.capi2_builds import chain_builds
+
+    with contextlib.suppress(DataError):
+        chain_builds(parse_events([decode_xml(data)]).events)
+
+
+@SLOW_MUTATIONS
+@given(data=_mutations_of(_two_chunks()))
+def test_mutated_evtx(tmp_path: Path, data: bytes) -> None:
+    from rdptrust.engine.capi2 import load_capi2
+    from rdptrust.errors import DataError
+
+    path = tmp_path / "capi2.evtx"
+    path.write_bytes(data)
+    with contextlib.suppress(DataError):
+        load_capi2([path])

@@ -38,6 +38,7 @@ DOCUMENTS = {
     "rdptrust.ca-crl/2",
     "rdptrust.ca-list/1",
     "rdptrust.lab/1",
+    "rdptrust.capi2/1",
 }
 
 
@@ -177,6 +178,23 @@ async def test_policy(tmp_path: Path) -> None:
             "rdptrust.registry-pol/1", "policy", "show", written["files"]["pol"], "--json"
         )
         assert shown["entries"] == written["entries"]
+
+
+CAPI2_LOG = Path(__file__).resolve().parents[1] / "vectors/capi2/windows7-capi2-operational.evtx"
+
+
+async def test_capi2(lab_factory: LabFactory, tmp_path: Path) -> None:
+    log = CAPI2_LOG
+    plain = await _document("rdptrust.capi2/1", "capi2", str(log), "--json")
+    assert plain["comparison"] is None
+    # with a host whose certificate the log does not hold
+    lab = await lab_factory(cert="self-signed")
+    store = no_pins(tmp_path / "k.json")
+    host = ("--host", str(lab.target), "--known-hosts", str(store), "--fetch-timeout", "1")
+    root = ("--root-list-url", lab.root_list_url)
+    compared = await _document("rdptrust.capi2/1", "capi2", str(log), *host, *root, "--json")
+    assert compared["chain_builds"] == []
+    assert compared["comparison"]["task_id"] is None
 
 
 async def test_ca(tmp_path: Path) -> None:

@@ -33,11 +33,12 @@ Examples:
   rdptrust diagnose rdp01.example.com
   rdptrust diagnose rdp01 --ca-file corp-root.pem --json
   rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
+  rdptrust diagnose rdp01 --assume-from-capi2 capi2.evtx   the regime the client's log shows
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, a --ca-file or --known-hosts that is missing or
-unreadable).""",
+unreadable), 65 an --assume-from-capi2 log that is no CAPI2 log or settles nothing.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
@@ -102,6 +103,14 @@ unreadable).""",
 )
 @click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
 @click.option(
+    "--assume-from-capi2",
+    "capi2_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Model the settings the client's CAPI2 log settles (its mstsc.exe chain builds): "
+    "the revocation regime its chain flags show.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1, max=600),
     default=10.0,
@@ -128,6 +137,7 @@ def diagnose_cmd(
     windows_url_timeout: float,
     windows_revocation_timeout: float,
     crl_first: bool,
+    capi2_file: Path | None,
     timeout: float,
     warn_days: int,
 ) -> None:
@@ -143,15 +153,18 @@ def diagnose_cmd(
     # that cannot be read is an error of its own, not a verdict on the host.
     anchors = load_trust_anchors(system=system_trust, ca_files=ca_files, ca_dirs=ca_dirs)
     store = KnownHosts.load(known_hosts)
+    windows = WindowsSettings(
+        url_timeout_s=windows_url_timeout,
+        revocation_timeout_s=windows_revocation_timeout,
+        root_update=root_update == "on",
+        ocsp_first=not crl_first,
+    )
+    if capi2_file is not None:
+        windows = _assume_from_capi2(capi2_file, windows, quiet=as_json)
     options = AssessOptions(
         probe_timeout_s=timeout,
         fetch_timeout_s=fetch_timeout,
-        windows=WindowsSettings(
-            url_timeout_s=windows_url_timeout,
-            revocation_timeout_s=windows_revocation_timeout,
-            root_update=root_update == "on",
-            ocsp_first=not crl_first,
-        ),
+        windows=windows,
         root_list_url=root_list_url,
         anchors=anchors,
         known_hosts=store,
@@ -166,3 +179,26 @@ def diagnose_cmd(
     if result.probe.error is not None and not as_json:
         click.echo(f"rdptrust: error: {result.probe.error.message}", err=True)
     click.get_current_context().exit(result.verdict.exit_code)
+
+
+def _assume_from_capi2(path: Path, windows: WindowsSettings, *, quiet: bool) -> WindowsSettings:
+    """*windows* with what the RDP chain builds of the CAPI2 log *path* settle; a log
+    without one settles nothing about the RDP client (DataError, exit 65)."""
+    from rdptrust.engine.capi2 import load_capi2
+    from rdptrust.errors import DataError
+    from rdptrust.pki.record import apply_settled, settled_settings
+
+    rdp = [b for b in load_capi2([path]).chain_builds if b.rdp]
+    if not rdp:
+        raise DataError(
+            f"{path}: no mstsc.exe chain build, so it settles nothing of the RDP client"
+        )
+    settled = [s for s in settled_settings(rdp) if s.name == "revocation_timeouts"]
+    if not settled:
+        raise DataError(f"{path}: its mstsc.exe chain builds do not settle the revocation regime")
+    if not quiet:
+        for setting in settled:
+            click.echo(
+                f"assumed from {path}: {setting.name} = {setting.value} ({setting.evidence})"
+            )
+    return apply_settled(windows, settled)

@@ -1,10 +1,11 @@
 """The ``rdptrust`` command: parsing and wiring only.
 
 Exit codes: 0 success, 1 warning, 2 critical, 3 unknown / could not probe,
-64 usage error, 66 an input file that must exist does not, 70 internal error (a bug:
-please report it with ``--debug``), 73 a file or folder cannot be created, 74 a local
-read or write failed. Output into a pipe whose reader has gone (``| head``) is
-dropped: the exit code stays the command's own.
+64 usage error, 65 an input file whose content is not what the command reads, 66 an
+input file that must exist does not, 70 internal error (a bug: please report it with
+``--debug``), 73 a file or folder cannot be created, 74 a local read or write failed.
+Output into a pipe whose reader has gone (``| head``) is dropped: the exit code stays
+the command's own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 from rdptrust import __version__
 from rdptrust.cli.common import (
+    EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_IO_ERROR,
     EXIT_TEMPFAIL,
@@ -24,7 +26,13 @@ from rdptrust.cli.common import (
     fail,
     store_exit_code,
 )
-from rdptrust.errors import LocalResourceError, RdptrustError, StoreError, UsageError
+from rdptrust.errors import (
+    DataError,
+    LocalResourceError,
+    RdptrustError,
+    StoreError,
+    UsageError,
+)
 
 #: Each command and where it lives; a module is imported only when its command runs
 #: (or when the help lists the commands), so ``rdptrust scan`` starts without the
@@ -33,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "demo": "rdptrust.cli.demo:demo",
     "probe": "rdptrust.cli.probe:probe",
     "diagnose": "rdptrust.cli.diagnose:diagnose_cmd",
+    "capi2": "rdptrust.cli.capi2:capi2",
     "policy": "rdptrust.cli.policy:policy",
     "ca": "rdptrust.cli.ca:ca",
     "trust": "rdptrust.cli.trust:trust",
@@ -127,6 +136,10 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         if debug:
             raise
         code = fail(str(exc), EXIT_TEMPFAIL)
+    except DataError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), EXIT_DATA)
     except RdptrustError as exc:
         if debug:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from rdptrust.model.retrieval import Purpose
@@ -9,6 +10,14 @@ from rdptrust.model.retrieval import Purpose
 DEFAULT_ROOT_LIST_URL = (
     "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab"
 )
+
+
+class RevocationRegime(enum.StrEnum):
+    """How the chain engine times revocation retrievals (the caller's flags choose)."""
+
+    ACCUMULATIVE = "accumulative"
+    PER_URL = "per-url"
+    BOTH = "both"
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,7 @@ class WindowsSettings:
     revocation_timeout_s: float = 20.0
     root_update: bool = True
     ocsp_first: bool = True
+    revocation_timeouts: RevocationRegime = RevocationRegime.BOTH
 
 
 @dataclass(frozen=True)
