@@ -13,6 +13,7 @@
     ├── PkiError                    a certificate, CRL, OCSP response or trust source is unusable
     ├── StoreError                  the inventory or a known-hosts file cannot be read or written
     └── UsageError                  arguments or input files given by the user are wrong
+        └── DataError               an input file exists but its content is malformed
 
 Library code raises only these. Errors from lower libraries are mapped once at the
 boundary with ``raise ... from exc``, so the message here is what a user reads.
@@ -81,3 +82,9 @@ class StoreError(RdptrustError):
 
 class UsageError(RdptrustError):
     kind = "usage"
+
+
+class DataError(UsageError):
+    """An input document (a client-state file, ...) is readable but not well-formed."""
+
+    kind = "data"

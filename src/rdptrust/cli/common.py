@@ -30,6 +30,8 @@ EXIT_WARNING = 1
 EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 EXIT_USAGE = 64
+#: An input file's content is malformed (sysexits EX_DATAERR).
+EXIT_DATA = 65
 #: An input file that must exist does not (sysexits EX_NOINPUT).
 EXIT_NO_INPUT = 66
 EXIT_INTERNAL = 70

@@ -1,10 +1,10 @@
 """The ``rdptrust`` command: parsing and wiring only.
 
 Exit codes: 0 success, 1 warning, 2 critical, 3 unknown / could not probe,
-64 usage error, 66 an input file that must exist does not, 70 internal error (a bug:
-please report it with ``--debug``), 73 a file or folder cannot be created, 74 a local
-read or write failed. Output into a pipe whose reader has gone (``| head``) is
-dropped: the exit code stays the command's own.
+64 usage error, 65 an input file's content is malformed, 66 an input file that must
+exist does not, 70 internal error (a bug: please report it with ``--debug``), 73 a
+file or folder cannot be created, 74 a local read or write failed. Output into a pipe
+whose reader has gone (``| head``) is dropped: the exit code stays the command's own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import click
 
 from rdptrust import __version__
 from rdptrust.cli.common import (
+    EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_IO_ERROR,
     EXIT_USAGE,
@@ -23,7 +24,7 @@ from rdptrust.cli.common import (
     fail,
     store_exit_code,
 )
-from rdptrust.errors import RdptrustError, StoreError, UsageError
+from rdptrust.errors import DataError, RdptrustError, StoreError, UsageError
 
 #: Each command and where it lives; a module is imported only when its command runs
 #: (or when the help lists the commands), so ``rdptrust scan`` starts without the
@@ -114,6 +115,10 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         code = fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except click.ClickException as exc:
         code = fail(exc.format_message(), EXIT_USAGE)
+    except DataError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), EXIT_DATA)
     except UsageError as exc:
         if debug:
             raise
