@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "demo": "rdptrust.cli.demo:demo",
     "probe": "rdptrust.cli.probe:probe",
     "diagnose": "rdptrust.cli.diagnose:diagnose_cmd",
+    "client-state": "rdptrust.cli.client_state:client_state",
     "policy": "rdptrust.cli.policy:policy",
     "ca": "rdptrust.cli.ca:ca",
     "trust": "rdptrust.cli.trust:trust",
