@@ -7,10 +7,42 @@ from pathlib import Path
 import click
 
 from rdptrust.engine.client_live import read_live_client_state
+from rdptrust.engine.client_state import client_state_for, options_with_client_state
+from rdptrust.engine.options import AssessOptions
 from rdptrust.files import write_atomic
 from rdptrust.report.client_state import client_state_document
 from rdptrust.report.client_state_script import client_state_script
 from rdptrust.report.jsonform import dumps
+
+
+#: ``--client-state FILE`` of the judging commands: an existing file (its content is
+#: checked when it is read: a malformed one is exit 65).
+CLIENT_STATE = click.Path(exists=True, dir_okay=False, path_type=Path)
+CLIENT_STATE_HELP = (
+    "Judge with this Windows client's trust stores and policy (an rdptrust.client-state/1 "
+    "file from 'rdptrust client-state') instead of this machine's trust: its Root, CA and "
+    "Disallowed stores, root update switches, time-outs, RootDirUrl and WinHTTP proxy "
+    "replace --system-trust, --root-update and the --windows-* time-outs (--ca-file still "
+    "adds) [default on Windows: this machine's own client state]."
+)
+NO_CLIENT_STATE_HELP = (
+    "On Windows: judge with rdptrust's own trust (--system-trust, --ca-file) instead of "
+    "this machine's live client state."
+)
+
+
+def with_client_state(
+    options: AssessOptions, path: Path | None, no_client_state: bool
+) -> AssessOptions:
+    """*options* with the client state of ``--client-state``/``--no-client-state``."""
+    if path is not None and no_client_state:
+        raise click.UsageError("give --client-state FILE or --no-client-state, not both")
+    state = client_state_for(path, live=not no_client_state)
+    if state is None:
+        return options
+    where = str(path) if path is not None else "this Windows machine's stores and policy"
+    click.echo(f"rdptrust: judging with the client state of {where}", err=True)
+    return options_with_client_state(options, state)
 
 
 @click.command(

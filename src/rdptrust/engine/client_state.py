@@ -24,14 +24,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+from rdptrust.engine import client_live
 from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import DataError, PkiError
 from rdptrust.model.client_state import ClientState, WinHttpProxy, parse_client_state
 from rdptrust.model.windows import WindowsSettings
 from rdptrust.pki.facts import load_certificate
-from rdptrust.pki.trust import anchors_from_der, load_trust_anchors
+from rdptrust.pki.trust import TrustAnchors, anchors_from_der, load_trust_anchors
 
 #: Largest client-state file read (a Root store of a few hundred certificates is ~1 MB).
 MAX_CLIENT_STATE_BYTES = 64 << 20
@@ -118,10 +120,35 @@ def root_list_url(state: ClientState, default: str) -> str:
     return base.rstrip("/") + "/" + ROOT_LIST_FILE
 
 
-def options_with_client_state(options: AssessOptions, state: ClientState) -> AssessOptions:
+def client_anchors(
+    state: ClientState, ca_files: Sequence[Path] = (), ca_dirs: Sequence[Path] = ()
+) -> TrustAnchors:
+    """The client's Root and AuthRoot stores, with *ca_files*/*ca_dirs* added (a what-if:
+    "had the clients this CA too"); PkiError when one of those is unreadable."""
+    extra = load_trust_anchors(system=False, ca_files=ca_files, ca_dirs=ca_dirs)
+    return anchors_from_der(
+        (*state.roots, *state.authroot), "the client's Root and AuthRoot stores", extra
+    )
+
+
+def client_state_for(path: Path | None, *, live: bool) -> ClientState | None:
+    """The client state to judge with: the file at *path*, else with *live* this
+    Windows machine's own (None elsewhere), else None (this machine's OpenSSL trust)."""
+    if path is not None:
+        return load_client_state(path)
+    if live and client_live.is_windows():
+        return client_live.read_live_client_state()
+    return None
+
+
+def options_with_client_state(
+    options: AssessOptions, state: ClientState, *, anchors: TrustAnchors | None = None
+) -> AssessOptions:
     """*options* as the client described by *state* would judge (see the module docstring).
 
-    Raises PkiError when a ``ca_files``/``ca_dirs`` entry of *options* is unreadable.
+    *anchors* are :func:`client_anchors` made beforehand (a fleet loads them once);
+    without them they are made here, and PkiError says a ``ca_files``/``ca_dirs`` entry
+    of *options* is unreadable.
     """
     # 0 ms, like an absent value, is Windows' default (CERT_CHAIN_PARA: 0 = default)
     defaults = WindowsSettings()
@@ -144,10 +171,8 @@ def options_with_client_state(options: AssessOptions, state: ClientState) -> Ass
         client=state.client,
         root_dir_url=state.root_dir_url,
     )
-    extra = load_trust_anchors(system=False, ca_files=options.ca_files, ca_dirs=options.ca_dirs)
-    anchors = anchors_from_der(
-        (*state.roots, *state.authroot), "the client's Root and AuthRoot stores", extra
-    )
+    if anchors is None:
+        anchors = client_anchors(state, options.ca_files, options.ca_dirs)
     return dataclasses.replace(
         options,
         windows=windows,
