@@ -14,7 +14,6 @@ from rdptrust.report.client_state import client_state_document
 from rdptrust.report.client_state_script import client_state_script
 from rdptrust.report.jsonform import dumps
 
-
 #: ``--client-state FILE`` of the judging commands: an existing file (its content is
 #: checked when it is read: a malformed one is exit 65).
 CLIENT_STATE = click.Path(exists=True, dir_okay=False, path_type=Path)
