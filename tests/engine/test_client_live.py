@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import types
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures.documents import assert_valid
+from fixtures.winreg import fake_winreg
 from pki.certs_for_tests import hierarchy, issue
 from rdptrust.cli.main import main
 from rdptrust.engine import client_live
@@ -32,32 +31,6 @@ NAMED_PROXY = (
 )
 # 2026-05-01T12:00:00.5Z as a FILETIME
 LAST_SYNC = (134221104000000000 + 5_000_000).to_bytes(8, "little")
-
-
-def fake_winreg(values: Mapping[str, Mapping[str, Any]]) -> types.SimpleNamespace:
-    """A stand-in for :mod:`winreg` over ``{key path: {value name: value}}`` of HKLM."""
-    hive = object()
-
-    def open_key(root: object, path: str, reserved: int, access: int) -> str:
-        assert root is hive
-        assert reserved == 0
-        assert access == 0x20019
-        if path not in values:
-            raise FileNotFoundError(2, "The system cannot find the file specified")
-        return path
-
-    def query(key: str, name: str) -> tuple[Any, int]:
-        if name not in values[key]:
-            raise FileNotFoundError(2, "The system cannot find the file specified")
-        return values[key][name], 4
-
-    return types.SimpleNamespace(
-        HKEY_LOCAL_MACHINE=hive,
-        KEY_READ=0x20019,
-        OpenKey=open_key,
-        QueryValueEx=query,
-        CloseKey=lambda key: None,
-    )
 
 
 @pytest.fixture

@@ -121,6 +121,9 @@ def parse_client_state(document: Any, where: str = "client state") -> ClientStat
 
     Raises :class:`DataError` with *where* and the offending key for anything else.
     """
+    if isinstance(document, dict) and document.get("schema", SCHEMA) != SCHEMA:
+        # another document altogether: say that, not which of its keys is unknown
+        raise DataError(f"{where}: schema is {document['schema']!r}, expected {SCHEMA!r}")
     top = _object(
         document,
         where,
