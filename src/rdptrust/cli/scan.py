@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from rdptrust.cli.client_state import CLIENT_STATE
 from rdptrust.cli.common import (
     CA_FILE,
     CA_FILE_HELP,
@@ -28,6 +29,7 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
@@ -233,6 +235,13 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     help=f"With --diagnose: {KNOWN_HOSTS_HELP[0].lower()}{KNOWN_HOSTS_HELP[1:]}",
 )
 @click.option(
+    "--client-state",
+    "client_state_file",
+    type=CLIENT_STATE,
+    help="With --diagnose: judge with this Windows client's stores and policy "
+    "(rdptrust.client-state/1), as 'diagnose --client-state' does.",
+)
+@click.option(
     "--jsonl",
     is_flag=True,
     help="Print one JSON object per host (schema rdptrust.scan-host/1) as it completes.",
@@ -260,6 +269,7 @@ def scan(
     root_list_url: str | None,
     ca_files: tuple[Path, ...],
     known_hosts: Path | None,
+    client_state_file: Path | None,
     jsonl: bool,
     resume: str | None,
 ) -> None:
@@ -275,6 +285,8 @@ def scan(
         raise click.UsageError("--resume continues a scan; give no targets with it")
     if resume is None and not targets and not input_file:
         raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
+    if client_state_file is not None:
+        load_client_state(client_state_file)  # a bad file: one line, exit 65, before the scan
     try:
         inventory = _open(db)
     except StoreError as exc:
@@ -298,6 +310,7 @@ def scan(
                     root_list_url=root_list_url,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
+                    client_state=str(client_state_file.resolve()) if client_state_file else None,
                 )
                 arguments = list(targets) + (
                     ["-i", str(Path(input_file).resolve()) if input_file != "-" else "-"]
