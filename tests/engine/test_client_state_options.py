@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pki.certs_for_tests import NOW, hierarchy, issue
-from rdptrust.engine import AssessOptions
+from pki.judgements import HOST, probe
+from rdptrust.engine import AssessOptions, assess_probe
 from rdptrust.engine.client_state import (
     ctl_due,
     load_client_state,
@@ -18,6 +19,7 @@ from rdptrust.engine.client_state import (
 )
 from rdptrust.errors import DataError
 from rdptrust.model.client_state import ClientState, WinHttpProxy
+from rdptrust.model.target import Target
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, ClientProfile, WindowsSettings
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "client-state"
@@ -134,3 +136,35 @@ def test_a_bad_file_is_one_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"state\.json: missing key"):
         load_client_state(path)
     assert load_client_state(VECTORS / "method2.json").disable_root_auto_update is True
+
+
+async def test_the_client_ca_store_completes_the_path_and_disallowed_distrusts(
+    tmp_path: Path,
+) -> None:
+    chain = hierarchy(HOST)
+    served = probe([chain.leaf.cert], host=HOST)  # the host sends its leaf only
+    given = AssessOptions(
+        diagnose=False, now=NOW, system_trust=False, known_hosts=tmp_path / "k.json"
+    )
+    target = Target(HOST, 3389)
+    # Given the client trusts the root but lacks the intermediate: incomplete
+    only_root = options_with_client_state(given, ClientState(roots=(chain.root.der,)))
+    result = await assess_probe(target, served, only_root)
+    assert result.trusted is False
+    assert "incomplete-chain" in {p.code for p in result.problems}
+    # When its CA store holds the intermediate, the path is complete and trusted
+    state = ClientState(roots=(chain.root.der,), intermediates=(chain.intermediate.der,))
+    result = await assess_probe(target, served, options_with_client_state(given, state))
+    assert result.trusted is True
+    assert len(result.path) == 3
+    assert result.verdict == "ok", result.problems
+    # And when the intermediate is also in Disallowed, the chain is distrusted
+    banned = ClientState(
+        roots=state.roots, intermediates=state.intermediates, disallowed=state.intermediates
+    )
+    result = await assess_probe(target, served, options_with_client_state(given, banned))
+    assert result.trusted is False
+    (problem,) = [p for p in result.problems if p.code == "disallowed-certificate"]
+    assert "Test Issuing CA" in problem.message
+    assert "certutil -delstore disallowed" in problem.message
+    assert result.verdict == "critical"
