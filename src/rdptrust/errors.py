@@ -12,6 +12,7 @@
     │   └── TlsError                the TLS handshake or record layer failed
     ├── PkiError                    a certificate, CRL, OCSP response or trust source is unusable
     ├── StoreError                  the inventory or a known-hosts file cannot be read or written
+    ├── LocalResourceError          this machine ran out of something (open files, buffers, memory)
     └── UsageError                  arguments or input files given by the user are wrong
         └── DataError               an input file exists but its content is malformed
 
@@ -20,6 +21,8 @@ boundary with ``raise ... from exc``, so the message here is what a user reads.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class RdptrustError(Exception):
@@ -82,6 +85,47 @@ class StoreError(RdptrustError):
 
 class UsageError(RdptrustError):
     kind = "usage"
+
+
+#: errno values that name a limit of this machine, never a fact about the peer.
+LOCAL_RESOURCE_ERRNOS = frozenset(
+    code
+    for code in (
+        getattr(errno, name, None) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ENOSPC")
+    )
+    if code is not None
+)
+
+
+class LocalResourceError(RdptrustError):
+    """A step could not be tried because this machine hit a limit (too many open files,
+    no buffer space, no memory). Says nothing about the host: a scan must not record it
+    as the host's result."""
+
+    kind = "local_resource"
+
+
+def local_resource_error(exc: BaseException) -> OSError | None:
+    """The OSError in *exc*'s chain that names a local limit, or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in LOCAL_RESOURCE_ERRNOS:
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def local_limit_text(exc: OSError) -> str:
+    """What *exc* says about this machine, in words a user can act on."""
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    detail = f"{name}: {exc.strerror}" if exc.strerror else name
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return f"ran out of open files ({detail}): lower --concurrency or raise 'ulimit -n'"
+    if exc.errno == getattr(errno, "ENOSPC", None):
+        return f"ran out of disk space ({detail})"
+    return f"ran out of buffer space or memory ({detail}): lower --concurrency"
 
 
 class DataError(UsageError):

@@ -103,3 +103,35 @@ async def test_the_four_ways_agree(lab_factory: LabFactory, tmp_path: Path) -> N
         verdicts[int(samples["rdptrust_verdict"].value)],
         codes,
     ) == expected
+
+
+async def test_scan_without_diagnose_judges_like_check(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given a self-signed host with NLA required, judged without any retrieval
+    lab = await lab_factory(cert="self-signed", root_list="blackhole", require="HYBRID")
+    target = str(lab.target)
+    known = str(no_pins(tmp_path / "known_hosts.json"))
+
+    # When check (no --diagnose) judges it
+    code, out, err = await rdptrust("check", target, "--json", "--known-hosts", known)
+    check = json.loads(out)
+    assert code == check["exit_code"], err
+    expected = (
+        check["verdict"],
+        sorted(p["code"] for p in check["problems"] + check["findings"]),
+    )
+    assert "self-signed-not-pinned" in expected[1]
+
+    # and a scan without --diagnose records it, read back with report --jsonl
+    db = str(tmp_path / "inventory.sqlite3")
+    code, _, err = await rdptrust("scan", target, "--db", db, "--known-hosts", known)
+    assert code in (0, 1, 2), err
+    code, out, err = await rdptrust("report", "--db", db, "--jsonl", "-")
+    assert code == 0, err
+    (host,) = [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    # Then the scan's verdict and codes are check's, and nothing was predicted
+    assert (host["verdict"], sorted(p["code"] for p in host["problems"])) == expected
+    assert host["predicted_stall_s"] is None
+    assert host["retrievals"] is None

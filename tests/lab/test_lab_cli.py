@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import select
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
+from rdptrust.net.probe import probe_host
 from rdptrust.protocol.x224 import ConnectionRequest, NegotiationRequest, parse_connection_confirm
 
 COMMAND = [sys.executable, "-m", "rdptrust.cli.main", "lab"]
@@ -105,6 +108,16 @@ def test_distinct_certs_announces_each_endpoint_fingerprint() -> None:
         assert info["endpoint_sha256"][0] == info["certificate"]["sha256"]
 
 
+def test_legacy_tls_mode_serves_a_host_the_probe_completes_with() -> None:
+    with _lab("--tls-mode", "legacy") as info:
+        host, port = info["rdp"][0].rsplit(":", 1)
+        result = asyncio.run(
+            probe_host(Target(host, int(port)), timeout=5, enumerate_tls_versions=False)
+        )
+        assert result.tls is not None
+        assert (result.tls.version, result.tls.secure_renegotiation) == ("TLSv1.0", False)
+
+
 def test_ca_kind_names_the_ca_certificate() -> None:
     with _lab("--cert", "ca", "--count", "2") as info:
         assert len(info["rdp"]) == 2
@@ -122,6 +135,9 @@ def test_ca_kind_names_the_ca_certificate() -> None:
         (["--ntlm-version", "ten"], "not a version"),
         (["--hostile", "rude"], "rude"),
         (["--distinct-certs", "--cert", "expired"], "distinct certificates"),
+        (["--tls-mode", "stapled"], "needs the lab CA"),
+        (["--tls-mode", "legacy", "--count", "2", "--distinct-certs"], "one certificate"),
+        (["--tls-mode", "ssl3"], "ssl3"),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(args: list[str], words: str) -> None:

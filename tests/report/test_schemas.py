@@ -28,6 +28,7 @@ SHORT_FORMS = {
     "certificate-summary": "certificate",
     "ntlm-summary": "ntlm",
     "retrieval-summary": "retrieval",
+    "tls-summary": "tls",
 }
 #: Keys that name a moment; each is a timestamp (RFC 3339 UTC with Z).
 TIMES = {"not_before", "not_after", "first_seen", "last_seen", "next_update", "server_time"}

@@ -29,6 +29,15 @@ NO_CLIENT_STATE_HELP = (
     "this machine's live client state."
 )
 
+#: ``scan --client-state FILE``.
+SCAN_CLIENT_STATE_OPTION = click.option(
+    "--client-state",
+    "client_state_file",
+    type=CLIENT_STATE,
+    help="With --diagnose: judge with this Windows client's stores and policy "
+    "(rdptrust.client-state/1), as 'diagnose --client-state' does.",
+)
+
 
 def with_client_state(
     options: AssessOptions, path: Path | None, no_client_state: bool

@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from rdptrust.errors import PkiError, StoreError, UsageError
+from rdptrust.errors import (
+    LocalResourceError,
+    PkiError,
+    StoreError,
+    UsageError,
+    local_limit_text,
+    local_resource_error,
+)
 from rdptrust.model.target import Target, parse_target
 
 if TYPE_CHECKING:
@@ -39,6 +46,8 @@ EXIT_INTERNAL = 70
 EXIT_CANT_CREATE = 73
 #: Reading or writing a local file failed (sysexits EX_IOERR).
 EXIT_IO_ERROR = 74
+#: This machine hit a limit (open files, buffer space); try again later (EX_TEMPFAIL).
+EXIT_TEMPFAIL = 75
 
 T = TypeVar("T")
 
@@ -272,11 +281,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     if choice not in ("uvloop", "asyncio"):
         coro.close()
         raise UsageError(f"{EVENT_LOOP_VARIABLE} must be uvloop or asyncio, not {choice!r}")
-    if choice == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
+    try:
+        if choice == "uvloop":
+            try:
+                import uvloop
+            except ImportError:
+                pass
+            else:
+                return uvloop.run(coro)
+        return asyncio.run(coro)
+    except (OSError, RuntimeError) as exc:
+        # An event loop needs descriptors of its own (its selector, a wake-up pipe).
+        local = local_resource_error(exc)
+        if local is None:
+            raise
+        coro.close()
+        raise LocalResourceError(f"cannot start: this machine {local_limit_text(local)}") from exc

@@ -16,7 +16,7 @@ from rdptrust.cli.common import EXIT_OK, run
 from rdptrust.errors import LocalProtocolError, UsageError
 from rdptrust.lab.certs import CertKind
 from rdptrust.lab.pki import ResponderMode
-from rdptrust.lab.rdp import TLS_VERSIONS, HostileMode, parse_protocol, parse_protocols
+from rdptrust.lab.rdp import TLS_VERSIONS, HostileMode, TlsMode, parse_protocol, parse_protocols
 from rdptrust.lab.runner import MAX_COUNT, Lab, LabConfig
 from rdptrust.lab.standard_security import parse_level, parse_methods
 from rdptrust.model.wire import SecurityProtocol
@@ -70,6 +70,8 @@ Examples:
   rdptrust lab --count 200 --distinct-certs      200 hosts, each with its own certificate
   rdptrust lab --rdp-methods 40BIT,128BIT --rdp-level low
                                                  Standard RDP Security with weak RC4
+  rdptrust lab --tls-mode legacy                 TLS 1.0 host that predates RFC 5746
+  rdptrust lab --cert ca --tls-mode stapled      staples the lab OCSP answer
 \b
 The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
 ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM.""",
@@ -199,6 +201,15 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     show_default=True,
     help="Newest TLS version the RDP endpoint accepts.",
 )
+@click.option(
+    "--tls-mode",
+    type=click.Choice([mode.value for mode in TlsMode]),
+    default=TlsMode.STANDARD.value,
+    show_default=True,
+    help="TLS server: standard; stapled (staples the lab OCSP responder's answer, needs"
+    " --cert ca); legacy (TLS 1.0, TLS_RSA_WITH_AES_128_CBC_SHA, no renegotiation_info:"
+    " a host that predates RFC 5746, such as Windows Server 2008 R2 before MS10-049).",
+)
 def lab(
     host: str,
     port: int,
@@ -224,6 +235,7 @@ def lab(
     rdp_level: EncryptionLevel | None,
     tls_min: str,
     tls_max: str,
+    tls_mode: str,
 ) -> None:
     """Serve a local RDP host and PKI responders that reproduce the stall.
 
@@ -255,6 +267,7 @@ def lab(
         ntlm_version=ntlm_version,
         tls_min=tls_min,
         tls_max=tls_max,
+        tls_mode=TlsMode(tls_mode),
         rdp_methods=rdp_methods,
         rdp_level=rdp_level,
     )

@@ -19,12 +19,19 @@ from rdptrust.cli.common import (
     EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_IO_ERROR,
+    EXIT_TEMPFAIL,
     EXIT_USAGE,
     closed_pipe_safe,
     fail,
     store_exit_code,
 )
-from rdptrust.errors import DataError, RdptrustError, StoreError, UsageError
+from rdptrust.errors import (
+    DataError,
+    LocalResourceError,
+    RdptrustError,
+    StoreError,
+    UsageError,
+)
 
 #: Each command and where it lives; a module is imported only when its command runs
 #: (or when the help lists the commands), so ``rdptrust scan`` starts without the
@@ -128,6 +135,10 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         if debug:
             raise
         code = fail(str(exc), store_exit_code(exc))
+    except LocalResourceError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), EXIT_TEMPFAIL)
     except RdptrustError as exc:
         if debug:
             raise

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.client_state import CLIENT_STATE
+from rdptrust.cli.client_state import SCAN_CLIENT_STATE_OPTION
 from rdptrust.cli.common import (
     CA_FILE,
     CA_FILE_HELP,
     EXIT_NO_INPUT,
     EXIT_OK,
+    EXIT_TEMPFAIL,
     EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
@@ -234,13 +235,7 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     default=None,
     help=f"With --diagnose: {KNOWN_HOSTS_HELP[0].lower()}{KNOWN_HOSTS_HELP[1:]}",
 )
-@click.option(
-    "--client-state",
-    "client_state_file",
-    type=CLIENT_STATE,
-    help="With --diagnose: judge with this Windows client's stores and policy "
-    "(rdptrust.client-state/1), as 'diagnose --client-state' does.",
-)
+@SCAN_CLIENT_STATE_OPTION
 @click.option(
     "--jsonl",
     is_flag=True,
@@ -344,7 +339,15 @@ def scan(
     )
     if summary.interrupted:
         line += f"; continue with 'rdptrust scan --resume {summary.scan_id}'"
+    if summary.local_limit is not None:
+        click.echo(
+            f"rdptrust: warning: {summary.local_limit}; lowered to {summary.concurrency} "
+            f"hosts at once; {summary.unjudged} targets could not be judged and stay pending",
+            err=True,
+        )
     click.echo(line, err=jsonl or summary.interrupted)
+    if summary.unjudged:
+        ctx.exit(EXIT_TEMPFAIL)
     ctx.exit(EXIT_INTERRUPTED if summary.interrupted else EXIT_OK)
 
 

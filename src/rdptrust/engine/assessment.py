@@ -2,10 +2,12 @@
 
 :func:`assess` never raises for anything the host or the network does: a host that
 cannot be reached gives an assessment whose ``probe.error`` says why (verdict
-UNKNOWN). A pinned-host store that cannot be read is reported in ``store_error``
-(verdict UNKNOWN) rather than raised, so one broken file does not stop a fleet scan or
-a scrape; a trust source named in the options that cannot be read raises
-:class:`~rdptrust.errors.PkiError` (load it first to handle that once).
+UNKNOWN). A limit of this machine (open files, buffers) raises
+:class:`~rdptrust.errors.LocalResourceError` instead: it is no fact about the host. A
+pinned-host store that cannot be read is reported in ``store_error`` (verdict UNKNOWN)
+rather than raised, so one broken file does not stop a fleet scan or a scrape; a trust
+source named in the options that cannot be read raises :class:`~rdptrust.errors.PkiError`
+(load it first to handle that once).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from cryptography import x509
 
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
-from rdptrust.errors import PkiError, StoreError
+from rdptrust.errors import LocalResourceError, PkiError, StoreError
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
-from rdptrust.model.retrieval import Fetched
+from rdptrust.model.retrieval import Fetched, FetchOutcome
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import load_certificate
@@ -163,4 +165,8 @@ async def assess_probe(
             pinned=pinned,
         )
         fetched, path = run.fetched, run.path
+        local = next((f for f in fetched if f.result.outcome == FetchOutcome.LOCAL_ERROR), None)
+        if local is not None:
+            # A retrieval this machine could not make says nothing about the host.
+            raise LocalResourceError(f"{target}: {local.result.url}: {local.result.error}")
     return judged(served=served, path=path, pin=pin, fetched=fetched, store_error=store_error)

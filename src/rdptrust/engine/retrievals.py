@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 import httpx
 from cryptography import x509
 
-from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose, RevocationStatus
+from rdptrust.model.retrieval import (
+    MAX_RETRIEVAL_CONNECTIONS,
+    Fetched,
+    FetchOutcome,
+    HttpResult,
+    Purpose,
+    RevocationStatus,
+)
 from rdptrust.net.http import fetch
 from rdptrust.pki.facts import certificate_facts, parse_issuers
 from rdptrust.pki.judge import revocation_plan, subject_text
@@ -157,7 +164,7 @@ async def make_retrievals(
         follow_redirects=True,
         max_redirects=3,
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=64),
+        limits=httpx.Limits(max_connections=MAX_RETRIEVAL_CONNECTIONS),
         headers={"User-Agent": USER_AGENT},
     ) as client:
 

@@ -8,9 +8,10 @@ on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and th
 is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
 targets still pending.
 
-The inventory does not judge: :func:`judge_host` reads the leaf's facts (once per
-certificate, :class:`LeafReader`) and the probe's security findings before
-:func:`record_result` hands them to
+The inventory does not judge: the observer assesses each host (:func:`rdptrust.engine.assess`,
+the same judgement as ``diagnose``); :func:`judge_host` reads the leaf's entry (once per
+certificate, :class:`LeafReader`), and the probe's findings for an observer that
+returned no assessment, before :func:`record_result` hands them to
 :meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
 """
 
@@ -23,10 +24,10 @@ import hashlib
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rdptrust.engine.scan_options import Observer, ScanOptions
-from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.errors import LocalResourceError, PkiError, RdptrustError, StoreError
 from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
@@ -40,7 +41,6 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
-from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import LeafSummary, probe_findings
 
@@ -49,6 +49,11 @@ COMMIT_EVERY = 64
 #: Seconds a recorded host waits at most for its commit (and for on_result).
 COMMIT_INTERVAL = 0.25
 
+
+#: Times a target is tried again after this machine hit a limit (open files, buffers).
+LOCAL_RETRIES = 3
+#: Seconds a worker pauses after a local limit before it takes the next target.
+LOCAL_PAUSE_S = 0.5
 
 #: Certificates a :class:`LeafReader` remembers (a fleet of any size keeps memory flat).
 LEAF_CACHE_SIZE = 4096
@@ -225,31 +230,12 @@ def record_result(
     )
 
 
-def probe_observer(options: ScanOptions) -> Observer:
-    """The default observer: the main probe connection, plus enumeration when asked."""
-
-    async def observe(target: Target) -> HostResult:
-        result = await probe_host(
-            target,
-            timeout=options.timeout,
-            enumerate_protocols=options.enumerate,
-            enumerate_tls_versions=options.enumerate,
-            standard_security=False,
-            # which machine answered: one more connection, with --enumerate
-            ntlm=options.enumerate,
-        )
-        return HostResult(result)
-
-    return observe
-
-
 def default_observer(options: ScanOptions) -> Observer:
-    """The diagnosis with ``options.diagnose``, else the probe."""
-    if options.diagnose:
-        from rdptrust.engine.scan_diagnosis import diagnose_observer
+    """Each target assessed (:mod:`rdptrust.engine.scan_assessment`), with the client's
+    retrievals when ``options.diagnose``."""
+    from rdptrust.engine.scan_assessment import assessment_observer
 
-        return diagnose_observer(options)
-    return probe_observer(options)
+    return assessment_observer(options)
 
 
 @dataclass(frozen=True)
@@ -258,6 +244,10 @@ class ScanSummary:
 
     ``recorded``, ``ok`` and ``errors`` count the targets recorded by this run (a
     resumed scan counts only what it did); ``done`` and ``targets`` count the whole scan.
+    ``unjudged`` counts the targets left pending because this machine hit a limit (open
+    files, buffer space) every time they were tried: nothing is recorded for them, and
+    ``local_limit`` says which limit (None when none was hit). ``concurrency`` is how
+    many targets were in flight at the end (lowered from the options' after a limit).
     """
 
     scan_id: int
@@ -268,6 +258,9 @@ class ScanSummary:
     ok: int
     errors: int
     elapsed_s: float
+    unjudged: int = 0
+    local_limit: str | None = None
+    concurrency: int = 0
 
     @property
     def interrupted(self) -> bool:
@@ -343,6 +336,11 @@ async def run_scan(
     # Recorded but not yet committed; reported (on_result) only once durable.
     unflushed: list[ObservationRecord] = []
     leaves = LeafReader(inventory)
+    # Targets to try again after a local limit, how often each was tried, and how many
+    # workers may still run (halved at each limit; never below one).
+    again: list[tuple[int, Target]] = []
+    tries: dict[int, int] = {}
+    local: dict[str, Any] = {"allowed": options.concurrency, "unjudged": 0, "limit": None}
 
     def flush() -> None:
         # Commits whatever batch is open, even with nothing to report (a record that
@@ -367,15 +365,33 @@ async def run_scan(
             await asyncio.sleep(COMMIT_INTERVAL)
             flush()
 
-    async def worker() -> None:
-        while not stop.is_set():
-            try:
-                seq, target = next(pending)
-            except StopIteration:
-                return
+    def local_limit(seq: int, target: Target, failure: ProbeFailure) -> None:
+        # Not the host's fault: nothing is recorded, the target is tried again later
+        # with fewer targets in flight, and after LOCAL_RETRIES it stays pending.
+        local["limit"] = local["limit"] or failure.message
+        local["allowed"] = max(1, local["allowed"] // 2)
+        tries[seq] = tries.get(seq, 0) + 1
+        if tries[seq] <= LOCAL_RETRIES:
+            again.append((seq, target))
+        else:
+            local["unjudged"] += 1
+
+    async def worker(index: int) -> None:
+        while not stop.is_set() and index < local["allowed"]:
+            if again:
+                seq, target = again.pop(0)
+            else:
+                try:
+                    seq, target = next(pending)
+                except StopIteration:
+                    return
             if bucket is not None:
                 await bucket.acquire()
             result = await observe_with_deadline(observe, target, deadline)
+            if result.failure is not None and result.failure.kind == LocalResourceError.kind:
+                local_limit(seq, target, result.failure)
+                await asyncio.sleep(LOCAL_PAUSE_S)
+                continue
             try:
                 record = record_result(
                     inventory, scan.id, seq, target, result, leaves=leaves, commit=False
@@ -388,7 +404,7 @@ async def run_scan(
             if len(unflushed) >= COMMIT_EVERY:
                 flush()
 
-    workers = {asyncio.create_task(worker()) for _ in range(options.concurrency)}
+    workers = {asyncio.create_task(worker(index)) for index in range(options.concurrency)}
     stopper = asyncio.create_task(stop.wait())
     committer = asyncio.create_task(flusher())
     try:
@@ -402,6 +418,9 @@ async def run_scan(
                 if exc is not None:
                     failure.append(exc)
                     stop.set()
+            if not workers and again and not stop.is_set():
+                # the workers that would have taken these ended first
+                workers.add(asyncio.create_task(worker(0)))
     finally:
         stopper.cancel()
         committer.cancel()
@@ -426,6 +445,9 @@ async def run_scan(
         ok=counts["ok"],
         errors=counts["errors"],
         elapsed_s=time.monotonic() - started,
+        unjudged=local["unjudged"] + len(again),
+        local_limit=local["limit"],
+        concurrency=local["allowed"],
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from rdptrust.model.probe import ENUMERATION_REQUESTS
 from rdptrust.model.records import HostResult
+from rdptrust.model.retrieval import MAX_RETRIEVAL_CONNECTIONS
 from rdptrust.model.target import Target
 from rdptrust.net.connection import TLS_VERSIONS
 
@@ -21,8 +22,6 @@ from rdptrust.net.connection import TLS_VERSIONS
 _DEADLINE_SLACK = 2.0
 #: File descriptors kept back for the inventory, the terminal and the interpreter.
 _RESERVED_FILES = 64
-#: Parallel retrievals a diagnosis may have open at once (root list, AIA, CRL, OCSP).
-_DIAGNOSE_SOCKETS = 8
 
 #: Observes one target; must return a result for every target, never raise for a host.
 Observer = Callable[[Target], Awaitable[HostResult]]
@@ -85,7 +84,7 @@ class ScanOptions:
             # one per protocol and per TLS version, and the NTLM one, side by side
             sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
         if self.diagnose:
-            sockets += _DIAGNOSE_SOCKETS
+            sockets += MAX_RETRIEVAL_CONNECTIONS
         return sockets
 
     def to_json(self) -> dict[str, Any]:

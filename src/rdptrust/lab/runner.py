@@ -33,12 +33,17 @@ from rdptrust.lab.certs import (
 )
 from rdptrust.lab.info import LabInfo, LabStandardSecurity
 from rdptrust.lab.pki import OK, PkiModes, PkiResponder, ResponderMode
+from rdptrust.lab.pki.content import ocsp_answer
 from rdptrust.lab.rdp import (
     DEFAULT_PROTOCOLS,
     HostileMode,
+    LegacyTlsServer,
     NtlmIdentity,
     RdpEndpoint,
     RdpPolicy,
+    StaplingTlsServer,
+    TlsMode,
+    TlsServer,
     protocol_names,
     server_context,
 )
@@ -48,6 +53,7 @@ from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.service import AsyncService
 from rdptrust.pki.facts import certificate_facts
+from rdptrust.pki.revocation import ocsp_request
 from rdptrust.protocol.gcc import ENCRYPTION_METHOD_NAMES, EncryptionLevel, EncryptionMethod
 from rdptrust.protocol.ntlm import Version
 
@@ -95,6 +101,9 @@ class LabConfig:
     rdp_level: EncryptionLevel | None = None
     #: Each endpoint serves its own self-signed certificate (one shared key), like a fleet.
     distinct_certs: bool = False
+    #: Which TLS server the endpoints run: ``stapled`` staples the lab OCSP responder's
+    #: answer (a CA-issued certificate), ``legacy`` is a TLS 1.0 host before RFC 5746.
+    tls_mode: TlsMode = TlsMode.STANDARD
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -112,6 +121,10 @@ class LabConfig:
                 "distinct certificates per endpoint are self-signed: drop --cert, --issuer "
                 "and --cert-file"
             )
+        if self.tls_mode is TlsMode.STAPLED and not self.needs_ca:
+            raise UsageError("a stapled OCSP answer needs the lab CA: use --cert ca")
+        if self.tls_mode is not TlsMode.STANDARD and self.distinct_certs:
+            raise UsageError(f"TLS mode {self.tls_mode} serves one certificate on every endpoint")
         # Validate the RDP side now, so a usage error comes before anything starts.
         self.policy()
 
@@ -168,6 +181,7 @@ class Lab(AsyncService):
         self._directory: Path | None = None
         self._ca_cert_path: Path | None = None
         self._generation = 0
+        self._tls_server: TlsServer | None = None
         #: With ``distinct_certs``: each endpoint's certificate fingerprint, in order.
         self.endpoint_sha256: list[str] = []
         #: The PEM file of the chain being served.
@@ -209,6 +223,7 @@ class Lab(AsyncService):
                     host=config.host,
                     port=port,
                     request_timeout_s=config.request_timeout_s,
+                    tls_server=self._tls_server,
                 )
                 self.endpoints.append(endpoint)
                 await endpoint.start()
@@ -235,9 +250,31 @@ class Lab(AsyncService):
         context, chain_path = self._context(credentials, f"host-{self._generation}")
         self._credentials = credentials
         self.chain_path = chain_path
+        self._tls_server = self._make_tls_server(credentials)
         for endpoint in self.endpoints:
             endpoint.ssl_context = context
+            endpoint.tls_server = self._tls_server
         return context
+
+    def _make_tls_server(self, credentials: HostCredentials) -> TlsServer | None:
+        mode = self.config.tls_mode
+        if mode is TlsMode.LEGACY:
+            return LegacyTlsServer(credentials.chain, credentials.key)
+        if mode is TlsMode.STAPLED:
+            return StaplingTlsServer(
+                credentials.chain,
+                credentials.key,
+                lambda: self.stapled_ocsp(credentials),
+                min_version=self.config.tls_min,
+                max_version=self.config.tls_max,
+            )
+        return None
+
+    def stapled_ocsp(self, credentials: HostCredentials) -> bytes | None:
+        """The lab OCSP responder's answer for *credentials*' leaf, as a host staples it."""
+        if self.ca is None or len(credentials.chain) < 2:
+            return None
+        return ocsp_answer(self.ca, ocsp_request(credentials.leaf, credentials.chain[1]))
 
     def _distinct(self, first: HostCredentials) -> None:
         """Give endpoints 2, 3, ... each a self-signed certificate of its own."""

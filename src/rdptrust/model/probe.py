@@ -119,14 +119,32 @@ class ProbeResult:
     def leaf(self) -> bytes | None:
         return self.chain[0] if self.chain else None
 
+    @property
+    def stapled_ocsp(self) -> bytes | None:
+        """The OCSP response the host stapled in the main handshake, or ``None``."""
+        return self.tls.stapled_ocsp if self.tls else None
+
 
 @dataclass(frozen=True)
 class TlsSessionInfo:
-    """What the TLS handshake settled on and the chain the server sent (leaf first, DER)."""
+    """What the TLS handshake settled on and the chain the server sent (leaf first, DER).
+
+    ``completed`` is false when the handshake failed after the host's certificate was
+    read from its (plaintext, TLS 1.0-1.2) flight; ``failure`` then says why, and
+    ``version`` and ``cipher`` are what the ServerHello chose. ``secure_renegotiation``
+    says whether the ServerHello carried RFC 5746's renegotiation_info (``None`` with
+    TLS 1.3, which has no renegotiation, or when no ServerHello was read).
+    ``stapled_ocsp`` is the OCSP response DER the host stapled (RFC 6066 status_request,
+    asked on every handshake); ``None`` when it stapled none or one over the size bound.
+    """
 
     version: str
     cipher: str
     chain: tuple[bytes, ...]
+    completed: bool = True
+    failure: str | None = None
+    secure_renegotiation: bool | None = None
+    stapled_ocsp: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,9 @@ class NtlmInfo:
     server_time: dt.datetime | None = None
     elapsed_ms: float = 0.0
     error: ProbeFailure | None = None
+    #: Milliseconds from sending the NTLM NEGOTIATE (inside TLS) to the whole CHALLENGE:
+    #: the host's own CredSSP answer time; ``None`` when no CHALLENGE was read.
+    challenge_ms: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -41,17 +41,19 @@ class ProblemRecord:
 
 @dataclass(frozen=True)
 class DiagnosisRecord:
-    """What a diagnosis of the host concluded, as stored with its observation.
+    """What the assessment of the host concluded, as stored with its observation.
 
-    ``predicted_stall_s`` is None when the diagnosis could not predict one (no chain).
-    ``problems`` holds the diagnosis' problems and the probe's findings. ``retrievals``
-    holds the JSON form of each retrieval (purpose, url, outcome, elapsed_ms).
+    ``predicted_stall_s`` is None when no prediction was made (the retrievals did not run,
+    or there was no chain). ``problems`` holds the assessment's problems and the probe's
+    findings. ``retrievals`` holds the JSON form of each retrieval (purpose, url,
+    outcome, elapsed_ms); None when the host was assessed without them (a scan without
+    ``--diagnose``).
     """
 
     verdict: str
     predicted_stall_s: float | None
     problems: tuple[ProblemRecord, ...] = ()
-    retrievals: tuple[Mapping[str, Any], ...] = ()
+    retrievals: tuple[Mapping[str, Any], ...] | None = ()
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,9 @@ class ObservationRecord:
     None when the host refused what was asked (``negotiation_failure`` says how) or was
     not reached. ``protocols`` maps each enumerated protocol to accepted (True, False or
     None = unknown) and is empty when the scan did not enumerate; ``tls_versions`` the
-    same for TLS versions. The timings are None for phases not reached. ``verdict``,
-    ``predicted_stall_s`` and ``retrievals`` are None when the host was not diagnosed.
+    same for TLS versions. The timings are None for phases not reached. ``verdict`` is
+    None when the host was recorded without an assessment; ``predicted_stall_s`` and
+    ``retrievals`` are None when the host was not diagnosed (no retrievals ran).
     """
 
     id: int

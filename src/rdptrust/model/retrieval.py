@@ -6,6 +6,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+#: Connections the retrievals of one assessment may hold open at once (a scan budgets
+#: its open files by it).
+MAX_RETRIEVAL_CONNECTIONS = 64
+
 
 class FetchOutcome(enum.StrEnum):
     """How one retrieval ended."""
@@ -16,6 +20,8 @@ class FetchOutcome(enum.StrEnum):
     DNS_ERROR = "dns_error"
     TIMEOUT = "timeout"
     INVALID = "invalid"
+    #: not tried: this machine hit a limit (open files, buffers); says nothing of the URL
+    LOCAL_ERROR = "local_error"
 
 
 @dataclass(frozen=True)

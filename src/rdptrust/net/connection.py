@@ -19,15 +19,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from rdptrust.errors import (
+    LOCAL_RESOURCE_ERRNOS,
     ConnectError,
+    LocalResourceError,
     RemoteProtocolError,
     TlsError,
     TransportError,
     TransportTimeout,
+    local_limit_text,
 )
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
+from rdptrust.protocol.tls import ServerFlightReader
 from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, TPKT_MAX_LENGTH, packet_length
 from rdptrust.protocol.x224 import (
     X224_DATA,
@@ -54,18 +58,56 @@ _PYOPENSSL_VERSION_NAMES = {"TLSv1": "TLSv1.0"}
 CLIENT_GROUPS = b"X25519:P-256:P-384"
 
 
+#: The cipher suites offered, SChannel's TLS 1.2 order first (Windows 10/11, then the
+#: RSA key-exchange CBC suites Windows 2008 R2 and older hosts choose; 3DES and RC4 where
+#: this OpenSSL still has them), then everything else OpenSSL knows at security level 0:
+#: we only look at what the server chooses.
+CLIENT_CIPHERS = (
+    b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"
+    b"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256:"
+    b"ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:"
+    b"ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA:"
+    b"AES256-GCM-SHA384:AES128-GCM-SHA256:AES256-SHA256:AES128-SHA256:AES256-SHA:AES128-SHA:"
+    b"DES-CBC3-SHA:RC4-SHA:RC4-MD5:ALL:@SECLEVEL=0"
+)
+#: The largest stapled OCSP response kept; a real one is a few kilobytes.
+MAX_STAPLED_OCSP = 1 << 16
+_TLS_RECORD_VERSIONS = {0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2"}
+
+
 @functools.lru_cache(maxsize=16)
 def _client_context(min_version: str, max_version: str) -> SSL.Context:
-    """One context per version range, shared by all connections (they do not change it)."""
+    """One context per version range, shared by all connections (they do not change it).
+
+    Hosts that predate RFC 5746 (Windows Server 2008 R2 before MS10-049) send no
+    renegotiation_info; OpenSSL refuses them unless told otherwise. The client never
+    renegotiates: a server HelloRequest gets a no_renegotiation alert.
+    """
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_verify(SSL.VERIFY_NONE)
     ctx.set_min_proto_version(TLS_VERSIONS[min_version])
     ctx.set_max_proto_version(TLS_VERSIONS[max_version])
-    # Old RDP hosts speak TLS 1.0 with SHA-1 and RSA key exchange: allow everything,
-    # we only look at what the server offers.
-    ctx.set_cipher_list(b"ALL:@SECLEVEL=0")
+    ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_RENEGOTIATION)
+    ctx.set_cipher_list(CLIENT_CIPHERS)
     _offer_groups(ctx, CLIENT_GROUPS)
+    ctx.set_ocsp_client_callback(_keep_stapled_ocsp)
     return ctx
+
+
+class _Staple:
+    """Where the OCSP callback leaves a connection's stapled answer."""
+
+    def __init__(self) -> None:
+        self.response: bytes | None = None
+
+
+def _keep_stapled_ocsp(conn: SSL.Connection, data: bytes, _: object) -> bool:
+    holder = conn.get_app_data()
+    if isinstance(holder, _Staple) and data and len(data) <= MAX_STAPLED_OCSP:
+        holder.response = bytes(data)
+    return True  # never judged here: the pki layer reads the answer
 
 
 def _offer_groups(ctx: SSL.Context, groups: bytes) -> None:
@@ -123,6 +165,10 @@ class RdpConnection:
                 target.port,
             ) from exc
         except OSError as exc:
+            if exc.errno in LOCAL_RESOURCE_ERRNOS:
+                raise LocalResourceError(
+                    f"{target}: not tried: this machine {local_limit_text(exc)}"
+                ) from exc
             raise ConnectError(
                 f"{target}: cannot connect ({exc.strerror or exc})", target.host, target.port
             ) from exc
@@ -251,14 +297,24 @@ class RdpConnection:
         min_version: str = "TLSv1.0",
         max_version: str = "TLSv1.3",
         server_name: str | None = None,
+        keep_partial: bool = False,
     ) -> TlsSessionInfo:
-        """Run the TLS handshake on this stream; return version, cipher and chain."""
+        """Run the TLS handshake on this stream; return version, cipher and chain.
+
+        With *keep_partial*, a handshake that fails after the host's Certificate message
+        was read returns a session with ``completed`` false instead of raising: the
+        certificate a host sent is what the probe is for.
+        """
         ctx = _client_context(min_version, max_version)
         conn = SSL.Connection(ctx, None)
         conn.set_connect_state()
+        staple = _Staple()
+        conn.set_app_data(staple)
+        conn.request_ocsp()
         if server_name:
             conn.set_tlsext_host_name(server_name.encode("idna"))
         self._tls = conn
+        flight = ServerFlightReader()
         received = 0
         while True:
             try:
@@ -266,28 +322,48 @@ class RdpConnection:
                 break
             except SSL.WantReadError:
                 await self._flush_tls(deadline)
-                data = await self._read(deadline, "the TLS handshake")
+                try:
+                    data = await self._read(deadline, "the TLS handshake")
+                except TransportError as exc:
+                    partial = _partial(conn, flight, staple, str(exc), keep_partial)
+                    if partial is None:
+                        raise
+                    return partial
                 if not data:
-                    raise self._error(
-                        TlsError, "closed the connection during the TLS handshake"
-                    ) from None
+                    why = "closed the connection during the TLS handshake"
+                    partial = _partial(conn, flight, staple, why, keep_partial)
+                    if partial is not None:
+                        return partial
+                    raise self._error(TlsError, why) from None
                 received += len(data)
                 if received > MAX_HANDSHAKE_BYTES:
                     raise self._error(
                         TlsError, f"sent over {MAX_HANDSHAKE_BYTES} bytes without finishing TLS"
                     ) from None
+                _watch(flight, data)
                 conn.bio_write(data)
             except SSL.Error as exc:
                 with contextlib.suppress(TransportError):
                     await self._flush_tls(deadline)
-                raise self._error(TlsError, f"TLS handshake failed: {_ssl_reason(exc)}") from exc
+                why = f"TLS handshake failed: {_ssl_reason(exc)}"
+                partial = _partial(conn, flight, staple, why, keep_partial)
+                if partial is not None:
+                    return partial
+                raise self._error(TlsError, why) from exc
         await self._flush_tls(deadline)
         chain = conn.get_peer_cert_chain(as_cryptography=True) or []
-        version = conn.get_protocol_version_name()
+        version = _PYOPENSSL_VERSION_NAMES.get(
+            conn.get_protocol_version_name(), conn.get_protocol_version_name()
+        )
+        hello = flight.server_hello
         return TlsSessionInfo(
-            version=_PYOPENSSL_VERSION_NAMES.get(version, version),
+            version=version,
             cipher=conn.get_cipher_name() or "",
             chain=tuple(_der(cert) for cert in chain),
+            secure_renegotiation=None
+            if hello is None or version == "TLSv1.3"
+            else hello.secure_renegotiation,
+            stapled_ocsp=staple.response or _bounded(flight.ocsp_response),
         )
 
     async def send_tls(self, data: bytes, deadline: float) -> None:
@@ -303,7 +379,7 @@ class RdpConnection:
             raise RuntimeError("start_tls() first")
         while True:
             try:
-                return bytes(self._tls.recv(limit))
+                data = bytes(self._tls.recv(limit))
             except SSL.WantReadError:
                 data = await self._read(deadline, "TLS data")
                 if not data:
@@ -313,12 +389,60 @@ class RdpConnection:
                 return b""
             except SSL.Error as exc:
                 raise self._error(TlsError, f"TLS failed: {_ssl_reason(exc)}") from exc
+            else:
+                # What OpenSSL answered meanwhile goes out now: the no_renegotiation alert
+                # for a server HelloRequest (this client never renegotiates).
+                await self._flush_tls(deadline)
+                return data
 
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._writer.wait_closed()
+
+
+def _watch(flight: ServerFlightReader, data: bytes) -> None:
+    """Feed the plaintext reader; a flight it cannot read is OpenSSL's to judge alone."""
+    try:
+        flight.feed(data)
+    except RemoteProtocolError:
+        flight.finished = True
+
+
+def _bounded(data: bytes | None) -> bytes | None:
+    return data if data and len(data) <= MAX_STAPLED_OCSP else None
+
+
+def _partial(
+    conn: SSL.Connection, flight: ServerFlightReader, staple: _Staple, why: str, keep: bool
+) -> TlsSessionInfo | None:
+    """The session as far as it went, when the host's certificate was read before *why*."""
+    hello = flight.server_hello
+    if not keep or hello is None or not flight.certificates:
+        return None
+    return TlsSessionInfo(
+        version=_TLS_RECORD_VERSIONS.get(hello.version, f"0x{hello.version:04x}"),
+        cipher=_cipher_name(conn, hello.cipher_suite),
+        chain=flight.certificates,
+        completed=False,
+        failure=why,
+        secure_renegotiation=hello.secure_renegotiation,
+        stapled_ocsp=staple.response or _bounded(flight.ocsp_response),
+    )
+
+
+def _cipher_name(conn: SSL.Connection, suite: int) -> str:
+    """OpenSSL's name for the IANA cipher suite *suite*, or its code when it has none."""
+    try:
+        from OpenSSL._util import ffi, lib
+
+        cipher = lib.SSL_CIPHER_find(conn._ssl, suite.to_bytes(2, "big"))
+        if cipher != ffi.NULL:
+            return str(ffi.string(lib.SSL_CIPHER_get_name(cipher)).decode("ascii"))
+    except (ImportError, AttributeError):  # pragma: no cover - another pyOpenSSL
+        pass
+    return f"0x{suite:04X}"
 
 
 def _der(cert: x509.Certificate) -> bytes:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rdptrust.errors import local_limit_text, local_resource_error
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
 
 #: Bodies larger than this are cut off and reported invalid (a CRL of a large CA is a few MiB).
@@ -24,6 +25,9 @@ MAX_REDIRECTS = 3
 def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
     seen: set[int] = set()
     cause: BaseException | None = exc
+    local = local_resource_error(exc)
+    if local is not None:
+        return FetchOutcome.LOCAL_ERROR, f"not tried: this machine {local_limit_text(local)}"
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, socket.gaierror):

@@ -66,6 +66,7 @@ async def get_ntlm_info(target: Target, *, timeout: float = 10.0) -> NtlmInfo:
         ):
             return failed("refused", f"{target}: the host did not select CredSSP")
         await conn.start_tls(deadline, server_name=None if target.is_ip else target.host)
+        sent = time.monotonic()
         await conn.send_tls(negotiate_request(), deadline)
         reply = b""
         while True:
@@ -84,6 +85,7 @@ async def get_ntlm_info(target: Target, *, timeout: float = 10.0) -> NtlmInfo:
             except RemoteProtocolError as exc:
                 raise RemoteProtocolError(f"{target}: bad NTLM CHALLENGE: {exc}") from exc
             if challenge is not None:
+                answered = time.monotonic()
                 break
     except (TransportError, ProtocolError) as exc:
         return failed(exc.kind, str(exc))
@@ -102,4 +104,5 @@ async def get_ntlm_info(target: Target, *, timeout: float = 10.0) -> NtlmInfo:
         else OsVersion(challenge.version.major, challenge.version.minor, challenge.version.build),
         server_time=None if challenge.timestamp is None else _filetime(challenge.timestamp),
         elapsed_ms=round((time.monotonic() - start) * 1000.0, 3),
+        challenge_ms=round((answered - sent) * 1000.0, 3),
     )

@@ -88,7 +88,9 @@ async def _main_connection(
         negotiation = negotiation_from_confirm(CLIENT_REQUESTED_PROTOCOLS, confirm)
         # Every protocol mstsc asks for starts with TLS; RDP (0) does not.
         if negotiation.selected is not None and negotiation.selected & CLIENT_REQUESTED_PROTOCOLS:
-            tls = await conn.start_tls(deadline, server_name=_tls_server_name(target))
+            tls = await conn.start_tls(
+                deadline, server_name=_tls_server_name(target), keep_partial=True
+            )
             tls_ms = _ms(t2, time.monotonic())
     except (TransportError, ProtocolError) as exc:
         failure = ProbeFailure.from_exception(exc)
@@ -136,15 +138,19 @@ async def _tls_version_attempt(target: Target, version: str, timeout: float) -> 
             if neg.selected is None or neg.selected == SecurityProtocol.RDP:
                 continue
             try:
-                await conn.start_tls(
+                session = await conn.start_tls(
                     deadline,
                     min_version=version,
                     max_version=version,
                     server_name=_tls_server_name(target),
+                    keep_partial=True,
                 )
             except TransportError as exc:
                 return TlsVersionSupport(version, False, ProbeFailure.from_exception(exc))
-            return TlsVersionSupport(version, True, None)
+            # A host whose ServerHello chose this version speaks it, even when the
+            # handshake then failed (the failure is kept).
+            failure = None if session.completed else ProbeFailure("tls", session.failure or "")
+            return TlsVersionSupport(version, session.version == version, failure)
         except (TransportError, ProtocolError) as exc:
             return TlsVersionSupport(version, None, ProbeFailure.from_exception(exc))
         finally:
@@ -196,7 +202,12 @@ async def probe_host(
             and bool(negotiation.selected & (SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX))
         )
         jobs_n = [get_ntlm_info(target, timeout=timeout)] if wants_ntlm else []
-        results = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n)
+        outcomes = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n, return_exceptions=True)
+        # Every attempt ends before one fails the probe: none is left running unawaited.
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results = [r for r in outcomes if not isinstance(r, BaseException)]
         protocols = tuple(r for r in results if isinstance(r, ProtocolSupport))
         versions = tuple(r for r in results if isinstance(r, TlsVersionSupport))
         standard = next((r for r in results if isinstance(r, StandardSecurityResult)), None)

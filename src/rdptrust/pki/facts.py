@@ -11,6 +11,7 @@ cannot be decoded does not fail the facts either; its fields stay empty and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import warnings
 from collections.abc import Iterable
@@ -144,8 +145,20 @@ def is_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
     SHA-1 and MD5 signatures, which cryptography's own check refuses, are verified
     too: old Windows hosts still present them, and judging them needs to know whether
-    they verify.
+    they verify. The answer for a pair is remembered (:data:`SIGNATURE_CACHE_SIZE`
+    pairs): one judgement asks it several times, and a signature check is the dearest
+    step of judging a host.
     """
+    return _signed_by(cert, issuer)
+
+
+#: Certificate pairs whose signature check :func:`is_signed_by` remembers.
+SIGNATURE_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=SIGNATURE_CACHE_SIZE)
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    # Certificates hash and compare by their DER: the same pair parsed twice is one entry.
     try:
         with _quiet():
             if cert.issuer != issuer.subject:
@@ -190,10 +203,23 @@ def certificate_facts(
     Undecodable names show as :data:`UNDECODABLE_NAME` and undecodable extensions as
     empty values; ``parse_warnings`` then says what could not be read.
     """
-    moment = as_utc(now)
+    try:
+        days_left = (cert.not_valid_after_utc - as_utc(now)).days
+    except Exception as exc:
+        raise PkiError(f"cannot read the certificate ({_reason(exc)})") from exc
+    return _read_facts(cert, days_left)
+
+
+#: Certificates whose facts :func:`certificate_facts` remembers (one judgement reads the
+#: same certificate's facts several times: chain, problems, pin, inventory entry).
+FACTS_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=FACTS_CACHE_SIZE)
+def _read_facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     try:
         with _quiet():
-            return _facts(cert, moment)
+            return _facts(cert, days_left)
     except PkiError:
         raise
     except Exception as exc:
@@ -218,7 +244,7 @@ def issuer_name(cert: x509.Certificate) -> x509.Name | None:
         return None
 
 
-def _facts(cert: x509.Certificate, now: dt.datetime) -> CertificateFacts:
+def _facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     warnings_: list[str] = []
     subject = subject_name(cert)
     issuer = issuer_name(cert)
@@ -246,7 +272,7 @@ def _facts(cert: x509.Certificate, now: dt.datetime) -> CertificateFacts:
         serial=_serial_hex(cert.serial_number),
         not_before=not_before,
         not_after=not_after,
-        days_left=(not_after - now).days,
+        days_left=days_left,
         sha1=fingerprint_sha1(cert),
         sha256=fingerprint_sha256(cert),
         san=san,

@@ -304,9 +304,16 @@ def _normalise(name: str) -> str:
         return text
 
 
+_IP_CHARACTERS = frozenset("0123456789abcdefABCDEF.:%[]")
+
+
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    # A host name is no address: skip the parser (and its exception) for it.
+    if not text or not _IP_CHARACTERS.issuperset(text):
+        return None
     try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
+        return ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
 

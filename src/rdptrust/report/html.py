@@ -89,8 +89,9 @@ class _Summary:
         if r.total_ms is not None:
             self.latency[_bucket(r.total_ms, _LATENCY_BUCKETS, "≥ 1 s")] += 1
         if r.verdict is not None:
-            self.diagnosed += 1
             self.verdicts[r.verdict] += 1
+        if r.retrievals is not None:
+            self.diagnosed += 1
             if r.predicted_stall_s is not None:
                 self.stall[_bucket(r.predicted_stall_s, _STALL_BUCKETS, "≥ 20 s", zero=True)] += 1
         cert = r.certificate

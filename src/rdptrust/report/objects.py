@@ -85,6 +85,7 @@ def ntlm_document(info: NtlmInfo | None) -> dict[str, Any] | None:
         "server_time": optional_timestamp(info.server_time),
         "elapsed_ms": info.elapsed_ms,
         "error": error_document(info.error),
+        "challenge_ms": info.challenge_ms,
     }
 
 

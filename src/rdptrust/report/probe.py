@@ -27,11 +27,13 @@ from rdptrust.model.probe import (
     ProbeResult,
     StandardSecurityResult,
     Timings,
+    TlsSessionInfo,
 )
 from rdptrust.model.problems import Problem
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.stapling import stapled_ocsp_status
 from rdptrust.protocol.gcc import rdp_version_name
 from rdptrust.report.objects import (
     certificate_document,
@@ -100,9 +102,7 @@ def probe_document(
             v.version: {"accepted": v.accepted, "error": error_document(v.error)}
             for v in result.tls_versions
         },
-        "tls": None
-        if result.tls is None
-        else {"version": result.tls.version, "cipher": result.tls.cipher},
+        "tls": tls_document(result.tls),
         "certificate": certificate_document(chain[0]) if chain else None,
         "chain": [certificate_document(f) for f in chain],
         "timings_ms": timings_document(result.timings),
@@ -110,6 +110,21 @@ def probe_document(
         "standard_security": standard_security_document(result),
         "ntlm": ntlm_document(result.ntlm),
         "findings": problems_document(findings),
+    }
+
+
+def tls_document(tls: TlsSessionInfo | None) -> dict[str, Any] | None:
+    """The ``tls`` object: the session, whether it completed, renegotiation, the staple."""
+    if tls is None:
+        return None
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "completed": tls.completed,
+        "failure": tls.failure,
+        "secure_renegotiation": tls.secure_renegotiation,
+        "ocsp_stapled": tls.stapled_ocsp is not None,
+        "ocsp_status": None if tls.stapled_ocsp is None else stapled_ocsp_status(tls.stapled_ocsp),
     }
 
 
@@ -203,7 +218,7 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
         )
         console.print(Text(f"TLS versions: {versions}"))
     if result.tls is not None:
-        console.print(Text(f"TLS session: {result.tls.version}, {result.tls.cipher}"))
+        _render_tls(result.tls, console)
     chain = chain_facts(result, now)
     for index, facts in enumerate(chain):
         table = Table(
@@ -242,6 +257,25 @@ def render_probe(result: ProbeResult, console: Console, *, now: dt.datetime | No
             f"TLS {_ms(t.tls_ms)}, total {_ms(t.total_ms)}"
         )
     )
+
+
+def _render_tls(tls: TlsSessionInfo, console: Console) -> None:
+    console.print(Text(f"TLS session: {tls.version}, {tls.cipher}"))
+    if not tls.completed:
+        console.print(
+            Text(
+                "TLS handshake did not complete; the certificate below was read from the"
+                f" host's handshake ({tls.failure})",
+                style="yellow",
+            )
+        )
+    if tls.secure_renegotiation is False:
+        console.print(Text("TLS renegotiation: host predates RFC 5746 (no renegotiation_info)"))
+    if tls.stapled_ocsp is not None:
+        status = stapled_ocsp_status(tls.stapled_ocsp) or "unreadable"
+        console.print(Text(f"OCSP stapled: yes ({status}, {len(tls.stapled_ocsp)} bytes)"))
+    else:
+        console.print(Text("OCSP stapled: no"))
 
 
 def _render_standard_security(result: ProbeResult, console: Console) -> None:
@@ -301,6 +335,12 @@ def _render_ntlm(result: ProbeResult, console: Console) -> None:
         (
             "Host clock",
             None if info.server_time is None else f"{info.server_time:%Y-%m-%d %H:%M:%S} UTC",
+        ),
+        (
+            "CredSSP answer",
+            None
+            if info.challenge_ms is None
+            else f"{info.challenge_ms:.1f} ms (NEGOTIATE to CHALLENGE)",
         ),
     ]
     for name, value in rows:

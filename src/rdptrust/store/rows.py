@@ -174,7 +174,11 @@ def observation_params(
         (
             diagnosis.verdict,
             diagnosis.predicted_stall_s,
-            json.dumps([dict(r) for r in diagnosis.retrievals]),
+            (
+                json.dumps([dict(r) for r in diagnosis.retrievals])
+                if diagnosis.retrievals is not None
+                else None
+            ),
         )
         if diagnosis is not None
         else (None, None, None)

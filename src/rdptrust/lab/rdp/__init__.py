@@ -26,6 +26,10 @@ SSL): with a :class:`~rdptrust.lab.standard_security.StandardSecurityPolicy` the
 answers it with a Connect-Response and closes at the client's next PDU; without one it
 closes instead (right after the Confirm for Standard RDP Security).
 
+TLS modes (:class:`TlsMode`, :mod:`~rdptrust.lab.rdp.tls_modes`): ``standard``
+(Python's ``ssl``), ``stapled`` (staples an OCSP answer) and ``legacy`` (a TLS 1.0
+host that predates RFC 5746, :mod:`~rdptrust.lab.rdp.legacy_tls`).
+
 Hostile modes (:class:`HostileMode`) replace the answer, for robustness tests:
 
 ================  ===========================================================================
@@ -59,6 +63,7 @@ from __future__ import annotations
 from rdptrust.lab.rdp.credssp import NtlmIdentity
 from rdptrust.lab.rdp.endpoint import TLS_VERSIONS, ConnectionRecord, RdpEndpoint, server_context
 from rdptrust.lab.rdp.hostile import ENDLESS_CHUNK, ENDLESS_RATE, GARBAGE, TLS_ALERT, HostileMode
+from rdptrust.lab.rdp.legacy_tls import LegacyTlsServer
 from rdptrust.lab.rdp.policy import (
     DEFAULT_PROTOCOLS,
     OFFERABLE,
@@ -69,6 +74,7 @@ from rdptrust.lab.rdp.policy import (
     parse_protocols,
     protocol_names,
 )
+from rdptrust.lab.rdp.tls_modes import StaplingTlsServer, TlsMode, TlsServer, TlsSession
 
 __all__ = [
     "DEFAULT_PROTOCOLS",
@@ -82,9 +88,14 @@ __all__ = [
     "TLS_VERSIONS",
     "ConnectionRecord",
     "HostileMode",
+    "LegacyTlsServer",
     "NtlmIdentity",
     "RdpEndpoint",
     "RdpPolicy",
+    "StaplingTlsServer",
+    "TlsMode",
+    "TlsServer",
+    "TlsSession",
     "parse_protocol",
     "parse_protocols",
     "protocol_names",

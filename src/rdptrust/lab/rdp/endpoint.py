@@ -14,6 +14,7 @@ import socket
 import ssl
 import struct
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from rdptrust.lab.rdp.hostile import (
     wait_for_data,
 )
 from rdptrust.lab.rdp.policy import CREDSSP_PROTOCOLS, SELECTION_ORDER, TLS_BITS, RdpPolicy
+from rdptrust.lab.rdp.tls_modes import TlsServer, TlsSession
 from rdptrust.lab.standard_security import connect_response_for
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
@@ -105,7 +107,9 @@ class RdpEndpoint(AsyncService):
     """One RDP endpoint on *host*:*port* (0 = a free port). An async context manager.
 
     ``ssl_context`` is used for every connection that selects TLS; assign a new one to
-    change the certificate for new connections (the six-monthly recreation).
+    change the certificate for new connections (the six-monthly recreation). A
+    ``tls_server`` (a :class:`~rdptrust.lab.rdp.tls_modes.TlsMode` other than
+    ``standard``: stapling, the pre-RFC 5746 host) runs TLS instead when given.
     """
 
     def __init__(
@@ -117,10 +121,12 @@ class RdpEndpoint(AsyncService):
         port: int = 0,
         request_timeout_s: float = 30.0,
         max_connections: int = 256,
+        tls_server: TlsServer | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UsageError(f"port must be 0 to 65535, not {port}")
-        if ssl_context is None and policy.protocols & set(SELECTION_ORDER):
+        self.tls_server = tls_server
+        if ssl_context is None and tls_server is None and policy.protocols & set(SELECTION_ORDER):
             raise UsageError("a TLS certificate is needed to offer SSL, HYBRID or HYBRID_EX")
         self.policy = policy
         self.ssl_context = ssl_context
@@ -255,22 +261,34 @@ class RdpEndpoint(AsyncService):
         if isinstance(answer, NegotiationFailure):
             return False  # the host closes after RDP_NEG_FAILURE
         if answer is None or not answer.selected_protocol & TLS_BITS:
-            await self._mcs(reader, writer, SecurityProtocol.RDP)
+            await self._mcs(reader, respond, SecurityProtocol.RDP)
             return False
         if hostile is HostileMode.TLS_ALERT:
             await tls_alert(reader, respond, self.request_timeout_s)
             return False
-        await self._tls(reader, writer)
-        if answer.selected_protocol in CREDSSP_PROTOCOLS:
-            await self._credssp(reader, writer, record)
-        else:
-            await self._mcs(reader, writer, answer.selected_protocol)
+        session = await self._tls(reader, writer)
+        inner, send = reader, respond
+        if session is not None:
+            inner, send = session.reader, functools.partial(self._respond_in, session)
+        try:
+            if answer.selected_protocol in CREDSSP_PROTOCOLS:
+                await self._credssp(inner, send, record)
+            else:
+                await self._mcs(inner, send, answer.selected_protocol)
+        finally:
+            if session is not None:
+                await session.close()
         return False
+
+    async def _respond_in(self, session: TlsSession, data: bytes) -> None:
+        if self.policy.latency_ms:
+            await asyncio.sleep(self.policy.latency_ms / 1000)
+        await session.send(data)
 
     async def _mcs(
         self,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        respond: Callable[[bytes], Awaitable[None]],
         selected: SecurityProtocol,
     ) -> None:
         """Answer MCS Connect-Initial by the Standard RDP Security policy, then stop.
@@ -295,19 +313,24 @@ class RdpEndpoint(AsyncService):
         response = connect_response_for(parsed[0], policy, int(selected))
         if response is None:
             return  # no method fits: Windows drops the connection
-        await self._respond(writer, response.to_bytes())
+        await respond(response.to_bytes())
         await wait_for_data(reader, self.request_timeout_s)
 
-    async def _tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _tls(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> TlsSession | None:
+        if self.tls_server is not None:
+            return await self.tls_server.accept(reader, writer, self.request_timeout_s)
         context = self.ssl_context
         assert context is not None
         async with asyncio.timeout(self.request_timeout_s):
             await writer.start_tls(context)
+        return None
 
     async def _credssp(
         self,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        respond: Callable[[bytes], Awaitable[None]],
         record: ConnectionRecord,
     ) -> None:
         current = record
@@ -320,7 +343,7 @@ class RdpEndpoint(AsyncService):
 
         await answer_credssp(
             reader,
-            functools.partial(self._respond, writer),
+            respond,
             self.policy.ntlm,
             self.request_timeout_s,
             on_negotiate=lambda: mark(ntlm_negotiate=True),

@@ -1,4 +1,10 @@
-"""The scan observer that diagnoses each host (``rdptrust scan --diagnose``)."""
+"""The scan observer: each target assessed as ``rdptrust diagnose`` assesses a host.
+
+Every scan judges every host through :func:`rdptrust.engine.assess` (trust, pins,
+certificate and security findings, verdict). ``scan --diagnose`` adds the client's
+retrievals and the predicted stall; without it no URL is fetched and the record says
+so (``retrievals`` None).
+"""
 
 from __future__ import annotations
 
@@ -17,13 +23,16 @@ from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
 
 
-def diagnose_options(options: ScanOptions) -> AssessOptions:
-    """The assessment settings a scan with *options* uses."""
+def assessment_options(options: ScanOptions) -> AssessOptions:
+    """The assessment settings a scan with *options* uses (trust loaded once per scan)."""
     ca_files = tuple(Path(f) for f in options.ca_files)
     assess_options = AssessOptions(
         probe_timeout_s=options.timeout,
         enumerate=options.enumerate,
         standard_security=False,
+        # which machine answered: one more connection, with --enumerate
+        ntlm=options.enumerate,
+        diagnose=options.diagnose,
         fetch_timeout_s=options.url_timeout,
         # The model keeps Windows' own time-outs; url_timeout is only how long we wait.
         windows=WindowsSettings(root_update=options.root_update),
@@ -52,25 +61,28 @@ def _retrieval(r: Retrieval) -> dict[str, Any]:
     }
 
 
-def diagnosis_record(diagnosis: Assessment) -> DiagnosisRecord:
-    """What the inventory keeps of a diagnosis."""
+def assessment_record(assessment: Assessment, *, diagnosed: bool) -> DiagnosisRecord:
+    """What the inventory keeps of an assessment; *diagnosed* says whether the
+    retrievals ran (without them there is no prediction and ``retrievals`` is None)."""
     return DiagnosisRecord(
-        verdict=str(diagnosis.verdict),
-        predicted_stall_s=diagnosis.predicted_stall_s or 0.0,
+        verdict=str(assessment.verdict),
+        predicted_stall_s=(assessment.predicted_stall_s or 0.0) if diagnosed else None,
         problems=tuple(
             ProblemRecord(p.code, str(p.severity), p.message)
-            for p in (*diagnosis.problems, *diagnosis.findings)
+            for p in (*assessment.problems, *assessment.findings)
         ),
-        retrievals=tuple(_retrieval(r) for r in diagnosis.retrievals),
+        retrievals=tuple(_retrieval(r) for r in assessment.retrievals) if diagnosed else None,
     )
 
 
-def diagnose_observer(options: ScanOptions) -> Observer:
-    """Diagnose each host like ``rdptrust diagnose`` (probe with enumeration when asked)."""
-    settings = diagnose_options(options)
+def assessment_observer(options: ScanOptions) -> Observer:
+    """Assess each target like ``rdptrust diagnose`` (the retrievals with ``diagnose``)."""
+    settings = assessment_options(options)
 
     async def observe(target: Target) -> HostResult:
-        diagnosis = await assess(target, settings)
-        return HostResult(diagnosis.probe, None, diagnosis_record(diagnosis))
+        assessment = await assess(target, settings)
+        return HostResult(
+            assessment.probe, None, assessment_record(assessment, diagnosed=settings.diagnose)
+        )
 
     return observe
