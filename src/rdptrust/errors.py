@@ -13,8 +13,8 @@
     ├── PkiError                    a certificate, CRL, OCSP response or trust source is unusable
     ├── StoreError                  the inventory or a known-hosts file cannot be read or written
     ├── LocalResourceError          this machine ran out of something (open files, buffers, memory)
-    ├── UsageError                  arguments or input files given by the user are wrong
-    └── DataError                   an input file holds not what the command reads
+    └── UsageError                  arguments or input files given by the user are wrong
+        └── DataError               an input file's content is not what the command reads
 
 Library code raises only these. Errors from lower libraries are mapped once at the
 boundary with ``raise ... from exc``, so the message here is what a user reads.
@@ -128,7 +128,8 @@ def local_limit_text(exc: OSError) -> str:
     return f"ran out of buffer space or memory ({detail}): lower --concurrency"
 
 
-class DataError(RdptrustError):
-    """An input file's content is not what the command reads (exit 65, sysexits EX_DATAERR)."""
+class DataError(UsageError):
+    """An input file's content is not what the command reads (a CAPI2 log, a client-state
+    document): exit 65, sysexits EX_DATAERR."""
 
     kind = "data"

@@ -126,6 +126,7 @@ def judge(
     probed: ProbeResult | None = None,
     now: dt.datetime = NOW,
     unreadable: str | None = None,
+    disallowed: frozenset[bytes] = frozenset(),
 ) -> Assessment:
     """The assessment of a host that served *served*, as the engine would make it."""
     target = Target(host, 3389)
@@ -151,6 +152,7 @@ def judge(
         warn_days=30,
         elapsed_ms=1.0,
         unreadable=unreadable,
+        disallowed=disallowed,
     )
 
 
@@ -234,6 +236,18 @@ def scenarios() -> tuple[Judged, ...]:
             ),
         ),
     ]
+    found.append(
+        _of(
+            "trusted chain, intermediate in the client's Disallowed store",
+            judge(
+                chain,
+                anchors=TRUSTED,
+                disallowed=frozenset(
+                    {CHAIN.intermediate.cert.public_bytes(serialization.Encoding.DER)}
+                ),
+            ),
+        )
+    )
     for hash_name in ("sha1", "md5"):
         weak = resign_rsa(CHAIN.leaf.cert, CHAIN.intermediate.key, hash_name)  # type: ignore[arg-type]
         found.append(_of(f"{hash_name} signature", judge([weak, *chain[1:]], anchors=TRUSTED)))

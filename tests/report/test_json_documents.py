@@ -17,6 +17,7 @@ import pytest
 from fixtures.cli import RDPTRUST, no_pins, run_rdptrust
 from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
+from fixtures.winreg import fake_winreg
 from rdptrust.report.schemas import schema_files
 
 #: Every document rdptrust prints; each is checked by a test below.
@@ -39,6 +40,7 @@ DOCUMENTS = {
     "rdptrust.ca-list/1",
     "rdptrust.lab/1",
     "rdptrust.capi2/1",
+    "rdptrust.client-state/1",
 }
 
 
@@ -61,6 +63,24 @@ async def _document(schema: str, *args: str, codes: tuple[int, ...] = (0,)) -> d
 
 def test_every_shipped_schema_is_checked_here() -> None:
     assert set(schema_files()) == DOCUMENTS
+
+
+def test_client_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written only on Windows: here through the live reader's seams (a fake registry and
+    empty stores); tests/engine/test_client_live.py fills them."""
+    from rdptrust.cli.main import main
+    from rdptrust.engine import client_live
+
+    monkeypatch.setattr(client_live, "is_windows", lambda: True)
+    monkeypatch.setattr(client_live, "winreg_module", lambda: fake_winreg({}))
+    monkeypatch.setattr(client_live, "enum_certificates", lambda name: [])
+    out = tmp_path / "state.json"
+    with pytest.raises(SystemExit) as exited:
+        main(["client-state", "--out", str(out)])
+    assert exited.value.code == 0
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["schema"] == "rdptrust.client-state/1"
+    assert_valid(document)
 
 
 async def test_probe_diagnose_check(lab_factory: LabFactory, tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from rdptrust.cli.client_state import CLIENT_STATE, CLIENT_STATE_HELP
 from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
 from rdptrust.engine import AssessOptions, assess
+from rdptrust.engine.client_state import load_client_state, options_with_client_state
 from rdptrust.errors import PkiError, RdptrustError, StoreError
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
@@ -37,6 +39,7 @@ Examples:
   rdptrust check rdp01.example.com --ca-file /etc/ssl/corp-root.pem
   rdptrust check 10.0.0.5:3390 --warn-days 21 --crit-days 7
   rdptrust check rdp01 --diagnose --max-stall 3 --root-list-url http://wsus/authrootstl.cab
+  rdptrust check rdp01 --diagnose --client-state /etc/rdptrust/pc042.json
 \b
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
 )
@@ -138,6 +141,12 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     show_default=True,
     help="With --diagnose: Windows' accumulated revocation time-out in the model.",
 )
+@click.option(
+    "--client-state",
+    "client_state_file",
+    type=CLIENT_STATE,
+    help=CLIENT_STATE_HELP.split(" [default")[0] + " (a bad file is UNKNOWN).",
+)
 def check(
     target: str,
     as_json: bool,
@@ -154,6 +163,7 @@ def check(
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
+    client_state_file: Path | None,
 ) -> None:
     """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
 
@@ -199,6 +209,12 @@ def check(
         known_hosts=store,
         warn_days=warn_days,
     )
+    if client_state_file is not None:
+        try:
+            options = options_with_client_state(options, load_client_state(client_state_file))
+        except (RdptrustError, OSError) as exc:
+            click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
+            ctx.exit(PluginState.UNKNOWN)
     try:
         observation = run(assess(parsed, options))
     except RdptrustError as exc:

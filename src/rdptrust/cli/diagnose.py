@@ -6,6 +6,12 @@ from pathlib import Path
 
 import click
 
+from rdptrust.cli.client_state import (
+    CLIENT_STATE,
+    CLIENT_STATE_HELP,
+    NO_CLIENT_STATE_HELP,
+    with_client_state,
+)
 from rdptrust.cli.common import (
     CA_DIR,
     CA_FILE,
@@ -34,11 +40,13 @@ Examples:
   rdptrust diagnose rdp01 --ca-file corp-root.pem --json
   rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
   rdptrust diagnose rdp01 --assume-from-capi2 capi2.evtx   the regime the client's log shows
+  rdptrust diagnose rdp01 --client-state pc042.json   with that client's stores and policy
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
-probe), 64 usage error (a malformed URL, a --ca-file or --known-hosts that is missing or
-unreadable), 65 an --assume-from-capi2 log that is no CAPI2 log or settles nothing.""",
+probe), 64 usage error (a malformed URL, a --ca-file, --known-hosts or --client-state
+that is missing or unreadable), 65 an --assume-from-capi2 log that is no CAPI2 log or
+settles nothing, or a --client-state file that is not a client state.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
@@ -124,6 +132,8 @@ unreadable), 65 an --assume-from-capi2 log that is no CAPI2 log or settles nothi
     show_default=True,
     help="Warn when a certificate ends within this many days.",
 )
+@click.option("--client-state", "client_state_file", type=CLIENT_STATE, help=CLIENT_STATE_HELP)
+@click.option("--no-client-state", is_flag=True, help=NO_CLIENT_STATE_HELP)
 def diagnose_cmd(
     target: str,
     as_json: bool,
@@ -140,6 +150,8 @@ def diagnose_cmd(
     capi2_file: Path | None,
     timeout: float,
     warn_days: int,
+    client_state_file: Path | None,
+    no_client_state: bool,
 ) -> None:
     """Why does Remote Desktop hang on "Securing remote connection", and what to do.
 
@@ -170,6 +182,8 @@ def diagnose_cmd(
         known_hosts=store,
         warn_days=warn_days,
     )
+    # the client's own stores and policy, when given (and on Windows by default)
+    options = with_client_state(options, client_state_file, no_client_state)
     result = run(assess(parsed, options))
     fixes = fixes_for(result)
     if as_json:

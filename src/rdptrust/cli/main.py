@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 warning, 2 critical, 3 unknown / could not probe,
 64 usage error, 65 an input file whose content is not what the command reads, 66 an
 input file that must exist does not, 70 internal error (a bug: please report it with
-``--debug``), 73 a file or folder cannot be created, 74 a local read or write failed.
+``--debug``), 73 a file or folder cannot be created, 74 a local read or write failed,
+75 this machine ran out of open files or buffer space.
 Output into a pipe whose reader has gone (``| head``) is dropped: the exit code stays
 the command's own.
 """
@@ -42,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "probe": "rdptrust.cli.probe:probe",
     "diagnose": "rdptrust.cli.diagnose:diagnose_cmd",
     "capi2": "rdptrust.cli.capi2:capi2",
+    "client-state": "rdptrust.cli.client_state:client_state",
     "policy": "rdptrust.cli.policy:policy",
     "ca": "rdptrust.cli.ca:ca",
     "trust": "rdptrust.cli.trust:trust",
@@ -124,6 +126,10 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         code = fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except click.ClickException as exc:
         code = fail(exc.format_message(), EXIT_USAGE)
+    except DataError as exc:
+        if debug:
+            raise
+        code = fail(str(exc), EXIT_DATA)
     except UsageError as exc:
         if debug:
             raise
@@ -136,10 +142,6 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         if debug:
             raise
         code = fail(str(exc), EXIT_TEMPFAIL)
-    except DataError as exc:
-        if debug:
-            raise
-        code = fail(str(exc), EXIT_DATA)
     except RdptrustError as exc:
         if debug:
             raise

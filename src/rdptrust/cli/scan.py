@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from rdptrust.cli.client_state import SCAN_CLIENT_STATE_OPTION
 from rdptrust.cli.common import (
     CA_FILE,
     CA_FILE_HELP,
@@ -29,6 +30,7 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
@@ -233,6 +235,7 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     default=None,
     help=f"With --diagnose: {KNOWN_HOSTS_HELP[0].lower()}{KNOWN_HOSTS_HELP[1:]}",
 )
+@SCAN_CLIENT_STATE_OPTION
 @click.option(
     "--jsonl",
     is_flag=True,
@@ -261,6 +264,7 @@ def scan(
     root_list_url: str | None,
     ca_files: tuple[Path, ...],
     known_hosts: Path | None,
+    client_state_file: Path | None,
     jsonl: bool,
     resume: str | None,
 ) -> None:
@@ -276,6 +280,8 @@ def scan(
         raise click.UsageError("--resume continues a scan; give no targets with it")
     if resume is None and not targets and not input_file:
         raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
+    if client_state_file is not None:
+        load_client_state(client_state_file)  # a bad file: one line, exit 65, before the scan
     try:
         inventory = _open(db)
     except StoreError as exc:
@@ -299,6 +305,7 @@ def scan(
                     root_list_url=root_list_url,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
+                    client_state=str(client_state_file.resolve()) if client_state_file else None,
                 )
                 arguments = list(targets) + (
                     ["-i", str(Path(input_file).resolve()) if input_file != "-" else "-"]

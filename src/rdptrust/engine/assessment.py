@@ -12,6 +12,7 @@ source named in the options that cannot be read raises :class:`~rdptrust.errors.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -56,6 +57,17 @@ def trust_anchors(options: AssessOptions) -> TrustAnchors:
     return load_trust_anchors(
         system=options.system_trust, ca_files=options.ca_files, ca_dirs=options.ca_dirs
     )
+
+
+def intermediates(options: AssessOptions) -> tuple[x509.Certificate, ...]:
+    """The client's intermediate CA store of *options*, read (an unreadable one: PkiError)."""
+    return _read_intermediates(options.intermediates) if options.intermediates else ()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_intermediates(ders: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+    # a scan passes the same store for every host: it is read once
+    return tuple(load_certificate(der) for der in ders)
 
 
 def known_hosts(options: AssessOptions) -> KnownHosts:
@@ -114,6 +126,7 @@ async def assess_probe(
             elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
             store_error=store_error,
             unreadable=unreadable,
+            disallowed=options.disallowed,
         )
 
     if probe.error is not None:
@@ -133,7 +146,7 @@ async def assess_probe(
         pin = check_pin(known_hosts(options), target, served[0])
     except (StoreError, PkiError) as exc:
         store_error = str(exc)
-    path = build_path(served, anchors)
+    path = build_path(served, anchors, intermediates(options))
     fetched: tuple[Fetched, ...] | None = None
     if options.diagnose:
         pinned = pin is not None and pin.status == PinStatus.MATCH

@@ -32,6 +32,11 @@ class AssessOptions:
     ``known_hosts`` is rdptrust's pinned-host store, as a loaded store or its path
     (None: the default store). ``warn_days`` is how close an end date warns; ``now``
     the moment certificates are judged against (None: the current time).
+
+    The client's own stores (:mod:`rdptrust.engine.client_state`): ``intermediates``
+    (DER of its CA store) complete paths as a local store does, ``disallowed`` (DER of
+    its Disallowed store) distrusts any chain holding one, ``proxy`` is the static HTTP
+    proxy URL its retrievals go through (WinHTTP's ``netsh winhttp set proxy``).
     """
 
     probe_timeout_s: float = 10.0
@@ -49,6 +54,9 @@ class AssessOptions:
     known_hosts: KnownHosts | Path | None = None
     warn_days: int = 30
     now: dt.datetime | None = None
+    proxy: str | None = None
+    disallowed: frozenset[bytes] = frozenset()
+    intermediates: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if self.probe_timeout_s <= 0:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rdptrust.engine.assessment import assess
+from rdptrust.engine.client_state import load_client_state, options_with_client_state
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.model.assessment import Assessment, Retrieval
@@ -25,7 +26,7 @@ from rdptrust.pki.trust import load_trust_anchors
 def assessment_options(options: ScanOptions) -> AssessOptions:
     """The assessment settings a scan with *options* uses (trust loaded once per scan)."""
     ca_files = tuple(Path(f) for f in options.ca_files)
-    return AssessOptions(
+    assess_options = AssessOptions(
         probe_timeout_s=options.timeout,
         enumerate=options.enumerate,
         standard_security=False,
@@ -39,7 +40,12 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),
         known_hosts=KnownHosts.load(Path(options.known_hosts) if options.known_hosts else None),
+        ca_files=ca_files,
     )
+    if options.client_state is None:
+        return assess_options
+    # the client's stores replace this machine's; loaded once for the whole scan
+    return options_with_client_state(assess_options, load_client_state(Path(options.client_state)))
 
 
 def _retrieval(r: Retrieval) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class ScanOptions:
     Windows time-out in the prediction), ``root_update`` whether the
     modelled client fetches the root list, ``root_list_url`` where from (None: the
     diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
-    ``known_hosts`` the pinned-host store (None: rdptrust's default).
+    ``known_hosts`` the pinned-host store (None: rdptrust's default);
+    ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
 
     concurrency: int = 200
@@ -54,6 +55,7 @@ class ScanOptions:
     root_list_url: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
+    client_state: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -98,6 +100,7 @@ class ScanOptions:
             "root_list_url": self.root_list_url,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
+            "client_state": self.client_state,
         }
 
     @classmethod

@@ -195,6 +195,14 @@ MALFORMED_CERTIFICATE = CatalogEntry(
     "reject it and its EKU and names cannot be judged",
     (FixId.REISSUE_PROPERLY,),
 )
+DISALLOWED_CERTIFICATE = CatalogEntry(
+    "disallowed-certificate",
+    Kind.CHAIN,
+    _C,
+    "in the client's Disallowed store",
+    "a certificate of the path is in the client's Untrusted Certificates (Disallowed) "
+    "store (from --client-state): Windows distrusts the chain whatever else trusts it",
+)
 # --- diagnosis --------------------------------------------------------------------------
 REVOKED = CatalogEntry(
     "revoked",
@@ -308,6 +316,7 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     WEAK_SIGNATURE,
     WEAK_KEY,
     MALFORMED_CERTIFICATE,
+    DISALLOWED_CERTIFICATE,
     REVOKED,
     REVOCATION_UNAVAILABLE,
     PREDICTED_STALL,

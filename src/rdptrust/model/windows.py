@@ -13,11 +13,20 @@ DEFAULT_ROOT_LIST_URL = (
 
 
 class RevocationRegime(enum.StrEnum):
-    """How the chain engine times revocation retrievals (the caller's flags choose)."""
+    """Which revocation time-out regime the chain engine applies (WINDOWS.md §3; the
+    caller's flags choose)."""
 
     ACCUMULATIVE = "accumulative"
     PER_URL = "per-url"
     BOTH = "both"
+
+
+class ClientProfile(enum.StrEnum):
+    """The Windows client version the model follows (WINDOWS.md §7)."""
+
+    WIN7 = "win7"
+    WIN81 = "win8.1"
+    WIN10 = "win10"
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,10 @@ class WindowsSettings:
     root_update: bool = True
     ocsp_first: bool = True
     revocation_timeouts: RevocationRegime = RevocationRegime.BOTH
+    disallowed_update: bool = True
+    ctl_due: bool = True
+    client: ClientProfile = ClientProfile.WIN10
+    root_dir_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@
         windows_revocation_timeout: 20s  # diagnose: the accumulated revocation time-out
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
+        client_state: /etc/rdptrust/pc042.json   # judge with this Windows client's stores
+                                     # and policy (rdptrust client-state); replaces
+                                     # system_trust, root_update and the windows_* time-outs
 
 Every key is optional except ``modules``. Unknown keys and wrong types are refused
 with one :class:`~rdptrust.errors.UsageError` naming the key.
@@ -31,14 +34,20 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rdptrust.engine.client_state import (
+    client_anchors,
+    load_client_state,
+    options_with_client_state,
+)
 from rdptrust.engine.options import AssessOptions
-from rdptrust.errors import PkiError, UsageError
+from rdptrust.errors import DataError, PkiError, UsageError
+from rdptrust.model.client_state import ClientState
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.trust import TrustAnchors, load_trust_anchors
 
@@ -59,6 +68,8 @@ class Module:
 
     ``known_hosts`` None reads rdptrust's default pinned-host store (of the user the
     exporter runs as); ``root_list_url`` None keeps the Windows Update URL.
+    ``client_state`` names a client-state file; ``loaded_client_state`` is what it holds,
+    read once at start by :func:`with_anchors`.
     """
 
     name: str
@@ -75,6 +86,8 @@ class Module:
     windows_revocation_timeout_s: float = 20.0
     root_update: bool = True
     root_list_url: str | None = None
+    client_state: Path | None = None
+    loaded_client_state: ClientState | None = field(default=None, compare=False, repr=False)
 
     def options(self, anchors: TrustAnchors | None, budget_s: float) -> AssessOptions:
         """Assessment options for a scrape that may take *budget_s* seconds in all.
@@ -86,7 +99,7 @@ class Module:
         shares = 1.0 + (1.0 if self.enumerate else 0.0) + (2.0 if self.diagnose else 0.0)
         per_step = max(0.1, budget_s / shares)
         fetch = min(per_step, self.fetch_timeout_s or per_step, self.windows_url_timeout_s)
-        return AssessOptions(
+        options = AssessOptions(
             probe_timeout_s=per_step,
             enumerate=self.enumerate,
             standard_security=False,
@@ -105,6 +118,9 @@ class Module:
             known_hosts=self.known_hosts,
             warn_days=self.warn_days,
         )
+        if self.loaded_client_state is None:
+            return options
+        return options_with_client_state(options, self.loaded_client_state, anchors=anchors)
 
 
 @dataclass(frozen=True)
@@ -138,14 +154,25 @@ def default_config() -> ExporterConfig:
 def with_anchors(config: ExporterConfig) -> ExporterConfig:
     """Load each module's trust anchors once (they are read at start, not per scrape)."""
     anchors: dict[str, TrustAnchors] = {}
+    modules: dict[str, Module] = {}
     for name, module in config.modules.items():
         try:
-            anchors[name] = load_trust_anchors(
-                system=module.system_trust, ca_files=list(module.ca_files)
-            )
-        except PkiError as exc:
+            if module.client_state is not None:
+                state = load_client_state(module.client_state)
+                module = replace(module, loaded_client_state=state)
+                anchors[name] = client_anchors(state, module.ca_files)
+            else:
+                anchors[name] = load_trust_anchors(
+                    system=module.system_trust, ca_files=list(module.ca_files)
+                )
+        except (PkiError, DataError) as exc:
             raise UsageError(f"module {name!r}: {exc}") from exc
-    return ExporterConfig(config.modules, config.max_concurrent_probes, config.source, anchors)
+        except OSError as exc:
+            raise UsageError(
+                f"module {name!r}: cannot read {module.client_state}: {exc.strerror or exc}"
+            ) from exc
+        modules[name] = module
+    return ExporterConfig(modules, config.max_concurrent_probes, config.source, anchors)
 
 
 def load_config(path: Path) -> ExporterConfig:
@@ -208,6 +235,7 @@ _MODULE_KEYS: dict[str, str] = {
     "windows_revocation_timeout": "windows_revocation_timeout_s",
     "root_update": "root_update",
     "root_list_url": "root_list_url",
+    "client_state": "client_state",
 }
 
 
@@ -232,6 +260,7 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "windows_revocation_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "root_update": _boolean,
         "root_list_url": _url,
+        "client_state": lambda v, w: Path(_string(v, w)),
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")

@@ -29,7 +29,7 @@ from rdptrust.model.windows import Cause, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.names import name_text
-from rdptrust.pki.problems import judge_chain
+from rdptrust.pki.problems import distrusted, judge_chain
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (
     RevocationAttempt,
@@ -99,13 +99,15 @@ def assessment(
     elapsed_ms: float,
     store_error: str | None = None,
     unreadable: str | None = None,
+    disallowed: frozenset[bytes] = frozenset(),
 ) -> Assessment:
     """The :class:`Assessment` of *target* from what was seen.
 
     *served* are the certificates the host sent, read (None when it sent none);
     *unreadable* says why the served leaf could not be read. *path* is the path built
     for them (after any AIA fetch); *pin* the pin check (None with *store_error*).
-    *fetched* are the retrievals made, None when no diagnosis ran.
+    *fetched* are the retrievals made, None when no diagnosis ran. *disallowed* is the
+    client's Disallowed store (DER): a chain holding one of them is not trusted.
     """
     moment = as_utc(now)
 
@@ -185,6 +187,7 @@ def assessment(
                 pin if pin is not None else _NO_STORE,
                 now=now,
                 warn_days=warn_days,
+                disallowed=disallowed,
             )
         )
     except PkiError as exc:
@@ -204,7 +207,10 @@ def assessment(
     findings = tuple(f for f in findings if f.code not in CHAIN_JUDGED_FINDINGS)
     pinned = pin is not None and pin.status == PinStatus.MATCH
     anchored = path.anchor is not None
-    trusted = anchored or pinned
+    # An explicitly distrusted certificate overrides the anchor and the pin; the waits
+    # are still modelled as for the path (whether the chain engine then skips its
+    # retrievals is not documented).
+    trusted = (anchored or pinned) and not distrusted(served, path, disallowed)
     retrievals: tuple[Retrieval, ...] = ()
     stall: float | None = None
     causes: tuple[Cause, ...] = ()

@@ -21,6 +21,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from rdptrust.model import catalog
 from rdptrust.model.certificate import CertificateFacts
@@ -43,8 +44,13 @@ def judge_chain(
     *,
     now: dt.datetime | None = None,
     warn_days: int = 30,
+    disallowed: frozenset[bytes] = frozenset(),
 ) -> tuple[Problem, ...]:
-    """Judge the chain *target* served, as built into *path*, against the pin check *pin*."""
+    """Judge the chain *target* served, as built into *path*, against the pin check *pin*.
+
+    *disallowed* holds the DER of the certificates the client distrusts explicitly (its
+    Disallowed store): one of them on the path, or served, is ``disallowed-certificate``.
+    """
     if not served:
         return (
             catalog.NO_CERTIFICATE.problem(
@@ -71,6 +77,9 @@ def judge_chain(
         if mismatch is not None:
             problems.append(mismatch)
     problems.extend(_eku_problems(leaf_facts))
+    problems.extend(
+        _disallowed_problems(distrusted(served, path, disallowed), facts, chain, target)
+    )
     problems.extend(_signature_problems(facts, path, pinned))
     problems.extend(_key_problems(facts))
     for index, item in enumerate(facts):
@@ -85,6 +94,43 @@ def judge_chain(
             )
     problems.sort(key=lambda p: -p.severity.rank)
     return tuple(problems)
+
+
+def distrusted(
+    served: Sequence[x509.Certificate], path: ChainPath, disallowed: frozenset[bytes]
+) -> tuple[x509.Certificate, ...]:
+    """The certificates of *path* (or *served*) whose DER is in *disallowed*, path first."""
+    if not disallowed:
+        return ()
+    found: dict[bytes, x509.Certificate] = {}
+    for cert in (*path.certificates, *served):
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der in disallowed:
+            found.setdefault(der, cert)
+    return tuple(found.values())
+
+
+def _disallowed_problems(
+    found: Sequence[x509.Certificate],
+    facts: Sequence[CertificateFacts],
+    chain: Sequence[x509.Certificate],
+    target: Target,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for cert in found:
+        index = next((i for i, c in enumerate(chain) if c == cert), None)
+        item = facts[index] if index is not None else certificate_facts(cert)
+        what = _which(index or 0, item) if index is not None else f"{item.subject!r}"
+        problems.append(
+            catalog.DISALLOWED_CERTIFICATE.problem(
+                Severity.CRITICAL,
+                f"{what} (SHA-1 {item.sha1}) is in the client's Untrusted Certificates "
+                f"store, so Windows refuses the chain of {target}: if it was put there on "
+                "purpose, give the host another certificate; if by mistake, remove it "
+                f"from the client (certutil -delstore disallowed {item.sha1})",
+            )
+        )
+    return problems
 
 
 def _pin_changed(target: Target, pin: PinCheck) -> Problem:

@@ -126,6 +126,31 @@ def load_trust_anchors(
     return TrustAnchors(tuple(certificates.values()), tuple(sources))
 
 
+def anchors_from_der(
+    certificates: Iterable[bytes], source: str, base: TrustAnchors | None = None
+) -> TrustAnchors:
+    """*base* (if any) and the DER *certificates* as trust anchors, *source* naming them.
+
+    Every certificate must decode, else PkiError naming its position: a trust store
+    handed over whole (a client's Root store) is not read by halves.
+    """
+    found: dict[bytes, x509.Certificate] = (
+        {_der(c): c for c in base.certificates} if base is not None else {}
+    )
+    sources = list(base.sources) if base is not None else []
+    count = 0
+    for index, der in enumerate(certificates):
+        try:
+            cert = load_certificate(der)
+        except PkiError as exc:
+            raise PkiError(f"{source}: certificate {index + 1} is unreadable ({exc})") from exc
+        found.setdefault(_der(cert), cert)
+        count += 1
+    if count and source not in sources:
+        sources.append(source)
+    return TrustAnchors(tuple(found.values()), tuple(sources))
+
+
 def _system_paths() -> list[Path]:
     paths = ssl.get_default_verify_paths()
     found = [
