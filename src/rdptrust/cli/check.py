@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
+from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.errors import PkiError, RdptrustError, StoreError
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -138,6 +139,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     show_default=True,
     help="With --diagnose: Windows' accumulated revocation time-out in the model.",
 )
+@windows_model_options
 def check(
     target: str,
     as_json: bool,
@@ -154,6 +156,7 @@ def check(
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
+    windows_model: WindowsModelChoice,
 ) -> None:
     """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
 
@@ -193,6 +196,7 @@ def check(
             url_timeout_s=windows_url_timeout,
             revocation_timeout_s=windows_revocation_timeout,
             root_update=root_update == "on",
+            **windows_model.settings_fields(),
         ),
         root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
         anchors=anchors,

@@ -17,6 +17,7 @@ from rdptrust.cli.common import (
     run,
     target_argument,
 )
+from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -34,6 +35,9 @@ Examples:
   rdptrust diagnose rdp01 --ca-file corp-root.pem --json
   rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
+  rdptrust diagnose rdp01 --revocation-timeouts per-url --client win7
+  rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
+  rdptrust diagnose rdp01 --ctl-due no     the clients' trust lists are fresh
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, a --ca-file or --known-hosts that is missing or
@@ -41,7 +45,7 @@ unreadable).""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.diagnosis/1)."
+    "--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.diagnosis/2)."
 )
 @click.option(
     "--ca-file",
@@ -101,6 +105,7 @@ unreadable).""",
     help="Windows' accumulated revocation time-out in the model.",
 )
 @click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
+@windows_model_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1, max=600),
@@ -130,13 +135,15 @@ def diagnose_cmd(
     crl_first: bool,
     timeout: float,
     warn_days: int,
+    windows_model: WindowsModelChoice,
 ) -> None:
     """Why does Remote Desktop hang on "Securing remote connection", and what to do.
 
     Judges the host's certificate chain the way the Windows client does, performs every
-    retrieval the client would make (root list, AIA, CRL, OCSP) in parallel and times it,
-    predicts the wait and names its causes and the exact fixes. Run it from a client's
-    network: that is where the retrievals are blocked or not.
+    retrieval the client would make (trust lists, AIA, CRL, OCSP) in parallel and times
+    it, predicts the wait of the first connection and of later ones (a range over the
+    revocation regimes) and names its causes, what each rests on, and the exact fixes.
+    Run it from a client's network: that is where the retrievals are blocked or not.
     """
     parsed = target_argument(target)
     # Trust sources and the pinned store are read before the host is probed: a file
@@ -151,6 +158,7 @@ def diagnose_cmd(
             revocation_timeout_s=windows_revocation_timeout,
             root_update=root_update == "on",
             ocsp_first=not crl_first,
+            **windows_model.settings_fields(),
         ),
         root_list_url=root_list_url,
         anchors=anchors,
