@@ -17,6 +17,7 @@ from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.model.windows import (
     Basis,
     Cause,
+    ClientProfile,
     Prediction,
     RevocationRegime,
     RuleBasis,
@@ -180,7 +181,16 @@ def predict(
     if revocation:
         for regime in modelled:
             used[f"revocation-{regime.value}"] = None
-        used["revocation-trusted-only"] = None
+    used["revocation-trusted-only"] = None
+    # the switches that removed a sync are part of what the figure rests on
+    if not settings.ctl_due:
+        used["ctl-due"] = None
+    if not settings.root_update:
+        used["method2-trusted-only"] = None
+    if not settings.disallowed_update or settings.client == ClientProfile.WIN7:
+        used["disallowed-switch"] = None
+    if settings.root_dir_url:
+        used["root-dir-url"] = None
     if any(w.purpose in CTL_PURPOSES for w in waits):
         used["ctl-due"] = None
         for purpose, rule_id in (

@@ -186,3 +186,13 @@ PIN_ASSUMPTION = "assumes Method 1 deployed on the clients (the pinned certifica
 def rule(rule_id: str) -> Rule:
     """The rule *rule_id*; KeyError for an unknown id."""
     return BY_ID[rule_id]
+
+
+def rules_markdown() -> str:
+    """The rules table as Markdown, for the README's "What rdptrust assumes" section."""
+    lines = ["| Rule | What the model does | Status | Source |", "|---|---|---|---|"]
+    for entry in RULES:
+        text = entry.text.replace("|", "/")
+        source = entry.source.replace("|", "/")
+        lines.append(f"| `{entry.id}` | {text} | {entry.status.value} | {source} |")
+    return "\n".join(lines) + "\n"
