@@ -46,9 +46,9 @@ def _lists_left(assessment: Assessment) -> str:
     if not left:
         return ""
     return (
-        f" It leaves {' and '.join(left)} (Windows 8 and later run it for trusted chains too):"
-        " with Windows Update unreachable neither Method 1 nor Method 2 removes it; the"
-        " disallowed-list switch or an internal RootDirUrl mirror does."
+        f" It leaves {' and '.join(left)}: Windows 8 and later sync the disallowed list for"
+        " trusted chains too, so with Windows Update unreachable neither Method 1 nor Method 2"
+        " removes that wait; the disallowed-list switch or an internal RootDirUrl mirror does."
     )
 
 

@@ -195,7 +195,7 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
             model = " (counted as Windows' time-out)" if r.modelled else ""
             console.print(
                 Text(
-                    f"  {r.purpose.value:<9} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
+                    f"  {r.purpose.value:<15} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
                     f"  {r.url}{extra}{model}"
                 )
             )
