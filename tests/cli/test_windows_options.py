@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-OPTIONS = ("--revocation-timeouts", "--disallowed-update", "--ctl-due", "--client", "--root-dir-url")
+OPTIONS = (
+    "--revocation-timeouts",
+    "--disallowed-update",
+    "--ctl-due",
+    "--client",
+    "--root-dir-url",
+)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
