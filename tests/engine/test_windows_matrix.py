@@ -263,6 +263,26 @@ ROWS = (
         same(3 * CTL_S),  # no revocation for an untrusted chain
     ),
     Row(
+        "trusted CA, leaf only, issuer slow over AIA",
+        "aia-untrusted-path",
+        {"cert": "ca", "omit_intermediate": "yes", "aia": f"delay:{SLOW_S}"},
+        (),
+        # the issuer is cached after the first connection (§5)
+        (SLOW_S, SLOW_S, 0.0, 0.0),
+        True,
+        fetch_timeout=SLOW_FETCH_TIMEOUT,
+    ),
+    Row(
+        "trusted CA, leaf only, AIA black-holed",
+        "aia-untrusted-path",
+        {"cert": "ca", "omit_intermediate": "yes", "aia": "blackhole"},
+        (),
+        # no issuer: the path stays untrusted (the trusted list answers quickly); the dead
+        # AIA URL costs every connection
+        same(URL_S),
+        True,
+    ),
+    Row(
         "revoked host certificate",
         "revocation-trusted-only",
         CA,
@@ -296,7 +316,10 @@ async def test_diagnose_matches_windows_md(
     row: Row, lab_factory: LabFactory, tmp_path: Path
 ) -> None:
     # Given the lab in the row's modes
-    lab = await lab_factory(**row.lab)
+    lab_options: dict[str, object] = dict(row.lab)
+    if "omit_intermediate" in lab_options:
+        lab_options["omit_intermediate"] = True
+    lab = await lab_factory(**lab_options)
     known = no_pins(tmp_path / "known_hosts.json")
     if row.pinned:
         store = KnownHosts.load(known)

@@ -95,6 +95,8 @@ class LabConfig:
     rdp_level: EncryptionLevel | None = None
     #: Each endpoint serves its own self-signed certificate (one shared key), like a fleet.
     distinct_certs: bool = False
+    #: A CA-issued host sends its leaf only: the client fetches the intermediate over AIA.
+    omit_intermediate: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -197,7 +199,11 @@ class Lab(AsyncService):
                 credentials = load_host_credentials(config.cert_file, config.key_file)
             else:
                 credentials = make_host_credentials(
-                    config.cert, computer_name=config.ntlm_computer, ca=self.ca, urls=urls
+                    config.cert,
+                    computer_name=config.ntlm_computer,
+                    ca=self.ca,
+                    urls=urls,
+                    omit_intermediate=config.omit_intermediate,
                 )
             context = self._install(credentials)
             policy = config.policy()
