@@ -137,7 +137,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     type=click.FloatRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
-    help="With --diagnose: Windows' accumulated revocation time-out in the model.",
+    help="With --diagnose: the accumulative regime's revocation budget in the model.",
 )
 @windows_model_options
 def check(

@@ -102,7 +102,8 @@ unreadable).""",
     type=click.FloatRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
-    help="Windows' accumulated revocation time-out in the model.",
+    help="The accumulative regime's revocation budget in the model (each URL gets half of "
+    "what remains).",
 )
 @click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
 @windows_model_options

@@ -105,7 +105,7 @@ def root_dir_url(url: str) -> PolicySet:
 
 
 def retrieval_timeouts(url_timeout_ms: int, revocation_timeout_ms: int) -> PolicySet:
-    """Shorten the chain engine's per-URL and accumulated revocation retrieval time-outs."""
+    """Shorten the chain engine's per-URL time-out and accumulative revocation budget."""
     return PolicySet(
         name="retrieval-timeouts",
         title="Set certificate retrieval time-outs",

@@ -18,7 +18,7 @@
                                      # by then counts as the Windows time-out); default:
                                      # the scrape's share for one round of fetches
         windows_url_timeout: 15s     # diagnose: the Windows per-URL time-out modelled
-        windows_revocation_timeout: 20s  # diagnose: the accumulated revocation time-out
+        windows_revocation_timeout: 20s  # diagnose: the accumulative revocation budget
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
         revocation_timeouts: both    # diagnose: accumulative, per-url or both (a range)

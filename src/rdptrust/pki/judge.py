@@ -221,10 +221,16 @@ def assessment(
                 Severity.CRITICAL if prediction.seconds >= STALL_CRITICAL_S else Severity.WARNING
             )
             cause = prediction.causes[0].text if prediction.causes else "retrievals"
+            first = forecast.first_connection
+            span = (
+                f"about {first.high_s:.0f} s"
+                if round(first.low_s) == round(first.high_s)
+                else f"{first.low_s:.0f}-{first.high_s:.0f} s"
+            )
             problems.append(
                 catalog.PREDICTED_STALL.problem(
                     severity,
-                    f"Remote Desktop Connection waits about {prediction.seconds:.0f} s on"
+                    f"Remote Desktop Connection waits {span} on"
                     f' "Securing remote connection": {cause}',
                 )
             )
