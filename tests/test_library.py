@@ -41,10 +41,11 @@ async def test_probe_diagnose_scan_and_fixes_on_the_lab(lab_factory: LabFactory)
     assert probe.tls is not None
     assert isinstance(result, rdptrust.Assessment)
     assert result.verdict is rdptrust.Verdict.CRITICAL
-    assert result.predicted_stall_s == 15.0
+    # WINDOWS.md §2: the trusted list, the disallowed list and pin rules, 15 s each
+    assert result.predicted_stall_s == 45.0
     assert "method1-trust-host-certificate" in {f.id for f in rdptrust.fixes_for(result)}
     assert sorted(item.target for item in seen) == sorted(lab.targets)
-    assert {item.predicted_stall_s for item in seen} == {15.0}
+    assert {item.predicted_stall_s for item in seen} == {45.0}
 
 
 async def test_a_malformed_target_is_a_usage_error() -> None:
@@ -73,5 +74,5 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("TLS: TLSv1.")
-    assert lines[1].startswith("critical 15.0 ['predicted-stall'")
+    assert lines[1].startswith("critical 45.0 ['predicted-stall'")
     assert any(line.startswith("fix: Method 1") for line in lines)

@@ -45,16 +45,25 @@ async def test_json_and_exit_codes(lab_factory: LabFactory, tmp_path: Path) -> N
     assert_valid(doc)
     assert doc["schema"] == "rdptrust.diagnosis/2"
     assert doc["verdict"] == "critical"
-    assert 14 <= doc["predicted_stall_s"] <= 16
+    # WINDOWS.md §2: three list syncs (trusted, disallowed, pin rules), 15 s each
+    assert 44 <= doc["predicted_stall_s"] <= 46
     (root,) = [r for r in doc["retrievals"] if r["purpose"] == "root_list"]
     assert root["outcome"] == "timeout"
     assert root["modelled"] is True
-    assert root["url"] == lab.root_list_url
+    # the sequence file comes first; without an answer the cabinet is not fetched
+    assert root["url"] == lab.root_list_url.replace("authrootstl.cab", "authrootseq.txt")
     assert {"code", "severity", "message"} <= set(doc["problems"][0])
     assert doc["fixes"][0]["commands"][0]["command"].startswith("rdptrust trust")
     assert doc["probe"]["certificate"]["sha256"] == lab.certificate_sha256
-    # Method 2 modelled: only the prompt is left, a warning
+    # Method 2 modelled: the disallowed list and pin rules stay
     code, out, _ = await diagnose_lab(lab, tmp_path / "k.json", "--json", "--root-update", "off")
+    assert code == 2
+    assert_valid(doc := json.loads(out))
+    assert 29 <= doc["predicted_stall_s"] <= 31
+    # with the disallowed-list switch too, only the prompt is left, a warning
+    code, out, _ = await diagnose_lab(
+        lab, tmp_path / "k.json", "--json", "--root-update", "off", "--disallowed-update", "off"
+    )
     assert code == 1
     assert_valid(doc := json.loads(out))
     assert doc["predicted_stall_s"] == 0
@@ -70,9 +79,11 @@ async def test_pinned_is_exit_0_and_readable(lab_factory: LabFactory, tmp_path: 
     # When the host is pinned (Method 1)
     code, _, err = await rdptrust("trust", str(lab.target), "--known-hosts", str(store))
     assert code == 0, err
-    # Then diagnose says pinned, no stall
-    code, out, err = await diagnose_lab(lab, store)
+    # Then diagnose says pinned, and with the disallowed-list switch (which Method 1 does
+    # not replace: WINDOWS.md §2) no stall
+    code, out, err = await diagnose_lab(lab, store, "--disallowed-update", "off")
     assert code == 0, out + err
+    assert "assumes Method 1 deployed on the clients" in out
     assert "OK" in out
     assert "pinned by rdptrust" in out
     assert "none" in out
@@ -134,12 +145,19 @@ def test_demo_tells_the_story_in_under_30_s() -> None:
     assert proc.returncode == 0, proc.stderr
     assert elapsed < 30
     out = proc.stdout
-    assert 'Predicted wait on "Securing remote connection": about 15 s' in out
+    # three black-holed list syncs (WINDOWS.md §2), each marked with what it rests on
+    wait = 'Predicted wait on "Securing remote connection": first connection about 45 s'
+    assert wait in out
     assert "root list" in out
+    assert "[assumed; every connection]" in out
     assert "Method 1" in out
     assert "Trust: trusted, pinned by rdptrust (Method 1)" in out
+    # Method 1 leaves the disallowed list and pin rules (Windows 10): 30 s
+    assert "first connection about 30 s" in out
+    assert "assumes Method 1 deployed on the clients" in out
+    assert "Not measured: CredSSP/NLA" in out
     assert 'Predicted wait on "Securing remote connection": none' in out
-    assert out.index("about 15 s") < out.index(": none")
+    assert out.index("about 45 s") < out.index("about 30 s") < out.index(": none")
 
 
 def test_demo_json() -> None:
@@ -152,7 +170,8 @@ def test_demo_json() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["before"]["predicted_stall_s"] == 15.0
+    assert doc["before"]["predicted_stall_s"] == 45.0
+    assert doc["before"]["prediction"]["later_connections"]["high_s"] == 45.0
     assert doc["before"]["verdict"] == "critical"
     assert doc["after"]["predicted_stall_s"] == 0
     assert doc["after"]["verdict"] == "ok"

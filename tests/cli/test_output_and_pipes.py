@@ -93,7 +93,8 @@ async def test_piped_diagnose_keeps_commands_and_urls_on_one_line(
     assert f"       rdptrust: {command}" in lines
     # The URL is whole on the retrieval line, with the outcome and the modelling note
     (retrieval,) = [line for line in lines if line.startswith("  root_list ")]
-    assert retrieval.endswith(f"{lab.root_list_url} (counted as Windows' time-out)")
+    sequence = lab.root_list_url.replace("authrootstl.cab", "authrootseq.txt")
+    assert retrieval.endswith(f"{sequence} (counted as Windows' time-out)")
     # And no paragraph was folded: every problem line starts with its severity
     problems = lines[lines.index("Problems:") + 1 : lines.index("", lines.index("Problems:"))]
     assert problems

@@ -390,6 +390,8 @@ async def test_scan_diagnose_from_the_command_line(tmp_path: Path, lab_factory: 
     code, out, err = await run_rdptrust(
         "scan", "--db", db, "--diagnose", "--fetch-timeout", "1", "--jsonl",
         "--root-list-url", lab.root_list_url,
+        # the trusted list only: the disallowed list has its own switch (WINDOWS.md §2)
+        "--disallowed-update", "off",
         "--known-hosts", str(no_pins(tmp_path / "known_hosts.json")),
         *map(str, lab.targets),
     )  # fmt: skip

@@ -198,9 +198,14 @@ async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
     # and the wall time stays within one URL time-out (plus the probe), not two
     probe_s = result.probe.timings.total_ms / 1000.0
     assert wall - probe_s < URL_TIMEOUT + 0.5, (wall, probe_s)
-    # while the model counts two full Windows time-outs, capped at 20 s, plus the AIA wait
+    # while the model counts two dead revocation URLs (WINDOWS.md §3: 15 + 15 s per URL,
+    # 10 + 5 s accumulative) plus the AIA wait, which later connections find cached (§5)
     assert result.revocation_capped is True
-    assert result.predicted_stall_s == pytest.approx(20.0 + AIA_DELAY, abs=1.0)
+    assert result.predicted_stall_s == pytest.approx(30.0 + AIA_DELAY, abs=1.0)
+    first = result.prediction.first_connection
+    assert first.low_s == pytest.approx(15.0 + AIA_DELAY, abs=1.0)
+    later = result.prediction.later_connections
+    assert (later.low_s, later.high_s) == (15.0, 30.0)
     assert result.verdict == "critical"
     assert "revocation-unavailable" in {p.code for p in result.problems}
 

@@ -58,7 +58,10 @@ async def test_self_signed_with_blackholed_root_list(
 ) -> None:
     lab = await lab_factory(cert="self-signed", root_list="blackhole")
     result = await assess(lab.target, options(lab, tmp_path))
-    assert result.predicted_stall_s == pytest.approx(15.0, abs=1.0)
+    # WINDOWS.md §2: the trusted list, the disallowed list and (Windows 10) the pin rules
+    # are each synced, and each black-holed fetch waits 15 s
+    assert result.predicted_stall_s == pytest.approx(45.0, abs=1.0)
+    assert result.prediction.later_connections.high_s == pytest.approx(45.0, abs=1.0)
     assert result.causes[0].purpose == Purpose.ROOT_LIST
     assert result.causes[0].modelled is True
     assert "root list" in result.causes[0].text
@@ -78,8 +81,13 @@ async def test_root_update_off_removes_the_root_list_wait(
     lab = await lab_factory(cert="self-signed", root_list="blackhole")
     off = options(lab, tmp_path, windows=WindowsSettings(root_update=False))
     result = await assess(lab.target, off)
-    assert result.predicted_stall_s < 1.0
     assert counted(result, Purpose.ROOT_LIST) == []
+    # Method 2 leaves the disallowed list and pin rules (WINDOWS.md §2): 15 + 15 s
+    assert result.predicted_stall_s == pytest.approx(30.0, abs=1.0)
+    assert {c.purpose for c in result.causes} == {Purpose.DISALLOWED_LIST, Purpose.PIN_RULES}
+    both_off = WindowsSettings(root_update=False, disallowed_update=False)
+    result = await assess(lab.target, options(lab, tmp_path, windows=both_off))
+    assert result.predicted_stall_s < 1.0
     assert "predicted-stall" not in codes(result)
     # the certificate is still untrusted: the prompt stays
     assert "self-signed-not-pinned" in codes(result)
@@ -93,11 +101,14 @@ async def test_pinned_host_is_trusted_without_stall(
     store = KnownHosts.load(tmp_path / "known_hosts.json")
     store.add(pin_from_certificate(lab.target, lab.credentials.leaf))
     store.save()
-    result = await assess(lab.target, options(lab, tmp_path))
+    # with the clients' trust lists fresh (not due), nothing is fetched
+    fresh = options(lab, tmp_path, windows=WindowsSettings(ctl_due=False))
+    result = await assess(lab.target, fresh)
     assert result.trusted is True
     assert result.predicted_stall_s == 0.0
     assert result.retrievals == ()
     assert result.verdict == "ok"
+    assert any("Method 1 deployed" in a for a in result.prediction.assumptions)
 
 
 async def test_ca_issued_and_trusted_is_ok(lab_factory: LabFactory, tmp_path: Path) -> None:
@@ -121,12 +132,18 @@ async def test_blackholed_crl_is_a_revocation_wait(lab_factory: LabFactory, tmp_
     assert "reach-revocation-urls" in {f.id for f in fixes_for(result)}
 
 
-async def test_crl_and_ocsp_blackholed_cap_at_20_s(lab_factory: LabFactory, tmp_path: Path) -> None:
+async def test_crl_and_ocsp_blackholed_give_both_regimes(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
     lab = await lab_factory(cert="ca", crl="blackhole", ocsp="blackhole")
     result = await assess(lab.target, options(lab, tmp_path, trust_ca=True))
-    assert result.predicted_stall_s == pytest.approx(20.0, abs=1.0)
+    # three dead URLs (host OCSP, host CRL, intermediate CRL), WINDOWS.md §3:
+    # per URL 3 x 15 s; accumulative 10 + 5 + 2.5 s
+    first = result.prediction.first_connection
+    assert first.high_s == pytest.approx(45.0, abs=1.0)
+    assert first.low_s == pytest.approx(17.5, abs=1.0)
     assert result.revocation_capped is True
-    assert any("accumulated" in c.text for c in result.causes)
+    assert any("accumulative" in c.text for c in result.causes)
 
 
 async def test_revoked_is_critical(lab_factory: LabFactory, tmp_path: Path) -> None:
@@ -246,8 +263,9 @@ async def test_five_blackholed_urls_run_in_parallel(
     timed_out = [r for r in result.retrievals if r.outcome.value == "timeout"]
     assert len(timed_out) == 5, result.retrievals
     assert wall < URL_TIMEOUT + 3.0
-    # and the model caps the revocation waits at 20 s
-    assert result.predicted_stall_s == pytest.approx(20.0, abs=1.0)
+    # and the model gives 5 x 15 s per URL, 10 + 5 + 2.5 + 1.25 + 0.625 s accumulative
+    assert result.predicted_stall_s == pytest.approx(75.0, abs=1.0)
+    assert result.prediction.first_connection.low_s == pytest.approx(19.375, abs=1.0)
     assert result.revocation_capped is True
 
 

@@ -36,7 +36,8 @@ async def test_the_four_ways_agree(lab_factory: LabFactory, tmp_path: Path) -> N
         diagnosis["verdict"],
         sorted(p["code"] for p in diagnosis["problems"] + diagnosis["findings"]),
     )
-    assert expected[0] == 15.0
+    # WINDOWS.md §2: trusted list, disallowed list and pin rules, 15 s per black-holed sync
+    assert expected[0] == 45.0
     assert expected[1] == "critical"
     assert "predicted-stall" in expected[2]
 

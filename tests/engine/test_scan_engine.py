@@ -333,6 +333,8 @@ async def test_diagnose_stores_verdict_stall_problems_and_retrievals(
         diagnose=True,
         url_timeout=1.0,
         root_list_url=stalling.root_list_url,
+        # only the trusted list: the disallowed list (every chain) has its own switch
+        disallowed_update=False,
         ca_files=(ca_file,),
         known_hosts=str(tmp_path / "known_hosts.json"),
     )
@@ -352,7 +354,7 @@ async def test_diagnose_stores_verdict_stall_problems_and_retrievals(
         assert {"self-signed-not-pinned", "predicted-stall"} <= {p.code for p in slow.problems}
         assert slow.retrievals is not None
         assert [(r["purpose"], r["outcome"]) for r in slow.retrievals if r["counted"]] == [
-            ("root_list", "timeout")
+            ("root_list", "timeout"),
         ]
         good = records[trusted.target]
         assert good.verdict == "ok"

@@ -293,6 +293,9 @@ async def test_diagnose_black_holed_root_list_stall_against_max_stall(
         "--diagnose",
         "--root-list-url",
         lab.root_list_url,
+        # the trusted list only: the disallowed list has its own switch (WINDOWS.md §2)
+        "--disallowed-update",
+        "off",
         "--timeout",
         "1",
         "--known-hosts",

@@ -398,6 +398,8 @@ async def test_diagnose_module_exports_the_predicted_stall_and_retrievals(
         "system_trust": False,
         "known_hosts": str(tmp_path / "kh.json"),
         "root_list_url": lab.root_list_url,
+        # the trusted list only: the disallowed list has its own switch (WINDOWS.md §2)
+        "disallowed_update": False,
     }
     config = with_anchors(parse_config({"modules": {"default": module}}))
     async with Exporter(config, port=0) as server:
@@ -411,7 +413,8 @@ async def test_diagnose_module_exports_the_predicted_stall_and_retrievals(
         samples,
         "rdptrust_retrieval_seconds",
         purpose="root_list",
-        url=lab.root_list_url,
+        # its sequence file, fetched first (WINDOWS.md §2)
+        url=lab.root_list_url.replace("authrootstl.cab", "authrootseq.txt"),
         outcome="timeout",
     )
     assert 0.5 < root_list < 3

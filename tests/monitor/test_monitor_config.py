@@ -31,6 +31,10 @@ modules:
     windows_revocation_timeout: 6
     root_update: false
     root_list_url: http://127.0.0.1:9/authrootstl.cab
+    revocation_timeouts: per-url
+    disallowed_update: false
+    ctl_due: false
+    client: win8.1
 """
 
 
@@ -56,6 +60,15 @@ def test_a_full_configuration(tmp_path: Path, ca_file: Path) -> None:
     assert (fast.windows_url_timeout_s, fast.windows_revocation_timeout_s) == (4.0, 6.0)
     assert fast.fetch_timeout_s == 3.0
     assert fast.root_list_url == "http://127.0.0.1:9/authrootstl.cab"
+    windows = fast.options(None, 10.0).windows
+    assert (windows.revocation_timeouts, windows.disallowed_update, windows.ctl_due) == (
+        "per-url",
+        False,
+        False,
+    )
+    assert windows.client == "win8.1"
+    with pytest.raises(UsageError, match=r"client: expected one of win7, win8\.1, win10"):
+        parse_config({"modules": {"a": {"client": "win11"}}})
     # The module's CA file is loaded once, at start.
     assert len(config.anchors["fast"]) == 1
     with pytest.raises(UsageError, match="unknown module 'other'"):

@@ -258,6 +258,14 @@ def scenarios() -> tuple[Judged, ...]:
             judge([self_signed], retrievals=[fetched(Purpose.ROOT_LIST, FetchOutcome.TIMEOUT)]),
         ),
         _of(
+            "trusted chain, disallowed list black-holed",
+            judge(
+                chain,
+                anchors=TRUSTED,
+                retrievals=[fetched(Purpose.DISALLOWED_LIST, FetchOutcome.TIMEOUT)],
+            ),
+        ),
+        _of(
             "self-signed, root list slow",
             judge([self_signed], retrievals=[fetched(Purpose.ROOT_LIST, elapsed_ms=3000.0)]),
         ),

@@ -6,12 +6,10 @@ import pytest
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.prediction import Wait, describe, predict
 from rdptrust.pki.windows import (
     RevocationAttempt,
-    Wait,
     counted_revocation,
-    describe,
-    predict,
     retrieval_wait,
     wants_revocation,
     wants_root_list,
@@ -70,31 +68,34 @@ def test_root_list_time_out_is_the_whole_stall_and_named() -> None:
     assert "modelled" in cause.text
 
 
-def test_revocation_waits_are_capped_by_the_accumulated_time_out() -> None:
+def test_three_dead_revocation_urls_give_a_range_over_both_regimes() -> None:
+    # WINDOWS.md §3: per URL 3 x 15 s, no cap; accumulative 10 + 5 + 2.5 s of 20 s.
     waits = [_wait(Purpose.OCSP, 15.0), _wait(Purpose.CRL, 15.0), _wait(Purpose.CRL, 15.0)]
     prediction = predict(waits, DEFAULTS)
-    assert prediction.seconds == 20.0
+    assert prediction.seconds == 45.0
+    first = prediction.prediction.first_connection
+    assert (first.low_s, first.high_s) == (17.5, 45.0)
     assert prediction.revocation_capped is True
-    assert any("accumulated time-out of 20 s" in c.text for c in prediction.causes)
-    smaller = predict(waits, WindowsSettings(revocation_timeout_s=7.0))
-    assert smaller.seconds == 7.0
+    smaller = predict(waits, WindowsSettings(revocation_timeout_s=8.0))
+    assert smaller.prediction.first_connection.low_s == 4.0 + 2.0 + 1.0
 
 
-def test_root_list_is_not_part_of_the_revocation_cap() -> None:
+def test_root_list_is_not_part_of_the_revocation_budget() -> None:
     waits = [
         _wait(Purpose.ROOT_LIST, 15.0),
         _wait(Purpose.AIA, 15.0),
         _wait(Purpose.OCSP, 15.0),
         _wait(Purpose.CRL, 15.0),
     ]
-    prediction = predict(waits, DEFAULTS)
-    assert prediction.seconds == 15.0 + 15.0 + 20.0
+    first = predict(waits, DEFAULTS).prediction.first_connection
+    assert (first.low_s, first.high_s) == (15.0 + 15.0 + 10.0 + 5.0, 15.0 + 15.0 + 30.0)
 
 
-def test_one_revocation_wait_under_the_cap_counts_in_full() -> None:
+def test_one_dead_revocation_url_is_ten_to_fifteen_seconds() -> None:
     prediction = predict([_wait(Purpose.CRL, 15.0)], DEFAULTS)
     assert prediction.seconds == 15.0
-    assert prediction.revocation_capped is False
+    assert prediction.prediction.first_connection.low_s == 10.0
+    assert prediction.revocation_capped is True
     assert prediction.causes[0].text.startswith("CRL at pki.example.test did not answer")
 
 
@@ -193,3 +194,15 @@ def test_nothing_answers_means_every_url_is_tried() -> None:
     ]
     assert counted_revocation(attempts, WindowsSettings()) == {0, 1}
     assert counted_revocation([], WindowsSettings()) == frozenset()
+
+
+def test_revocation_order_is_top_down_ocsp_first() -> None:
+    # ee619754: the chain is checked from the root down; per certificate OCSP, then CRL.
+    from rdptrust.pki.windows import revocation_order
+
+    attempts = [
+        RevocationAttempt(0, Purpose.CRL, answered=False),
+        RevocationAttempt(0, Purpose.OCSP, answered=False),
+        RevocationAttempt(1, Purpose.CRL, answered=True),
+    ]
+    assert revocation_order(attempts, DEFAULTS) == (2, 1, 0)

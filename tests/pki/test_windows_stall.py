@@ -6,14 +6,12 @@ from __future__ import annotations
 import pytest
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
-from rdptrust.model.windows import WindowsSettings
+from rdptrust.model.windows import RevocationRegime, WaitRange, WindowsSettings
+from rdptrust.pki.prediction import Wait, describe, predict
 from rdptrust.pki.windows import (
     NOTABLE_WAIT_S,
     RevocationAttempt,
-    Wait,
     counted_revocation,
-    describe,
-    predict,
     retrieval_wait,
     wants_revocation,
     wants_root_list,
@@ -164,35 +162,34 @@ def test_success_at_the_notable_threshold_is_a_cause_just_below_is_not() -> None
     assert prediction.seconds == pytest.approx(2 * NOTABLE_WAIT_S - 0.001)
 
 
-def test_two_observed_revocation_timeouts_are_capped_at_twenty() -> None:
-    # Given an OCSP responder and a CRL server that both never answer (15 s + 15 s),
+def test_two_observed_revocation_timeouts_give_fifteen_to_thirty() -> None:
+    # Given an OCSP responder and a CRL server that both never answer,
     waits = [
         observed(Purpose.OCSP, OCSP_URL, FetchOutcome.TIMEOUT, 1000.0),
         observed(Purpose.CRL, CRL_URL, FetchOutcome.TIMEOUT, 1000.0),
     ]
     # when the waits are added up,
     prediction = predict(waits, DEFAULTS)
-    # then revocation stops at the accumulated time-out of 20 s, which is a cause of its own.
-    assert prediction.seconds == 20.0
+    # then per URL it is 15 + 15 s, accumulative 10 + 5 s (WINDOWS.md §3), and each cause
+    # carries the longer figure and says the accumulative one.
+    first = prediction.prediction.first_connection
+    assert (first.low_s, first.high_s) == (15.0, 30.0)
+    assert prediction.seconds == 30.0
     assert prediction.revocation_capped is True
-    assert [c.seconds for c in prediction.causes] == [20.0, 15.0, 15.0]
-    cap = prediction.causes[0]
-    assert cap.modelled is True
-    assert cap.url == ""
-    assert "accumulated time-out of 20 s" in cap.text
-    assert {c.url for c in prediction.causes[1:]} == {OCSP_URL, CRL_URL}
+    assert [c.seconds for c in prediction.causes] == [15.0, 15.0]
+    assert "10.0 s with the accumulative time-out" in prediction.causes[0].text
+    assert {c.url for c in prediction.causes} == {OCSP_URL, CRL_URL}
 
 
-def test_revocation_exactly_at_the_cap_is_not_capped() -> None:
-    settings = WindowsSettings(url_timeout_s=10.0, revocation_timeout_s=20.0)
+def test_one_regime_chosen_gives_equal_ends() -> None:
     waits = [
-        observed(Purpose.OCSP, OCSP_URL, FetchOutcome.TIMEOUT, 500.0, settings),
-        observed(Purpose.CRL, CRL_URL, FetchOutcome.TIMEOUT, 500.0, settings),
+        observed(Purpose.OCSP, OCSP_URL, FetchOutcome.TIMEOUT, 500.0),
+        observed(Purpose.CRL, CRL_URL, FetchOutcome.TIMEOUT, 500.0),
     ]
-    prediction = predict(waits, settings)
-    assert prediction.seconds == 20.0
-    assert prediction.revocation_capped is False
-    assert not any("accumulated" in c.text for c in prediction.causes)
+    per_url = WindowsSettings(revocation_timeouts=RevocationRegime.PER_URL)
+    accumulative = WindowsSettings(revocation_timeouts=RevocationRegime.ACCUMULATIVE)
+    assert predict(waits, per_url).prediction.first_connection == WaitRange(30.0, 30.0)
+    assert predict(waits, accumulative).prediction.first_connection == WaitRange(15.0, 15.0)
 
 
 def test_root_list_and_aia_timeouts_add_up_without_a_cap() -> None:
@@ -213,11 +210,12 @@ def test_other_settings_change_every_figure() -> None:
         observed(Purpose.CRL, CRL_URL, FetchOutcome.TIMEOUT, 900.0, settings),
     ]
     prediction = predict(waits, settings)
-    assert prediction.seconds == pytest.approx(4.0 + 6.0)
+    first = prediction.prediction.first_connection
+    # per URL: 4 + 4 + 4; accumulative: 4 + min(3, 4) + min(1.5, 4) of a 6 s budget
+    assert (first.low_s, first.high_s) == (4.0 + 3.0 + 1.5, 12.0)
     assert prediction.revocation_capped is True
     texts = [c.text for c in prediction.causes]
     assert sum("about 4 s (modelled" in t for t in texts) == 3
-    assert sum("accumulated time-out of 6 s" in t for t in texts) == 1
 
 
 def test_prediction_and_causes_are_rounded_to_milliseconds() -> None:

@@ -20,6 +20,7 @@ from rdptrust.fix.advice import fixes_for
 from rdptrust.fix.method1 import bundle_stem
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.probe import ProbeResult, Timings, TlsSessionInfo
+from rdptrust.model.retrieval import Purpose
 from rdptrust.model.target import Target
 from rdptrust.model.windows import WindowsSettings
 from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
@@ -89,9 +90,14 @@ async def test_json_has_the_documented_keys(tmp_path: Path) -> None:
         "verdict",
         "fixes",
     } <= set(document)
-    (retrieval,) = document["retrievals"]
-    assert retrieval["purpose"] == "root_list"
-    assert retrieval["url"] == "http://127.0.0.1:9/authrootstl.cab"
+    # the trusted list's sequence file first (WINDOWS.md §2), then the disallowed list and
+    # pin rules, each refused, so no cabinet follows
+    purposes = [r["purpose"] for r in document["retrievals"]]
+    assert purposes == ["root_list", "disallowed_list", "pin_rules"]
+    retrieval = document["retrievals"][0]
+    assert retrieval["url"] == "http://127.0.0.1:9/authrootseq.txt"
+    assert document["prediction"]["first_connection"]["high_s"] < 1.0
+    assert "CredSSP" in document["prediction"]["not_measured"][0]
     assert retrieval["outcome"] == "refused"
     assert isinstance(retrieval["elapsed_ms"], float)
     assert retrieval["modelled"] is False
@@ -109,8 +115,8 @@ async def test_json_has_the_documented_keys(tmp_path: Path) -> None:
 
 async def test_root_update_off_makes_no_root_list_retrieval(tmp_path: Path) -> None:
     diagnosis = await _diagnosis(tmp_path, root_update=False)
-    assert diagnosis.retrievals == ()
-    assert diagnosis.predicted_stall_s == 0.0
+    assert Purpose.ROOT_LIST not in {r.purpose for r in diagnosis.retrievals}
+    assert diagnosis.predicted_stall_s < 1.0
 
 
 async def test_certificate_text_cannot_inject_markup(tmp_path: Path) -> None:

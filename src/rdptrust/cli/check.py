@@ -8,6 +8,7 @@ import click
 
 from rdptrust.cli.client_state import CLIENT_STATE, CLIENT_STATE_HELP
 from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
+from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.engine.client_state import load_client_state, options_with_client_state
 from rdptrust.errors import PkiError, RdptrustError, StoreError
@@ -139,7 +140,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     type=click.FloatRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
-    help="With --diagnose: Windows' accumulated revocation time-out in the model.",
+    help="With --diagnose: the accumulative regime's revocation budget in the model.",
 )
 @click.option(
     "--client-state",
@@ -147,6 +148,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     type=CLIENT_STATE,
     help=CLIENT_STATE_HELP.split(" [default")[0] + " (a bad file is UNKNOWN).",
 )
+@windows_model_options
 def check(
     target: str,
     as_json: bool,
@@ -164,6 +166,7 @@ def check(
     windows_url_timeout: float,
     windows_revocation_timeout: float,
     client_state_file: Path | None,
+    windows_model: WindowsModelChoice,
 ) -> None:
     """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
 
@@ -203,6 +206,7 @@ def check(
             url_timeout_s=windows_url_timeout,
             revocation_timeout_s=windows_revocation_timeout,
             root_update=root_update == "on",
+            **windows_model.settings_fields(),
         ),
         root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
         anchors=anchors,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from rdptrust.lab.runner import Lab, LabConfig
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
+from rdptrust.pki.windows import ctl_directory
 from rdptrust.report.demo import demo_document
 from rdptrust.report.diagnosis import render_diagnosis
 from rdptrust.report.jsonform import dumps
@@ -35,7 +37,7 @@ def _rule(console: Console, title: str) -> None:
 
 async def _demo(
     console: Console, fetch_timeout: float, work: Path
-) -> tuple[Assessment, Assessment]:
+) -> tuple[Assessment, Assessment, Assessment]:
     # NLA required, as on a default Windows host since Server 2012: the stall is the story
     config = LabConfig(root_list=ResponderMode.parse("blackhole"), require=SecurityProtocol.HYBRID)
     async with Lab(config) as lab:
@@ -46,8 +48,9 @@ async def _demo(
                 f"An RDP host at {target} presents Windows' default self-signed certificate"
                 f" ({lab.credentials.leaf.subject.rfc4514_string()}, SHA-256"
                 f" {lab.certificate_sha256}). The client's network black-holes the"
-                " Windows Update root list, as many firewalls and proxies do:\n"
-                f"  {lab.root_list_url}\n"
+                " Windows Update certificate trust lists (trusted roots, disallowed"
+                " certificates, pin rules), as many firewalls and proxies do:\n"
+                f"  {ctl_directory(lab.root_list_url, None)}\n"
                 f"(both run here on loopback; rdptrust stops waiting for a URL after"
                 f" {fetch_timeout:g} s and counts it as Windows' full 15 s time-out)."
             )
@@ -75,9 +78,21 @@ async def _demo(
             console.print(Text(f"  {path}"))
 
         _rule(console, "Step 3: rdptrust diagnose again")
-        after = await assess(target, options)
+        pinned = await assess(target, options)
+        render_diagnosis(pinned, console, fixes_for(pinned))
+
+        _rule(console, "Step 4: the disallowed-list switch (rdptrust policy disallowed-autoupdate)")
+        console.print(
+            Text(
+                "Windows 8 and later sync the disallowed list for trusted chains too, so"
+                " neither Method 1 nor Method 2 removes that wait while Windows Update is"
+                " unreachable: EnableDisallowedCertAutoUpdate=0 (or a RootDirUrl mirror) does."
+            )
+        )
+        switched = replace(options, windows=replace(options.windows, disallowed_update=False))
+        after = await assess(target, switched)
         render_diagnosis(after, console, fixes_for(after))
-    return before, after
+    return before, pinned, after
 
 
 @click.command(
@@ -97,14 +112,16 @@ Examples:
 def demo(fetch_timeout: float, as_json: bool) -> None:
     """See rdptrust find and fix the "Securing remote connection" stall on a built-in lab.
 
-    Starts a local RDP host with a self-signed certificate and a black-holed root list,
-    diagnoses it (about 15 s predicted wait), applies Method 1 in a temporary store, and
-    diagnoses again (no wait). Everything runs on 127.0.0.1 and is removed afterwards.
+    Starts a local RDP host with a self-signed certificate and black-holed certificate
+    trust lists, diagnoses it (about 45 s predicted wait on Windows 10), applies Method 1
+    in a temporary store and diagnoses again (the disallowed-list sync stays), then models
+    the disallowed-list switch too (no wait). Everything runs on 127.0.0.1 and is removed
+    afterwards.
     """
     console = make_console(quiet=as_json)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rdptrust-demo-") as tmp:
-        before, after = run(_demo(console, fetch_timeout, Path(tmp)))
+        before, pinned, after = run(_demo(console, fetch_timeout, Path(tmp)))
     elapsed = time.monotonic() - start
     if as_json:
         document = demo_document((before, fixes_for(before)), (after, fixes_for(after)), elapsed)
@@ -115,8 +132,9 @@ def demo(fetch_timeout: float, as_json: bool) -> None:
         Text(
             f"Before: a predicted wait of about {before.predicted_stall_s or 0:.0f} s on every"
             f" connection (verdict {before.verdict}). After pinning the host certificate"
-            f" (Method 1): {after.predicted_stall_s or 0:.0f} s (verdict {after.verdict})."
-            f" Took {elapsed:.1f} s.",
+            f" (Method 1): {pinned.predicted_stall_s or 0:.0f} s (verdict {pinned.verdict})."
+            f" With the disallowed-list switch too: {after.predicted_stall_s or 0:.0f} s"
+            f" (verdict {after.verdict}). Took {elapsed:.1f} s.",
             style="bold",
         )
     )

@@ -23,6 +23,7 @@ from rdptrust.cli.common import (
     run,
     target_argument,
 )
+from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -42,6 +43,9 @@ Examples:
   rdptrust diagnose rdp01 --assume-from-capi2 capi2.evtx   the regime the client's log shows
   rdptrust diagnose rdp01 --client-state pc042.json   with that client's stores and policy
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
+  rdptrust diagnose rdp01 --revocation-timeouts per-url --client win7
+  rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
+  rdptrust diagnose rdp01 --ctl-due no     the clients' trust lists are fresh
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, a --ca-file, --known-hosts or --client-state
@@ -50,7 +54,7 @@ settles nothing, or a --client-state file that is not a client state.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.diagnosis/1)."
+    "--json", "as_json", is_flag=True, help="Print one JSON object (rdptrust.diagnosis/2)."
 )
 @click.option(
     "--ca-file",
@@ -107,9 +111,11 @@ settles nothing, or a --client-state file that is not a client state.""",
     type=click.FloatRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
-    help="Windows' accumulated revocation time-out in the model.",
+    help="The accumulative regime's revocation budget in the model (each URL gets half of "
+    "what remains).",
 )
 @click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
+@windows_model_options
 @click.option(
     "--assume-from-capi2",
     "capi2_file",
@@ -152,13 +158,15 @@ def diagnose_cmd(
     warn_days: int,
     client_state_file: Path | None,
     no_client_state: bool,
+    windows_model: WindowsModelChoice,
 ) -> None:
     """Why does Remote Desktop hang on "Securing remote connection", and what to do.
 
     Judges the host's certificate chain the way the Windows client does, performs every
-    retrieval the client would make (root list, AIA, CRL, OCSP) in parallel and times it,
-    predicts the wait and names its causes and the exact fixes. Run it from a client's
-    network: that is where the retrievals are blocked or not.
+    retrieval the client would make (trust lists, AIA, CRL, OCSP) in parallel and times
+    it, predicts the wait of the first connection and of later ones (a range over the
+    revocation regimes) and names its causes, what each rests on, and the exact fixes.
+    Run it from a client's network: that is where the retrievals are blocked or not.
     """
     parsed = target_argument(target)
     # Trust sources and the pinned store are read before the host is probed: a file
@@ -170,6 +178,7 @@ def diagnose_cmd(
         revocation_timeout_s=windows_revocation_timeout,
         root_update=root_update == "on",
         ocsp_first=not crl_first,
+        **windows_model.settings_fields(),
     )
     if capi2_file is not None:
         windows = _assume_from_capi2(capi2_file, windows, quiet=as_json)

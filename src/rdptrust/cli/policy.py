@@ -12,9 +12,13 @@ from rdptrust.cli.common import EXIT_OK, console
 from rdptrust.errors import RemoteProtocolError, UsageError
 from rdptrust.fix.policy import (
     PolicySet,
+    disallowed_autoupdate,
     retrieval_timeouts,
     root_autoupdate,
     write_policy_artifacts,
+)
+from rdptrust.fix.policy import (
+    root_dir_url as root_dir_url_policy,
 )
 from rdptrust.fix.registry_pol import parse_registry_pol, type_name
 from rdptrust.report.jsonform import dumps
@@ -28,6 +32,8 @@ MAX_POL_FILE = 16 * 1024 * 1024
 Examples:
   rdptrust policy root-autoupdate --disable --out gpo/
   rdptrust policy retrieval-timeouts --url-timeout-ms 3000 --revocation-timeout-ms 5000 --out t/
+  rdptrust policy disallowed-autoupdate --disable --out gpo-disallowed/
+  rdptrust policy root-dir-url http://pki.example.internal/ctl/ --out gpo-mirror/
   rdptrust policy show gpo/Registry.pol --json""",
 )
 def policy() -> None:
@@ -103,6 +109,59 @@ def retrieval_timeouts_cmd(
 ) -> None:
     """Shorter chain-engine retrieval time-outs, for sites that keep root update on."""
     _write(retrieval_timeouts(url_timeout_ms, revocation_timeout_ms), out, as_json)
+
+
+@policy.command(
+    "disallowed-autoupdate",
+    epilog="""\b
+Examples:
+  rdptrust policy disallowed-autoupdate --disable --out gpo-disallowed/
+  rdptrust policy disallowed-autoupdate --enable --out gpo-undo/""",
+)
+@click.option("--disable", is_flag=True, help="Turn the disallowed list and pin rules update off.")
+@click.option("--enable", is_flag=True, help="Turn it back on (the reverse).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def disallowed_autoupdate_cmd(disable: bool, enable: bool, out: Path, as_json: bool) -> None:
+    """Registry.pol, .reg and PowerShell that set EnableDisallowedCertAutoUpdate.
+
+    Windows 8.1 and later sync disallowedcertstl.cab (and pin rules on Windows 10) for
+    trusted chains too; Method 2 leaves that sync, this switch removes it.
+    """
+    if disable == enable:
+        raise click.UsageError(
+            "give --disable or --enable, not both" if disable else "say --disable or --enable"
+        )
+    _write(disallowed_autoupdate(disable=disable), out, as_json)
+
+
+@policy.command(
+    "root-dir-url",
+    epilog="""\b
+Examples:
+  rdptrust policy root-dir-url http://pki.example.internal/ctl/ --out gpo-mirror/
+  rdptrust policy root-dir-url file://fileserver/ctl --out gpo-mirror/""",
+)
+@click.argument("url")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def root_dir_url_cmd(url: str, out: Path, as_json: bool) -> None:
+    """Registry.pol, .reg and PowerShell that set RootDirUrl (an internal list mirror)."""
+    try:
+        policy_set = root_dir_url_policy(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from exc
+    _write(policy_set, out, as_json)
 
 
 @policy.command("show")

@@ -30,6 +30,7 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
@@ -222,6 +223,7 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     default=None,
     help="With --diagnose: where the root list is fetched [default: the Windows Update URL].",
 )
+@windows_model_options
 @click.option(
     "--ca-file",
     "ca_files",
@@ -267,6 +269,7 @@ def scan(
     client_state_file: Path | None,
     jsonl: bool,
     resume: str | None,
+    windows_model: WindowsModelChoice,
 ) -> None:
     """Probe many RDP hosts at once and keep the results in the inventory.
 
@@ -303,6 +306,11 @@ def scan(
                     url_timeout=fetch_timeout,
                     root_update=root_update == "on",
                     root_list_url=root_list_url,
+                    revocation_timeouts=windows_model.revocation_timeouts.value,
+                    disallowed_update=windows_model.disallowed_update,
+                    ctl_due=windows_model.ctl_due,
+                    client=windows_model.client.value,
+                    root_dir_url=windows_model.root_dir_url,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
                     client_state=str(client_state_file.resolve()) if client_state_file else None,

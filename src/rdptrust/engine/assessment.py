@@ -12,6 +12,7 @@ source named in the options that cannot be read raises :class:`~rdptrust.errors.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from rdptrust.engine.ctl import sync_lists
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
 from rdptrust.errors import LocalResourceError, PkiError, StoreError
@@ -32,7 +34,7 @@ from rdptrust.pki.facts import load_certificate
 from rdptrust.pki.judge import assessment
 from rdptrust.pki.pinning import KnownHosts, check_pin
 from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path, load_trust_anchors
-from rdptrust.pki.windows import wants_root_list
+from rdptrust.pki.windows import ctl_directory, ctl_syncs
 
 #: How a probe is made; the default probes the network (tests and the exporter inject).
 Prober = Callable[[Target, AssessOptions], Awaitable[ProbeResult]]
@@ -150,21 +152,23 @@ async def assess_probe(
     fetched: tuple[Fetched, ...] | None = None
     if options.diagnose:
         pinned = pin is not None and pin.status == PinStatus.MATCH
-        wants_list = wants_root_list(
-            anchored=path.anchor is not None, pinned=pinned, settings=options.windows
-        )
-        run = await make_retrievals(
-            served,
-            path,
-            anchors,
-            RetrievalPlan(
-                root_list_url=options.root_list_url if wants_list else None,
-                fetch_timeout_s=options.fetch_timeout_s,
-                now=options.now,
+        lists = ctl_syncs(anchored=path.anchor is not None, pinned=pinned, settings=options.windows)
+        directory = ctl_directory(options.root_list_url, options.windows.root_dir_url)
+        synced, run = await asyncio.gather(
+            sync_lists(lists, directory, timeout=options.fetch_timeout_s),
+            make_retrievals(
+                served,
+                path,
+                anchors,
+                RetrievalPlan(
+                    root_list_url=None,
+                    fetch_timeout_s=options.fetch_timeout_s,
+                    now=options.now,
+                ),
+                pinned=pinned,
             ),
-            pinned=pinned,
         )
-        fetched, path = run.fetched, run.path
+        fetched, path = (*synced, *run.fetched), run.path
         local = next((f for f in fetched if f.result.outcome == FetchOutcome.LOCAL_ERROR), None)
         if local is not None:
             # A retrieval this machine could not make says nothing about the host.

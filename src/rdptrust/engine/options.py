@@ -25,7 +25,9 @@ class AssessOptions:
     observation window); a URL that gives no answer within it counts as Windows' full
     per-URL time-out, which is ``windows.url_timeout_s`` (the modelled client, with
     its revocation time-out, root update switch and revocation order).
-    ``root_list_url`` is where the modelled client fetches the trusted-root list.
+    ``root_list_url`` is where the modelled client fetches the trusted-root list; its
+    folder is where every certificate trust list is fetched from (sequence files,
+    disallowed list, pin rules), unless ``windows.root_dir_url`` names a mirror.
 
     Trust: ``anchors``, when given, are used as they are (a fleet loads them once);
     otherwise they are read from ``system_trust``, ``ca_files`` and ``ca_dirs``.

@@ -153,8 +153,9 @@ async def make_retrievals(
 ) -> RetrievalRun:
     """Fetch what the client would fetch for *path* (see the module docstring).
 
-    With *pinned* (Method 1 deployed) neither AIA nor revocation is fetched for the
-    pinned leaf; ``plan.root_list_url`` None skips the root list.
+    With *pinned* (Method 1 deployed) AIA is not fetched for the pinned leaf; its
+    revocation is, as for a Root store anchor. ``plan.root_list_url`` None skips the
+    root list (the certificate trust lists are :mod:`rdptrust.engine.ctl`'s).
     """
     fetched: list[Fetched] = []
     timeout = plan.fetch_timeout_s
@@ -196,10 +197,10 @@ async def make_retrievals(
             jobs.extend(aia(u) for u in path.missing_issuer_urls if u.lower().startswith(_SCHEMES))
         checked: set[bytes] = set()
         start = time.monotonic()
-        if not pinned:
-            for index, cert, issuer in revocation_plan(path):
-                checked.add(cert.tbs_certificate_bytes)
-                jobs.append(_revocation(client, cert, issuer, index, timeout, now))
+        # a pinned chain is judged as a Root store anchor: revocation is checked too
+        for index, cert, issuer in revocation_plan(path):
+            checked.add(cert.tbs_certificate_bytes)
+            jobs.append(_revocation(client, cert, issuer, index, timeout, now))
         for batch in await asyncio.gather(*jobs):
             fetched.extend(batch)
 

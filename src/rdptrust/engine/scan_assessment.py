@@ -18,7 +18,12 @@ from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.model.assessment import Assessment, Retrieval
 from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
-from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.model.windows import (
+    DEFAULT_ROOT_LIST_URL,
+    ClientProfile,
+    RevocationRegime,
+    WindowsSettings,
+)
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
 
@@ -35,7 +40,14 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
         diagnose=options.diagnose,
         fetch_timeout_s=options.url_timeout,
         # The model keeps Windows' own time-outs; url_timeout is only how long we wait.
-        windows=WindowsSettings(root_update=options.root_update),
+        windows=WindowsSettings(
+            root_update=options.root_update,
+            revocation_timeouts=RevocationRegime(options.revocation_timeouts),
+            disallowed_update=options.disallowed_update,
+            ctl_due=options.ctl_due,
+            client=ClientProfile(options.client),
+            root_dir_url=options.root_dir_url,
+        ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),

@@ -39,8 +39,10 @@ class ScanOptions:
     is then how long each retrieval may take (one that does not answer counts as the
     Windows time-out in the prediction), ``root_update`` whether the
     modelled client fetches the root list, ``root_list_url`` where from (None: the
-    diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
-    ``known_hosts`` the pinned-host store (None: rdptrust's default);
+    diagnosis' default, the Windows Update URL), ``revocation_timeouts``,
+    ``disallowed_update``, ``ctl_due``, ``client`` and ``root_dir_url`` the modelled
+    client's (:class:`~rdptrust.model.windows.WindowsSettings`), ``ca_files`` extra
+    trusted CAs, ``known_hosts`` the pinned-host store (None: rdptrust's default) and
     ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
 
@@ -53,6 +55,11 @@ class ScanOptions:
     url_timeout: float = 15.0
     root_update: bool = True
     root_list_url: str | None = None
+    revocation_timeouts: str = "both"
+    disallowed_update: bool = True
+    ctl_due: bool = True
+    client: str = "win10"
+    root_dir_url: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
     client_state: str | None = None
@@ -98,6 +105,11 @@ class ScanOptions:
             "url_timeout": self.url_timeout,
             "root_update": self.root_update,
             "root_list_url": self.root_list_url,
+            "revocation_timeouts": self.revocation_timeouts,
+            "disallowed_update": self.disallowed_update,
+            "ctl_due": self.ctl_due,
+            "client": self.client,
+            "root_dir_url": self.root_dir_url,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
             "client_state": self.client_state,

@@ -20,6 +20,36 @@ from rdptrust.model import catalog
 from rdptrust.model.assessment import Assessment, Fix, FixCommand
 from rdptrust.model.catalog import FixId
 from rdptrust.model.retrieval import Purpose, RevocationStatus
+from rdptrust.model.windows import ClientProfile
+
+#: KB 4560600: roots deployed by Group Policy might intermittently appear untrusted.
+GPO_ROOTS_CAVEAT = (
+    " KB 4560600: roots deployed by Group Policy might intermittently appear as untrusted"
+    " (Remote Desktop is listed); at scale prefer certutil -addstore Root or a Group Policy"
+    " Preferences registry item."
+)
+
+
+def _lists_left(assessment: Assessment) -> str:
+    """What a Method leaves on the client modelled: the disallowed-list (and pin-rule) sync."""
+    if assessment.settings.client == ClientProfile.WIN7:
+        return ""
+    waited = {c.purpose for c in assessment.causes}
+    left = [
+        name
+        for purpose, name in (
+            (Purpose.DISALLOWED_LIST, "the disallowed-list sync"),
+            (Purpose.PIN_RULES, "the pin-rules sync"),
+        )
+        if purpose in waited
+    ]
+    if not left:
+        return ""
+    return (
+        f" It leaves {' and '.join(left)}: Windows 8 and later sync the disallowed list for"
+        " trusted chains too, so with Windows Update unreachable neither Method 1 nor Method 2"
+        " removes that wait; the disallowed-list switch or an internal RootDirUrl mirror does."
+    )
 
 
 def _shell(text: str) -> str:
@@ -88,8 +118,12 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                         f"certutil -addstore -f Root {stem}.cer",
                     ),
                 ),
-                "Windows recreates a self-signed RDP certificate every six months:"
-                " Method 1 must then be repeated; the CA-issued certificate lasts.",
+                "Removes the certificate prompt and the trusted-root list sync (the chain is then"
+                " trusted; revocation is checked only if the certificate has URLs)."
+                + _lists_left(assessment)
+                + " Windows recreates a self-signed RDP certificate every six months:"
+                " Method 1 must then be repeated; the CA-issued certificate lasts."
+                + GPO_ROOTS_CAVEAT,
             )
         )
     if not leaf.self_signed and removes(FixId.TRUST_ISSUING_CA):
@@ -100,8 +134,8 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 f"Make the clients trust {name}",
                 removes(FixId.TRUST_ISSUING_CA),
                 (FixCommand("windows client", "certutil -addstore -f Root root-ca.cer"),),
-                "Deploy the CA certificate by Group Policy (Public Key Policies >"
-                " Trusted Root Certification Authorities) for all clients at once.",
+                "Deploy the CA certificate to all clients at once (Group Policy: Public Key"
+                " Policies > Trusted Root Certification Authorities)." + GPO_ROOTS_CAVEAT,
             )
         )
     if removes(FixId.METHOD2_DISABLE_ROOT_UPDATE):
@@ -124,7 +158,52 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                         '\\AuthRoot" /v DisableRootAutoUpdate /t REG_DWORD /d 1 /f',
                     ),
                 ),
-                "Removes the root-list wait only; the certificate prompt stays.",
+                "Removes the trusted-root list sync (authrootseq.txt, authrootstl.cab) only;"
+                " the certificate prompt stays."
+                + (
+                    " On Windows 7 this is the whole fix: the disallowed list follows the same"
+                    " switch."
+                    if assessment.settings.client == ClientProfile.WIN7
+                    else _lists_left(assessment)
+                    or " On Windows 8.1 and later the disallowed-list sync stays (its own switch)."
+                ),
+            )
+        )
+    if removes(FixId.DISALLOWED_AUTOUPDATE_OFF):
+        fixes.append(
+            Fix(
+                FixId.DISALLOWED_AUTOUPDATE_OFF,
+                "Turn off the disallowed-list and pin-rules update on the clients",
+                removes(FixId.DISALLOWED_AUTOUPDATE_OFF),
+                (
+                    FixCommand(
+                        "rdptrust", "rdptrust policy disallowed-autoupdate --disable --out gpo"
+                    ),
+                    FixCommand(
+                        "windows client",
+                        'reg add "HKLM\\SOFTWARE\\Policies\\Microsoft\\SystemCertificates'
+                        '\\AuthRoot" /v EnableDisallowedCertAutoUpdate /t REG_DWORD /d 0 /f',
+                    ),
+                ),
+                "Removes the disallowed-list and pin-rules syncs (Windows 8.1 and later); the"
+                " clients then stop learning certificates Microsoft distrusts.",
+            )
+        )
+    if removes(FixId.ROOT_DIR_URL_MIRROR):
+        fixes.append(
+            Fix(
+                FixId.ROOT_DIR_URL_MIRROR,
+                "Serve the certificate trust lists from an internal mirror (RootDirUrl)",
+                removes(FixId.ROOT_DIR_URL_MIRROR),
+                (
+                    FixCommand("windows host", "certutil -syncWithWU \\\\fileserver\\ctl"),
+                    FixCommand(
+                        "rdptrust",
+                        "rdptrust policy root-dir-url http://YOUR-MIRROR/ctl/ --out gpo-mirror",
+                    ),
+                ),
+                "Removes every list sync's wait (trusted, disallowed, pin rules) while the"
+                " clients keep their updates; the mirror must be kept current.",
             )
         )
     if leaf.self_signed and removes(FixId.CA_ISSUED_HOST_CERTIFICATE):

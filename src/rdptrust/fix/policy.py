@@ -62,15 +62,59 @@ def root_autoupdate(disable: bool) -> PolicySet:
     )
 
 
+def disallowed_autoupdate(disable: bool) -> PolicySet:
+    """Turn the untrusted (disallowed) list's and pin rules' sync off or back on."""
+    value = 0 if disable else 1
+    return PolicySet(
+        name=f"disallowed-autoupdate-{'disable' if disable else 'enable'}",
+        title=f"Turn {'off' if disable else 'on'} the disallowed certificate list update",
+        description=(
+            "With EnableDisallowedCertAutoUpdate=0 Windows 8.1 / Server 2012 R2 and later no"
+            " longer download disallowedcertstl.cab and pinrulesstl.cab from Windows Update;"
+            " those downloads run for trusted chains too, so Method 2 (DisableRootAutoUpdate)"
+            " alone leaves them. On Windows 7 the value has no effect: Method 2 is the switch."
+            if disable
+            else "EnableDisallowedCertAutoUpdate=1 lets Windows download the disallowed list."
+        ),
+        entries=(PolicyEntry.dword(AUTHROOT_POLICY_KEY, "EnableDisallowedCertAutoUpdate", value),),
+        caveat=(
+            "Windows then no longer learns certificates Microsoft distrusts; prefer an internal"
+            " mirror (rdptrust policy root-dir-url) where the clients cannot reach Windows Update."
+            if disable
+            else ""
+        ),
+    )
+
+
+def root_dir_url(url: str) -> PolicySet:
+    """Point the trusted and untrusted lists at an internal mirror (RootDirUrl)."""
+    if not url.lower().startswith(("http://", "file://")) or any(c in url for c in "\r\n\0"):
+        raise ValueError("RootDirUrl must be an http:// or file:// URL on one line")
+    return PolicySet(
+        name="root-dir-url",
+        title="Fetch the certificate trust lists from an internal mirror",
+        description=(
+            f"RootDirUrl={url} makes Windows fetch authrootseq.txt, authrootstl.cab,"
+            " disallowedcertstl.cab and pinrulesstl.cab there instead of Windows Update, so a"
+            " client that cannot reach Windows Update stops waiting for them. Fill the mirror"
+            " with 'certutil -syncWithWU DIR' on a machine that can."
+        ),
+        entries=(PolicyEntry.string(AUTHROOT_POLICY_KEY, "RootDirUrl", url),),
+        caveat="Keep the mirror current (a scheduled certutil -syncWithWU), or the lists age.",
+    )
+
+
 def retrieval_timeouts(url_timeout_ms: int, revocation_timeout_ms: int) -> PolicySet:
-    """Shorten the chain engine's per-URL and accumulated revocation retrieval time-outs."""
+    """Shorten the chain engine's per-URL time-out and accumulative revocation budget."""
     return PolicySet(
         name="retrieval-timeouts",
         title="Set certificate retrieval time-outs",
         description=(
             f"ChainUrlRetrievalTimeoutMilliseconds={url_timeout_ms} caps each URL the chain"
-            f" engine fetches (default 15000); ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds"
-            f"={revocation_timeout_ms} caps all revocation fetches of one chain (default 20000)."
+            f" engine fetches (default 15000; without the accumulative flag revocation waits"
+            f" this long per URL, no cap); ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds"
+            f"={revocation_timeout_ms} is the budget of the accumulative regime, each URL"
+            f" getting half of what remains (default 20000)."
         ),
         entries=(
             PolicyEntry.dword(

@@ -104,6 +104,8 @@ class LabConfig:
     #: Which TLS server the endpoints run: ``stapled`` staples the lab OCSP responder's
     #: answer (a CA-issued certificate), ``legacy`` is a TLS 1.0 host before RFC 5746.
     tls_mode: TlsMode = TlsMode.STANDARD
+    #: A CA-issued host sends its leaf only: the client fetches the intermediate over AIA.
+    omit_intermediate: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -211,7 +213,11 @@ class Lab(AsyncService):
                 credentials = load_host_credentials(config.cert_file, config.key_file)
             else:
                 credentials = make_host_credentials(
-                    config.cert, computer_name=config.ntlm_computer, ca=self.ca, urls=urls
+                    config.cert,
+                    computer_name=config.ntlm_computer,
+                    ca=self.ca,
+                    urls=urls,
+                    omit_intermediate=config.omit_intermediate,
                 )
             context = self._install(credentials)
             policy = config.policy()

@@ -18,7 +18,7 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.retrieval import FetchOutcome, Purpose, RevocationStatus
 from rdptrust.model.target import Target
-from rdptrust.model.windows import Cause, WindowsSettings
+from rdptrust.model.windows import NO_PREDICTION, Cause, Prediction, WindowsSettings
 
 
 class Verdict(enum.StrEnum):
@@ -116,6 +116,10 @@ class Assessment:
     ``settings`` is the Windows client modelled and ``fetch_timeout_s`` how long each
     retrieval was given here (one that did not answer within it counts as Windows'
     full time-out). ``now`` is the moment the certificates were judged against.
+    ``prediction`` holds the first and later connections' waits as ranges over the
+    revocation regimes, the rules they rest on, the assumptions and what is not
+    measured (``NO_PREDICTION`` without a diagnosis); ``predicted_stall_s`` is its
+    first connection's high end.
     """
 
     target: Target
@@ -138,6 +142,7 @@ class Assessment:
     now: dt.datetime
     elapsed_ms: float
     store_error: str | None = None
+    prediction: Prediction = NO_PREDICTION
 
     @property
     def leaf(self) -> CertificateFacts | None:

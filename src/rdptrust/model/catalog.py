@@ -43,6 +43,8 @@ class FixId(enum.StrEnum):
     REACH_REVOCATION_URLS = "reach-revocation-urls"
     RENEW_HOST_CERTIFICATE = "renew-host-certificate"
     REISSUE_PROPERLY = "reissue-properly"
+    DISALLOWED_AUTOUPDATE_OFF = "disallowed-autoupdate-off"
+    ROOT_DIR_URL_MIRROR = "root-dir-url-mirror"
 
 
 class UnknownProblemCode(KeyError):
@@ -230,7 +232,10 @@ STALL_FIXES: Mapping[Purpose, tuple[FixId, ...]] = MappingProxyType(
             FixId.TRUST_ISSUING_CA,
             FixId.METHOD2_DISABLE_ROOT_UPDATE,
             FixId.CA_ISSUED_HOST_CERTIFICATE,
+            FixId.ROOT_DIR_URL_MIRROR,
         ),
+        Purpose.DISALLOWED_LIST: (FixId.DISALLOWED_AUTOUPDATE_OFF, FixId.ROOT_DIR_URL_MIRROR),
+        Purpose.PIN_RULES: (FixId.DISALLOWED_AUTOUPDATE_OFF, FixId.ROOT_DIR_URL_MIRROR),
         Purpose.AIA: (FixId.SEND_FULL_CHAIN,),
         Purpose.CRL: (FixId.REACH_REVOCATION_URLS,),
         Purpose.OCSP: (FixId.REACH_REVOCATION_URLS,),
@@ -242,7 +247,8 @@ PREDICTED_STALL = CatalogEntry(
     _WC,
     "predicted stall",
     'the client is predicted to wait 2 s or more (critical from 10 s) on "Securing '
-    'remote connection"; the fixes follow its causes (root list, AIA, CRL/OCSP)',
+    'remote connection"; the fixes follow its causes (certificate trust lists, AIA,'
+    " CRL/OCSP)",
     tuple(dict.fromkeys(f for fixes in STALL_FIXES.values() for f in fixes)),
 )
 # --- findings ---------------------------------------------------------------------------

@@ -54,7 +54,13 @@ class RevocationCheck:
 
 
 class Purpose(enum.StrEnum):
+    """What a retrieval is for: the trusted list (``authrootseq.txt``, ``authrootstl.cab``),
+    the untrusted list (``disallowedcertseq.txt``, ``disallowedcertstl.cab``), pin rules
+    (``pinrulesstl.cab``), an issuer over AIA, a CRL or an OCSP answer."""
+
     ROOT_LIST = "root_list"
+    DISALLOWED_LIST = "disallowed_list"
+    PIN_RULES = "pin_rules"
     AIA = "aia"
     CRL = "crl"
     OCSP = "ocsp"

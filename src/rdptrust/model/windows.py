@@ -1,4 +1,7 @@
-"""The modelled Windows client's settings, and one reason it waits."""
+"""The modelled Windows client's settings, one reason it waits, and the prediction.
+
+The rules behind every figure are listed in :mod:`rdptrust.pki.rules` (WINDOWS.md).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,20 @@ from dataclasses import dataclass
 
 from rdptrust.model.retrieval import Purpose
 
-DEFAULT_ROOT_LIST_URL = (
-    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/authrootstl.cab"
+#: Where Windows Update serves the certificate trust lists (WINDOWS.md §2).
+DEFAULT_CTL_DIRECTORY_URL = (
+    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/"
 )
+DEFAULT_ROOT_LIST_URL = DEFAULT_CTL_DIRECTORY_URL + "authrootstl.cab"
 
 
 class RevocationRegime(enum.StrEnum):
-    """Which revocation time-out regime the chain engine applies (WINDOWS.md §3; the
-    caller's flags choose)."""
+    """Which revocation time-out regime the chain engine runs (WINDOWS.md §3).
+
+    ``accumulative``: ``CERT_CHAIN_REVOCATION_ACCUMULATIVE_TIMEOUT`` (half the remaining
+    20 s budget per URL); ``per-url``: 15 s per URL without a cap; ``both``: the
+    prediction is a range over the two (which flags mstsc passes is not documented).
+    """
 
     ACCUMULATIVE = "accumulative"
     PER_URL = "per-url"
@@ -22,16 +31,32 @@ class RevocationRegime(enum.StrEnum):
 
 
 class ClientProfile(enum.StrEnum):
-    """The Windows client version the model follows (WINDOWS.md §7)."""
+    """The Windows client version modelled (WINDOWS.md §7 and §2)."""
 
     WIN7 = "win7"
     WIN81 = "win8.1"
     WIN10 = "win10"
 
 
+class Basis(enum.StrEnum):
+    """What a modelled second rests on."""
+
+    DOCUMENTED = "documented"
+    OBSERVED = "observed"
+    ASSUMED = "assumed"
+
+
 @dataclass(frozen=True)
 class WindowsSettings:
-    """The client's chain-engine settings the model uses (all settable by flags)."""
+    """The client's chain-engine settings the model uses (all settable by flags).
+
+    ``url_timeout_s`` is ChainUrlRetrievalTimeoutMilliseconds, ``revocation_timeout_s``
+    ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds (the accumulative budget).
+    ``root_update`` is the trusted list's switch (off: Method 2), ``disallowed_update``
+    the untrusted list's and pin rules' (EnableDisallowedCertAutoUpdate), ``ctl_due``
+    whether the cached lists are due for a sync, ``root_dir_url`` an internal mirror
+    (RootDirUrl; None: Windows Update).
+    """
 
     url_timeout_s: float = 15.0
     revocation_timeout_s: float = 20.0
@@ -46,10 +71,51 @@ class WindowsSettings:
 
 @dataclass(frozen=True)
 class Cause:
-    """One reason for waiting: which retrieval, how many seconds, and why, in words."""
+    """One reason for waiting: which retrieval, how many seconds, and why, in words.
+
+    ``seconds`` is the wait of the first connection in the longer regime; ``rule`` the
+    rule id of :mod:`rdptrust.pki.rules` it follows and ``basis`` what it rests on;
+    ``later`` whether later connections pay it again.
+    """
 
     purpose: Purpose
     url: str
     seconds: float
     modelled: bool
     text: str
+    rule: str = ""
+    basis: Basis = Basis.OBSERVED
+    later: bool = True
+
+
+@dataclass(frozen=True)
+class WaitRange:
+    """A predicted wait over the modelled revocation regimes; equal ends for one regime."""
+
+    low_s: float
+    high_s: float
+
+
+@dataclass(frozen=True)
+class RuleBasis:
+    """One rule a prediction used: its id, what it rests on, and its source."""
+
+    rule: str
+    status: Basis
+    source: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """How long the client sits on "Securing remote connection": the first connection and
+    each later one, the rules used, what is assumed, and what is not measured."""
+
+    first_connection: WaitRange
+    later_connections: WaitRange
+    basis: tuple[RuleBasis, ...]
+    assumptions: tuple[str, ...]
+    not_measured: tuple[str, ...]
+    regimes: str
+
+
+NO_PREDICTION = Prediction(WaitRange(0.0, 0.0), WaitRange(0.0, 0.0), (), (), (), "")

@@ -18,12 +18,16 @@
                                      # by then counts as the Windows time-out); default:
                                      # the scrape's share for one round of fetches
         windows_url_timeout: 15s     # diagnose: the Windows per-URL time-out modelled
-        windows_revocation_timeout: 20s  # diagnose: the accumulated revocation time-out
+        windows_revocation_timeout: 20s  # diagnose: the accumulative revocation budget
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
         client_state: /etc/rdptrust/pc042.json   # judge with this Windows client's stores
                                      # and policy (rdptrust client-state); replaces
                                      # system_trust, root_update and the windows_* time-outs
+        revocation_timeouts: both    # diagnose: accumulative, per-url or both (a range)
+        disallowed_update: true      # diagnose: the disallowed list / pin rules sync is on
+        ctl_due: true                # diagnose: the clients' cached trust lists are due
+        client: win10                # diagnose: win7, win8.1 or win10 (Windows 10/11)
 
 Every key is optional except ``modules``. Unknown keys and wrong types are refused
 with one :class:`~rdptrust.errors.UsageError` naming the key.
@@ -31,6 +35,7 @@ with one :class:`~rdptrust.errors.UsageError` naming the key.
 
 from __future__ import annotations
 
+import enum
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -48,7 +53,12 @@ from rdptrust.engine.client_state import (
 from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import DataError, PkiError, UsageError
 from rdptrust.model.client_state import ClientState
-from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.model.windows import (
+    DEFAULT_ROOT_LIST_URL,
+    ClientProfile,
+    RevocationRegime,
+    WindowsSettings,
+)
 from rdptrust.pki.trust import TrustAnchors, load_trust_anchors
 
 #: Largest configuration file read.
@@ -88,6 +98,10 @@ class Module:
     root_list_url: str | None = None
     client_state: Path | None = None
     loaded_client_state: ClientState | None = field(default=None, compare=False, repr=False)
+    revocation_timeouts: RevocationRegime = RevocationRegime.BOTH
+    disallowed_update: bool = True
+    ctl_due: bool = True
+    client: ClientProfile = ClientProfile.WIN10
 
     def options(self, anchors: TrustAnchors | None, budget_s: float) -> AssessOptions:
         """Assessment options for a scrape that may take *budget_s* seconds in all.
@@ -110,6 +124,10 @@ class Module:
                 url_timeout_s=self.windows_url_timeout_s,
                 revocation_timeout_s=self.windows_revocation_timeout_s,
                 root_update=self.root_update,
+                revocation_timeouts=self.revocation_timeouts,
+                disallowed_update=self.disallowed_update,
+                ctl_due=self.ctl_due,
+                client=self.client,
             ),
             root_list_url=self.root_list_url or DEFAULT_ROOT_LIST_URL,
             system_trust=self.system_trust,
@@ -236,6 +254,10 @@ _MODULE_KEYS: dict[str, str] = {
     "root_update": "root_update",
     "root_list_url": "root_list_url",
     "client_state": "client_state",
+    "revocation_timeouts": "revocation_timeouts",
+    "disallowed_update": "disallowed_update",
+    "ctl_due": "ctl_due",
+    "client": "client",
 }
 
 
@@ -261,6 +283,10 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "root_update": _boolean,
         "root_list_url": _url,
         "client_state": lambda v, w: Path(_string(v, w)),
+        "revocation_timeouts": lambda v, w: RevocationRegime(_choice(v, w, RevocationRegime)),
+        "disallowed_update": _boolean,
+        "ctl_due": _boolean,
+        "client": lambda v, w: ClientProfile(_choice(v, w, ClientProfile)),
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")
@@ -278,6 +304,13 @@ def _known_keys(mapping: dict[Any, Any], known: set[str], where: str) -> None:
 def _boolean(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise UsageError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _choice(value: Any, where: str, kind: type[enum.StrEnum]) -> str:
+    names = [m.value for m in kind]
+    if not isinstance(value, str) or value not in names:
+        raise UsageError(f"{where}: expected one of {', '.join(names)}, got {value!r}")
     return value
 
 

@@ -23,23 +23,24 @@ from rdptrust.model.assessment import Assessment, Retrieval, Verdict
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.model.retrieval import Fetched, Purpose, RevocationStatus
+from rdptrust.model.retrieval import Fetched, FetchOutcome, Purpose, RevocationStatus
 from rdptrust.model.target import Target
-from rdptrust.model.windows import Cause, WindowsSettings
+from rdptrust.model.windows import NO_PREDICTION, Cause, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.names import name_text
+from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (
+    CTL_PURPOSES,
+    REVOCATION_PURPOSES,
     RevocationAttempt,
-    StallPrediction,
-    Wait,
-    counted_revocation,
-    predict,
+    ctl_syncs,
+    is_dead,
     retrieval_wait,
+    revocation_order,
     wants_revocation,
-    wants_root_list,
 )
 
 STALL_WARNING_S = 2.0
@@ -72,7 +73,7 @@ def revocation_plan(path: ChainPath) -> list[tuple[int, x509.Certificate, x509.C
     return plan
 
 
-def _counted_revocation(fetched: Sequence[Fetched], settings: WindowsSettings) -> frozenset[int]:
+def _revocation_order(fetched: Sequence[Fetched], settings: WindowsSettings) -> tuple[int, ...]:
     attempts = [
         RevocationAttempt(
             f.cert_index if f.cert_index is not None else -1,
@@ -81,7 +82,7 @@ def _counted_revocation(fetched: Sequence[Fetched], settings: WindowsSettings) -
         )
         for f in fetched
     ]
-    return counted_revocation(attempts, settings)
+    return revocation_order(attempts, settings)
 
 
 def assessment(
@@ -215,8 +216,10 @@ def assessment(
     stall: float | None = None
     causes: tuple[Cause, ...] = ()
     capped = False
+    forecast = NO_PREDICTION
     if fetched is not None:
         retrievals, prediction = _count(fetched, anchored, pinned, settings)
+        forecast = prediction.prediction
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted))
         if prediction.seconds >= STALL_WARNING_S:
@@ -224,10 +227,16 @@ def assessment(
                 Severity.CRITICAL if prediction.seconds >= STALL_CRITICAL_S else Severity.WARNING
             )
             cause = prediction.causes[0].text if prediction.causes else "retrievals"
+            first = forecast.first_connection
+            span = (
+                f"about {first.high_s:.0f} s"
+                if round(first.low_s) == round(first.high_s)
+                else f"{first.low_s:.0f}-{first.high_s:.0f} s"
+            )
             problems.append(
                 catalog.PREDICTED_STALL.problem(
                     severity,
-                    f"Remote Desktop Connection waits about {prediction.seconds:.0f} s on"
+                    f"Remote Desktop Connection waits {span} on"
                     f' "Securing remote connection": {cause}',
                 )
             )
@@ -247,32 +256,63 @@ def assessment(
         predicted_stall_s=stall,
         causes=causes,
         revocation_capped=capped,
+        prediction=forecast,
     )
+
+
+def _answered(f: Fetched) -> bool:
+    return f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED)
 
 
 def _count(
     fetched: Sequence[Fetched], anchored: bool, pinned: bool, settings: WindowsSettings
 ) -> tuple[tuple[Retrieval, ...], StallPrediction]:
-    revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
-    made = (
-        _counted_revocation(revocation, settings)
+    """Which retrievals Windows makes, in its order (lists, AIA, revocation top down),
+    what each costs and what later connections pay again (WINDOWS.md §2-§5)."""
+    revocation = [f for f in fetched if f.purpose in REVOCATION_PURPOSES]
+    order = (
+        _revocation_order(revocation, settings)
         if wants_revocation(anchored=anchored, pinned=pinned)
-        else frozenset()
+        else ()
     )
-    positions = {id(f): i for i, f in enumerate(revocation)}
+    rank = {id(revocation[p]): n for n, p in enumerate(order)}
+    lists = ctl_syncs(anchored=anchored, pinned=pinned, settings=settings)
+    synced = {
+        p: all(f.result.outcome == FetchOutcome.OK for f in fetched if f.purpose == p)
+        for p in lists
+    }
+    answered_certs = {revocation[p].cert_index for p in order if _answered(revocation[p])}
     retrievals: list[Retrieval] = []
-    waits: list[Wait] = []
-    for f in fetched:
-        if f.purpose == Purpose.ROOT_LIST:
-            counted = wants_root_list(anchored=anchored, pinned=pinned, settings=settings)
+    keyed: list[tuple[tuple[int, int], Wait]] = []
+    for position, f in enumerate(fetched):
+        if f.purpose in CTL_PURPOSES:
+            counted = f.purpose in lists
+            key = (0, CTL_PURPOSES.index(f.purpose) * 1000 + position)
+            cached = synced.get(f.purpose, False)
         elif f.purpose == Purpose.AIA:
             counted = True
+            key = (1, position)
+            cached = f.result.outcome == FetchOutcome.OK
         else:
-            counted = positions[id(f)] in made
+            counted = id(f) in rank
+            key = (2, rank.get(id(f), 0))
+            cached = f.cert_index in answered_certs
         seconds, modelled = retrieval_wait(f.result.outcome, f.result.elapsed_ms, settings)
         if counted:
-            waits.append(
-                Wait(f.purpose, f.url, f.result.outcome, f.result.status, seconds, modelled)
+            keyed.append(
+                (
+                    key,
+                    Wait(
+                        f.purpose,
+                        f.url,
+                        f.result.outcome,
+                        f.result.status,
+                        seconds,
+                        modelled,
+                        dead=is_dead(f.result.outcome, f.result.elapsed_ms, settings),
+                        cached=cached,
+                    ),
+                )
             )
         retrievals.append(
             Retrieval(
@@ -289,13 +329,14 @@ def _count(
                 modelled=modelled and counted,
             )
         )
-    return tuple(retrievals), predict(waits, settings)
+    waits = [w for _, w in sorted(keyed, key=lambda kw: kw[0])]
+    return tuple(retrievals), predict(waits, settings, pinned=pinned and not anchored)
 
 
 def _revocation_problems(
     fetched: Sequence[Fetched], path: ChainPath, trusted: bool
 ) -> list[Problem]:
-    revocation = [f for f in fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
+    revocation = [f for f in fetched if f.purpose in REVOCATION_PURPOSES]
     problems = [
         catalog.REVOKED.problem(
             Severity.CRITICAL,

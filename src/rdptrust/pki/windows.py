@@ -1,152 +1,138 @@
-"""The Windows chain engine's network behaviour, as a model (see PROTOCOL.md §5).
+"""The Windows chain engine's arithmetic and gating, as pure functions (WINDOWS.md).
 
-What mstsc's certificate check fetches for a chain:
-
-- the Automatic Root Certificates Update list (``authrootstl.cab``) when the path does
-  not end in a trusted root and root update is on (Method 2 turns it off);
-- the missing issuer over AIA caIssuers when the host does not send it;
-- revocation data (OCSP, then CRL — the order is a setting) for each certificate below
-  the root, only when the path ends in a trusted root.
-
-Each URL may take up to ``url_timeout_s`` (ChainUrlRetrievalTimeoutMilliseconds, 15 s by
-default); all revocation retrievals of one chain together up to ``revocation_timeout_s``
-(ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds, 20 s). A retrieval that got no
-answer within our own observation time-out is *modelled* as a full Windows time-out;
-fast failures (refused, DNS, HTTP errors) cost what we observed.
+Each function cites the WINDOWS.md section and the Microsoft source it follows; the rule
+ids are those of :mod:`rdptrust.pki.rules`. What a chain's retrievals add up to, for the
+first connection and the later ones, is :mod:`rdptrust.pki.prediction`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
-from rdptrust.model.windows import Cause, WindowsSettings
+from rdptrust.model.windows import ClientProfile, RevocationRegime, WindowsSettings
 
 #: Below this a wait is not worth naming as a cause.
 NOTABLE_WAIT_S = 0.5
+#: The certificate trust lists, in the order Windows syncs them (WINDOWS.md §2).
+CTL_PURPOSES = (Purpose.ROOT_LIST, Purpose.DISALLOWED_LIST, Purpose.PIN_RULES)
+REVOCATION_PURPOSES = (Purpose.CRL, Purpose.OCSP)
 
 
 def retrieval_wait(
     outcome: FetchOutcome, elapsed_ms: float, settings: WindowsSettings
 ) -> tuple[float, bool]:
-    """Seconds Windows would wait for one retrieval, and whether that figure is modelled."""
+    """Seconds Windows would wait for one retrieval under the per-URL time-out, and
+    whether that figure is modelled (rule ``url-timeout``: WINDOWS.md §3,
+    CERT_CHAIN_PARA ``dwUrlRetrievalTimeout``, default 15 000 ms).
+
+    A retrieval that got no answer within our observation is stretched to the time-out;
+    a longer answer is cut at it; fast failures cost what was observed.
+    """
     observed = elapsed_ms / 1000.0
     if outcome == FetchOutcome.TIMEOUT or observed >= settings.url_timeout_s:
-        # Modelled unless we watched for exactly Windows' time-out: a shorter observation
-        # is stretched to it, a longer answer is cut at it.
         return settings.url_timeout_s, observed != settings.url_timeout_s
     return observed, False
 
 
-_LABELS = {
-    Purpose.ROOT_LIST: "root list",
-    Purpose.AIA: "issuer certificate (AIA)",
-    Purpose.CRL: "CRL",
-    Purpose.OCSP: "OCSP responder",
-}
-
-
-def describe(
-    purpose: Purpose,
-    url: str,
-    outcome: FetchOutcome,
-    status: int | None,
-    seconds: float,
-    modelled: bool,
-) -> str:
-    host = urlsplit(url).netloc or url
-    what = {
-        FetchOutcome.TIMEOUT: "did not answer",
-        FetchOutcome.REFUSED: "refused the connection",
-        FetchOutcome.DNS_ERROR: "could not be resolved",
-        FetchOutcome.HTTP_ERROR: f"answered HTTP {status}" if status else "answered with an error",
-        FetchOutcome.INVALID: "sent unusable data",
-        FetchOutcome.OK: "answered slowly",
-    }[outcome]
-    figure = (
-        f"about {seconds:.0f} s (modelled: Windows' time-out)" if modelled else f"{seconds:.1f} s"
-    )
-    return f"{_LABELS[purpose]} at {host} {what}: {figure}"
+def is_dead(outcome: FetchOutcome, elapsed_ms: float, settings: WindowsSettings) -> bool:
+    """Whether a retrieval runs into Windows' time-out (no answer in time)."""
+    return outcome == FetchOutcome.TIMEOUT or elapsed_ms / 1000.0 >= settings.url_timeout_s
 
 
 @dataclass(frozen=True)
-class Wait:
-    """A counted retrieval's cost, as :func:`predict` takes it."""
+class RevocationEntry:
+    """One counted revocation retrieval: what was observed and whether it was dead."""
 
-    purpose: Purpose
-    url: str
-    outcome: FetchOutcome
-    status: int | None
-    seconds: float
-    modelled: bool
+    observed_s: float
+    dead: bool
 
 
-@dataclass(frozen=True)
-class StallPrediction:
-    """How long mstsc sits on "Securing remote connection", and why.
-
-    ``revocation_capped`` is true when revocation waits hit the accumulated time-out.
-    """
-
-    seconds: float
-    causes: tuple[Cause, ...]
-    revocation_capped: bool
+def per_url_waits(entries: Sequence[RevocationEntry], url_timeout_s: float) -> tuple[float, ...]:
+    """Revocation waits without ``CERT_CHAIN_REVOCATION_ACCUMULATIVE_TIMEOUT``: each URL
+    up to the per-URL time-out, no cap ("15 seconds multiplied by the number of URLs in
+    the chain"; rule ``revocation-per-url``: WINDOWS.md §3, CERT_CHAIN_PARA)."""
+    return tuple(url_timeout_s if e.dead else min(e.observed_s, url_timeout_s) for e in entries)
 
 
-def predict(waits: Sequence[Wait], settings: WindowsSettings) -> StallPrediction:
-    """Add up the counted waits: root list and AIA in full, revocation up to its cap."""
-    total = 0.0
-    revocation = 0.0
-    causes: list[Cause] = []
-    for wait in waits:
-        if wait.purpose in (Purpose.CRL, Purpose.OCSP):
-            revocation += wait.seconds
-        else:
-            total += wait.seconds
-        if wait.outcome != FetchOutcome.OK or wait.seconds >= NOTABLE_WAIT_S:
-            causes.append(
-                Cause(
-                    wait.purpose,
-                    wait.url,
-                    round(wait.seconds, 3),
-                    wait.modelled,
-                    describe(
-                        wait.purpose,
-                        wait.url,
-                        wait.outcome,
-                        wait.status,
-                        wait.seconds,
-                        wait.modelled,
-                    ),
-                )
-            )
-    capped = revocation > settings.revocation_timeout_s
-    if capped:
-        causes.append(
-            Cause(
-                Purpose.CRL,
-                "",
-                settings.revocation_timeout_s,
-                True,
-                f"revocation checks together stop at the accumulated time-out of "
-                f"{settings.revocation_timeout_s:.0f} s",
-            )
-        )
-        revocation = settings.revocation_timeout_s
-    causes.sort(key=lambda c: -c.seconds)
-    return StallPrediction(round(total + revocation, 3), tuple(causes), capped)
+def accumulative_waits(
+    entries: Sequence[RevocationEntry], budget_s: float, url_timeout_s: float
+) -> tuple[float, ...]:
+    """Revocation waits with ``CERT_CHAIN_REVOCATION_ACCUMULATIVE_TIMEOUT``: "each URL
+    tested will timeout after half of the remaining cumulative balance" of
+    ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds (20 s: 10, 5, 2.5 s ...; rule
+    ``revocation-accumulative``: WINDOWS.md §3, CERT_CHAIN_PARA). A URL's limit is also
+    never above the per-URL time-out."""
+    remaining = budget_s
+    waits: list[float] = []
+    for entry in entries:
+        limit = min(remaining / 2.0, url_timeout_s)
+        wait = limit if entry.dead else min(entry.observed_s, limit)
+        waits.append(wait)
+        remaining = max(remaining - wait, 0.0)
+    return tuple(waits)
+
+
+def regimes(settings: WindowsSettings) -> tuple[RevocationRegime, ...]:
+    """The regimes a prediction covers: one, or both when which flags mstsc passes is
+    not known (rule ``revocation-regime-unknown``: WINDOWS.md §3, CAPI2 log)."""
+    if settings.revocation_timeouts == RevocationRegime.BOTH:
+        return (RevocationRegime.ACCUMULATIVE, RevocationRegime.PER_URL)
+    return (settings.revocation_timeouts,)
+
+
+def revocation_waits(
+    entries: Sequence[RevocationEntry], regime: RevocationRegime, settings: WindowsSettings
+) -> tuple[float, ...]:
+    """The waits of *entries* (in the order Windows makes them) under *regime*."""
+    if regime == RevocationRegime.ACCUMULATIVE:
+        return accumulative_waits(entries, settings.revocation_timeout_s, settings.url_timeout_s)
+    return per_url_waits(entries, settings.url_timeout_s)
 
 
 def wants_root_list(*, anchored: bool, pinned: bool, settings: WindowsSettings) -> bool:
-    """Whether Windows fetches the root list: the path's root is not trusted (neither a
-    trust anchor nor pinned, i.e. in the client's Root store) and root update is on."""
-    return not anchored and not pinned and settings.root_update
+    """Whether the trusted list (authrootseq.txt, then authrootstl.cab) is synced: the
+    path's root is untrusted (neither anchor nor pinned), root update is on (Method 2
+    off) and the list is due (rules ``ctl-trusted-list``, ``method2-trusted-only``,
+    ``ctl-due``: WINDOWS.md §2, KB 2915774)."""
+    return not anchored and not pinned and settings.root_update and settings.ctl_due
+
+
+def wants_disallowed_list(settings: WindowsSettings) -> bool:
+    """Whether the untrusted list is synced, for every chain (rule ``ctl-disallowed-list``:
+    WINDOWS.md §2, AskDS 2018). From Windows 8.1 EnableDisallowedCertAutoUpdate switches
+    it; on Windows 7 DisableRootAutoUpdate (Method 2) is the whole switch (rule
+    ``disallowed-switch``: configure-trusted-roots-disallowed-certificates, KB 2677070)."""
+    if not settings.ctl_due:
+        return False
+    if settings.client == ClientProfile.WIN7:
+        return settings.root_update
+    return settings.disallowed_update
+
+
+def wants_pin_rules(settings: WindowsSettings) -> bool:
+    """Whether pinrulesstl.cab is synced: Windows 10 and later, with the untrusted list's
+    switch (rule ``ctl-pin-rules``: WINDOWS.md §2, §7)."""
+    return (
+        settings.ctl_due and settings.client == ClientProfile.WIN10 and settings.disallowed_update
+    )
+
+
+def ctl_syncs(*, anchored: bool, pinned: bool, settings: WindowsSettings) -> tuple[Purpose, ...]:
+    """The certificate trust lists the client syncs for a chain, in order."""
+    wanted = {
+        Purpose.ROOT_LIST: wants_root_list(anchored=anchored, pinned=pinned, settings=settings),
+        Purpose.DISALLOWED_LIST: wants_disallowed_list(settings),
+        Purpose.PIN_RULES: wants_pin_rules(settings),
+    }
+    return tuple(p for p in CTL_PURPOSES if wanted[p])
 
 
 def wants_revocation(*, anchored: bool, pinned: bool) -> bool:
-    """Whether Windows checks revocation: only for a chain that ends in a trusted root."""
+    """Whether Windows checks revocation: only for a chain that ends in a trusted root; a
+    pinned certificate counts as one in the Root store (rules ``revocation-trusted-only``,
+    ``pin-as-root``: WINDOWS.md §1, ee619754)."""
     return anchored or pinned
 
 
@@ -163,11 +149,20 @@ class RevocationAttempt:
 def counted_revocation(
     attempts: Sequence[RevocationAttempt], settings: WindowsSettings
 ) -> frozenset[int]:
-    """Positions in *attempts* that Windows makes: per certificate, OCSP then CRL (or CRL
-    first, a setting), stopping at the first retrieval that gives a status."""
+    """Positions in *attempts* that Windows makes (see :func:`revocation_order`)."""
+    return frozenset(revocation_order(attempts, settings))
+
+
+def revocation_order(
+    attempts: Sequence[RevocationAttempt], settings: WindowsSettings
+) -> tuple[int, ...]:
+    """Positions in *attempts* that Windows makes, in the order it makes them: top down
+    (the certificate nearest the root first), per certificate OCSP then CRL (or CRL
+    first, a setting), stopping at the first retrieval that gives a status (rule
+    ``revocation-trusted-only``: WINDOWS.md §1, §4; ee619754, path-validation doc)."""
     order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
-    counted: set[int] = set()
-    for index in sorted({a.cert_index for a in attempts}):
+    counted: list[int] = []
+    for index in sorted({a.cert_index for a in attempts}, reverse=True):
         mine = [
             (position, attempt)
             for purpose in order
@@ -175,7 +170,26 @@ def counted_revocation(
             if attempt.cert_index == index and attempt.purpose == purpose
         ]
         for position, attempt in mine:
-            counted.add(position)
+            counted.append(position)
             if attempt.answered:
                 break
-    return frozenset(counted)
+    return tuple(counted)
+
+
+def ctl_url(base_url: str, name: str, token: str) -> str:
+    """The URL Windows fetches for list file *name* from *base_url*, with its random query
+    string (WINDOWS.md §2: traffic shows ``…stl.cab?556e6917…``; SDK
+    CERT_AUTO_UPDATE_DISABLE_RANDOM_QUERY_STRING_FLAG)."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return f"{base}{name}?{token}" if token else base + name
+
+
+def ctl_directory(root_list_url: str, root_dir_url: str | None) -> str:
+    """The folder the lists come from: RootDirUrl when set (rule ``root-dir-url``), else
+    the folder of the trusted list's URL."""
+    if root_dir_url:
+        return root_dir_url if root_dir_url.endswith("/") else root_dir_url + "/"
+    head, slash, tail = root_list_url.rpartition("/")
+    if slash and tail.lower().endswith((".cab", ".txt")):
+        return head + "/"
+    return root_list_url if root_list_url.endswith("/") else root_list_url + "/"

@@ -1,8 +1,9 @@
 """The ``rdptrust demo --json`` document (``rdptrust.demo/2``).
 
 ``before`` and ``after`` are the ``rdptrust.diagnosis/2`` documents of the lab host
-before and after Method 1; ``elapsed_s`` is how long the demo took. Version 2 (from 1):
-both diagnoses are ``rdptrust.diagnosis/2``.
+before the fixes and after them (Method 1, and the disallowed-list switch that Windows 8
+and later need where Windows Update is unreachable); ``elapsed_s`` is how long the demo
+took. Version 2 (from 1): both diagnoses are ``rdptrust.diagnosis/2``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from rdptrust.model.assessment import Assessment, Fix, Retrieval
 from rdptrust.model.problems import Problem
-from rdptrust.model.windows import Cause
+from rdptrust.model.windows import Cause, Prediction, WaitRange
 from rdptrust.report.objects import pin_check_document, problems_document
 from rdptrust.report.probe import probe_document
 
@@ -39,6 +39,7 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
         "target": str(diagnosis.target),
         "verdict": diagnosis.verdict.value,
         "predicted_stall_s": diagnosis.predicted_stall_s or 0.0,
+        "prediction": prediction_document(diagnosis.prediction),
         "causes": [cause_document(c) for c in diagnosis.causes],
         "problems": problems_document(diagnosis.problems),
         "fixes": [fix_document(f) for f in fixes],
@@ -55,6 +56,11 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
             "windows_revocation_timeout_s": diagnosis.settings.revocation_timeout_s,
             "root_update": diagnosis.settings.root_update,
             "ocsp_first": diagnosis.settings.ocsp_first,
+            "revocation_timeouts": diagnosis.settings.revocation_timeouts.value,
+            "disallowed_update": diagnosis.settings.disallowed_update,
+            "ctl_due": diagnosis.settings.ctl_due,
+            "client": diagnosis.settings.client.value,
+            "root_dir_url": diagnosis.settings.root_dir_url,
             "observation_url_timeout_s": diagnosis.fetch_timeout_s,
         },
         "revocation_capped": diagnosis.revocation_capped,
@@ -71,7 +77,29 @@ def cause_document(cause: Cause) -> dict[str, Any]:
         "seconds": cause.seconds,
         "modelled": cause.modelled,
         "text": cause.text,
+        "rule": cause.rule,
+        "rests_on": cause.basis.value,
+        "every_connection": cause.later,
     }
+
+
+def prediction_document(prediction: Prediction) -> dict[str, Any]:
+    """The first and later connections' waits (ranges over the revocation regimes), the
+    rules they rest on, the assumptions made and what is not measured."""
+    return {
+        "first_connection": _range(prediction.first_connection),
+        "later_connections": _range(prediction.later_connections),
+        "revocation_timeouts": prediction.regimes,
+        "basis": [
+            {"rule": b.rule, "status": b.status.value, "source": b.source} for b in prediction.basis
+        ],
+        "assumptions": list(prediction.assumptions),
+        "not_measured": list(prediction.not_measured),
+    }
+
+
+def _range(wait: WaitRange) -> dict[str, float]:
+    return {"low_s": wait.low_s, "high_s": wait.high_s}
 
 
 def fix_document(fix: Fix) -> dict[str, Any]:
@@ -138,19 +166,27 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
             console.print(Text("Trust: NOT trusted by this client", style="yellow"))
     stall = diagnosis.predicted_stall_s or 0.0
     console.print()
+    forecast = diagnosis.prediction
     if stall >= 0.5:
         console.print(
             Text(
-                f'Predicted wait on "Securing remote connection": about {stall:.0f} s',
+                f'Predicted wait on "Securing remote connection": first connection'
+                f" {_span(forecast.first_connection)}, later connections"
+                f" {_span(forecast.later_connections)}",
                 style=f"bold {'red' if stall >= 10 else 'yellow'}",
             )
         )
         for cause in diagnosis.causes:
-            console.print(Text(f"  - {cause.text}"))
+            console.print(Text(f"  - {cause_line(cause)}"))
     else:
         console.print(
             Text('Predicted wait on "Securing remote connection": none', style="bold green")
         )
+    if diagnosis.diagnosed:
+        for assumption in forecast.assumptions:
+            console.print(Text(f"  Note: {assumption}", style="dim"))
+        if forecast.not_measured:
+            console.print(Text(f"  Not measured: {'; '.join(forecast.not_measured)}", style="dim"))
     counted = [r for r in diagnosis.retrievals if r.counted]
     if counted:
         console.print(Text("Retrievals Windows would make (each done for real):"))
@@ -159,7 +195,7 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
             model = " (counted as Windows' time-out)" if r.modelled else ""
             console.print(
                 Text(
-                    f"  {r.purpose.value:<9} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
+                    f"  {r.purpose.value:<15} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
                     f"  {r.url}{extra}{model}"
                 )
             )
@@ -179,11 +215,25 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
     console.print(
         Text(
             f"\n(modelled figures use Windows' {diagnosis.settings.url_timeout_s:.0f} s"
-            f" per-URL and {diagnosis.settings.revocation_timeout_s:.0f} s revocation"
-            " time-outs; observed ones are measured here)",
+            f" per-URL and {diagnosis.settings.revocation_timeout_s:.0f} s accumulative"
+            " revocation time-outs; each wait is marked documented, observed or assumed;"
+            " see 'What rdptrust assumes' in the README)",
             style="dim",
         )
     )
+
+
+def cause_line(cause: Cause) -> str:
+    """A cause in words, marked with what it rests on and whether later connections pay it."""
+    later = "every connection" if cause.later else "first connection only"
+    return f"{cause.text} [{cause.basis.value}; {later}]"
+
+
+def _span(wait: WaitRange) -> str:
+    """ "about 15 s", or "10-15 s" for a range over the revocation regimes."""
+    if abs(wait.high_s - wait.low_s) < 0.05:
+        return f"about {wait.high_s:.0f} s" if wait.high_s >= 0.5 else "none"
+    return f"{wait.low_s:.1f}-{wait.high_s:.1f} s"
 
 
 def _print_problems(console: Console, title: str, problems: Sequence[Problem]) -> None:

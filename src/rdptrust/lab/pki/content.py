@@ -23,6 +23,11 @@ from rdptrust.lab.pki.modes import Purpose, ResponderMode
 ROOT_LIST_DIRECTORY = "/msdownload/update/v3/static/trustedr/en/"
 ROOT_LIST_PATH = ROOT_LIST_DIRECTORY + "authrootstl.cab"
 DISALLOWED_LIST_PATH = ROOT_LIST_DIRECTORY + "disallowedcertstl.cab"
+ROOT_SEQUENCE_PATH = ROOT_LIST_DIRECTORY + "authrootseq.txt"
+DISALLOWED_SEQUENCE_PATH = ROOT_LIST_DIRECTORY + "disallowedcertseq.txt"
+PIN_RULES_PATH = ROOT_LIST_DIRECTORY + "pinrulesstl.cab"
+#: The sequence number the lab's sequence files carry (hex, as Windows Update's do).
+LAB_SEQUENCE = b"01D9E1A2B3C4D5E6\r\n"
 AIA_INTERMEDIATE_PATH = "/aia/intermediate.crt"
 AIA_ROOT_PATH = "/aia/root.crt"
 CRL_INTERMEDIATE_PATH = "/crl/intermediate.crl"
@@ -87,6 +92,8 @@ def answer(
     path = path.partition("?")[0]
     if purpose == "root_list":
         cabinet = cabinets.get(path)
+        if cabinet and path.endswith(".txt"):
+            return 200, "text/plain", cabinet
         return (200, content_type, cabinet) if cabinet else not_found
     if ca is None:
         return not_found
@@ -164,8 +171,12 @@ def build_cabinet(file_name: str, content: bytes, when: dt.datetime | None = Non
 
 
 def root_list_cabinets() -> dict[str, bytes]:
-    """The two root list paths and their cabinets, each holding a placeholder list."""
+    """The trust list paths and their files: the sequence files, and the cabinets each
+    holding a placeholder list."""
     return {
+        ROOT_SEQUENCE_PATH: LAB_SEQUENCE,
+        DISALLOWED_SEQUENCE_PATH: LAB_SEQUENCE,
+        PIN_RULES_PATH: build_cabinet("pinrules.stl", PLACEHOLDER_STL % b"pinrules.stl"),
         ROOT_LIST_PATH: build_cabinet("authroot.stl", PLACEHOLDER_STL % b"authroot.stl"),
         DISALLOWED_LIST_PATH: build_cabinet(
             "disallowedcert.stl", PLACEHOLDER_STL % b"disallowedcert.stl"

@@ -1,0 +1,103 @@
+"""The options of the modelled Windows client shared by diagnose, check and scan."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from rdptrust.cli.common import UrlType
+from rdptrust.model.windows import ClientProfile, RevocationRegime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HELP_EXAMPLES = """\
+  --revocation-timeouts per-url    model revocation without the accumulative flag
+  --disallowed-update off --client win10   as if EnableDisallowedCertAutoUpdate=0
+  --ctl-due no                     the clients' cached lists are fresh (no sync)"""
+
+
+@dataclass(frozen=True)
+class WindowsModelChoice:
+    """What the user chose for the modelled client's list syncs and revocation regime."""
+
+    revocation_timeouts: RevocationRegime
+    disallowed_update: bool
+    ctl_due: bool
+    client: ClientProfile
+    root_dir_url: str | None
+
+    def settings_fields(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~rdptrust.model.windows.WindowsSettings`."""
+        return {
+            "revocation_timeouts": self.revocation_timeouts,
+            "disallowed_update": self.disallowed_update,
+            "ctl_due": self.ctl_due,
+            "client": self.client,
+            "root_dir_url": self.root_dir_url,
+        }
+
+
+_KEYS = ("revocation_timeouts", "disallowed_update", "ctl_due", "client", "root_dir_url")
+
+
+def windows_model_options(command: F) -> F:
+    """Add the model's options; the command receives them as ``windows_model``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        choice = WindowsModelChoice(
+            revocation_timeouts=RevocationRegime(kwargs.pop("revocation_timeouts")),
+            disallowed_update=kwargs.pop("disallowed_update") == "on",
+            ctl_due=kwargs.pop("ctl_due") == "yes",
+            client=ClientProfile(kwargs.pop("client")),
+            root_dir_url=kwargs.pop("root_dir_url"),
+        )
+        return command(*args, windows_model=choice, **kwargs)
+
+    options = (
+        click.option(
+            "--revocation-timeouts",
+            type=click.Choice([r.value for r in RevocationRegime]),
+            default=RevocationRegime.BOTH.value,
+            show_default=True,
+            help="Revocation time-out regime: accumulative (half the remaining 20 s per URL),"
+            " per-url (15 s each, no cap) or both (a range: which mstsc uses is undocumented).",
+        ),
+        click.option(
+            "--disallowed-update",
+            type=click.Choice(["on", "off"]),
+            default="on",
+            show_default=True,
+            help="Model the untrusted (disallowed) list and pin rules sync on or off"
+            " (off = EnableDisallowedCertAutoUpdate=0; Windows 8.1 and later).",
+        ),
+        click.option(
+            "--ctl-due",
+            type=click.Choice(["yes", "no"]),
+            default="yes",
+            show_default=True,
+            help="Whether the clients' cached trust lists are due for a sync (yes: as on a"
+            " network where the sync never succeeds).",
+        ),
+        click.option(
+            "--client",
+            type=click.Choice([c.value for c in ClientProfile]),
+            default=ClientProfile.WIN10.value,
+            show_default=True,
+            help="The Windows client modelled: win7, win8.1 or win10 (Windows 10/11).",
+        ),
+        click.option(
+            "--root-dir-url",
+            type=UrlType(),
+            default=None,
+            help="Model a RootDirUrl mirror: the trust lists are fetched from this folder URL.",
+        ),
+    )
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]

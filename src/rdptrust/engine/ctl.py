@@ -1,0 +1,87 @@
+"""Sync the certificate trust lists as the Windows client does (WINDOWS.md §2).
+
+For each list due: the sequence file first, then the cabinet (only when the sequence
+file answered), each URL with a random query string as Windows appends one. A
+``file:`` RootDirUrl is a local mirror: nothing goes over the network. Which lists a
+chain syncs is :func:`rdptrust.pki.windows.ctl_syncs`'s; what they cost is the judge's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+import httpx
+
+from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose
+from rdptrust.net.http import fetch
+from rdptrust.pki.windows import ctl_url
+
+#: The files of each list, in the order Windows fetches them (WINDOWS.md §2; the
+#: disallowed list's sequence file name follows the trusted list's).
+CTL_FILES: Mapping[Purpose, tuple[str, ...]] = MappingProxyType(
+    {
+        Purpose.ROOT_LIST: ("authrootseq.txt", "authrootstl.cab"),
+        Purpose.DISALLOWED_LIST: ("disallowedcertseq.txt", "disallowedcertstl.cab"),
+        Purpose.PIN_RULES: ("pinrulesstl.cab",),
+    }
+)
+_CAB_SIGNATURE = b"MSCF"
+_SEQUENCE = re.compile(rb"^\s*[0-9A-Fa-f]{1,64}\s*$")
+#: What Windows' CryptoAPI sends as User-Agent (CAPI2 logs show Microsoft-CryptoAPI/<os>).
+USER_AGENT = "Microsoft-CryptoAPI/10.0"
+
+
+def _checked(name: str, result: HttpResult) -> HttpResult:
+    """An answer that is not a sequence number or a cabinet is unusable."""
+    if result.outcome != FetchOutcome.OK:
+        return result
+    body = result.body or b""
+    ok = body.startswith(_CAB_SIGNATURE) if name.endswith(".cab") else bool(_SEQUENCE.match(body))
+    if ok:
+        return HttpResult(result.url, result.outcome, result.status, result.elapsed_ms, None, None)
+    what = "not a cabinet file" if name.endswith(".cab") else "not a sequence number"
+    return HttpResult(
+        result.url, FetchOutcome.INVALID, result.status, result.elapsed_ms, None, what
+    )
+
+
+async def _sync_one(
+    client: httpx.AsyncClient, purpose: Purpose, directory: str, timeout: float
+) -> list[Fetched]:
+    made: list[Fetched] = []
+    for name in CTL_FILES[purpose]:
+        url = ctl_url(directory, name, "")
+        result = await fetch(
+            ctl_url(directory, name, secrets.token_hex(8)), timeout=timeout, client=client
+        )
+        result = _checked(name, HttpResult(url, *_fields(result)))
+        made.append(Fetched(purpose, url, result, detail=result.error))
+        if result.outcome != FetchOutcome.OK:
+            break
+    return made
+
+
+def _fields(result: HttpResult) -> tuple[FetchOutcome, int | None, float, bytes | None, str | None]:
+    return result.outcome, result.status, result.elapsed_ms, result.body, result.error
+
+
+async def sync_lists(
+    lists: Sequence[Purpose], directory: str, *, timeout: float
+) -> tuple[Fetched, ...]:
+    """Fetch each of *lists* from *directory* (an ``http(s)`` folder URL), the lists in
+    parallel, each list's files in order; a ``file:`` folder fetches nothing."""
+    if not lists or not directory.lower().startswith(("http://", "https://")):
+        return ()
+    async with httpx.AsyncClient(
+        trust_env=False,
+        follow_redirects=True,
+        max_redirects=3,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT},
+    ) as client:
+        batches = await asyncio.gather(*(_sync_one(client, p, directory, timeout) for p in lists))
+    return tuple(f for batch in batches for f in batch)

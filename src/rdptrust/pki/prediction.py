@@ -1,0 +1,233 @@
+"""What a chain's counted retrievals cost: the first connection and the later ones.
+
+Pure. The waits come from :mod:`rdptrust.pki.windows`; the rules cited are those of
+:mod:`rdptrust.pki.rules`. A range covers the revocation regimes modelled
+(``WindowsSettings.revocation_timeouts``); the later connections pay again only what
+Windows does not cache (rules ``cache-first-connection``, ``cache-failures-repeat``:
+WINDOWS.md §5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from rdptrust.model.retrieval import FetchOutcome, Purpose
+from rdptrust.model.windows import (
+    Basis,
+    Cause,
+    ClientProfile,
+    Prediction,
+    RevocationRegime,
+    RuleBasis,
+    WaitRange,
+    WindowsSettings,
+)
+from rdptrust.pki.rules import NOT_MEASURED, PIN_ASSUMPTION, rule
+from rdptrust.pki.windows import (
+    CTL_PURPOSES,
+    NOTABLE_WAIT_S,
+    REVOCATION_PURPOSES,
+    RevocationEntry,
+    regimes,
+    revocation_waits,
+)
+
+_LABELS = {
+    Purpose.ROOT_LIST: "root list",
+    Purpose.DISALLOWED_LIST: "disallowed certificate list",
+    Purpose.PIN_RULES: "pin rules list",
+    Purpose.AIA: "issuer certificate (AIA)",
+    Purpose.CRL: "CRL",
+    Purpose.OCSP: "OCSP responder",
+}
+
+
+def describe(
+    purpose: Purpose,
+    url: str,
+    outcome: FetchOutcome,
+    status: int | None,
+    seconds: float,
+    modelled: bool,
+) -> str:
+    """One wait in words: what was fetched from where, what happened, what it costs."""
+    host = urlsplit(url).netloc or url
+    what = {
+        FetchOutcome.TIMEOUT: "did not answer",
+        FetchOutcome.REFUSED: "refused the connection",
+        FetchOutcome.DNS_ERROR: "could not be resolved",
+        FetchOutcome.HTTP_ERROR: f"answered HTTP {status}" if status else "answered with an error",
+        FetchOutcome.INVALID: "sent unusable data",
+        FetchOutcome.OK: "answered slowly",
+    }[outcome]
+    figure = (
+        f"about {seconds:.0f} s (modelled: Windows' time-out)" if modelled else f"{seconds:.1f} s"
+    )
+    return f"{_LABELS[purpose]} at {host} {what}: {figure}"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A counted retrieval's cost as :func:`predict` takes it.
+
+    ``seconds`` is its per-URL figure (:func:`~rdptrust.pki.windows.retrieval_wait`),
+    ``dead`` whether it ran into Windows' time-out (a modelled figure is one too) and
+    ``cached`` whether Windows caches its answer for later connections (an answered
+    revocation check, an issuer fetched, a list synced).
+    """
+
+    purpose: Purpose
+    url: str
+    outcome: FetchOutcome
+    status: int | None
+    seconds: float
+    modelled: bool
+    dead: bool = False
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class StallPrediction:
+    """The prediction, its causes (longest first) and whether the accumulative budget
+    bounded the revocation waits (``revocation_capped``). ``seconds`` is the first
+    connection's high end."""
+
+    seconds: float
+    causes: tuple[Cause, ...]
+    revocation_capped: bool
+    prediction: Prediction
+
+
+def _revocation_figures(
+    waits: Sequence[Wait], regime: RevocationRegime, settings: WindowsSettings
+) -> list[float]:
+    entries = [RevocationEntry(w.seconds, w.dead or w.modelled) for w in waits]
+    return list(revocation_waits(entries, regime, settings))
+
+
+def _total(
+    waits: Sequence[Wait], regime: RevocationRegime, settings: WindowsSettings, later: bool
+) -> tuple[float, float]:
+    """(all waits, revocation waits) of one connection under *regime*."""
+    paid = [w for w in waits if not (later and w.cached)]
+    other = sum(w.seconds for w in paid if w.purpose not in REVOCATION_PURPOSES)
+    revocation = [w for w in paid if w.purpose in REVOCATION_PURPOSES]
+    spent = sum(_revocation_figures(revocation, regime, settings))
+    return other + spent, spent
+
+
+def _range(values: Sequence[float]) -> WaitRange:
+    return WaitRange(round(min(values), 3), round(max(values), 3))
+
+
+def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
+    if not wait.modelled:
+        return "observed-figure", Basis.OBSERVED
+    if wait.purpose in CTL_PURPOSES:
+        return "ctl-fetch-wait", rule("ctl-fetch-wait").status.basis
+    if wait.purpose in REVOCATION_PURPOSES:
+        regime = settings.revocation_timeouts
+        if regime == RevocationRegime.BOTH:
+            return "revocation-regime-unknown", Basis.DOCUMENTED
+        return f"revocation-{regime.value}", Basis.DOCUMENTED
+    return "url-timeout", Basis.DOCUMENTED
+
+
+def predict(
+    waits: Sequence[Wait], settings: WindowsSettings, *, pinned: bool = False
+) -> StallPrediction:
+    """Add up the counted *waits* (in the order Windows makes them) for the first
+    connection and for later ones, over the modelled revocation regimes."""
+    modelled = regimes(settings)
+    first = [_total(waits, r, settings, later=False) for r in modelled]
+    later = [_total(waits, r, settings, later=True) for r in modelled]
+    revocation = [w for w in waits if w.purpose in REVOCATION_PURPOSES]
+    per_regime = {r: _revocation_figures(revocation, r, settings) for r in modelled}
+    causes: list[Cause] = []
+    used: dict[str, None] = {}
+    position = 0
+    for wait in waits:
+        rule_id, basis = _cause_rule(wait, settings)
+        seconds = wait.seconds
+        extra = ""
+        if wait.purpose in REVOCATION_PURPOSES:
+            figures = {r: per_regime[r][position] for r in modelled}
+            position += 1
+            seconds = max(figures.values())
+            if len(figures) > 1 and abs(figures[RevocationRegime.ACCUMULATIVE] - seconds) > 1e-9:
+                extra = (
+                    f"; {figures[RevocationRegime.ACCUMULATIVE]:.1f} s with the accumulative"
+                    " time-out"
+                )
+        used[rule_id] = None
+        if wait.outcome != FetchOutcome.OK or seconds >= NOTABLE_WAIT_S:
+            text = describe(
+                wait.purpose, wait.url, wait.outcome, wait.status, seconds, wait.modelled
+            )
+            causes.append(
+                Cause(
+                    wait.purpose,
+                    wait.url,
+                    round(seconds, 3),
+                    wait.modelled,
+                    f"{text}{extra}",
+                    rule_id,
+                    basis,
+                    not wait.cached,
+                )
+            )
+    if revocation:
+        for regime in modelled:
+            used[f"revocation-{regime.value}"] = None
+    used["revocation-trusted-only"] = None
+    # the switches that removed a sync are part of what the figure rests on
+    if not settings.ctl_due:
+        used["ctl-due"] = None
+    if not settings.root_update:
+        used["method2-trusted-only"] = None
+    if not settings.disallowed_update or settings.client == ClientProfile.WIN7:
+        used["disallowed-switch"] = None
+    if settings.root_dir_url:
+        used["root-dir-url"] = None
+    if any(w.purpose in CTL_PURPOSES for w in waits):
+        used["ctl-due"] = None
+        for purpose, rule_id in (
+            (Purpose.ROOT_LIST, "ctl-trusted-list"),
+            (Purpose.DISALLOWED_LIST, "ctl-disallowed-list"),
+            (Purpose.PIN_RULES, "ctl-pin-rules"),
+        ):
+            if any(w.purpose == purpose for w in waits):
+                used[rule_id] = None
+    if any(w.purpose == Purpose.AIA for w in waits):
+        used["aia-untrusted-path"] = None
+    if waits:
+        used["cache-first-connection"] = None
+        used["cache-failures-repeat"] = None
+    assumptions: list[str] = []
+    if pinned:
+        used["pin-as-root"] = None
+        assumptions.append(PIN_ASSUMPTION)
+    if len(modelled) > 1 and len({round(f[1], 3) for f in first}) > 1:
+        assumptions.append(
+            "two figures: which revocation time-out flags mstsc passes is not documented"
+            " (accumulative: half the remaining 20 s per URL; per URL: 15 s each, no cap)"
+        )
+    used["scope-credssp"] = None
+    rules_used = tuple(RuleBasis(r.id, r.status.basis, r.source) for r in map(rule, used))
+    capped = RevocationRegime.ACCUMULATIVE in modelled and bool(revocation)
+    if capped:
+        acc = _total(waits, RevocationRegime.ACCUMULATIVE, settings, later=False)[1]
+        per = sum(per_regime.get(RevocationRegime.PER_URL) or [acc])
+        capped = acc < per - 1e-9 or (len(modelled) == 1 and any(w.dead for w in revocation))
+    causes.sort(key=lambda c: -c.seconds)
+    prediction = Prediction(
+        first_connection=_range([f[0] for f in first]),
+        later_connections=_range([f[0] for f in later]),
+        basis=rules_used,
+        assumptions=tuple(assumptions),
+        not_measured=NOT_MEASURED,
+        regimes=settings.revocation_timeouts.value,
+    )
+    return StallPrediction(prediction.first_connection.high_s, tuple(causes), capped, prediction)
