@@ -251,7 +251,8 @@ async def test_body_larger_than_max_body_is_invalid() -> None:
     assert result.outcome == FetchOutcome.INVALID
     assert result.status == 200
     assert result.body is None
-    assert result.error == "answer larger than 1000 bytes"
+    assert result.error is not None
+    assert result.error.startswith("answer larger than 1000 bytes")
 
 
 async def test_body_of_exactly_max_body_is_ok() -> None:
@@ -261,19 +262,52 @@ async def test_body_of_exactly_max_body_is_ok() -> None:
     assert result.body == b"y" * 1000
 
 
-async def test_max_body_counts_decoded_bytes() -> None:
-    # A small gzip answer that inflates past the limit is refused after decoding.
+async def test_encoded_answer_is_unusable_and_not_decoded() -> None:
+    # Given a small gzip answer that would inflate well past the limit,
     packed = gzip.compress(b"\0" * 200_000)
     assert len(packed) < 10_000
+    seen: list[Request] = []
 
     async def bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        seen.append(await read_request(reader))
         await respond(writer, 200, "OK", packed, headers=(("Content-Encoding", "gzip"),))
 
     async with serve(bomb) as server:
         result = await fetch(server.url(), timeout=TIMEOUT, max_body=100_000)
+    # then it is unusable data, as CryptoAPI (which asked for no encoding) sees it.
     assert result.outcome == FetchOutcome.INVALID
     assert result.body is None
+    assert result.error is not None
+    assert "Content-Encoding gzip" in result.error
+    (request,) = seen
+    assert "accept-encoding" not in request.headers
+
+
+async def test_request_headers_are_cryptoapi_s_even_from_a_default_client() -> None:
+    seen: list[Request] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        await respond(writer, 200, "OK", b"x")
+
+    async with serve(record) as server, httpx.AsyncClient() as plain:
+        await fetch(server.url(), timeout=TIMEOUT)
+        await fetch(server.url(), timeout=TIMEOUT, client=plain)
+    for request in seen:
+        assert set(request.headers) == {"host", "accept", "user-agent", "connection"}
+        assert request.headers["accept"] == "*/*"
+        assert request.headers["user-agent"] == "Microsoft-CryptoAPI/10.0"
+
+
+async def test_identity_encoding_is_plain() -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await respond(writer, 200, "OK", b"abc", headers=(("Content-Encoding", "identity"),))
+
+    async with serve(plain) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT)
+    assert result.outcome == FetchOutcome.OK
+    assert result.body == b"abc"
 
 
 # -- failures and time --------------------------------------------------------------------------
