@@ -22,7 +22,7 @@ from rdptrust.errors import PkiError, StoreError
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
-from rdptrust.model.retrieval import Fetched
+from rdptrust.model.retrieval import Fetched, Omission
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import load_certificate
@@ -97,6 +97,7 @@ async def assess_probe(
         fetched: tuple[Fetched, ...] | None = None,
         store_error: str | None = None,
         unreadable: str | None = None,
+        omitted: tuple[Omission, ...] = (),
     ) -> Assessment:
         return assessment(
             target,
@@ -112,6 +113,7 @@ async def assess_probe(
             elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
             store_error=store_error,
             unreadable=unreadable,
+            omitted=omitted,
         )
 
     if probe.error is not None:
@@ -133,6 +135,7 @@ async def assess_probe(
         store_error = str(exc)
     path = build_path(served, anchors)
     fetched: tuple[Fetched, ...] | None = None
+    omitted: tuple[Omission, ...] = ()
     if options.diagnose:
         pinned = pin is not None and pin.status == PinStatus.MATCH
         wants_list = wants_root_list(
@@ -146,8 +149,16 @@ async def assess_probe(
                 root_list_url=options.root_list_url if wants_list else None,
                 fetch_timeout_s=options.fetch_timeout_s,
                 now=options.now,
+                proxy=options.proxy,
             ),
             pinned=pinned,
         )
-        fetched, path = run.fetched, run.path
-    return judged(served=served, path=path, pin=pin, fetched=fetched, store_error=store_error)
+        fetched, path, omitted = run.fetched, run.path, run.omitted
+    return judged(
+        served=served,
+        path=path,
+        pin=pin,
+        fetched=fetched,
+        store_error=store_error,
+        omitted=omitted,
+    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.limits import WINDOWS_LIMITS
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import TrustAnchors
 
@@ -26,6 +27,8 @@ class AssessOptions:
     per-URL time-out, which is ``windows.url_timeout_s`` (the modelled client, with
     its revocation time-out, root update switch and revocation order).
     ``root_list_url`` is where the modelled client fetches the trusted-root list.
+    ``proxy`` is a static HTTP proxy URL every retrieval goes through, as ``netsh winhttp
+    set proxy`` makes CryptoAPI do (None: the direct path).
 
     Trust: ``anchors``, when given, are used as they are (a fleet loads them once);
     otherwise they are read from ``system_trust``, ``ca_files`` and ``ca_dirs``.
@@ -49,6 +52,7 @@ class AssessOptions:
     known_hosts: KnownHosts | Path | None = None
     warn_days: int = 30
     now: dt.datetime | None = None
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
         if self.probe_timeout_s <= 0:
@@ -64,5 +68,7 @@ class AssessOptions:
         if self.enumerate or self.standard_security or self.ntlm:
             budget += self.probe_timeout_s
         if self.diagnose:
-            budget += 2 * self.fetch_timeout_s
+            # AIA is tried URL after URL (MaxAIAUrlRetrievalCountPerChain), then a round
+            # of revocation for the completed path; OCSP may add a POST after a GET.
+            budget += (WINDOWS_LIMITS.aia_retrievals_per_chain + 2) * self.fetch_timeout_s
         return budget

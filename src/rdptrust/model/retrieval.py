@@ -62,6 +62,7 @@ class Fetched:
     retrieval concerns (None for the root list and AIA); ``certificate`` that
     certificate's subject (for AIA: whose issuer was fetched). ``revocation`` is what a
     CRL or OCSP answer said, ``detail`` what went wrong or what the answer said.
+    ``delta`` marks a delta CRL (a certificate's Freshest CRL), fetched after its base CRL.
     """
 
     purpose: Purpose
@@ -70,4 +71,21 @@ class Fetched:
     cert_index: int | None = None
     revocation: RevocationStatus | None = None
     detail: str | None = None
+    certificate: str | None = None
+    delta: bool = False
+
+
+@dataclass(frozen=True)
+class Omission:
+    """A retrieval rdptrust did not make because the Windows client would not make it.
+
+    ``rule`` names the limit or rule (``MaxAIAUrlCountInCert``, ``no HTTPS for AIA`` …),
+    ``url`` the URL left out (None when a count of them is meant), ``certificate`` the
+    subject it belongs to (None for the chain), ``detail`` the whole reason in words.
+    """
+
+    purpose: Purpose
+    rule: str
+    detail: str
+    url: str | None = None
     certificate: str | None = None

@@ -23,11 +23,12 @@ from rdptrust.model.assessment import Assessment, Retrieval, Verdict
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.model.retrieval import Fetched, Purpose, RevocationStatus
+from rdptrust.model.retrieval import Fetched, Omission, Purpose, RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.model.windows import Cause, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.limits import omission_problems
 from rdptrust.pki.names import name_text
 from rdptrust.pki.problems import judge_chain
 from rdptrust.pki.trust import ChainPath
@@ -78,6 +79,7 @@ def _counted_revocation(fetched: Sequence[Fetched], settings: WindowsSettings) -
             f.cert_index if f.cert_index is not None else -1,
             f.purpose,
             f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED),
+            f.delta,
         )
         for f in fetched
     ]
@@ -99,13 +101,15 @@ def assessment(
     elapsed_ms: float,
     store_error: str | None = None,
     unreadable: str | None = None,
+    omitted: Sequence[Omission] = (),
 ) -> Assessment:
     """The :class:`Assessment` of *target* from what was seen.
 
     *served* are the certificates the host sent, read (None when it sent none);
     *unreadable* says why the served leaf could not be read. *path* is the path built
     for them (after any AIA fetch); *pin* the pin check (None with *store_error*).
-    *fetched* are the retrievals made, None when no diagnosis ran.
+    *fetched* are the retrievals made, None when no diagnosis ran; *omitted* those the
+    retrieval limits left out (each a problem).
     """
     moment = as_utc(now)
 
@@ -213,6 +217,7 @@ def assessment(
         retrievals, prediction = _count(fetched, anchored, pinned, settings)
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted))
+        problems.extend(omission_problems(omitted))
         if prediction.seconds >= STALL_WARNING_S:
             severity = (
                 Severity.CRITICAL if prediction.seconds >= STALL_CRITICAL_S else Severity.WARNING

@@ -153,18 +153,22 @@ def wants_revocation(*, anchored: bool, pinned: bool) -> bool:
 @dataclass(frozen=True)
 class RevocationAttempt:
     """One revocation retrieval for the certificate at ``cert_index`` of the path;
-    ``answered`` is true when it gave a status (good or revoked)."""
+    ``answered`` is true when it gave a status (good or revoked); ``delta`` marks a
+    delta CRL (the certificate's Freshest CRL)."""
 
     cert_index: int
     purpose: Purpose
     answered: bool
+    delta: bool = False
 
 
 def counted_revocation(
     attempts: Sequence[RevocationAttempt], settings: WindowsSettings
 ) -> frozenset[int]:
     """Positions in *attempts* that Windows makes: per certificate, OCSP then CRL (or CRL
-    first, a setting), stopping at the first retrieval that gives a status."""
+    first, a setting), stopping at the first retrieval that gives a status; when that
+    is a CRL, the certificate's delta CRLs too (a second fetch per certificate:
+    Freshest CRL, WINDOWS.md §4)."""
     order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
     counted: set[int] = set()
     for index in sorted({a.cert_index for a in attempts}):
@@ -172,10 +176,16 @@ def counted_revocation(
             (position, attempt)
             for purpose in order
             for position, attempt in enumerate(attempts)
-            if attempt.cert_index == index and attempt.purpose == purpose
+            if attempt.cert_index == index and attempt.purpose == purpose and not attempt.delta
         ]
         for position, attempt in mine:
             counted.add(position)
             if attempt.answered:
+                if attempt.purpose == Purpose.CRL:
+                    counted.update(
+                        p
+                        for p, a in enumerate(attempts)
+                        if a.cert_index == index and a.delta and a.purpose == Purpose.CRL
+                    )
                 break
     return frozenset(counted)
