@@ -16,6 +16,10 @@ refuse        the purpose's URLs point at a port with a bound, non-listening soc
               the TCP connect is refused (``ECONNREFUSED``)
 404           ``404 Not Found``
 garbage       ``200 OK`` with the usual content type and bytes that are no valid content
+gzip-bomb     ``200 OK`` with ``Content-Encoding: gzip, gzip``: a few KiB that inflate to
+              2 GiB of zeros for a client that decodes (CryptoAPI does not)
+get-only      ``405`` to a ``POST`` (an OCSP responder that takes only GET)
+post-only     ``405`` to a ``GET`` (an OCSP responder that takes only POST)
 ============  ========================================================================
 
 Paths and content in ``ok`` mode:

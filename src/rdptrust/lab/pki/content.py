@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import gzip
 import struct
 import urllib.parse
+import zlib
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -79,6 +81,12 @@ def answer(
     not_found = (404, "text/plain", b"not found\n")
     if purpose is None or mode.kind == "404":
         return not_found
+    if (mode.kind == "get-only" and method == "POST") or (
+        mode.kind == "post-only" and method != "POST"
+    ):
+        return 405, "text/plain", b"method not allowed\n"
+    if mode.kind == "gzip-bomb":
+        return 200, CONTENT_TYPES[purpose], gzip_bomb()
     if method not in ("GET", "HEAD") and not (purpose == "ocsp" and method == "POST"):
         return 405, "text/plain", b"method not allowed\n"
     content_type = CONTENT_TYPES[purpose]
@@ -104,6 +112,34 @@ def answer(
     if not data:
         return 200, content_type, _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     return 200, content_type, ocsp_answer(ca, data)
+
+
+#: What the ``gzip-bomb`` mode inflates to, twice decoded (``Content-Encoding: gzip, gzip``).
+BOMB_INFLATED_BYTES = 2 * 1024 * 1024 * 1024
+_BOMB: list[bytes] = []
+
+
+def _gzip_zeros(size: int, chunk: int = 4 * 1024 * 1024) -> bytes:
+    """RFC 1952 gzip of *size* zero bytes (a multiple of *chunk*) without compressing them
+    all: after a full flush deflate starts afresh, so each chunk of zeros packs to the same
+    bytes, which are repeated."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
+    tail = packer.flush(zlib.Z_FINISH)
+    crc = 0
+    zeros = bytes(chunk)
+    for _ in range(size // chunk):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return header + block * (size // chunk) + tail + trailer
+
+
+def gzip_bomb() -> bytes:
+    """2 GiB of zeros, gzipped twice: a few KiB on the wire (made once, then kept)."""
+    if not _BOMB:
+        _BOMB.append(gzip.compress(_gzip_zeros(BOMB_INFLATED_BYTES), 9))
+    return _BOMB[0]
 
 
 # -- Microsoft Cabinet (MS-CAB) ------------------------------------------------------------

@@ -208,4 +208,7 @@ class PkiResponder(AsyncService):
         status, content_type, content = answer(
             self.ca, self._cabinets, purpose, mode, request.method, request.target, request.body
         )
-        return HttpResponse(status, content, content_type)
+        headers: tuple[tuple[str, str], ...] = ()
+        if mode.kind == "gzip-bomb" and status == 200:
+            headers = (("Content-Encoding", "gzip, gzip"),)
+        return HttpResponse(status, content, content_type, headers)
