@@ -12,6 +12,7 @@ from rdptrust.cli.common import (
     CA_FILE_HELP,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
+    PROXY_HELP,
     UrlType,
     console,
     run,
@@ -33,6 +34,7 @@ Examples:
   rdptrust diagnose rdp01.example.com
   rdptrust diagnose rdp01 --ca-file corp-root.pem --json
   rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
+  rdptrust diagnose rdp01 --proxy http://proxy.corp.example:3128
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
@@ -78,6 +80,7 @@ unreadable).""",
     show_default=True,
     help="Model Automatic Root Certificates Update on or off (off = Method 2 deployed).",
 )
+@click.option("--proxy", type=UrlType(("http",)), default=None, metavar="URL", help=PROXY_HELP)
 @click.option(
     "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
@@ -124,6 +127,7 @@ def diagnose_cmd(
     known_hosts: Path | None,
     root_list_url: str,
     root_update: str,
+    proxy: str | None,
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
@@ -153,6 +157,7 @@ def diagnose_cmd(
             ocsp_first=not crl_first,
         ),
         root_list_url=root_list_url,
+        proxy=proxy,
         anchors=anchors,
         known_hosts=store,
         warn_days=warn_days,
