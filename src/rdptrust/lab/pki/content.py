@@ -119,17 +119,17 @@ BOMB_INFLATED_BYTES = 2 * 1024 * 1024 * 1024
 _BOMB: list[bytes] = []
 
 
-def _gzip_zeros(size: int, chunk: int = 4 * 1024 * 1024) -> bytes:
-    """RFC 1952 gzip of *size* zero bytes (a multiple of *chunk*) without compressing them
-    all: after a full flush deflate starts afresh, so each chunk of zeros packs to the same
-    bytes, which are repeated."""
+#: CRC-32 of BOMB_INFLATED_BYTES zero bytes (the lab's tests recompute it).
+BOMB_CRC32 = 0x4DBDF21C
+
+
+def _gzip_zeros(size: int, crc: int, chunk: int = 4 * 1024 * 1024) -> bytes:
+    """RFC 1952 gzip of *size* zero bytes (a multiple of *chunk*) whose CRC-32 is *crc*,
+    without compressing them all: after a full flush deflate starts afresh, so each
+    chunk of zeros packs to the same bytes, which are repeated."""
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
     block = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
     tail = packer.flush(zlib.Z_FINISH)
-    crc = 0
-    zeros = bytes(chunk)
-    for _ in range(size // chunk):
-        crc = zlib.crc32(zeros, crc)
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
     trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
     return header + block * (size // chunk) + tail + trailer
@@ -138,7 +138,7 @@ def _gzip_zeros(size: int, chunk: int = 4 * 1024 * 1024) -> bytes:
 def gzip_bomb() -> bytes:
     """2 GiB of zeros, gzipped twice: a few KiB on the wire (made once, then kept)."""
     if not _BOMB:
-        _BOMB.append(gzip.compress(_gzip_zeros(BOMB_INFLATED_BYTES), 9))
+        _BOMB.append(gzip.compress(_gzip_zeros(BOMB_INFLATED_BYTES, BOMB_CRC32), 9))
     return _BOMB[0]
 
 

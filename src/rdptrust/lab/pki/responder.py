@@ -22,6 +22,7 @@ from rdptrust.lab.pki.content import (
     ROOT_LIST_DIRECTORY,
     ROOT_LIST_PATH,
     answer,
+    gzip_bomb,
     purpose_of,
     root_list_cabinets,
 )
@@ -86,6 +87,8 @@ class PkiResponder(AsyncService):
         if self._http is not None:
             return
         loop = asyncio.get_running_loop()
+        if any(self.modes.for_purpose(p).kind == "gzip-bomb" for p in PURPOSES):
+            gzip_bomb()  # made before the first request, so no answer waits for it
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
