@@ -21,6 +21,7 @@ from rdptrust.cli.common import (
     EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
+    PROXY_HELP,
     UrlType,
     console,
     fail,
@@ -220,6 +221,13 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     help="With --diagnose: where the root list is fetched [default: the Windows Update URL].",
 )
 @click.option(
+    "--proxy",
+    type=UrlType(("http",)),
+    default=None,
+    metavar="URL",
+    help="With --diagnose: " + PROXY_HELP,
+)
+@click.option(
     "--ca-file",
     "ca_files",
     multiple=True,
@@ -258,6 +266,7 @@ def scan(
     fetch_timeout: float,
     root_update: str,
     root_list_url: str | None,
+    proxy: str | None,
     ca_files: tuple[Path, ...],
     known_hosts: Path | None,
     jsonl: bool,
@@ -296,6 +305,7 @@ def scan(
                     url_timeout=fetch_timeout,
                     root_update=root_update == "on",
                     root_list_url=root_list_url,
+                    proxy=proxy,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
                 )

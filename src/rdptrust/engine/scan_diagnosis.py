@@ -27,6 +27,7 @@ def diagnose_options(options: ScanOptions) -> AssessOptions:
         # The model keeps Windows' own time-outs; url_timeout is only how long we wait.
         windows=WindowsSettings(root_update=options.root_update),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
+        proxy=options.proxy,
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),
         known_hosts=KnownHosts.load(Path(options.known_hosts) if options.known_hosts else None),

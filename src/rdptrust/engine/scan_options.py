@@ -16,6 +16,7 @@ from rdptrust.model.probe import ENUMERATION_REQUESTS
 from rdptrust.model.records import HostResult
 from rdptrust.model.target import Target
 from rdptrust.net.connection import TLS_VERSIONS
+from rdptrust.pki.limits import WINDOWS_LIMITS
 
 #: Seconds added to the per-host deadline beyond the connection time-outs.
 _DEADLINE_SLACK = 2.0
@@ -40,7 +41,8 @@ class ScanOptions:
     is then how long each retrieval may take (one that does not answer counts as the
     Windows time-out in the prediction), ``root_update`` whether the
     modelled client fetches the root list, ``root_list_url`` where from (None: the
-    diagnosis' default, the Windows Update URL), ``ca_files`` extra trusted CAs and
+    diagnosis' default, the Windows Update URL), ``proxy`` the static HTTP proxy the
+    retrievals go through (None: direct), ``ca_files`` extra trusted CAs and
     ``known_hosts`` the pinned-host store (None: rdptrust's default).
     """
 
@@ -53,6 +55,7 @@ class ScanOptions:
     url_timeout: float = 15.0
     root_update: bool = True
     root_list_url: str | None = None
+    proxy: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
 
@@ -72,8 +75,9 @@ class ScanOptions:
         if self.enumerate:
             budget += self.timeout
         if self.diagnose:
-            # issuer fetches (AIA) come before the revocation fetches of the path
-            budget += 2 * self.url_timeout
+            # issuer fetches (AIA, URL after URL) come before the revocation fetches of
+            # the path; an OCSP GET that fails is followed by a POST
+            budget += (WINDOWS_LIMITS.aia_retrievals_per_chain + 2) * self.url_timeout
         return budget + _DEADLINE_SLACK
 
     def sockets_per_host(self) -> int:
@@ -97,6 +101,7 @@ class ScanOptions:
             "url_timeout": self.url_timeout,
             "root_update": self.root_update,
             "root_list_url": self.root_list_url,
+            "proxy": self.proxy,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
         }
