@@ -27,7 +27,7 @@ from rdptrust.pki.trust import TrustAnchors, build_path
 TIMEOUT = 2.0
 
 
-async def _lab_run(modes: PkiModes) -> tuple[PkiResponder, RetrievalRun]:
+async def _lab_run(modes: PkiModes, timeout: float = TIMEOUT) -> tuple[PkiResponder, RetrievalRun]:
     async with PkiResponder(None, modes) as pki:
         ca = LabCa.generate(urls=pki.urls())
         pki.ca = ca
@@ -36,7 +36,7 @@ async def _lab_run(modes: PkiModes) -> tuple[PkiResponder, RetrievalRun]:
         anchors = TrustAnchors((ca.root,), ("test",))
         path = build_path(served, anchors)
         run = await make_retrievals(
-            served, path, anchors, RetrievalPlan(None, TIMEOUT, None), pinned=False
+            served, path, anchors, RetrievalPlan(None, timeout, None), pinned=False
         )
     return pki, run
 
@@ -292,3 +292,26 @@ async def test_revocation_urls_past_the_limit_are_reported(
     (omitted,) = run.omitted
     assert "1 of 3" in omitted.detail
     assert omitted.certificate is not None
+
+
+async def test_lab_delta_crl_mode_is_fetched_and_counted() -> None:
+    # Given the lab in delta mode: host certificates name the intermediate's delta CRL,
+    pki, run = await _lab_run(PkiModes(crl=ResponderMode("delta")))
+    # then the delta is fetched beside the base CRL, is a delta, and says good,
+    assert "/crl/intermediate-delta.crl" in [r.path for r in pki.requests]
+    (delta,) = [f for f in run.fetched if f.delta]
+    assert delta.revocation == RevocationStatus.GOOD
+    # and, CRL first, Windows counts it after the base CRL.
+    retrievals, _ = _count(run.fetched, True, False, WindowsSettings(ocsp_first=False))
+    assert [r.counted for r in retrievals if r.url == delta.url] == [True]
+
+
+async def test_lab_huge_crl_is_refused_at_windows_limit() -> None:
+    # (the lab builds each 100 MiB answer in memory: it is given time to)
+    _pki, run = await _lab_run(PkiModes(crl=ResponderMode("huge")), timeout=20.0)
+    crls = [f for f in run.fetched if f.purpose == Purpose.CRL]
+    assert crls
+    for f in crls:
+        assert f.result.outcome == FetchOutcome.INVALID
+        assert f.detail is not None
+        assert f"larger than {100 * 1024 * 1024} bytes" in f.detail

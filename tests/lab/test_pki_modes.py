@@ -26,6 +26,8 @@ from rdptrust.lab.pki.modes import ALL_OK, OK, PURPOSES, PkiModes, ResponderMode
         ("gzip-bomb", ResponderMode("gzip-bomb")),
         ("GET-only", ResponderMode("get-only")),
         ("post-only", ResponderMode("post-only")),
+        ("huge", ResponderMode("huge")),
+        ("delta", ResponderMode("delta")),
     ],
 )
 def test_mode_parse(text: str, mode: ResponderMode) -> None:

@@ -20,6 +20,11 @@ gzip-bomb     ``200 OK`` with ``Content-Encoding: gzip, gzip``: a few KiB that i
               2 GiB of zeros for a client that decodes (CryptoAPI does not)
 get-only      ``405`` to a ``POST`` (an OCSP responder that takes only GET)
 post-only     ``405`` to a ``GET`` (an OCSP responder that takes only POST)
+huge          ``200 OK`` with 100 MiB + 1 byte of zeros, one byte over Windows'
+              ``MaxUrlRetrievalByteCount``
+delta         as ``ok``; for ``crl``, host certificates also name the intermediate's
+              delta CRL (Freshest CRL), :data:`CRL_DELTA_PATH`, a delta CRL on the last
+              full CRL with a Delta CRL Indicator
 ============  ========================================================================
 
 Paths and content in ``ok`` mode:
@@ -60,6 +65,7 @@ from __future__ import annotations
 from rdptrust.lab.pki.content import (
     AIA_INTERMEDIATE_PATH,
     AIA_ROOT_PATH,
+    CRL_DELTA_PATH,
     CRL_INTERMEDIATE_PATH,
     CRL_ROOT_PATH,
     DISALLOWED_LIST_PATH,
@@ -89,6 +95,7 @@ __all__ = [
     "AIA_INTERMEDIATE_PATH",
     "AIA_ROOT_PATH",
     "ALL_OK",
+    "CRL_DELTA_PATH",
     "CRL_INTERMEDIATE_PATH",
     "CRL_ROOT_PATH",
     "DISALLOWED_LIST_PATH",

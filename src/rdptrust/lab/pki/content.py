@@ -29,6 +29,8 @@ AIA_INTERMEDIATE_PATH = "/aia/intermediate.crt"
 AIA_ROOT_PATH = "/aia/root.crt"
 CRL_INTERMEDIATE_PATH = "/crl/intermediate.crl"
 CRL_ROOT_PATH = "/crl/root.crl"
+#: The intermediate's delta CRL (named by host certificates in ``delta`` mode).
+CRL_DELTA_PATH = "/crl/intermediate-delta.crl"
 OCSP_PATH = "/ocsp"
 
 #: Bytes sent in ``garbage`` mode: no DER (tag 0 is invalid), no cabinet, no text format.
@@ -57,7 +59,7 @@ def purpose_of(path: str) -> Purpose | None:
         return "root_list"
     if path in _AIA_PATHS:
         return "aia"
-    if path in _CRL_PATHS:
+    if path in _CRL_PATHS or path == CRL_DELTA_PATH:
         return "crl"
     if path == OCSP_PATH or path.startswith(OCSP_PATH + "/"):
         return "ocsp"
@@ -87,6 +89,8 @@ def answer(
         return 405, "text/plain", b"method not allowed\n"
     if mode.kind == "gzip-bomb":
         return 200, CONTENT_TYPES[purpose], gzip_bomb()
+    if mode.kind == "huge":
+        return 200, CONTENT_TYPES[purpose], huge_body()
     if method not in ("GET", "HEAD") and not (purpose == "ocsp" and method == "POST"):
         return 405, "text/plain", b"method not allowed\n"
     content_type = CONTENT_TYPES[purpose]
@@ -102,7 +106,8 @@ def answer(
         cert = ca.issuer_certificate(_AIA_PATHS[path])
         return 200, content_type, cert.public_bytes(serialization.Encoding.DER)
     if purpose == "crl":
-        crl = ca.crl(_CRL_PATHS[path])
+        delta = path == CRL_DELTA_PATH
+        crl = ca.crl("intermediate" if delta else _CRL_PATHS[path], delta=delta)
         return 200, content_type, crl.public_bytes(serialization.Encoding.DER)
     if method == "POST":
         data: bytes | None = body
@@ -112,6 +117,20 @@ def answer(
     if not data:
         return 200, content_type, _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     return 200, content_type, ocsp_answer(ca, data)
+
+
+#: The size of what the ``huge`` mode answers: one byte over Windows'
+#: MaxUrlRetrievalByteCount (100 MiB).
+HUGE_BYTES = 100 * 1024 * 1024 + 1
+_HUGE: list[bytes] = []
+
+
+def huge_body() -> bytes:
+    """HUGE_BYTES zeros (made on first use, then kept: a lab answering ``huge`` holds
+    them, and a copy or two while one is sent)."""
+    if not _HUGE:
+        _HUGE.append(bytes(HUGE_BYTES))
+    return _HUGE[0]
 
 
 #: What the ``gzip-bomb`` mode inflates to, twice decoded (``Content-Encoding: gzip, gzip``).

@@ -1,6 +1,6 @@
 """How each purpose of the lab's PKI responder answers: ``ok``, ``delay:S``, ``blackhole``,
-``refuse``, ``404``, ``garbage``, ``gzip-bomb``, ``get-only`` or ``post-only`` (the table is
-in :mod:`rdptrust.lab.pki`)."""
+``refuse``, ``404``, ``garbage``, ``gzip-bomb``, ``get-only``, ``post-only``, ``huge`` or
+``delta`` (the table is in :mod:`rdptrust.lab.pki`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,17 @@ MAX_DELAY_S = 3600.0
 Purpose = Literal["root_list", "aia", "crl", "ocsp"]
 PURPOSES: tuple[Purpose, ...] = ("root_list", "aia", "crl", "ocsp")
 ModeKind = Literal[
-    "ok", "delay", "blackhole", "refuse", "404", "garbage", "gzip-bomb", "get-only", "post-only"
+    "ok",
+    "delay",
+    "blackhole",
+    "refuse",
+    "404",
+    "garbage",
+    "gzip-bomb",
+    "get-only",
+    "post-only",
+    "huge",
+    "delta",
 ]
 _MODE_KINDS: tuple[str, ...] = (
     "ok",
@@ -28,8 +38,13 @@ _MODE_KINDS: tuple[str, ...] = (
     "gzip-bomb",
     "get-only",
     "post-only",
+    "huge",
+    "delta",
 )
-_MODE_HELP = "use ok, delay:S, blackhole, refuse, 404, garbage, gzip-bomb, get-only or post-only"
+_MODE_HELP = (
+    "use ok, delay:S, blackhole, refuse, 404, garbage, gzip-bomb, get-only, post-only, "
+    "huge or delta"
+)
 
 
 @dataclass(frozen=True)
