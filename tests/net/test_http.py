@@ -299,6 +299,38 @@ async def test_request_headers_are_cryptoapi_s_even_from_a_default_client() -> N
         assert request.headers["user-agent"] == "Microsoft-CryptoAPI/10.0"
 
 
+async def test_declared_length_over_the_cap_is_refused_before_the_body() -> None:
+    # Given a server that announces 2 GiB and then sends nothing,
+    async def announce(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(TIMEOUT * 2)
+
+    async with serve(announce) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT, max_body=1000)
+    # then the answer is refused at once, not waited for.
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error is not None
+    assert "Content-Length 2147483648" in result.error
+    assert result.elapsed_ms < FAST_MS
+
+
+async def test_chunked_body_is_capped_as_it_arrives() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(100):  # 100 x 1000 bytes, far over the cap
+            writer.write(b"3e8\r\n" + b"z" * 1000 + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async with serve(chunked) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT, max_body=5000)
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error == "answer larger than 5000 bytes"
+
+
 async def test_identity_encoding_is_plain() -> None:
     async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

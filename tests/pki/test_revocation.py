@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rdptrust.lab.certs import CertKind, HostCredentials, LabCa, make_host_credentials
 from rdptrust.lab.pki import ocsp_answer
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
-from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
+from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_get_url, ocsp_request
 
 DER = serialization.Encoding.DER
 PEM = serialization.Encoding.PEM
@@ -447,3 +449,14 @@ def test_ocsp_with_an_unknown_signature_algorithm_is_invalid(
     data = answer_for(ca, host.leaf)
     data = data.replace(SHA256_RSA_OID, MD2_RSA_OID, 1)
     assert_invalid(check_ocsp(data, host.leaf, ca.intermediate), "signature does not verify")
+
+
+def test_ocsp_get_url_is_base64_url_encoded_after_the_url() -> None:
+    request = bytes(range(0xF0, 0x100)) * 3  # base64 with "+" and "/" in it
+    url = ocsp_get_url("http://ocsp.example.test", request)
+    assert url.startswith("http://ocsp.example.test/")
+    encoded = url.rpartition("/")[2]
+    assert "+" not in encoded
+    assert "/" not in encoded
+    assert base64.b64decode(urllib.parse.unquote(encoded)) == request
+    assert ocsp_get_url("http://ocsp.example.test/", request) == url
