@@ -174,6 +174,12 @@ def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tupl
             True,
             "signed by the issuer" if signer is issuer else "signed by a delegated responder",
         )
+    carried = len(response.certificates)
+    if carried > MAX_OCSP_CERTIFICATES:
+        return False, (
+            f"OCSP response signature does not verify (the answer carries {carried} "
+            f"certificates; only the first {MAX_OCSP_CERTIFICATES} were tried as its signer)"
+        )
     return False, "OCSP response signature does not verify"
 
 
