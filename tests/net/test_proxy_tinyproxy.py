@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from fixtures.cli import no_pins
+from fixtures.cli import run_rdptrust as rdptrust
+from fixtures.lab import LabFactory
 from fixtures.peers import free_port, wait_for_port
 from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
 from rdptrust.lab.certs import LabCa
@@ -155,3 +159,28 @@ async def test_black_hole_proxy_times_out(recorder: tuple[str, list[dict[str, st
     assert result.outcome == FetchOutcome.TIMEOUT
     assert 400 <= result.elapsed_ms < 2000
     assert seen == []
+
+
+async def test_diagnose_proxy_option_takes_the_proxy_path(
+    lab_factory: LabFactory, tinyproxy: str, tmp_path: Path
+) -> None:
+    # Given a lab host whose root list answers, and tinyproxy in front of it,
+    lab = await lab_factory(cert="self-signed")
+    store = tmp_path / "known_hosts.json"
+    no_pins(store)
+    base = ("diagnose", str(lab.target), "--fetch-timeout", "2", "--json")
+    base += ("--root-list-url", lab.root_list_url, "--known-hosts", str(store))
+    # when diagnose goes through the proxy, the root list arrives through it;
+    code, out, err = await rdptrust(*base, "--proxy", tinyproxy)
+    assert code in (0, 1, 2), err
+    (root,) = [r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list"]
+    assert root["outcome"] == "ok"
+    log = (tmp_path / "tinyproxy.log").read_text(encoding="utf-8", errors="replace")
+    assert "authrootstl.cab" in log
+    # and through a proxy that refuses, the retrieval is refused, not made directly.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refusing = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        code, out, err = await rdptrust(*base, "--proxy", refusing)
+    (root,) = [r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list"]
+    assert root["outcome"] == "refused", err
