@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from pki.certs_for_tests import Issued, issue
+from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.retrievals import RetrievalPlan, RetrievalRun, make_retrievals
 from rdptrust.lab.certs import LabCa
 from rdptrust.lab.pki import PkiModes, PkiResponder, ResponderMode
@@ -315,3 +316,10 @@ async def test_lab_huge_crl_is_refused_at_windows_limit() -> None:
         assert f.result.outcome == FetchOutcome.INVALID
         assert f.detail is not None
         assert f"larger than {100 * 1024 * 1024} bytes" in f.detail
+
+
+@pytest.mark.parametrize("proxy", ["https://proxy.example.test", "http://", "socks5://p:1080"])
+def test_assess_options_refuse_a_proxy_that_is_not_http(proxy: str) -> None:
+    with pytest.raises(ValueError, match="proxy must be an http:// URL"):
+        AssessOptions(proxy=proxy)
+    assert AssessOptions(proxy="http://127.0.0.1:3128").proxy == "http://127.0.0.1:3128"

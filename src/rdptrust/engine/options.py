@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.limits import WINDOWS_LIMITS
@@ -61,6 +62,10 @@ class AssessOptions:
             raise ValueError("fetch_timeout_s must be positive")
         if self.warn_days < 0:
             raise ValueError("warn_days must not be negative")
+        if self.proxy is not None:
+            parts = urlsplit(self.proxy)
+            if parts.scheme.lower() != "http" or not parts.hostname:
+                raise ValueError(f"proxy must be an http:// URL with a host, not {self.proxy!r}")
 
     def deadline_s(self) -> float:
         """The most one assessment may take: probe, enumeration round, two fetch rounds."""
