@@ -15,7 +15,7 @@ def test_bad_options(bad: dict[str, float]) -> None:
 
 @pytest.mark.parametrize(
     ("enumerate_", "diagnose", "sockets"),
-    [(False, False, 1), (True, False, 12), (False, True, 65), (True, True, 76)],
+    [(False, False, 1), (True, False, 12), (False, True, 39), (True, True, 50)],
 )
 def test_sockets_per_host(enumerate_: bool, diagnose: bool, sockets: int) -> None:
     # main connection; + 6 protocols, 4 TLS versions and NTLM; + 8 parallel retrievals

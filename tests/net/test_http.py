@@ -251,7 +251,8 @@ async def test_body_larger_than_max_body_is_invalid() -> None:
     assert result.outcome == FetchOutcome.INVALID
     assert result.status == 200
     assert result.body is None
-    assert result.error == "answer larger than 1000 bytes"
+    assert result.error is not None
+    assert result.error.startswith("answer larger than 1000 bytes")
 
 
 async def test_body_of_exactly_max_body_is_ok() -> None:
@@ -261,19 +262,84 @@ async def test_body_of_exactly_max_body_is_ok() -> None:
     assert result.body == b"y" * 1000
 
 
-async def test_max_body_counts_decoded_bytes() -> None:
-    # A small gzip answer that inflates past the limit is refused after decoding.
+async def test_encoded_answer_is_unusable_and_not_decoded() -> None:
+    # Given a small gzip answer that would inflate well past the limit,
     packed = gzip.compress(b"\0" * 200_000)
     assert len(packed) < 10_000
+    seen: list[Request] = []
 
     async def bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        seen.append(await read_request(reader))
         await respond(writer, 200, "OK", packed, headers=(("Content-Encoding", "gzip"),))
 
     async with serve(bomb) as server:
         result = await fetch(server.url(), timeout=TIMEOUT, max_body=100_000)
+    # then it is unusable data, as CryptoAPI (which asked for no encoding) sees it.
     assert result.outcome == FetchOutcome.INVALID
     assert result.body is None
+    assert result.error is not None
+    assert "Content-Encoding gzip" in result.error
+    (request,) = seen
+    assert "accept-encoding" not in request.headers
+
+
+async def test_request_headers_are_cryptoapi_s_even_from_a_default_client() -> None:
+    seen: list[Request] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        await respond(writer, 200, "OK", b"x")
+
+    async with serve(record) as server, httpx.AsyncClient() as plain:
+        await fetch(server.url(), timeout=TIMEOUT)
+        await fetch(server.url(), timeout=TIMEOUT, client=plain)
+    for request in seen:
+        assert set(request.headers) == {"host", "accept", "user-agent", "connection"}
+        assert request.headers["accept"] == "*/*"
+        assert request.headers["user-agent"] == "Microsoft-CryptoAPI/10.0"
+
+
+async def test_declared_length_over_the_cap_is_refused_before_the_body() -> None:
+    # Given a server that announces 2 GiB and then sends nothing,
+    async def announce(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(TIMEOUT * 2)
+
+    async with serve(announce) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT, max_body=1000)
+    # then the answer is refused at once, not waited for.
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error is not None
+    assert "Content-Length 2147483648" in result.error
+    assert result.elapsed_ms < FAST_MS
+
+
+async def test_chunked_body_is_capped_as_it_arrives() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(100):  # 100 x 1000 bytes, far over the cap
+            writer.write(b"3e8\r\n" + b"z" * 1000 + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async with serve(chunked) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT, max_body=5000)
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error == "answer larger than 5000 bytes"
+
+
+async def test_identity_encoding_is_plain() -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await respond(writer, 200, "OK", b"abc", headers=(("Content-Encoding", "identity"),))
+
+    async with serve(plain) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT)
+    assert result.outcome == FetchOutcome.OK
+    assert result.body == b"abc"
 
 
 # -- failures and time --------------------------------------------------------------------------

@@ -35,12 +35,20 @@ from rdptrust.model.probe import (
     TlsVersionSupport,
 )
 from rdptrust.model.problems import Problem
-from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose, RevocationStatus
+from rdptrust.model.retrieval import (
+    Fetched,
+    FetchOutcome,
+    HttpResult,
+    Omission,
+    Purpose,
+    RevocationStatus,
+)
 from rdptrust.model.target import Target
 from rdptrust.model.windows import WindowsSettings
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.judge import assessment
+from rdptrust.pki.limits import WINDOWS_LIMITS, aia_urls
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
 from rdptrust.pki.problems import judge_chain
 from rdptrust.pki.trust import TrustAnchors, build_path
@@ -127,6 +135,7 @@ def judge(
     now: dt.datetime = NOW,
     unreadable: str | None = None,
     disallowed: frozenset[bytes] = frozenset(),
+    omitted: Sequence[Omission] = (),
 ) -> Assessment:
     """The assessment of a host that served *served*, as the engine would make it."""
     target = Target(host, 3389)
@@ -153,6 +162,7 @@ def judge(
         elapsed_ms=1.0,
         unreadable=unreadable,
         disallowed=disallowed,
+        omitted=omitted,
     )
 
 
@@ -317,6 +327,23 @@ def scenarios() -> tuple[Judged, ...]:
         _of(
             "trusted chain, weak host settings",
             judge(chain, anchors=TRUSTED, probed=windows_defaults),
+        )
+    )
+    # what the retrieval limits leave out (rdptrust.pki.limits)
+    found.append(
+        _of(
+            "AIA over HTTPS and past the URL limit",
+            judge(
+                [CHAIN.leaf.cert],
+                retrievals=[],
+                omitted=[
+                    *aia_urls(
+                        [f"https://aia.example.test/{n}.crt" for n in range(6)],
+                        "leaf",
+                        WINDOWS_LIMITS,
+                    )[1]
+                ],
+            ),
         )
     )
     # raised only where no chain is judged (probe, a scan without a diagnosis)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rdptrust.lab.certs import CertKind, HostCredentials, LabCa, make_host_credentials
 from rdptrust.lab.pki import ocsp_answer
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
-from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
+from rdptrust.pki.revocation import (
+    MAX_OCSP_CERTIFICATES,
+    check_crl,
+    check_ocsp,
+    ocsp_get_url,
+    ocsp_request,
+)
 
 DER = serialization.Encoding.DER
 PEM = serialization.Encoding.PEM
@@ -369,6 +377,24 @@ def test_ocsp_delegated_responder_is_accepted(ca: LabCa, host: HostCredentials) 
     assert check.detail == "good (OCSP, signed by a delegated responder)"
 
 
+def test_ocsp_signer_past_the_certificates_considered_is_not_tried_and_said(
+    ca: LabCa, host: HostCredentials
+) -> None:
+    # Given a delegated responder that comes after MAX_OCSP_CERTIFICATES other certificates,
+    key = ec.generate_private_key(ec.SECP256R1())
+    responder = responder_certificate(ca.intermediate, ca.intermediate_key, key)
+    padding_certs = (ca.root,) * MAX_OCSP_CERTIFICATES
+    data = signed_response(
+        host.leaf, ca.intermediate, responder, key, include=(*padding_certs, responder)
+    )
+    # then it is never tried, and the detail says why.
+    check = check_ocsp(data, host.leaf, ca.intermediate)
+    assert_invalid(check, f"only the first {MAX_OCSP_CERTIFICATES} were tried")
+    # (the same responder first is accepted)
+    first = signed_response(host.leaf, ca.intermediate, responder, key, include=(responder,))
+    assert check_ocsp(first, host.leaf, ca.intermediate).status == RevocationStatus.GOOD
+
+
 def test_ocsp_delegated_responder_without_ocsp_signing_is_invalid(
     ca: LabCa, host: HostCredentials
 ) -> None:
@@ -447,3 +473,14 @@ def test_ocsp_with_an_unknown_signature_algorithm_is_invalid(
     data = answer_for(ca, host.leaf)
     data = data.replace(SHA256_RSA_OID, MD2_RSA_OID, 1)
     assert_invalid(check_ocsp(data, host.leaf, ca.intermediate), "signature does not verify")
+
+
+def test_ocsp_get_url_is_base64_url_encoded_after_the_url() -> None:
+    request = bytes(range(0xF0, 0x100)) * 3  # base64 with "+" and "/" in it
+    url = ocsp_get_url("http://ocsp.example.test", request)
+    assert url.startswith("http://ocsp.example.test/")
+    encoded = url.rpartition("/")[2]
+    assert "+" not in encoded
+    assert "/" not in encoded
+    assert base64.b64decode(urllib.parse.unquote(encoded)) == request
+    assert ocsp_get_url("http://ocsp.example.test/", request) == url

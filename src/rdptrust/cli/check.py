@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from rdptrust.cli.client_state import CLIENT_STATE, CLIENT_STATE_HELP
-from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
+from rdptrust.cli.common import (
+    CA_FILE_HELP,
+    KNOWN_HOSTS_HELP,
+    PROXY_HELP,
+    UrlType,
+    run,
+    target_argument,
+)
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.engine.client_state import load_client_state, options_with_client_state
@@ -120,6 +127,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     show_default=True,
     help="With --diagnose: whether the clients' Automatic Root Certificates Update is on.",
 )
+@click.option("--proxy", type=UrlType(("http",)), default=None, metavar="URL", help=PROXY_HELP)
 @click.option(
     "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
@@ -162,6 +170,7 @@ def check(
     diagnose: bool,
     root_list_url: str | None,
     root_update: str,
+    proxy: str | None,
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
@@ -209,6 +218,7 @@ def check(
             **windows_model.settings_fields(),
         ),
         root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
+        proxy=proxy,
         anchors=anchors,
         known_hosts=store,
         warn_days=warn_days,

@@ -262,6 +262,11 @@ KNOWN_HOSTS_HELP = (
     "[default: known_hosts.json in rdptrust's data folder]."
 )
 CA_FILE_HELP = "Also trust the CA certificates in this PEM or DER file (repeatable)."
+PROXY_HELP = (
+    "Make every retrieval (root list, AIA, CRL, OCSP) through this static HTTP proxy, as "
+    "'netsh winhttp set proxy' makes the Windows client do [default: the direct path; "
+    "proxy environment variables are never read]."
+)
 
 
 # --- running ------------------------------------------------------------------------

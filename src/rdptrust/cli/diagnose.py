@@ -18,6 +18,7 @@ from rdptrust.cli.common import (
     CA_FILE_HELP,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
+    PROXY_HELP,
     UrlType,
     console,
     run,
@@ -42,6 +43,7 @@ Examples:
   rdptrust diagnose rdp01 --root-update off       as if Method 2 were deployed
   rdptrust diagnose rdp01 --assume-from-capi2 capi2.evtx   the regime the client's log shows
   rdptrust diagnose rdp01 --client-state pc042.json   with that client's stores and policy
+  rdptrust diagnose rdp01 --proxy http://proxy.corp.example:3128
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
   rdptrust diagnose rdp01 --revocation-timeouts per-url --client win7
   rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
@@ -91,6 +93,7 @@ settles nothing, or a --client-state file that is not a client state.""",
     show_default=True,
     help="Model Automatic Root Certificates Update on or off (off = Method 2 deployed).",
 )
+@click.option("--proxy", type=UrlType(("http",)), default=None, metavar="URL", help=PROXY_HELP)
 @click.option(
     "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
@@ -149,6 +152,7 @@ def diagnose_cmd(
     known_hosts: Path | None,
     root_list_url: str,
     root_update: str,
+    proxy: str | None,
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
@@ -187,6 +191,7 @@ def diagnose_cmd(
         fetch_timeout_s=fetch_timeout,
         windows=windows,
         root_list_url=root_list_url,
+        proxy=proxy,
         anchors=anchors,
         known_hosts=store,
         warn_days=warn_days,

@@ -42,7 +42,10 @@ def _converter(
     return convert
 
 
-_MODE_HELP = "MODE: ok, delay:S, blackhole, refuse, 404 or garbage."
+_MODE_HELP = (
+    "MODE: ok, delay:S, blackhole, refuse, 404, garbage, gzip-bomb, get-only, post-only, "
+    "huge or delta."
+)
 
 
 def _mode_option(name: str, what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -23,6 +23,7 @@ from rdptrust.cli.common import (
     EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
+    PROXY_HELP,
     UrlType,
     console,
     fail,
@@ -225,6 +226,13 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
 )
 @windows_model_options
 @click.option(
+    "--proxy",
+    type=UrlType(("http",)),
+    default=None,
+    metavar="URL",
+    help="With --diagnose: " + PROXY_HELP,
+)
+@click.option(
     "--ca-file",
     "ca_files",
     multiple=True,
@@ -264,6 +272,7 @@ def scan(
     fetch_timeout: float,
     root_update: str,
     root_list_url: str | None,
+    proxy: str | None,
     ca_files: tuple[Path, ...],
     known_hosts: Path | None,
     client_state_file: Path | None,
@@ -311,6 +320,7 @@ def scan(
                     ctl_due=windows_model.ctl_due,
                     client=windows_model.client.value,
                     root_dir_url=windows_model.root_dir_url,
+                    proxy=proxy,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
                     client_state=str(client_state_file.resolve()) if client_state_file else None,

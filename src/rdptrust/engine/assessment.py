@@ -27,7 +27,7 @@ from rdptrust.errors import LocalResourceError, PkiError, StoreError
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
-from rdptrust.model.retrieval import Fetched, FetchOutcome
+from rdptrust.model.retrieval import Fetched, FetchOutcome, Omission
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import load_certificate
@@ -113,6 +113,7 @@ async def assess_probe(
         fetched: tuple[Fetched, ...] | None = None,
         store_error: str | None = None,
         unreadable: str | None = None,
+        omitted: tuple[Omission, ...] = (),
     ) -> Assessment:
         return assessment(
             target,
@@ -129,6 +130,7 @@ async def assess_probe(
             store_error=store_error,
             unreadable=unreadable,
             disallowed=options.disallowed,
+            omitted=omitted,
         )
 
     if probe.error is not None:
@@ -150,12 +152,13 @@ async def assess_probe(
         store_error = str(exc)
     path = build_path(served, anchors, intermediates(options))
     fetched: tuple[Fetched, ...] | None = None
+    omitted: tuple[Omission, ...] = ()
     if options.diagnose:
         pinned = pin is not None and pin.status == PinStatus.MATCH
         lists = ctl_syncs(anchored=path.anchor is not None, pinned=pinned, settings=options.windows)
         directory = ctl_directory(options.root_list_url, options.windows.root_dir_url)
         synced, run = await asyncio.gather(
-            sync_lists(lists, directory, timeout=options.fetch_timeout_s),
+            sync_lists(lists, directory, timeout=options.fetch_timeout_s, proxy=options.proxy),
             make_retrievals(
                 served,
                 path,
@@ -164,13 +167,21 @@ async def assess_probe(
                     root_list_url=None,
                     fetch_timeout_s=options.fetch_timeout_s,
                     now=options.now,
+                    proxy=options.proxy,
                 ),
                 pinned=pinned,
             ),
         )
-        fetched, path = (*synced, *run.fetched), run.path
+        fetched, path, omitted = (*synced, *run.fetched), run.path, run.omitted
         local = next((f for f in fetched if f.result.outcome == FetchOutcome.LOCAL_ERROR), None)
         if local is not None:
             # A retrieval this machine could not make says nothing about the host.
             raise LocalResourceError(f"{target}: {local.result.url}: {local.result.error}")
-    return judged(served=served, path=path, pin=pin, fetched=fetched, store_error=store_error)
+    return judged(
+        served=served,
+        path=path,
+        pin=pin,
+        fetched=fetched,
+        store_error=store_error,
+        omitted=omitted,
+    )

@@ -16,8 +16,14 @@ from types import MappingProxyType
 
 import httpx
 
-from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose
-from rdptrust.net.http import fetch
+from rdptrust.model.retrieval import (
+    LIST_SYNC_CONNECTIONS,
+    Fetched,
+    FetchOutcome,
+    HttpResult,
+    Purpose,
+)
+from rdptrust.net.http import fetch, retrieval_client
 from rdptrust.pki.windows import ctl_url
 
 #: The files of each list, in the order Windows fetches them (WINDOWS.md §2; the
@@ -70,18 +76,15 @@ def _fields(result: HttpResult) -> tuple[FetchOutcome, int | None, float, bytes 
 
 
 async def sync_lists(
-    lists: Sequence[Purpose], directory: str, *, timeout: float
+    lists: Sequence[Purpose], directory: str, *, timeout: float, proxy: str | None = None
 ) -> tuple[Fetched, ...]:
     """Fetch each of *lists* from *directory* (an ``http(s)`` folder URL), the lists in
-    parallel, each list's files in order; a ``file:`` folder fetches nothing."""
+    parallel, each list's files in order, through *proxy* when given (CryptoAPI's static
+    WinHTTP proxy); a ``file:`` folder fetches nothing."""
     if not lists or not directory.lower().startswith(("http://", "https://")):
         return ()
-    async with httpx.AsyncClient(
-        trust_env=False,
-        follow_redirects=True,
-        max_redirects=3,
-        timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": USER_AGENT},
+    async with retrieval_client(
+        timeout, proxy=proxy, max_connections=LIST_SYNC_CONNECTIONS
     ) as client:
         batches = await asyncio.gather(*(_sync_one(client, p, directory, timeout) for p in lists))
     return tuple(f for batch in batches for f in batch)

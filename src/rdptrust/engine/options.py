@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.pki.limits import WINDOWS_LIMITS
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import TrustAnchors
 
@@ -28,6 +30,8 @@ class AssessOptions:
     ``root_list_url`` is where the modelled client fetches the trusted-root list; its
     folder is where every certificate trust list is fetched from (sequence files,
     disallowed list, pin rules), unless ``windows.root_dir_url`` names a mirror.
+    ``proxy`` is a static HTTP proxy URL every retrieval goes through, as ``netsh winhttp
+    set proxy`` makes CryptoAPI do (None: the direct path).
 
     Trust: ``anchors``, when given, are used as they are (a fleet loads them once);
     otherwise they are read from ``system_trust``, ``ca_files`` and ``ca_dirs``.
@@ -67,6 +71,10 @@ class AssessOptions:
             raise ValueError("fetch_timeout_s must be positive")
         if self.warn_days < 0:
             raise ValueError("warn_days must not be negative")
+        if self.proxy is not None:
+            parts = urlsplit(self.proxy)
+            if parts.scheme.lower() != "http" or not parts.hostname:
+                raise ValueError(f"proxy must be an http:// URL with a host, not {self.proxy!r}")
 
     def deadline_s(self) -> float:
         """The most one assessment may take: probe, enumeration round, two fetch rounds."""
@@ -74,5 +82,7 @@ class AssessOptions:
         if self.enumerate or self.standard_security or self.ntlm:
             budget += self.probe_timeout_s
         if self.diagnose:
-            budget += 2 * self.fetch_timeout_s
+            # AIA is tried URL after URL (MaxAIAUrlRetrievalCountPerChain), then a round
+            # of revocation for the completed path; OCSP may add a POST after a GET.
+            budget += (WINDOWS_LIMITS.aia_retrievals_per_chain + 2) * self.fetch_timeout_s
         return budget

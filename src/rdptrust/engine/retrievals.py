@@ -1,10 +1,15 @@
 """Make, for real and in parallel, every retrieval the Windows client would make for a chain.
 
 The root list (when the path's root is not trusted), the missing issuer over AIA, and
-OCSP and CRL for each certificate below the root. Each answer is judged as it arrives
-(a CRL or OCSP answer is verified against the certificate and its issuer) and its body
-released; what is kept is a :class:`~rdptrust.model.retrieval.Fetched` per URL. Which of
-them Windows would count, and for how long, is :mod:`rdptrust.pki.judge`'s business.
+OCSP and CRL (and delta CRL) for each certificate below the root. Each answer is judged
+as it arrives (a CRL or OCSP answer is verified against the certificate and its issuer)
+and its body released; what is kept is a :class:`~rdptrust.model.retrieval.Fetched` per
+URL. Bodies are bounded per URL (:mod:`rdptrust.pki.limits`) and together (one
+:class:`~rdptrust.net.http.BodyBudget` per chain), so memory follows the retrievals in
+flight, not their number. AIA goes as Windows makes it: HTTP only, URL after URL, until
+one works. OCSP goes as GET first, POST when the GET fails. What a limit leaves out is
+an :class:`~rdptrust.model.retrieval.Omission`. Which retrievals Windows would count,
+and for how long, is :mod:`rdptrust.pki.judge`'s business.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 from cryptography import x509
@@ -23,38 +28,61 @@ from rdptrust.model.retrieval import (
     Fetched,
     FetchOutcome,
     HttpResult,
+    Omission,
     Purpose,
     RevocationStatus,
 )
-from rdptrust.net.http import fetch
+from rdptrust.net.http import DEFAULT_BUDGET_BYTES, USER_AGENT, BodyBudget, fetch, retrieval_client
+from rdptrust.pki import limits as lim
 from rdptrust.pki.facts import certificate_facts, parse_issuers
 from rdptrust.pki.judge import revocation_plan, subject_text
-from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
+from rdptrust.pki.limits import WINDOWS_LIMITS, RetrievalLimits
+from rdptrust.pki.revocation import (
+    check_crl,
+    check_ocsp,
+    delta_crl_urls,
+    ocsp_get_url,
+    ocsp_request,
+)
 from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path
+
+__all__ = ["USER_AGENT", "RetrievalPlan", "RetrievalRun", "make_retrievals"]
 
 #: Least time given to revocation retrievals that only an AIA-completed path reveals.
 _MIN_SECOND_ROUND_S = 0.25
 _CAB_SIGNATURE = b"MSCF"
-#: What Windows' CryptoAPI sends as User-Agent (CAPI2 logs show Microsoft-CryptoAPI/<os>).
-USER_AGENT = "Microsoft-CryptoAPI/10.0"
-_SCHEMES = ("http://", "https://")
+#: Retrievals of one chain in flight at once. More wait here, before their clock starts,
+#: rather than in the HTTP client's pool, whose queue costs time quadratic in its length.
+MAX_IN_FLIGHT = MAX_RETRIEVAL_CONNECTIONS
+#: A failed OCSP GET is retried as POST (Wine's cryptnet; WINDOWS.md §4) when the server
+#: answered but not usefully; a server that cannot be reached is not asked again (assumed).
+_POST_AFTER = (FetchOutcome.HTTP_ERROR, FetchOutcome.INVALID)
 
 
 @dataclass(frozen=True)
 class RetrievalPlan:
-    """What to fetch for one chain: the root list or not, and from where."""
+    """What to fetch for one chain: the root list or not, and from where.
+
+    ``proxy`` is a static HTTP proxy every retrieval goes through (None: direct);
+    ``limits`` the retrieval limits; ``budget_bytes`` the body bytes held at once.
+    """
 
     root_list_url: str | None
     fetch_timeout_s: float
     now: dt.datetime | None
+    proxy: str | None = None
+    limits: RetrievalLimits = WINDOWS_LIMITS
+    budget_bytes: int = DEFAULT_BUDGET_BYTES
 
 
 @dataclass(frozen=True)
 class RetrievalRun:
-    """The retrievals made and the path as completed by any issuer fetched over AIA."""
+    """The retrievals made, the path as completed by any issuer fetched over AIA, and
+    what the limits left out (``omitted``)."""
 
     fetched: tuple[Fetched, ...]
     path: ChainPath
+    omitted: tuple[Omission, ...] = field(default=())
 
 
 def _released(fetched: Fetched) -> Fetched:
@@ -77,70 +105,138 @@ def _shortened(fetched: Fetched, seconds: float, full: float) -> Fetched:
     )
 
 
-def _revocation_urls(cert: x509.Certificate) -> tuple[list[str], list[str]]:
-    facts = certificate_facts(cert)
-    ocsp = [u for u in facts.ocsp_urls if u.lower().startswith(_SCHEMES)]
-    crl = [u for u in facts.crl_urls if u.lower().startswith(_SCHEMES)]
-    return ocsp, crl
+@dataclass(frozen=True)
+class _Subject:
+    """One certificate whose revocation is checked, and its place in the path."""
+
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    index: int
+    text: str
 
 
 def _judged(
     purpose: Purpose,
     url: str,
     result: HttpResult,
-    cert: x509.Certificate,
-    issuer: x509.Certificate,
-    index: int,
-    subject: str,
+    who: _Subject,
     now: dt.datetime | None,
+    *,
+    delta: bool = False,
+    note: str | None = None,
 ) -> Fetched:
+    def made(r: HttpResult, status: RevocationStatus | None, detail: str | None) -> Fetched:
+        if note is not None:
+            detail = f"{note}: {detail}" if detail else note
+        return Fetched(purpose, url, r, who.index, status, detail, who.text, delta)
+
     if result.outcome != FetchOutcome.OK or result.body is None:
-        return Fetched(purpose, url, result, index, None, result.error, subject)
-    check = (check_ocsp if purpose == Purpose.OCSP else check_crl)(
-        result.body, cert, issuer, now=now
-    )
+        return made(result, None, result.error)
+    if purpose == Purpose.OCSP:
+        check = check_ocsp(result.body, who.cert, who.issuer, now=now)
+    else:
+        check = check_crl(result.body, who.cert, who.issuer, now=now, delta=delta)
     if check.status == RevocationStatus.INVALID:
         invalid = HttpResult(
-            url, FetchOutcome.INVALID, result.status, result.elapsed_ms, None, check.detail
+            result.url, FetchOutcome.INVALID, result.status, result.elapsed_ms, None, check.detail
         )
-        return Fetched(purpose, url, invalid, index, check.status, check.detail, subject)
-    return _released(Fetched(purpose, url, result, index, check.status, check.detail, subject))
+        return made(invalid, check.status, check.detail)
+    return _released(made(result, check.status, check.detail))
 
 
-async def _revocation(
-    client: httpx.AsyncClient,
-    cert: x509.Certificate,
-    issuer: x509.Certificate,
-    index: int,
-    timeout: float,
-    now: dt.datetime | None,
-) -> list[Fetched]:
-    ocsp_urls, crl_urls = _revocation_urls(cert)
-    subject = subject_text(cert)
+class _Fetcher:
+    """The client, body budget and limits one chain's retrievals share."""
 
-    async def one_ocsp(url: str) -> Fetched:
+    def __init__(self, client: httpx.AsyncClient, plan: RetrievalPlan) -> None:
+        self.client = client
+        self.limits = plan.limits
+        self.budget = BodyBudget(plan.budget_bytes)
+        self.now = plan.now
+        self.omitted: list[Omission] = []
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def get(self, purpose: Purpose, url: str, timeout: float, **kw: object) -> HttpResult:
+        async with self._slots:
+            return await fetch(
+                url,
+                timeout=timeout,
+                client=self.client,
+                budget=self.budget,
+                max_body=lim.body_limit(purpose, self.limits),
+                **kw,  # type: ignore[arg-type]
+            )
+
+    async def ocsp(self, who: _Subject, url: str, timeout: float) -> list[Fetched]:
         try:
-            request = ocsp_request(cert, issuer)
+            request = ocsp_request(who.cert, who.issuer)
         except (ValueError, TypeError) as exc:
             result = HttpResult(url, FetchOutcome.INVALID, None, 0.0, None, str(exc))
-            return Fetched(Purpose.OCSP, url, result, index, None, str(exc), subject)
-        result = await fetch(
+            return [Fetched(Purpose.OCSP, url, result, who.index, None, str(exc), who.text)]
+        got = await self.get(Purpose.OCSP, ocsp_get_url(url, request), timeout)
+        first = _judged(Purpose.OCSP, url, replace(got, url=url), who, self.now, note="GET")
+        if first.result.outcome not in _POST_AFTER:
+            return [first]
+        posted = await self.get(
+            Purpose.OCSP,
             url,
-            timeout=timeout,
+            timeout,
             method="POST",
             content=request,
             content_type="application/ocsp-request",
-            client=client,
         )
-        return _judged(Purpose.OCSP, url, result, cert, issuer, index, subject, now)
+        return [first, _judged(Purpose.OCSP, url, posted, who, self.now, note="POST after GET")]
 
-    async def one_crl(url: str) -> Fetched:
-        result = await fetch(url, timeout=timeout, client=client)
-        return _judged(Purpose.CRL, url, result, cert, issuer, index, subject, now)
+    async def crl(self, who: _Subject, url: str, timeout: float, delta: bool) -> list[Fetched]:
+        result = await self.get(Purpose.CRL, url, timeout)
+        note = "delta CRL (Freshest CRL)" if delta else None
+        return [_judged(Purpose.CRL, url, result, who, self.now, delta=delta, note=note)]
 
-    return list(
-        await asyncio.gather(*(one_ocsp(u) for u in ocsp_urls), *(one_crl(u) for u in crl_urls))
-    )
+    async def revocation(self, who: _Subject, timeout: float) -> list[Fetched]:
+        facts = certificate_facts(who.cert)
+        ocsp, ocsp_out = lim.revocation_urls(Purpose.OCSP, facts.ocsp_urls, who.text, self.limits)
+        crl, crl_out = lim.revocation_urls(Purpose.CRL, facts.crl_urls, who.text, self.limits)
+        delta, delta_out = lim.revocation_urls(
+            Purpose.CRL, delta_crl_urls(who.cert), who.text, self.limits
+        )
+        self.omitted.extend((*ocsp_out, *crl_out, *delta_out))
+        jobs = [
+            *(self.ocsp(who, u, timeout) for u in ocsp),
+            *(self.crl(who, u, timeout, False) for u in crl),
+            *(self.crl(who, u, timeout, True) for u in delta),
+        ]
+        return [f for batch in await asyncio.gather(*jobs) for f in batch]
+
+    def subjects(self, path: ChainPath) -> list[_Subject]:
+        plan = revocation_plan(path)
+        count, over = lim.revocation_certificates(len(plan), self.limits)
+        if over is not None:
+            self.omitted.append(over)
+        return [_Subject(c, i, n, subject_text(c)) for n, c, i in plan[:count]]
+
+    async def aia(
+        self, path: ChainPath, timeout: float
+    ) -> tuple[list[Fetched], list[x509.Certificate]]:
+        """Issuer over AIA as Windows fetches it: HTTP URLs in order until one works."""
+        last = subject_text(path.certificates[-1]) if path.certificates else None
+        urls, omitted = lim.aia_urls(path.missing_issuer_urls, last, self.limits)
+        self.omitted.extend(omitted)
+        made: list[Fetched] = []
+        for n, url in enumerate(urls):
+            if not lim.aia_attempts_left(n, self.limits):
+                over = lim.aia_over_chain_limit(urls[n:], self.limits)
+                if over is not None:
+                    self.omitted.append(over)
+                break
+            r = await self.get(Purpose.AIA, url, timeout)
+            found = parse_issuers(r.body or b"") if r.outcome == FetchOutcome.OK else []
+            if r.outcome == FetchOutcome.OK and not found:
+                r = HttpResult(
+                    url, FetchOutcome.INVALID, r.status, r.elapsed_ms, None, "not a certificate"
+                )
+            made.append(_released(Fetched(Purpose.AIA, url, r, detail=r.error, certificate=last)))
+            if found:
+                return made, found
+        return made, []
 
 
 async def make_retrievals(
@@ -159,18 +255,11 @@ async def make_retrievals(
     """
     fetched: list[Fetched] = []
     timeout = plan.fetch_timeout_s
-    now = plan.now
-    async with httpx.AsyncClient(
-        trust_env=False,
-        follow_redirects=True,
-        max_redirects=3,
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=MAX_RETRIEVAL_CONNECTIONS),
-        headers={"User-Agent": USER_AGENT},
-    ) as client:
+    async with retrieval_client(timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT) as client:
+        run = _Fetcher(client, plan)
 
         async def root_list(url: str) -> list[Fetched]:
-            r = await fetch(url, timeout=timeout, client=client)
+            r = await run.get(Purpose.ROOT_LIST, url, timeout)
             if r.outcome == FetchOutcome.OK and not (r.body or b"").startswith(_CAB_SIGNATURE):
                 r = HttpResult(
                     r.url, FetchOutcome.INVALID, r.status, r.elapsed_ms, None, "not a cabinet file"
@@ -179,28 +268,22 @@ async def make_retrievals(
 
         issuers: list[x509.Certificate] = []
 
-        async def aia(url: str) -> list[Fetched]:
-            r = await fetch(url, timeout=timeout, client=client)
-            found = parse_issuers(r.body or b"") if r.outcome == FetchOutcome.OK else []
-            if r.outcome == FetchOutcome.OK and not found:
-                r = HttpResult(
-                    url, FetchOutcome.INVALID, r.status, r.elapsed_ms, None, "not a certificate"
-                )
+        async def aia() -> list[Fetched]:
+            made, found = await run.aia(path, timeout)
             issuers.extend(found)
-            last = subject_text(path.certificates[-1]) if path.certificates else None
-            return [_released(Fetched(Purpose.AIA, url, r, detail=r.error, certificate=last))]
+            return made
 
         jobs: list[Awaitable[list[Fetched]]] = []
         if plan.root_list_url is not None:
             jobs.append(root_list(plan.root_list_url))
-        if not pinned:
-            jobs.extend(aia(u) for u in path.missing_issuer_urls if u.lower().startswith(_SCHEMES))
+        if not pinned and path.missing_issuer_urls:
+            jobs.append(aia())
         checked: set[bytes] = set()
         start = time.monotonic()
         # a pinned chain is judged as a Root store anchor: revocation is checked too
-        for index, cert, issuer in revocation_plan(path):
-            checked.add(cert.tbs_certificate_bytes)
-            jobs.append(_revocation(client, cert, issuer, index, timeout, now))
+        for who in run.subjects(path):
+            checked.add(who.cert.tbs_certificate_bytes)
+            jobs.append(run.revocation(who, timeout))
         for batch in await asyncio.gather(*jobs):
             fetched.extend(batch)
 
@@ -211,10 +294,10 @@ async def make_retrievals(
             left = max(timeout - (time.monotonic() - start), _MIN_SECOND_ROUND_S)
             short = min(timeout, left)
             more = [
-                _revocation(client, cert, issuer, index, short, now)
-                for index, cert, issuer in revocation_plan(path)
-                if cert.tbs_certificate_bytes not in checked
+                run.revocation(who, short)
+                for who in run.subjects(path)
+                if who.cert.tbs_certificate_bytes not in checked
             ]
             for batch in await asyncio.gather(*more):
                 fetched.extend(_shortened(f, short, timeout) for f in batch)
-    return RetrievalRun(tuple(fetched), path)
+    return RetrievalRun(tuple(fetched), path, tuple(dict.fromkeys(run.omitted)))

@@ -49,6 +49,7 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
             root_dir_url=options.root_dir_url,
         ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
+        proxy=options.proxy,
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),
         known_hosts=KnownHosts.load(Path(options.known_hosts) if options.known_hosts else None),

@@ -14,9 +14,10 @@ from typing import Any
 
 from rdptrust.model.probe import ENUMERATION_REQUESTS
 from rdptrust.model.records import HostResult
-from rdptrust.model.retrieval import MAX_RETRIEVAL_CONNECTIONS
+from rdptrust.model.retrieval import LIST_SYNC_CONNECTIONS, MAX_RETRIEVAL_CONNECTIONS
 from rdptrust.model.target import Target
 from rdptrust.net.connection import TLS_VERSIONS
+from rdptrust.pki.limits import WINDOWS_LIMITS
 
 #: Seconds added to the per-host deadline beyond the connection time-outs.
 _DEADLINE_SLACK = 2.0
@@ -41,8 +42,9 @@ class ScanOptions:
     modelled client fetches the root list, ``root_list_url`` where from (None: the
     diagnosis' default, the Windows Update URL), ``revocation_timeouts``,
     ``disallowed_update``, ``ctl_due``, ``client`` and ``root_dir_url`` the modelled
-    client's (:class:`~rdptrust.model.windows.WindowsSettings`), ``ca_files`` extra
-    trusted CAs, ``known_hosts`` the pinned-host store (None: rdptrust's default) and
+    client's (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP
+    proxy the retrievals go through (None: direct), ``ca_files`` extra trusted CAs,
+    ``known_hosts`` the pinned-host store (None: rdptrust's default) and
     ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
 
@@ -60,6 +62,7 @@ class ScanOptions:
     ctl_due: bool = True
     client: str = "win10"
     root_dir_url: str | None = None
+    proxy: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
     client_state: str | None = None
@@ -80,8 +83,9 @@ class ScanOptions:
         if self.enumerate:
             budget += self.timeout
         if self.diagnose:
-            # issuer fetches (AIA) come before the revocation fetches of the path
-            budget += 2 * self.url_timeout
+            # issuer fetches (AIA, URL after URL) come before the revocation fetches of
+            # the path; an OCSP GET that fails is followed by a POST
+            budget += (WINDOWS_LIMITS.aia_retrievals_per_chain + 2) * self.url_timeout
         return budget + _DEADLINE_SLACK
 
     def sockets_per_host(self) -> int:
@@ -91,7 +95,7 @@ class ScanOptions:
             # one per protocol and per TLS version, and the NTLM one, side by side
             sockets += len(ENUMERATION_REQUESTS) + len(TLS_VERSIONS) + 1
         if self.diagnose:
-            sockets += MAX_RETRIEVAL_CONNECTIONS
+            sockets += MAX_RETRIEVAL_CONNECTIONS + LIST_SYNC_CONNECTIONS
         return sockets
 
     def to_json(self) -> dict[str, Any]:
@@ -110,6 +114,7 @@ class ScanOptions:
             "ctl_due": self.ctl_due,
             "client": self.client,
             "root_dir_url": self.root_dir_url,
+            "proxy": self.proxy,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
             "client_state": self.client_state,

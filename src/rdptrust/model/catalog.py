@@ -223,6 +223,24 @@ REVOCATION_UNAVAILABLE = CatalogEntry(
     "them, then warns",
     (FixId.REACH_REVOCATION_URLS,),
 )
+AIA_OVER_HTTPS = CatalogEntry(
+    "aia-over-https",
+    Kind.DIAGNOSIS,
+    _W,
+    "AIA over HTTPS",
+    "a caIssuers URL is https://, which Windows never fetches (HTTPS is for CRL and OCSP "
+    "only): the issuer must come another way",
+    (FixId.SEND_FULL_CHAIN,),
+)
+RETRIEVAL_LIMIT = CatalogEntry(
+    "retrieval-limit",
+    Kind.DIAGNOSIS,
+    _W,
+    "retrieval limit reached",
+    "a certificate names more URLs than the retrieval limits allow (Windows' own where "
+    "documented, rdptrust's otherwise): the excess is not fetched, as the message says",
+    (FixId.REISSUE_PROPERLY,),
+)
 #: The fixes for each retrieval that makes the client wait: the causes of a predicted
 #: stall, whose fixes are these together.
 STALL_FIXES: Mapping[Purpose, tuple[FixId, ...]] = MappingProxyType(
@@ -325,6 +343,8 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     DISALLOWED_CERTIFICATE,
     REVOKED,
     REVOCATION_UNAVAILABLE,
+    AIA_OVER_HTTPS,
+    RETRIEVAL_LIMIT,
     PREDICTED_STALL,
     STANDARD_RDP_SECURITY_ALLOWED,
     WEAK_ENCRYPTION_METHODS,

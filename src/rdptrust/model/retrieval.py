@@ -6,9 +6,11 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-#: Connections the retrievals of one assessment may hold open at once (a scan budgets
-#: its open files by it).
-MAX_RETRIEVAL_CONNECTIONS = 64
+#: Connections the chain's retrievals (AIA, CRL, OCSP) of one assessment may hold open at
+#: once (a scan budgets its open files by it).
+MAX_RETRIEVAL_CONNECTIONS = 32
+#: Connections the certificate trust list syncs of one assessment may hold open at once.
+LIST_SYNC_CONNECTIONS = 6
 
 
 class FetchOutcome(enum.StrEnum):
@@ -74,6 +76,7 @@ class Fetched:
     retrieval concerns (None for the root list and AIA); ``certificate`` that
     certificate's subject (for AIA: whose issuer was fetched). ``revocation`` is what a
     CRL or OCSP answer said, ``detail`` what went wrong or what the answer said.
+    ``delta`` marks a delta CRL (a certificate's Freshest CRL), fetched after its base CRL.
     """
 
     purpose: Purpose
@@ -82,4 +85,21 @@ class Fetched:
     cert_index: int | None = None
     revocation: RevocationStatus | None = None
     detail: str | None = None
+    certificate: str | None = None
+    delta: bool = False
+
+
+@dataclass(frozen=True)
+class Omission:
+    """A retrieval rdptrust did not make because the Windows client would not make it.
+
+    ``rule`` names the limit or rule (``MaxAIAUrlCountInCert``, ``no HTTPS for AIA`` …),
+    ``url`` the URL left out (None when a count of them is meant), ``certificate`` the
+    subject it belongs to (None for the chain), ``detail`` the whole reason in words.
+    """
+
+    purpose: Purpose
+    rule: str
+    detail: str
+    url: str | None = None
     certificate: str | None = None

@@ -2,7 +2,13 @@
 
 One request, one typed result: the outcome, the status, how long it took and the body.
 Network failures never raise; they are outcomes. No proxy settings are taken from the
-environment and redirects are bounded, so what is measured is the direct path.
+environment (a static proxy is a parameter) and redirects are bounded.
+
+The request carries what CryptoAPI sends (a CAPI2 log shows ``Accept: */*``, the
+``User-Agent`` and ``Connection``) and no ``Accept-Encoding``. The body is read raw, never
+decoded: the byte cap counts bytes as they arrive on the wire, and an answer with a
+``Content-Encoding`` is unusable data, as it is to Windows, however small it is.
+:class:`BodyBudget` bounds the body bytes that all retrievals of one diagnosis hold at once.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,9 +24,64 @@ import httpx
 from rdptrust.errors import local_limit_text, local_resource_error
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
 
-#: Bodies larger than this are cut off and reported invalid (a CRL of a large CA is a few MiB).
-MAX_BODY = 10 * 1024 * 1024
+#: MaxUrlRetrievalByteCount, the SDK default for one URL (WINDOWS.md §3): 100 MiB.
+MAX_BODY = 100 * 1024 * 1024
 MAX_REDIRECTS = 3
+#: What Windows' CryptoAPI sends as User-Agent (CAPI2 logs show Microsoft-CryptoAPI/<os>).
+USER_AGENT = "Microsoft-CryptoAPI/10.0"
+#: The headers of every request, as a CAPI2 log shows CryptoAPI's (no Accept-Encoding).
+REQUEST_HEADERS = {"Accept": "*/*", "User-Agent": USER_AGENT, "Connection": "Keep-Alive"}
+#: Body bytes that the retrievals sharing one budget may hold at once (rdptrust's own bound).
+DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
+
+
+class BodyBudget:
+    """Body bytes held at once by the retrievals that share it.
+
+    A retrieval takes bytes as chunks arrive and gives them back when it ends. Past the
+    limit, one retrieval at a time may overdraw (so the budget can never deadlock); the
+    others stop reading, and TCP holds the server back, until bytes come back. The time a
+    retrieval spends held back is not the server's: it is taken out of its elapsed time
+    and added to its time-out. At most ``limit`` plus one body (the overdraft) is held.
+    """
+
+    def __init__(self, limit: int = DEFAULT_BUDGET_BYTES) -> None:
+        if limit <= 0:
+            raise ValueError("the budget must be positive")
+        self.limit = limit
+        self.used = 0
+        #: The most bytes held at once, for reports and tests.
+        self.peak = 0
+        self._overdraft: object | None = None
+        self._changed = asyncio.Condition()
+
+    def _grant(self, owner: object, size: int) -> bool:
+        if self.used + size <= self.limit or self._overdraft is owner:
+            pass
+        elif self._overdraft is None:
+            self._overdraft = owner
+        else:
+            return False
+        self.used += size
+        self.peak = max(self.peak, self.used)
+        return True
+
+    async def take(self, owner: object, size: int) -> float:
+        """Take *size* bytes for *owner*; the seconds it was held back."""
+        if self._grant(owner, size):
+            return 0.0
+        start = time.monotonic()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._grant(owner, size))
+        return time.monotonic() - start
+
+    async def give_back(self, owner: object, size: int) -> None:
+        """Give back what *owner* took (all of it: it is done)."""
+        self.used -= size
+        if self._overdraft is owner:
+            self._overdraft = None
+        async with self._changed:
+            self._changed.notify_all()
 
 
 def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
@@ -51,6 +113,34 @@ def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
     return FetchOutcome.REFUSED, f"connection failed ({text})"
 
 
+def retrieval_client(
+    timeout: float, *, proxy: str | None = None, max_connections: int = 64
+) -> httpx.AsyncClient:
+    """The client retrievals share: CryptoAPI's headers, no environment, bounded redirects;
+    through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given."""
+    client = httpx.AsyncClient(
+        trust_env=False,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=max_connections),
+        headers=REQUEST_HEADERS,
+        proxy=proxy,
+    )
+    client.headers.pop("Accept-Encoding", None)
+    return client
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _encoded(response: httpx.Response) -> str | None:
+    """The Content-Encoding of *response*, None when the body is sent as it is."""
+    coding = ",".join(response.headers.get_list("Content-Encoding")).strip()
+    return coding if coding and coding.lower() != "identity" else None
+
+
 async def fetch(
     url: str,
     *,
@@ -60,12 +150,20 @@ async def fetch(
     content_type: str | None = None,
     client: httpx.AsyncClient | None = None,
     max_body: int = MAX_BODY,
+    budget: BodyBudget | None = None,
+    proxy: str | None = None,
 ) -> HttpResult:
-    """Fetch *url* within *timeout* seconds in all (connect, send, wait, read)."""
+    """Fetch *url* within *timeout* seconds in all (connect, send, wait, read).
+
+    At most *max_body* raw bytes are read; *budget* is shared by concurrent retrievals
+    to bound the bytes they hold together. *proxy* applies only when fetch makes its
+    own client (an injected *client* carries its own).
+    """
     start = time.monotonic()
+    held_back = 0.0
 
     def elapsed() -> float:
-        return round((time.monotonic() - start) * 1000.0, 3)
+        return round((time.monotonic() - start - held_back) * 1000.0, 3)
 
     try:
         parts = urlsplit(url)
@@ -81,42 +179,67 @@ async def fetch(
         )
 
     own = client is None
-    http = client or httpx.AsyncClient(
-        trust_env=False,
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": "Microsoft-CryptoAPI/10.0"},
-    )
-    headers = {"Content-Type": content_type} if content_type else None
     try:
-        async with asyncio.timeout(timeout):
-            async with http.stream(method, url, content=content, headers=headers) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_body:
-                        return HttpResult(
-                            url,
-                            FetchOutcome.INVALID,
-                            response.status_code,
-                            elapsed(),
-                            None,
-                            f"answer larger than {max_body} bytes",
-                        )
+        http = client or retrieval_client(timeout, proxy=proxy)
+    except ValueError as exc:
+        return HttpResult(url, FetchOutcome.INVALID, None, elapsed(), None, f"bad proxy: {exc}")
+    owner = object()
+    taken = 0
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            request = http.build_request(method, url, content=content)
+            # An injected client may carry httpx's defaults: the request is CryptoAPI's.
+            request.headers.pop("Accept-Encoding", None)
+            request.headers.update(REQUEST_HEADERS)
+            if content_type:
+                request.headers["Content-Type"] = content_type
+            response = await http.send(request, stream=True)
+            try:
+
+                def failed(outcome: FetchOutcome, why: str) -> HttpResult:
+                    return HttpResult(url, outcome, response.status_code, elapsed(), None, why)
+
                 # A 3xx left here could not be followed (no Location, 304): no answer either.
                 if not 200 <= response.status_code < 300:
-                    return HttpResult(
-                        url,
-                        FetchOutcome.HTTP_ERROR,
-                        response.status_code,
-                        elapsed(),
-                        None,
-                        f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+                    reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                    return failed(FetchOutcome.HTTP_ERROR, reason)
+                coding = _encoded(response)
+                if coding is not None:
+                    return failed(
+                        FetchOutcome.INVALID,
+                        f"answer sent with Content-Encoding {coding}, which CryptoAPI neither "
+                        "asks for nor decodes",
                     )
-                return HttpResult(
-                    url, FetchOutcome.OK, response.status_code, elapsed(), bytes(body), None
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_body:
+                    return failed(
+                        FetchOutcome.INVALID,
+                        f"answer larger than {max_body} bytes (Content-Length {int(declared)})",
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                # (An answer made in memory, as a mock transport's, is already read.)
+                stream = (
+                    _one(response.content) if response.is_stream_consumed else response.aiter_raw()
                 )
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > max_body:
+                        return failed(FetchOutcome.INVALID, f"answer larger than {max_body} bytes")
+                    if budget is not None:
+                        waited = await budget.take(owner, len(chunk))
+                        taken += len(chunk)
+                        if waited:
+                            held_back += waited
+                            when = deadline.when()
+                            if when is not None:
+                                deadline.reschedule(when + waited)
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                chunks.clear()
+                return HttpResult(url, FetchOutcome.OK, response.status_code, elapsed(), body, None)
+            finally:
+                await response.aclose()
     except (TimeoutError, httpx.TimeoutException):
         return HttpResult(url, FetchOutcome.TIMEOUT, None, elapsed(), None, "no answer in time")
     except httpx.TooManyRedirects:
@@ -127,5 +250,7 @@ async def fetch(
         outcome, message = _classify(exc)
         return HttpResult(url, outcome, None, elapsed(), None, message)
     finally:
+        if budget is not None and taken:
+            await budget.give_back(owner, taken)
         if own:
             await http.aclose()

@@ -23,11 +23,12 @@ from rdptrust.model.assessment import Assessment, Retrieval, Verdict
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.model.retrieval import Fetched, FetchOutcome, Purpose, RevocationStatus
+from rdptrust.model.retrieval import Fetched, FetchOutcome, Omission, Purpose, RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.model.windows import NO_PREDICTION, Cause, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
+from rdptrust.pki.limits import omission_problems
 from rdptrust.pki.names import name_text
 from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
@@ -79,6 +80,7 @@ def _revocation_order(fetched: Sequence[Fetched], settings: WindowsSettings) -> 
             f.cert_index if f.cert_index is not None else -1,
             f.purpose,
             f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED),
+            f.delta,
         )
         for f in fetched
     ]
@@ -101,14 +103,16 @@ def assessment(
     store_error: str | None = None,
     unreadable: str | None = None,
     disallowed: frozenset[bytes] = frozenset(),
+    omitted: Sequence[Omission] = (),
 ) -> Assessment:
     """The :class:`Assessment` of *target* from what was seen.
 
     *served* are the certificates the host sent, read (None when it sent none);
     *unreadable* says why the served leaf could not be read. *path* is the path built
     for them (after any AIA fetch); *pin* the pin check (None with *store_error*).
-    *fetched* are the retrievals made, None when no diagnosis ran. *disallowed* is the
-    client's Disallowed store (DER): a chain holding one of them is not trusted.
+    *fetched* are the retrievals made, None when no diagnosis ran; *omitted* those the
+    retrieval limits left out (each a problem). *disallowed* is the client's Disallowed
+    store (DER): a chain holding one of them is not trusted.
     """
     moment = as_utc(now)
 
@@ -222,6 +226,7 @@ def assessment(
         forecast = prediction.prediction
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted))
+        problems.extend(omission_problems(omitted))
         if prediction.seconds >= STALL_WARNING_S:
             severity = (
                 Severity.CRITICAL if prediction.seconds >= STALL_CRITICAL_S else Severity.WARNING

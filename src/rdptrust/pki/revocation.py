@@ -6,7 +6,9 @@ delegated with the OCSP Signing EKU) before believing what the data says.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -18,14 +20,44 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
 from rdptrust.pki.facts import as_utc, is_signed_by
 
+#: Certificates of an OCSP answer considered as its signer (rdptrust's own bound: a real
+#: answer carries one delegated responder at most; a hostile one, thousands).
+MAX_OCSP_CERTIFICATES = 4
 #: How far in the future a CRL's or OCSP answer's issue time may lie (clocks differ).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
+def delta_crl_urls(cert: x509.Certificate) -> tuple[str, ...]:
+    """The URLs of *cert*'s delta CRL (Freshest CRL extension, RFC 5280 4.2.1.15)."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
+    except (x509.ExtensionNotFound, ValueError):
+        return ()
+    return tuple(
+        name.value
+        for point in points
+        for name in point.full_name or ()
+        if isinstance(name, x509.UniformResourceIdentifier)
+    )
+
+
+def ocsp_get_url(url: str, request: bytes) -> str:
+    """The GET form of an OCSP request (RFC 6960 A.1), as Windows sends it first: the
+    base64 request, URL-encoded, appended to *url* (``http://ocsp.example/MFEwTzBN…``)."""
+    encoded = quote(base64.b64encode(request).decode("ascii"), safe="")
+    return (url if url.endswith("/") else url + "/") + encoded
+
+
 def check_crl(
-    data: bytes, cert: x509.Certificate, issuer: x509.Certificate, *, now: dt.datetime | None = None
+    data: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    *,
+    now: dt.datetime | None = None,
+    delta: bool = False,
 ) -> RevocationCheck:
-    """Check *cert* against the CRL in *data* (DER or PEM) signed by *issuer*."""
+    """Check *cert* against the CRL in *data* (DER or PEM) signed by *issuer*; with
+    *delta*, the CRL must be a delta CRL (it carries a Delta CRL Indicator)."""
     try:
         crl = (
             x509.load_pem_x509_crl(data)
@@ -35,6 +67,11 @@ def check_crl(
     except ValueError as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"not a CRL ({exc})")
     try:
+        if delta:
+            try:
+                crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+            except x509.ExtensionNotFound:
+                return RevocationCheck(RevocationStatus.INVALID, "not a delta CRL")
         return _judge_crl(crl, cert, issuer, now)
     except ValueError as exc:
         # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
@@ -101,7 +138,7 @@ def _key_hash(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> byte
 
 def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tuple[bool, str]:
     """Whether the response is signed by the issuer or a responder it delegated."""
-    signers = [issuer, *response.certificates]
+    signers = [issuer, *response.certificates[:MAX_OCSP_CERTIFICATES]]
     for signer in signers:
         if signer is not issuer:
             if not is_signed_by(signer, issuer):
@@ -136,6 +173,12 @@ def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> tupl
         return (
             True,
             "signed by the issuer" if signer is issuer else "signed by a delegated responder",
+        )
+    carried = len(response.certificates)
+    if carried > MAX_OCSP_CERTIFICATES:
+        return False, (
+            f"OCSP response signature does not verify (the answer carries {carried} "
+            f"certificates; only the first {MAX_OCSP_CERTIFICATES} were tried as its signer)"
         )
     return False, "OCSP response signature does not verify"
 

@@ -139,11 +139,13 @@ def wants_revocation(*, anchored: bool, pinned: bool) -> bool:
 @dataclass(frozen=True)
 class RevocationAttempt:
     """One revocation retrieval for the certificate at ``cert_index`` of the path;
-    ``answered`` is true when it gave a status (good or revoked)."""
+    ``answered`` is true when it gave a status (good or revoked); ``delta`` marks a
+    delta CRL (the certificate's Freshest CRL)."""
 
     cert_index: int
     purpose: Purpose
     answered: bool
+    delta: bool = False
 
 
 def counted_revocation(
@@ -159,7 +161,9 @@ def revocation_order(
     """Positions in *attempts* that Windows makes, in the order it makes them: top down
     (the certificate nearest the root first), per certificate OCSP then CRL (or CRL
     first, a setting), stopping at the first retrieval that gives a status (rule
-    ``revocation-trusted-only``: WINDOWS.md §1, §4; ee619754, path-validation doc)."""
+    ``revocation-trusted-only``: WINDOWS.md §1, §4; ee619754, path-validation doc);
+    when that is a CRL, the certificate's delta CRLs too (a second fetch per
+    certificate: Freshest CRL, WINDOWS.md §4)."""
     order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
     counted: list[int] = []
     for index in sorted({a.cert_index for a in attempts}, reverse=True):
@@ -167,11 +171,17 @@ def revocation_order(
             (position, attempt)
             for purpose in order
             for position, attempt in enumerate(attempts)
-            if attempt.cert_index == index and attempt.purpose == purpose
+            if attempt.cert_index == index and attempt.purpose == purpose and not attempt.delta
         ]
         for position, attempt in mine:
             counted.append(position)
             if attempt.answered:
+                if attempt.purpose == Purpose.CRL:
+                    counted.extend(
+                        p
+                        for p, a in enumerate(attempts)
+                        if a.cert_index == index and a.delta and a.purpose == Purpose.CRL
+                    )
                 break
     return tuple(counted)
 

@@ -42,8 +42,9 @@ IssuerName = Literal["root", "intermediate"]
 class PkiUrls:
     """URLs written into lab certificates; ``None`` leaves the extension or entry out.
 
-    ``crl``, ``ocsp`` and ``ca_issuers`` go into the host certificate (issued by the
-    intermediate); ``issuer_crl`` and ``root_ca_issuers`` into the intermediate.
+    ``crl``, ``ocsp``, ``ca_issuers`` and ``delta_crl`` (a Freshest CRL extension) go
+    into the host certificate (issued by the intermediate); ``issuer_crl`` and
+    ``root_ca_issuers`` into the intermediate.
     """
 
     crl: str | None = None
@@ -51,6 +52,7 @@ class PkiUrls:
     ca_issuers: str | None = None
     issuer_crl: str | None = None
     root_ca_issuers: str | None = None
+    delta_crl: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class LabCa:
         self._issued: dict[int, IssuerName] = {intermediate.serial_number: "root"}
         self._revoked: dict[int, Revocation] = {}
         self._crl_number = 0
+        self._base_crl_number = 0
 
     @classmethod
     def generate(
@@ -197,6 +200,11 @@ class LabCa:
             ocsp=urls.ocsp,
             ca_issuers=urls.ca_issuers,
         )
+        if urls.delta_crl:
+            point = x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(urls.delta_crl)], None, None, None
+            )
+            builder = builder.add_extension(x509.FreshestCRL([point]), critical=False)
         leaf = sign_certificate(builder, self.intermediate_key, signature_hash)
         self._issued[leaf.serial_number] = "intermediate"
         chain = (leaf,) if omit_intermediate else (leaf, self.intermediate)
@@ -245,13 +253,21 @@ class LabCa:
         return self.root_key if issuer == "root" else self.intermediate_key
 
     def crl(
-        self, issuer: IssuerName, *, validity: dt.timedelta = dt.timedelta(days=7)
+        self,
+        issuer: IssuerName,
+        *,
+        validity: dt.timedelta = dt.timedelta(days=7),
+        delta: bool = False,
     ) -> x509.CertificateRevocationList:
-        """A new CRL signed by *issuer*, listing the serials it issued that are revoked."""
+        """A new CRL signed by *issuer*, listing the serials it issued that are revoked;
+        with *delta*, a delta CRL (RFC 5280 5.2.4) on the last full CRL."""
         cert = self.issuer_certificate(issuer)
         key = self.issuer_key(issuer)
         now = now_utc()
         self._crl_number += 1
+        base = self._base_crl_number
+        if not delta:
+            self._base_crl_number = self._crl_number
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(cert.subject)
@@ -263,6 +279,8 @@ class LabCa:
                 critical=False,
             )
         )
+        if delta:
+            builder = builder.add_extension(x509.DeltaCRLIndicator(base), critical=True)
         for serial, revocation in sorted(self._revoked.items()):
             if self._issued.get(serial) != issuer:
                 continue

@@ -16,6 +16,15 @@ refuse        the purpose's URLs point at a port with a bound, non-listening soc
               the TCP connect is refused (``ECONNREFUSED``)
 404           ``404 Not Found``
 garbage       ``200 OK`` with the usual content type and bytes that are no valid content
+gzip-bomb     ``200 OK`` with ``Content-Encoding: gzip, gzip``: a few KiB that inflate to
+              2 GiB of zeros for a client that decodes (CryptoAPI does not)
+get-only      ``405`` to a ``POST`` (an OCSP responder that takes only GET)
+post-only     ``405`` to a ``GET`` (an OCSP responder that takes only POST)
+huge          ``200 OK`` with 100 MiB + 1 byte of zeros, one byte over Windows'
+              ``MaxUrlRetrievalByteCount``
+delta         as ``ok``; for ``crl``, host certificates also name the intermediate's
+              delta CRL (Freshest CRL), :data:`CRL_DELTA_PATH`, a delta CRL on the last
+              full CRL with a Delta CRL Indicator
 ============  ========================================================================
 
 Paths and content in ``ok`` mode:
@@ -56,6 +65,7 @@ from __future__ import annotations
 from rdptrust.lab.pki.content import (
     AIA_INTERMEDIATE_PATH,
     AIA_ROOT_PATH,
+    CRL_DELTA_PATH,
     CRL_INTERMEDIATE_PATH,
     CRL_ROOT_PATH,
     DISALLOWED_LIST_PATH,
@@ -85,6 +95,7 @@ __all__ = [
     "AIA_INTERMEDIATE_PATH",
     "AIA_ROOT_PATH",
     "ALL_OK",
+    "CRL_DELTA_PATH",
     "CRL_INTERMEDIATE_PATH",
     "CRL_ROOT_PATH",
     "DISALLOWED_LIST_PATH",

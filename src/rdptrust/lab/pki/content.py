@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import gzip
 import struct
 import urllib.parse
+import zlib
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -32,6 +34,8 @@ AIA_INTERMEDIATE_PATH = "/aia/intermediate.crt"
 AIA_ROOT_PATH = "/aia/root.crt"
 CRL_INTERMEDIATE_PATH = "/crl/intermediate.crl"
 CRL_ROOT_PATH = "/crl/root.crl"
+#: The intermediate's delta CRL (named by host certificates in ``delta`` mode).
+CRL_DELTA_PATH = "/crl/intermediate-delta.crl"
 OCSP_PATH = "/ocsp"
 
 #: Bytes sent in ``garbage`` mode: no DER (tag 0 is invalid), no cabinet, no text format.
@@ -60,7 +64,7 @@ def purpose_of(path: str) -> Purpose | None:
         return "root_list"
     if path in _AIA_PATHS:
         return "aia"
-    if path in _CRL_PATHS:
+    if path in _CRL_PATHS or path == CRL_DELTA_PATH:
         return "crl"
     if path == OCSP_PATH or path.startswith(OCSP_PATH + "/"):
         return "ocsp"
@@ -84,6 +88,14 @@ def answer(
     not_found = (404, "text/plain", b"not found\n")
     if purpose is None or mode.kind == "404":
         return not_found
+    if (mode.kind == "get-only" and method == "POST") or (
+        mode.kind == "post-only" and method != "POST"
+    ):
+        return 405, "text/plain", b"method not allowed\n"
+    if mode.kind == "gzip-bomb":
+        return 200, CONTENT_TYPES[purpose], gzip_bomb()
+    if mode.kind == "huge":
+        return 200, CONTENT_TYPES[purpose], huge_body()
     if method not in ("GET", "HEAD") and not (purpose == "ocsp" and method == "POST"):
         return 405, "text/plain", b"method not allowed\n"
     content_type = CONTENT_TYPES[purpose]
@@ -101,7 +113,8 @@ def answer(
         cert = ca.issuer_certificate(_AIA_PATHS[path])
         return 200, content_type, cert.public_bytes(serialization.Encoding.DER)
     if purpose == "crl":
-        crl = ca.crl(_CRL_PATHS[path])
+        delta = path == CRL_DELTA_PATH
+        crl = ca.crl("intermediate" if delta else _CRL_PATHS[path], delta=delta)
         return 200, content_type, crl.public_bytes(serialization.Encoding.DER)
     if method == "POST":
         data: bytes | None = body
@@ -111,6 +124,48 @@ def answer(
     if not data:
         return 200, content_type, _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     return 200, content_type, ocsp_answer(ca, data)
+
+
+#: The size of what the ``huge`` mode answers: one byte over Windows'
+#: MaxUrlRetrievalByteCount (100 MiB).
+HUGE_BYTES = 100 * 1024 * 1024 + 1
+_HUGE: list[bytes] = []
+
+
+def huge_body() -> bytes:
+    """HUGE_BYTES zeros (made on first use, then kept: a lab answering ``huge`` holds
+    them, and a copy or two while one is sent)."""
+    if not _HUGE:
+        _HUGE.append(bytes(HUGE_BYTES))
+    return _HUGE[0]
+
+
+#: What the ``gzip-bomb`` mode inflates to, twice decoded (``Content-Encoding: gzip, gzip``).
+BOMB_INFLATED_BYTES = 2 * 1024 * 1024 * 1024
+_BOMB: list[bytes] = []
+
+
+#: CRC-32 of BOMB_INFLATED_BYTES zero bytes (the lab's tests recompute it).
+BOMB_CRC32 = 0x4DBDF21C
+
+
+def _gzip_zeros(size: int, crc: int, chunk: int = 4 * 1024 * 1024) -> bytes:
+    """RFC 1952 gzip of *size* zero bytes (a multiple of *chunk*) whose CRC-32 is *crc*,
+    without compressing them all: after a full flush deflate starts afresh, so each
+    chunk of zeros packs to the same bytes, which are repeated."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
+    tail = packer.flush(zlib.Z_FINISH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return header + block * (size // chunk) + tail + trailer
+
+
+def gzip_bomb() -> bytes:
+    """2 GiB of zeros, gzipped twice: a few KiB on the wire (made once, then kept)."""
+    if not _BOMB:
+        _BOMB.append(gzip.compress(_gzip_zeros(BOMB_INFLATED_BYTES, BOMB_CRC32), 9))
+    return _BOMB[0]
 
 
 # -- Microsoft Cabinet (MS-CAB) ------------------------------------------------------------

@@ -1,5 +1,6 @@
 """How each purpose of the lab's PKI responder answers: ``ok``, ``delay:S``, ``blackhole``,
-``refuse``, ``404`` or ``garbage`` (the table is in :mod:`rdptrust.lab.pki`)."""
+``refuse``, ``404``, ``garbage``, ``gzip-bomb``, ``get-only``, ``post-only``, ``huge`` or
+``delta`` (the table is in :mod:`rdptrust.lab.pki`)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,36 @@ MAX_DELAY_S = 3600.0
 
 Purpose = Literal["root_list", "aia", "crl", "ocsp"]
 PURPOSES: tuple[Purpose, ...] = ("root_list", "aia", "crl", "ocsp")
-ModeKind = Literal["ok", "delay", "blackhole", "refuse", "404", "garbage"]
-_MODE_KINDS: tuple[str, ...] = ("ok", "delay", "blackhole", "refuse", "404", "garbage")
-_MODE_HELP = "use ok, delay:S, blackhole, refuse, 404 or garbage"
+ModeKind = Literal[
+    "ok",
+    "delay",
+    "blackhole",
+    "refuse",
+    "404",
+    "garbage",
+    "gzip-bomb",
+    "get-only",
+    "post-only",
+    "huge",
+    "delta",
+]
+_MODE_KINDS: tuple[str, ...] = (
+    "ok",
+    "delay",
+    "blackhole",
+    "refuse",
+    "404",
+    "garbage",
+    "gzip-bomb",
+    "get-only",
+    "post-only",
+    "huge",
+    "delta",
+)
+_MODE_HELP = (
+    "use ok, delay:S, blackhole, refuse, 404, garbage, gzip-bomb, get-only, post-only, "
+    "huge or delta"
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +62,7 @@ class ResponderMode:
 
     @classmethod
     def parse(cls, text: str) -> ResponderMode:
-        """Parse ``ok``, ``delay:S``, ``blackhole``, ``refuse``, ``404`` or ``garbage``."""
+        """Parse a mode: ``delay:S`` or one of the other names."""
         value = text.strip().lower()
         if value.startswith("delay:"):
             try:

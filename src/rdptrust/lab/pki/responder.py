@@ -15,6 +15,7 @@ from rdptrust.lab.certs import IssuerName, LabCa, PkiUrls
 from rdptrust.lab.pki.content import (
     AIA_INTERMEDIATE_PATH,
     AIA_ROOT_PATH,
+    CRL_DELTA_PATH,
     CRL_INTERMEDIATE_PATH,
     CRL_ROOT_PATH,
     DISALLOWED_LIST_PATH,
@@ -22,6 +23,8 @@ from rdptrust.lab.pki.content import (
     ROOT_LIST_DIRECTORY,
     ROOT_LIST_PATH,
     answer,
+    gzip_bomb,
+    huge_body,
     purpose_of,
     root_list_cabinets,
 )
@@ -86,6 +89,10 @@ class PkiResponder(AsyncService):
         if self._http is not None:
             return
         loop = asyncio.get_running_loop()
+        if any(self.modes.for_purpose(p).kind == "gzip-bomb" for p in PURPOSES):
+            gzip_bomb()  # made before the first request, so no answer waits for it
+        if any(self.modes.for_purpose(p).kind == "huge" for p in PURPOSES):
+            huge_body()
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -184,6 +191,11 @@ class PkiResponder(AsyncService):
     def crl_url(self, issuer: IssuerName) -> str:
         return self._url("crl", CRL_ROOT_PATH if issuer == "root" else CRL_INTERMEDIATE_PATH)
 
+    @property
+    def delta_crl_url(self) -> str:
+        """The intermediate's delta CRL (host certificates name it in ``delta`` mode)."""
+        return self._url("crl", CRL_DELTA_PATH)
+
     def urls(self) -> PkiUrls:
         """The URLs to write into lab certificates (a refused purpose points elsewhere)."""
         return PkiUrls(
@@ -192,6 +204,7 @@ class PkiResponder(AsyncService):
             ca_issuers=self.aia_url("intermediate"),
             issuer_crl=self.crl_url("root"),
             root_ca_issuers=self.aia_url("root"),
+            delta_crl=self.delta_crl_url if self.modes.crl.kind == "delta" else None,
         )
 
     # -- serving ----------------------------------------------------------------------------
@@ -208,4 +221,7 @@ class PkiResponder(AsyncService):
         status, content_type, content = answer(
             self.ca, self._cabinets, purpose, mode, request.method, request.target, request.body
         )
-        return HttpResponse(status, content, content_type)
+        headers: tuple[tuple[str, str], ...] = ()
+        if mode.kind == "gzip-bomb" and status == 200:
+            headers = (("Content-Encoding", "gzip, gzip"),)
+        return HttpResponse(status, content, content_type, headers)
