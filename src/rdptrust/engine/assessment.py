@@ -146,6 +146,7 @@ async def assess_probe(
                 root_list_url=options.root_list_url if wants_list else None,
                 fetch_timeout_s=options.fetch_timeout_s,
                 now=options.now,
+                destinations=options.destinations,
             ),
             pinned=pinned,
         )

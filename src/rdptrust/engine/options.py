@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import TrustAnchors
@@ -32,6 +33,9 @@ class AssessOptions:
     ``known_hosts`` is rdptrust's pinned-host store, as a loaded store or its path
     (None: the default store). ``warn_days`` is how close an end date warns; ``now``
     the moment certificates are judged against (None: the current time).
+
+    Service: ``destinations`` says where retrievals may connect (None: anywhere, as the
+    command line does; the exporter always gives one).
     """
 
     probe_timeout_s: float = 10.0
@@ -49,6 +53,7 @@ class AssessOptions:
     known_hosts: KnownHosts | Path | None = None
     warn_days: int = 30
     now: dt.datetime | None = None
+    destinations: DestinationPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.probe_timeout_s <= 0:

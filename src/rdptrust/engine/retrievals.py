@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 import httpx
 from cryptography import x509
 
+from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose, RevocationStatus
-from rdptrust.net.http import fetch
+from rdptrust.net.http import destination_guard, fetch
 from rdptrust.pki.facts import certificate_facts, parse_issuers
 from rdptrust.pki.judge import revocation_plan, subject_text
 from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
@@ -40,6 +41,8 @@ class RetrievalPlan:
     root_list_url: str | None
     fetch_timeout_s: float
     now: dt.datetime | None
+    destinations: DestinationPolicy | None = None
+    """Where retrievals may connect; None: anywhere (see :mod:`rdptrust.engine.destinations`)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,12 @@ async def make_retrievals(
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=64),
         headers={"User-Agent": USER_AGENT},
+        # destination policy hook: checked before each request and each redirect
+        event_hooks=(
+            {"request": [destination_guard(plan.destinations.refusal)]}
+            if plan.destinations is not None
+            else None
+        ),
     ) as client:
 
         async def root_list(url: str) -> list[Fetched]:

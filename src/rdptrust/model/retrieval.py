@@ -16,6 +16,8 @@ class FetchOutcome(enum.StrEnum):
     DNS_ERROR = "dns_error"
     TIMEOUT = "timeout"
     INVALID = "invalid"
+    SKIPPED = "skipped"
+    """Not made: the destination policy refused its address (see ``error``)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,15 @@
         windows_revocation_timeout: 20s  # diagnose: the accumulated revocation time-out
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
+                                     # (the operator's URL: fetched whatever fetch_* say)
+        fetch_allow: [10.20.0.0/16]  # diagnose: only these networks are fetched from
+                                     # (default: any address but loopback, link-local,
+                                     # multicast and this host's own addresses)
+        fetch_deny: [10.20.9.0/24]   # diagnose: never fetched from (wins over fetch_allow)
+
+A retrieval to a refused address is not made and shows as ``outcome="skipped"``; the
+exporter's own listening addresses are always refused (see
+:mod:`rdptrust.engine.destinations`).
 
 Every key is optional except ``modules``. Unknown keys and wrong types are refused
 with one :class:`~rdptrust.errors.UsageError` naming the key.
@@ -37,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from rdptrust.engine.destinations import DestinationPolicy, IPNetwork, parse_networks
 from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import PkiError, UsageError
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
@@ -59,6 +69,7 @@ class Module:
 
     ``known_hosts`` None reads rdptrust's default pinned-host store (of the user the
     exporter runs as); ``root_list_url`` None keeps the Windows Update URL.
+    ``fetch_allow`` empty allows any address outside the default-denied ones.
     """
 
     name: str
@@ -75,8 +86,26 @@ class Module:
     windows_revocation_timeout_s: float = 20.0
     root_update: bool = True
     root_list_url: str | None = None
+    fetch_allow: tuple[IPNetwork, ...] = ()
+    fetch_deny: tuple[IPNetwork, ...] = ()
 
-    def options(self, anchors: TrustAnchors | None, budget_s: float) -> AssessOptions:
+    def destinations(self, policy: DestinationPolicy) -> DestinationPolicy:
+        """*policy* (the exporter's own addresses) with this module's networks and URLs."""
+        trusted = frozenset(u for u in (self.root_list_url,) if u is not None)
+        return DestinationPolicy(
+            allow=self.fetch_allow,
+            deny=self.fetch_deny,
+            own_addresses=policy.own_addresses,
+            own_endpoints=policy.own_endpoints,
+            trusted_urls=policy.trusted_urls | trusted,
+        )
+
+    def options(
+        self,
+        anchors: TrustAnchors | None,
+        budget_s: float,
+        destinations: DestinationPolicy | None = None,
+    ) -> AssessOptions:
         """Assessment options for a scrape that may take *budget_s* seconds in all.
 
         The probe, the enumeration round and the diagnosis' two rounds of URL fetches
@@ -104,6 +133,7 @@ class Module:
             anchors=anchors,
             known_hosts=self.known_hosts,
             warn_days=self.warn_days,
+            destinations=destinations or self.destinations(DestinationPolicy()),
         )
 
 
@@ -208,6 +238,8 @@ _MODULE_KEYS: dict[str, str] = {
     "windows_revocation_timeout": "windows_revocation_timeout_s",
     "root_update": "root_update",
     "root_list_url": "root_list_url",
+    "fetch_allow": "fetch_allow",
+    "fetch_deny": "fetch_deny",
 }
 
 
@@ -232,6 +264,8 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "windows_revocation_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "root_update": _boolean,
         "root_list_url": _url,
+        "fetch_allow": _networks,
+        "fetch_deny": _networks,
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")
@@ -286,6 +320,17 @@ def _paths(value: Any, where: str) -> tuple[Path, ...]:
     if not isinstance(value, list):
         raise UsageError(f"{where}: expected a list of file names, got {value!r}")
     return tuple(Path(_string(item, f"{where}[{i}]")) for i, item in enumerate(value))
+
+
+def _networks(value: Any, where: str) -> tuple[IPNetwork, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: expected a list of networks (CIDR), got {value!r}")
+    try:
+        return parse_networks(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def _url(value: Any, where: str) -> str:

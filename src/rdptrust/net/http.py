@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,6 +20,52 @@ from rdptrust.model.retrieval import FetchOutcome, HttpResult
 #: Bodies larger than this are cut off and reported invalid (a CRL of a large CA is a few MiB).
 MAX_BODY = 10 * 1024 * 1024
 MAX_REDIRECTS = 3
+
+# -- destination policy hook --------------------------------------------------------------
+#: Asked before each connection (the first request and every redirect): *url*, the
+#: resolved address and port; returns why it is refused, or None to connect there.
+Admit = Callable[[str, str, int], "str | None"]
+
+
+class DestinationRefused(Exception):
+    """A request the destination policy refused; the retrieval is reported as skipped."""
+
+
+def destination_guard(admit: Admit) -> Callable[[httpx.Request], Awaitable[None]]:
+    """An httpx request hook: resolve the host once, ask *admit*, pin the address.
+
+    The request is sent to the address that was checked (the Host header and TLS server
+    name keep the name), so the name is never resolved again between check and connect.
+    httpx calls request hooks for every redirect too, so each hop is checked.
+    """
+
+    async def guard(request: httpx.Request) -> None:
+        url = str(request.url)
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            return  # unresolvable: the connection fails as DNS_ERROR on its own
+        reasons: list[str] = []
+        for info in infos:
+            address = str(info[4][0])
+            reason = admit(url, address, port)
+            if reason is None:
+                if address != host:
+                    if request.url.scheme == "https":
+                        request.extensions = {**request.extensions, "sni_hostname": host}
+                    request.url = request.url.copy_with(host=address)
+                return
+            reasons.append(reason)
+        raise DestinationRefused(f"not fetched: {reasons[0] if reasons else host}")
+
+    return guard
+
+
+# -- end of the destination policy hook -----------------------------------------------------
 
 
 def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
@@ -56,6 +103,7 @@ async def fetch(
     content_type: str | None = None,
     client: httpx.AsyncClient | None = None,
     max_body: int = MAX_BODY,
+    admit: Admit | None = None,
 ) -> HttpResult:
     """Fetch *url* within *timeout* seconds in all (connect, send, wait, read)."""
     start = time.monotonic()
@@ -83,6 +131,7 @@ async def fetch(
         max_redirects=MAX_REDIRECTS,
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": "Microsoft-CryptoAPI/10.0"},
+        event_hooks={"request": [destination_guard(admit)]} if admit else None,
     )
     headers = {"Content-Type": content_type} if content_type else None
     try:
@@ -115,6 +164,8 @@ async def fetch(
                 )
     except (TimeoutError, httpx.TimeoutException):
         return HttpResult(url, FetchOutcome.TIMEOUT, None, elapsed(), None, "no answer in time")
+    except DestinationRefused as exc:  # destination policy hook
+        return HttpResult(url, FetchOutcome.SKIPPED, None, elapsed(), None, str(exc))
     except httpx.TooManyRedirects:
         return HttpResult(url, FetchOutcome.HTTP_ERROR, None, elapsed(), None, "too many redirects")
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -64,6 +64,7 @@ def describe(
         FetchOutcome.HTTP_ERROR: f"answered HTTP {status}" if status else "answered with an error",
         FetchOutcome.INVALID: "sent unusable data",
         FetchOutcome.OK: "answered slowly",
+        FetchOutcome.SKIPPED: "was not fetched here (destination not allowed)",
     }[outcome]
     figure = (
         f"about {seconds:.0f} s (modelled: Windows' time-out)" if modelled else f"{seconds:.1f} s"
