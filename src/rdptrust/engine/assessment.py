@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from rdptrust.engine.cpu import run_cpu
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
 from rdptrust.errors import PkiError, StoreError
@@ -25,6 +26,7 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.retrieval import Fetched
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
+from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import load_certificate
 from rdptrust.pki.judge import assessment
 from rdptrust.pki.pinning import KnownHosts, check_pin
@@ -88,6 +90,8 @@ async def assess_probe(
     ``options.diagnose``). *start* is when the assessment began (monotonic)."""
     began = time.monotonic() if start is None else start
     anchors = trust_anchors(options)
+    # CPU-bound steps stop at the host's deadline (see rdptrust.engine.cpu).
+    deadline = began + options.deadline_s()
 
     def judged(
         *,
@@ -131,7 +135,7 @@ async def assess_probe(
         pin = check_pin(known_hosts(options), target, served[0])
     except (StoreError, PkiError) as exc:
         store_error = str(exc)
-    path = build_path(served, anchors)
+    path = await run_cpu(build_path, served, anchors, budget=WorkBudget(deadline))
     fetched: tuple[Fetched, ...] | None = None
     if options.diagnose:
         pinned = pin is not None and pin.status == PinStatus.MATCH
@@ -147,8 +151,11 @@ async def assess_probe(
                 fetch_timeout_s=options.fetch_timeout_s,
                 now=options.now,
                 destinations=options.destinations,
+                deadline=deadline,
             ),
             pinned=pinned,
         )
         fetched, path = run.fetched, run.path
-    return judged(served=served, path=path, pin=pin, fetched=fetched, store_error=store_error)
+    return await run_cpu(
+        judged, served=served, path=path, pin=pin, fetched=fetched, store_error=store_error
+    )

@@ -18,9 +18,11 @@ from dataclasses import dataclass, replace
 import httpx
 from cryptography import x509
 
+from rdptrust.engine.cpu import run_cpu
 from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.retrieval import Fetched, FetchOutcome, HttpResult, Purpose, RevocationStatus
 from rdptrust.net.http import destination_guard, fetch
+from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import certificate_facts, parse_issuers
 from rdptrust.pki.judge import revocation_plan, subject_text
 from rdptrust.pki.revocation import check_crl, check_ocsp, ocsp_request
@@ -43,6 +45,8 @@ class RetrievalPlan:
     now: dt.datetime | None
     destinations: DestinationPolicy | None = None
     """Where retrievals may connect; None: anywhere (see :mod:`rdptrust.engine.destinations`)."""
+    deadline: float | None = None
+    """``time.monotonic()`` by which CPU-bound checks stop (None: no deadline)."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,14 @@ def _judged(
     index: int,
     subject: str,
     now: dt.datetime | None,
+    deadline: float | None = None,
 ) -> Fetched:
     if result.outcome != FetchOutcome.OK or result.body is None:
         return Fetched(purpose, url, result, index, None, result.error, subject)
-    check = (check_ocsp if purpose == Purpose.OCSP else check_crl)(
-        result.body, cert, issuer, now=now
-    )
+    if purpose == Purpose.OCSP:
+        check = check_ocsp(result.body, cert, issuer, now=now, budget=WorkBudget(deadline))
+    else:
+        check = check_crl(result.body, cert, issuer, now=now)
     if check.status == RevocationStatus.INVALID:
         invalid = HttpResult(
             url, FetchOutcome.INVALID, result.status, result.elapsed_ms, None, check.detail
@@ -110,6 +116,7 @@ async def _revocation(
     index: int,
     timeout: float,
     now: dt.datetime | None,
+    deadline: float | None = None,
 ) -> list[Fetched]:
     ocsp_urls, crl_urls = _revocation_urls(cert)
     subject = subject_text(cert)
@@ -128,11 +135,16 @@ async def _revocation(
             content_type="application/ocsp-request",
             client=client,
         )
-        return _judged(Purpose.OCSP, url, result, cert, issuer, index, subject, now)
+        # CPU-bound check in a worker thread (rdptrust.engine.cpu)
+        return await run_cpu(
+            _judged, Purpose.OCSP, url, result, cert, issuer, index, subject, now, deadline
+        )
 
     async def one_crl(url: str) -> Fetched:
         result = await fetch(url, timeout=timeout, client=client)
-        return _judged(Purpose.CRL, url, result, cert, issuer, index, subject, now)
+        return await run_cpu(
+            _judged, Purpose.CRL, url, result, cert, issuer, index, subject, now, deadline
+        )
 
     return list(
         await asyncio.gather(*(one_ocsp(u) for u in ocsp_urls), *(one_crl(u) for u in crl_urls))
@@ -201,18 +213,20 @@ async def make_retrievals(
         if not pinned:
             for index, cert, issuer in revocation_plan(path):
                 checked.add(cert.tbs_certificate_bytes)
-                jobs.append(_revocation(client, cert, issuer, index, timeout, now))
+                jobs.append(_revocation(client, cert, issuer, index, timeout, now, plan.deadline))
         for batch in await asyncio.gather(*jobs):
             fetched.extend(batch)
 
         if issuers:
-            path = build_path(served, anchors, issuers)
+            path = await run_cpu(
+                build_path, served, anchors, issuers, budget=WorkBudget(plan.deadline)
+            )
             # The second round gets what is left of one URL time-out, so the wall time
             # stays within one time-out however the chain was completed.
             left = max(timeout - (time.monotonic() - start), _MIN_SECOND_ROUND_S)
             short = min(timeout, left)
             more = [
-                _revocation(client, cert, issuer, index, short, now)
+                _revocation(client, cert, issuer, index, short, now, plan.deadline)
                 for index, cert, issuer in revocation_plan(path)
                 if cert.tbs_certificate_bytes not in checked
             ]
