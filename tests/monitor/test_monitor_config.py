@@ -205,3 +205,24 @@ def test_fetch_networks_become_the_module_destination_policy() -> None:
     assert policy.refusal("http://x/", "10.20.9.1", 80) is not None
     assert policy.refusal("http://x/", "192.168.0.1", 80) is not None
     assert policy.trusted("http://127.0.0.1:1/authrootstl.cab")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("basic_auth_users:\n  prometheus: plain\n", "expected a bcrypt hash"),
+        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "cannot load the TLS"),
+        ("http_server_config:\n  http2: true\n", "'http_server_config' is not supported"),
+    ],
+)
+def test_the_cli_refuses_a_bad_web_config_with_one_line_and_exit_64(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    result = run_exporter("--web.config.file", str(path), "--check-config")
+    assert result.returncode == 64
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("rdptrust: error: ")
+    assert says in lines[0]
