@@ -435,6 +435,8 @@ async def test_diagnose_module_exports_revocation(
         "ca_files": [str(lab.ca_cert_path)],
         "known_hosts": str(tmp_path / "kh.json"),
         "root_list_url": lab.root_list_url,
+        # the lab's responders are on loopback, which the exporter refuses by default
+        "fetch_allow": ["127.0.0.0/8"],
     }
     config = with_anchors(parse_config({"modules": {"default": module}}))
     async with Exporter(config, port=0) as server:

@@ -102,6 +102,8 @@ def test_budget_is_shared_between_the_steps_of_a_scrape() -> None:
         ({"modules": {"a": {"warn_days": 1.5}}}, "modules.a.warn_days: expected a whole number"),
         ({"modules": {"a": {"root_list_url": "ftp://x/y"}}}, "expected an http:// or https://"),
         ({"modules": {"a": "fast"}}, "modules.a: expected a mapping"),
+        ({"modules": {"a": {"fetch_allow": ["10.0.0.0/33"]}}}, "modules.a.fetch_allow: '10.0"),
+        ({"modules": {"a": {"fetch_deny": 5}}}, "modules.a.fetch_deny: expected a list"),
         ({"modules": {"a b": {}}}, "module name 'a b'"),
         ({"modules": {"a": {}}, "max_concurrent_probes": 0}, "max_concurrent_probes"),
     ],
@@ -195,3 +197,45 @@ def test_certificate_memory_holds_a_change_then_forgets_it() -> None:
     memory.see("c", "y", hold_s=60, now=1101)
     assert len(memory) == 2
     assert memory.see("a", "3", hold_s=60, now=1102).changed is False  # "a" was forgotten
+
+
+def test_fetch_networks_become_the_module_destination_policy() -> None:
+    config = parse_config(
+        {
+            "modules": {
+                "a": {
+                    "fetch_allow": ["127.0.0.0/8", "10.20.0.0/16"],
+                    "fetch_deny": "10.20.9.0/24",
+                    "root_list_url": "http://127.0.0.1:1/authrootstl.cab",
+                }
+            }
+        }
+    )
+    options = config.modules["a"].options(None, 10.0)
+    policy = options.destinations
+    assert policy is not None
+    assert policy.refusal("http://x/", "10.20.1.1", 80) is None
+    assert policy.refusal("http://x/", "10.20.9.1", 80) is not None
+    assert policy.refusal("http://x/", "192.168.0.1", 80) is not None
+    assert policy.trusted("http://127.0.0.1:1/authrootstl.cab")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("basic_auth_users:\n  prometheus: plain\n", "expected a bcrypt hash"),
+        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "cannot load the TLS"),
+        ("http_server_config:\n  http2: true\n", "'http_server_config' is not supported"),
+    ],
+)
+def test_the_cli_refuses_a_bad_web_config_with_one_line_and_exit_64(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    result = run_exporter("--web.config.file", str(path), "--check-config")
+    assert result.returncode == 64
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("rdptrust: error: ")
+    assert says in lines[0]

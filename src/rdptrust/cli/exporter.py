@@ -14,6 +14,7 @@ from rdptrust.cli.common import EXIT_OK, run
 from rdptrust.errors import UsageError
 from rdptrust.monitor.config import ExporterConfig, default_config, load_config
 from rdptrust.monitor.exporter import DEFAULT_PORT, Exporter, is_loopback, listen_address
+from rdptrust.monitor.webconfig import WebConfig, load_web_config
 
 
 @click.command(
@@ -30,6 +31,7 @@ Examples:
   rdptrust exporter
   rdptrust exporter --listen 127.0.0.1:{DEFAULT_PORT} --config /etc/rdptrust/exporter.yml
   rdptrust exporter --config exporter.yml --check-config
+  rdptrust exporter --listen 0.0.0.0:{DEFAULT_PORT} --web.config.file web.yml
 \b
 Exit codes: 0 stopped by SIGINT or SIGTERM (or a valid config with --check-config),
 64 bad arguments or configuration.""",
@@ -57,8 +59,20 @@ Exit codes: 0 stopped by SIGINT or SIGTERM (or a valid config with --check-confi
     show_default=True,
     help="Open HTTP connections served at once; more are closed at once.",
 )
+@click.option(
+    "--web.config.file",
+    "web_config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="exporter-toolkit web configuration (web.yml): tls_server_config for HTTPS, "
+    "basic_auth_users with bcrypt hashes.",
+)
 def exporter(
-    listen: str, config_file: Path | None, check_config: bool, max_connections: int
+    listen: str,
+    config_file: Path | None,
+    check_config: bool,
+    max_connections: int,
+    web_config_file: Path | None,
 ) -> None:
     """Serve Prometheus metrics about RDP hosts, probing each one when it is scraped.
 
@@ -71,28 +85,33 @@ def exporter(
     except UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
     config = load_config(config_file) if config_file is not None else default_config()
+    web = load_web_config(web_config_file) if web_config_file is not None else WebConfig()
+    if web.tls is not None:
+        web.tls.context()  # a TLS file that cannot be used is a usage error now
     if check_config:
         names = ", ".join(sorted(config.modules))
         click.echo(f"rdptrust exporter: configuration valid; modules: {names}")
         click.get_current_context().exit(EXIT_OK)
-    if not is_loopback(host):
+    if not is_loopback(host) and not web.users:
         click.echo(
             f"rdptrust exporter: warning: listening on {host}, not loopback: anyone who can "
             "reach it can make this host probe any address",
             err=True,
         )
     logging.basicConfig(level=logging.WARNING, format="rdptrust exporter: %(message)s")
-    run(_serve(config, host, port, max_connections))
+    run(_serve(config, host, port, max_connections, web))
     click.get_current_context().exit(EXIT_OK)
 
 
-async def _serve(config: ExporterConfig, host: str, port: int, max_connections: int) -> None:
+async def _serve(
+    config: ExporterConfig, host: str, port: int, max_connections: int, web: WebConfig
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    server = Exporter(config, host=host, port=port, max_connections=max_connections)
+    server = Exporter(config, host=host, port=port, max_connections=max_connections, web=web)
     await server.start()
     click.echo(
         f"rdptrust exporter: listening on {server.url} "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from rdptrust.engine.cpu import run_cpu
 from rdptrust.engine.ctl import sync_lists
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
@@ -30,6 +31,7 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.retrieval import Fetched, FetchOutcome, Omission
 from rdptrust.model.target import Target
 from rdptrust.net.probe import probe_host
+from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import load_certificate
 from rdptrust.pki.judge import assessment
 from rdptrust.pki.pinning import KnownHosts, check_pin
@@ -104,6 +106,8 @@ async def assess_probe(
     ``options.diagnose``). *start* is when the assessment began (monotonic)."""
     began = time.monotonic() if start is None else start
     anchors = trust_anchors(options)
+    # CPU-bound steps stop at the host's deadline (see rdptrust.engine.cpu).
+    deadline = began + options.deadline_s()
 
     def judged(
         *,
@@ -150,7 +154,9 @@ async def assess_probe(
         pin = check_pin(known_hosts(options), target, served[0])
     except (StoreError, PkiError) as exc:
         store_error = str(exc)
-    path = build_path(served, anchors, intermediates(options))
+    path = await run_cpu(
+        build_path, served, anchors, intermediates(options), budget=WorkBudget(deadline)
+    )
     fetched: tuple[Fetched, ...] | None = None
     omitted: tuple[Omission, ...] = ()
     if options.diagnose:
@@ -168,6 +174,8 @@ async def assess_probe(
                     fetch_timeout_s=options.fetch_timeout_s,
                     now=options.now,
                     proxy=options.proxy,
+                    destinations=options.destinations,
+                    deadline=deadline,
                 ),
                 pinned=pinned,
             ),
@@ -177,7 +185,8 @@ async def assess_probe(
         if local is not None:
             # A retrieval this machine could not make says nothing about the host.
             raise LocalResourceError(f"{target}: {local.result.url}: {local.result.error}")
-    return judged(
+    return await run_cpu(
+        judged,
         served=served,
         path=path,
         pin=pin,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.pki.limits import WINDOWS_LIMITS
 from rdptrust.pki.pinning import KnownHosts
@@ -43,6 +44,8 @@ class AssessOptions:
     (DER of its CA store) complete paths as a local store does, ``disallowed`` (DER of
     its Disallowed store) distrusts any chain holding one, ``proxy`` is the static HTTP
     proxy URL its retrievals go through (WinHTTP's ``netsh winhttp set proxy``).
+    Service: ``destinations`` says where retrievals may connect (None: anywhere, as the
+    command line does; the exporter always gives one).
     """
 
     probe_timeout_s: float = 10.0
@@ -63,6 +66,7 @@ class AssessOptions:
     proxy: str | None = None
     disallowed: frozenset[bytes] = frozenset()
     intermediates: tuple[bytes, ...] = ()
+    destinations: DestinationPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.probe_timeout_s <= 0:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 import httpx
 from cryptography import x509
 
+from rdptrust.engine.cpu import run_cpu
+from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.retrieval import (
     MAX_RETRIEVAL_CONNECTIONS,
     Fetched,
@@ -34,6 +36,7 @@ from rdptrust.model.retrieval import (
 )
 from rdptrust.net.http import DEFAULT_BUDGET_BYTES, USER_AGENT, BodyBudget, fetch, retrieval_client
 from rdptrust.pki import limits as lim
+from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import certificate_facts, parse_issuers
 from rdptrust.pki.judge import revocation_plan, subject_text
 from rdptrust.pki.limits import WINDOWS_LIMITS, RetrievalLimits
@@ -73,6 +76,10 @@ class RetrievalPlan:
     proxy: str | None = None
     limits: RetrievalLimits = WINDOWS_LIMITS
     budget_bytes: int = DEFAULT_BUDGET_BYTES
+    destinations: DestinationPolicy | None = None
+    """Where retrievals may connect; None: anywhere (see :mod:`rdptrust.engine.destinations`)."""
+    deadline: float | None = None
+    """``time.monotonic()`` by which CPU-bound checks stop (None: no deadline)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ def _judged(
     *,
     delta: bool = False,
     note: str | None = None,
+    deadline: float | None = None,
 ) -> Fetched:
     def made(r: HttpResult, status: RevocationStatus | None, detail: str | None) -> Fetched:
         if note is not None:
@@ -133,7 +141,7 @@ def _judged(
     if result.outcome != FetchOutcome.OK or result.body is None:
         return made(result, None, result.error)
     if purpose == Purpose.OCSP:
-        check = check_ocsp(result.body, who.cert, who.issuer, now=now)
+        check = check_ocsp(result.body, who.cert, who.issuer, now=now, budget=WorkBudget(deadline))
     else:
         check = check_crl(result.body, who.cert, who.issuer, now=now, delta=delta)
     if check.status == RevocationStatus.INVALID:
@@ -152,6 +160,7 @@ class _Fetcher:
         self.limits = plan.limits
         self.budget = BodyBudget(plan.budget_bytes)
         self.now = plan.now
+        self.deadline = plan.deadline
         self.omitted: list[Omission] = []
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
@@ -173,7 +182,17 @@ class _Fetcher:
             result = HttpResult(url, FetchOutcome.INVALID, None, 0.0, None, str(exc))
             return [Fetched(Purpose.OCSP, url, result, who.index, None, str(exc), who.text)]
         got = await self.get(Purpose.OCSP, ocsp_get_url(url, request), timeout)
-        first = _judged(Purpose.OCSP, url, replace(got, url=url), who, self.now, note="GET")
+        # CPU-bound checks in a worker thread (rdptrust.engine.cpu), stopped at the deadline
+        first = await run_cpu(
+            _judged,
+            Purpose.OCSP,
+            url,
+            replace(got, url=url),
+            who,
+            self.now,
+            note="GET",
+            deadline=self.deadline,
+        )
         if first.result.outcome not in _POST_AFTER:
             return [first]
         posted = await self.get(
@@ -184,12 +203,25 @@ class _Fetcher:
             content=request,
             content_type="application/ocsp-request",
         )
-        return [first, _judged(Purpose.OCSP, url, posted, who, self.now, note="POST after GET")]
+        second = await run_cpu(
+            _judged,
+            Purpose.OCSP,
+            url,
+            posted,
+            who,
+            self.now,
+            note="POST after GET",
+            deadline=self.deadline,
+        )
+        return [first, second]
 
     async def crl(self, who: _Subject, url: str, timeout: float, delta: bool) -> list[Fetched]:
         result = await self.get(Purpose.CRL, url, timeout)
         note = "delta CRL (Freshest CRL)" if delta else None
-        return [_judged(Purpose.CRL, url, result, who, self.now, delta=delta, note=note)]
+        judged = await run_cpu(
+            _judged, Purpose.CRL, url, result, who, self.now, delta=delta, note=note
+        )
+        return [judged]
 
     async def revocation(self, who: _Subject, timeout: float) -> list[Fetched]:
         facts = certificate_facts(who.cert)
@@ -255,7 +287,10 @@ async def make_retrievals(
     """
     fetched: list[Fetched] = []
     timeout = plan.fetch_timeout_s
-    async with retrieval_client(timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT) as client:
+    admit = plan.destinations.refusal if plan.destinations is not None else None
+    async with retrieval_client(
+        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit
+    ) as client:
         run = _Fetcher(client, plan)
 
         async def root_list(url: str) -> list[Fetched]:
@@ -288,7 +323,9 @@ async def make_retrievals(
             fetched.extend(batch)
 
         if issuers:
-            path = build_path(served, anchors, issuers)
+            path = await run_cpu(
+                build_path, served, anchors, issuers, budget=WorkBudget(plan.deadline)
+            )
             # The second round gets what is left of one URL time-out, so the wall time
             # stays within one time-out however the chain was completed.
             left = max(timeout - (time.monotonic() - start), _MIN_SECOND_ROUND_S)

@@ -24,6 +24,8 @@ class FetchOutcome(enum.StrEnum):
     INVALID = "invalid"
     #: not tried: this machine hit a limit (open files, buffers); says nothing of the URL
     LOCAL_ERROR = "local_error"
+    SKIPPED = "skipped"
+    """Not made: the destination policy refused its address (see ``error``)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@
         disallowed_update: true      # diagnose: the disallowed list / pin rules sync is on
         ctl_due: true                # diagnose: the clients' cached trust lists are due
         client: win10                # diagnose: win7, win8.1 or win10 (Windows 10/11)
+                                     # (the operator's URL: fetched whatever fetch_* say)
+        fetch_allow: [10.20.0.0/16]  # diagnose: only these networks are fetched from
+                                     # (default: any address but loopback, link-local,
+                                     # multicast and this host's own addresses)
+        fetch_deny: [10.20.9.0/24]   # diagnose: never fetched from (wins over fetch_allow)
+
+A retrieval to a refused address is not made and shows as ``outcome="skipped"``; the
+exporter's own listening addresses are always refused (see
+:mod:`rdptrust.engine.destinations`).
 
 Every key is optional except ``modules``. Unknown keys and wrong types are refused
 with one :class:`~rdptrust.errors.UsageError` naming the key.
@@ -50,6 +59,7 @@ from rdptrust.engine.client_state import (
     load_client_state,
     options_with_client_state,
 )
+from rdptrust.engine.destinations import DestinationPolicy, IPNetwork, parse_networks
 from rdptrust.engine.options import AssessOptions
 from rdptrust.errors import DataError, PkiError, UsageError
 from rdptrust.model.client_state import ClientState
@@ -80,6 +90,7 @@ class Module:
     exporter runs as); ``root_list_url`` None keeps the Windows Update URL.
     ``client_state`` names a client-state file; ``loaded_client_state`` is what it holds,
     read once at start by :func:`with_anchors`.
+    ``fetch_allow`` empty allows any address outside the default-denied ones.
     """
 
     name: str
@@ -102,8 +113,26 @@ class Module:
     disallowed_update: bool = True
     ctl_due: bool = True
     client: ClientProfile = ClientProfile.WIN10
+    fetch_allow: tuple[IPNetwork, ...] = ()
+    fetch_deny: tuple[IPNetwork, ...] = ()
 
-    def options(self, anchors: TrustAnchors | None, budget_s: float) -> AssessOptions:
+    def destinations(self, policy: DestinationPolicy) -> DestinationPolicy:
+        """*policy* (the exporter's own addresses) with this module's networks and URLs."""
+        trusted = frozenset(u for u in (self.root_list_url,) if u is not None)
+        return DestinationPolicy(
+            allow=self.fetch_allow,
+            deny=self.fetch_deny,
+            own_addresses=policy.own_addresses,
+            own_endpoints=policy.own_endpoints,
+            trusted_urls=policy.trusted_urls | trusted,
+        )
+
+    def options(
+        self,
+        anchors: TrustAnchors | None,
+        budget_s: float,
+        destinations: DestinationPolicy | None = None,
+    ) -> AssessOptions:
         """Assessment options for a scrape that may take *budget_s* seconds in all.
 
         The probe, the enumeration round and the diagnosis' two rounds of URL fetches
@@ -135,6 +164,7 @@ class Module:
             anchors=anchors,
             known_hosts=self.known_hosts,
             warn_days=self.warn_days,
+            destinations=destinations or self.destinations(DestinationPolicy()),
         )
         if self.loaded_client_state is None:
             return options
@@ -258,6 +288,8 @@ _MODULE_KEYS: dict[str, str] = {
     "disallowed_update": "disallowed_update",
     "ctl_due": "ctl_due",
     "client": "client",
+    "fetch_allow": "fetch_allow",
+    "fetch_deny": "fetch_deny",
 }
 
 
@@ -287,6 +319,8 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "disallowed_update": _boolean,
         "ctl_due": _boolean,
         "client": lambda v, w: ClientProfile(_choice(v, w, ClientProfile)),
+        "fetch_allow": _networks,
+        "fetch_deny": _networks,
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")
@@ -348,6 +382,17 @@ def _paths(value: Any, where: str) -> tuple[Path, ...]:
     if not isinstance(value, list):
         raise UsageError(f"{where}: expected a list of file names, got {value!r}")
     return tuple(Path(_string(item, f"{where}[{i}]")) for i, item in enumerate(value))
+
+
+def _networks(value: Any, where: str) -> tuple[IPNetwork, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: expected a list of networks (CIDR), got {value!r}")
+    try:
+        return parse_networks(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def _url(value: Any, where: str) -> str:

@@ -12,7 +12,15 @@ Limits: a request's head must fit in :data:`MAX_REQUEST_BYTES` and arrive within
 than GET and HEAD); at most ``max_connections`` connections at once (more are closed at
 once); at most the configuration's
 ``max_concurrent_probes`` probes at once (a scrape that cannot start within its
-budget gets 503). A scrape's budget is its module's ``timeout``, shortened by
+budget gets 503).
+
+As a service (see the README's "Exporter hardening"): a request whose ``Origin`` is not
+the exporter's own, or that says ``Sec-Fetch-Site: cross-site`` or ``same-site`` (what a
+web page's ``<img>`` or ``fetch`` sends), is refused with 403, so a browser cannot be
+used to make the exporter probe; with a web configuration file (``web.yml``) it serves
+TLS and asks for basic authentication (401); the diagnosis' retrievals go only where
+the module's :class:`~rdptrust.engine.destinations.DestinationPolicy` allows, never to
+the exporter's own listening addresses. A scrape's budget is its module's ``timeout``, shortened by
 ``?timeout=`` or Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (less
 :data:`SCRAPE_TIMEOUT_OFFSET_S`, so the answer arrives before Prometheus gives up).
 """
@@ -40,6 +48,7 @@ from prometheus_client import (
 
 from rdptrust import __version__
 from rdptrust.engine import AssessOptions, assess, assess_probe
+from rdptrust.engine.destinations import DestinationPolicy, IPAddress, parse_address
 from rdptrust.errors import UsageError
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.outcome import ProbeFailure
@@ -47,6 +56,7 @@ from rdptrust.model.probe import ProbeResult, Timings
 from rdptrust.model.target import Target, parse_target
 from rdptrust.monitor.config import ExporterConfig
 from rdptrust.monitor.metrics import CertificateMemory, observation_registry
+from rdptrust.monitor.webconfig import BasicAuth, WebConfig
 from rdptrust.net.httpserver import HttpLimits, HttpRequest, HttpResponse, HttpServer
 from rdptrust.net.service import AsyncService
 
@@ -102,7 +112,7 @@ class _Metrics:
         self.rejected = Counter(
             "rdptrust_exporter_rejected_requests",
             "Requests refused, by reason (bad_request, not_found, method, too_large, "
-            "overloaded, timeout, connections).",
+            "overloaded, timeout, connections, cross_site, unauthorized).",
             ("reason",),
             registry=self.registry,
         )
@@ -153,6 +163,7 @@ class Exporter(AsyncService):
         request_timeout_s: float = 10.0,
         idle_timeout_s: float = 75.0,
         observe_fn: ObserveFunction = assess,
+        web: WebConfig | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UsageError(f"port must be 0 to 65535, not {port}")
@@ -167,11 +178,16 @@ class Exporter(AsyncService):
         self._observe = observe_fn
         self._slots = asyncio.Semaphore(config.max_concurrent_probes)
         self._http: HttpServer | None = None
+        self.web = web or WebConfig()
+        self._auth = BasicAuth(self.web.users)
+        self.own = DestinationPolicy()
+        """The exporter's own addresses and listening endpoints (known once started)."""
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.web.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
         if self._http is not None:
@@ -191,10 +207,12 @@ class Exporter(AsyncService):
             limits=limits,
             server_name=f"rdptrust/{__version__}",
             on_rejected=lambda reason: self.metrics.rejected.labels(reason).inc(),
+            ssl_context=self.web.tls.context() if self.web.tls is not None else None,
         )
         await http.start()
         self._http = http
         self.port = http.port
+        self.own = await own_policy(self.host, self.port)
 
     async def stop(self) -> None:
         """Stop listening and end every open connection (running probes are cancelled)."""
@@ -212,7 +230,7 @@ class Exporter(AsyncService):
 
     # -- requests ----------------------------------------------------------------------
 
-    async def _answer(self, request: HttpRequest) -> HttpResponse:
+    async def _answer_allowed(self, request: HttpRequest) -> HttpResponse:
         try:
             status, content_type, body, path_label = await self._route(request)
         except Exception:  # one bad scrape must never stop the exporter
@@ -222,6 +240,19 @@ class Exporter(AsyncService):
             body, path_label = b"internal error; see the exporter's log\n", "other"
         self.metrics.requests.labels(path_label, str(status)).inc()
         return HttpResponse(status, body, content_type)
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
+        text = "text/plain; charset=utf-8"
+        if _cross_site(request):
+            self.metrics.rejected.labels("cross_site").inc()
+            self.metrics.requests.labels("other", "403").inc()
+            return HttpResponse(403, b"cross-site requests are refused\n", text)
+        if not await self._auth.allows(request.header("authorization")):
+            self.metrics.rejected.labels("unauthorized").inc()
+            self.metrics.requests.labels("other", "401").inc()
+            challenge = (("WWW-Authenticate", 'Basic realm="rdptrust", charset="UTF-8"'),)
+            return HttpResponse(401, b"authentication required\n", text, challenge)
+        return await self._answer_allowed(request)
 
     async def _route(self, request: HttpRequest) -> tuple[int, str, bytes, str]:
         text = "text/plain; charset=utf-8"
@@ -315,7 +346,9 @@ class Exporter(AsyncService):
     ) -> Assessment:
         module = self.config.modules[module_name]
         remaining = max(0.1, budget - (time.monotonic() - start))
-        options = module.options(self.config.anchors.get(module_name), remaining)
+        options = module.options(
+            self.config.anchors.get(module_name), remaining, module.destinations(self.own)
+        )
         try:
             async with asyncio.timeout(remaining):
                 return await self._observe(target, options)
@@ -355,6 +388,52 @@ def _seconds(text: str, what: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise _BadRequest(400, f"bad {what} {text!r}: expected a positive number of seconds")
     return value
+
+
+def _cross_site(request: HttpRequest) -> bool:
+    """True for what a browser sends from another site's page (the exporter has none)."""
+    fetch_site = (request.header("sec-fetch-site") or "").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return True
+    origin = request.header("origin")
+    if origin is None:
+        return False
+    host = (request.header("host") or "").strip().lower()
+    netloc = urllib.parse.urlsplit(origin.strip()).netloc.lower()
+    return not netloc or netloc != host
+
+
+async def own_policy(host: str, port: int) -> DestinationPolicy:
+    """The exporter's own addresses (never fetched by default) and listening endpoints.
+
+    A wildcard listen address (``0.0.0.0``, ``::``) listens on every address of the host:
+    loopback and what the host name resolves to.
+    """
+    loop = asyncio.get_running_loop()
+    names = [host]
+    listening = parse_address(host)
+    wildcard = listening is not None and listening.is_unspecified
+    if wildcard:
+        names = ["127.0.0.1", "::1", socket.gethostname()]
+    else:
+        names.append(socket.gethostname())
+    found: dict[str, set[IPAddress]] = {}
+    for name in names:
+        try:
+            async with asyncio.timeout(2.0):
+                infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError):
+            infos = []
+        parsed = {parse_address(str(info[4][0])) for info in infos}
+        found[name] = {a for a in parsed if a is not None}
+    addresses = frozenset(a for group in found.values() for a in group)
+    listen = addresses if wildcard else frozenset(found.get(host, set()))
+    if listening is not None and not wildcard:
+        listen = listen | {listening}
+    return DestinationPolicy(
+        own_addresses=addresses | listen,
+        own_endpoints=frozenset((a, port) for a in listen),
+    )
 
 
 def listen_address(text: str) -> tuple[str, int]:

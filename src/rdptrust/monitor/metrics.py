@@ -32,7 +32,12 @@ metric                                         value
 ``rdptrust_predicted_stall_seconds``           the modelled "Securing remote connection"
                                                wait (diagnosis only)
 ``rdptrust_cert_revoked``                      1 when revoked (diagnosis only, when known)
-``rdptrust_retrieval_seconds{purpose,url,outcome}``  each URL fetch (diagnosis only)
+``rdptrust_retrieval_seconds{purpose,url,outcome}``  each URL fetch (diagnosis only), the
+                                               first :data:`MAX_RETRIEVAL_SERIES`; a
+                                               retrieval the destination policy refused
+                                               has ``outcome="skipped"``
+``rdptrust_retrieval_series_truncated``        retrievals left out of the series above
+``rdptrust_retrievals_skipped``                retrievals not made: destination refused
 =============================================  =============================================
 
 Metrics of things that were not observed (no certificate, no enumeration, no
@@ -54,6 +59,12 @@ from rdptrust.model.pin import PinStatus
 
 #: Targets whose last certificate the exporter remembers (least recently seen dropped).
 MAX_REMEMBERED_TARGETS = 10_000
+
+#: Per-URL series in one answer at most: a certificate chooses how many URLs it names,
+#: so it must not choose how many series Prometheus stores (label cardinality).
+MAX_RETRIEVAL_SERIES = 32
+#: Longest URL label; a longer URL is cut and ends in "...".
+MAX_URL_LABEL = 256
 
 _VERDICT_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
@@ -247,7 +258,22 @@ def _verdict_metrics(observation: Assessment, gauge: _GaugeFactory) -> None:
             "Seconds each URL fetch of the diagnosis took, by purpose, URL and outcome.",
             ("purpose", "url", "outcome"),
         )
+        shown: set[tuple[str, str, str]] = set()
+        left_out = 0
         for item in observation.retrievals:
-            retrieval.labels(item.purpose.value, item.url, item.outcome.value).set(
-                item.elapsed_ms / 1000.0
-            )
+            url = item.url if len(item.url) <= MAX_URL_LABEL else item.url[:MAX_URL_LABEL] + "..."
+            key = (item.purpose.value, url, item.outcome.value)
+            if key not in shown and len(shown) >= MAX_RETRIEVAL_SERIES:
+                left_out += 1
+                continue
+            shown.add(key)
+            retrieval.labels(*key).set(item.elapsed_ms / 1000.0)
+        gauge(
+            "rdptrust_retrieval_series_truncated",
+            f"Retrievals left out of rdptrust_retrieval_seconds (at most "
+            f"{MAX_RETRIEVAL_SERIES} series per answer).",
+        ).set(left_out)
+        gauge(
+            "rdptrust_retrievals_skipped",
+            "Retrievals not made because the destination policy refused their address.",
+        ).set(sum(1 for item in observation.retrievals if item.outcome.value == "skipped"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -84,6 +84,53 @@ class BodyBudget:
             self._changed.notify_all()
 
 
+# -- destination policy hook --------------------------------------------------------------
+#: Asked before each connection (the first request and every redirect): *url*, the
+#: resolved address and port; returns why it is refused, or None to connect there.
+Admit = Callable[[str, str, int], "str | None"]
+
+
+class DestinationRefused(Exception):
+    """A request the destination policy refused; the retrieval is reported as skipped."""
+
+
+def destination_guard(admit: Admit) -> Callable[[httpx.Request], Awaitable[None]]:
+    """An httpx request hook: resolve the host once, ask *admit*, pin the address.
+
+    The request is sent to the address that was checked (the Host header and TLS server
+    name keep the name), so the name is never resolved again between check and connect.
+    httpx calls request hooks for every redirect too, so each hop is checked.
+    """
+
+    async def guard(request: httpx.Request) -> None:
+        url = str(request.url)
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            return  # unresolvable: the connection fails as DNS_ERROR on its own
+        reasons: list[str] = []
+        for info in infos:
+            address = str(info[4][0])
+            reason = admit(url, address, port)
+            if reason is None:
+                if address != host:
+                    if request.url.scheme == "https":
+                        request.extensions = {**request.extensions, "sni_hostname": host}
+                    request.url = request.url.copy_with(host=address)
+                return
+            reasons.append(reason)
+        raise DestinationRefused(f"not fetched: {reasons[0] if reasons else host}")
+
+    return guard
+
+
+# -- end of the destination policy hook -----------------------------------------------------
+
+
 def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
     seen: set[int] = set()
     cause: BaseException | None = exc
@@ -114,11 +161,18 @@ def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
 
 
 def retrieval_client(
-    timeout: float, *, proxy: str | None = None, max_connections: int = 64
+    timeout: float,
+    *,
+    proxy: str | None = None,
+    max_connections: int = 64,
+    admit: Admit | None = None,
 ) -> httpx.AsyncClient:
     """The client retrievals share: CryptoAPI's headers, no environment, bounded redirects;
-    through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given."""
+    through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given;
+    every request and redirect first asked of *admit* (the destination policy hook)."""
     client = httpx.AsyncClient(
+        # destination policy hook: checked before each request and each redirect
+        event_hooks={"request": [destination_guard(admit)]} if admit else None,
         trust_env=False,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
@@ -152,6 +206,7 @@ async def fetch(
     max_body: int = MAX_BODY,
     budget: BodyBudget | None = None,
     proxy: str | None = None,
+    admit: Admit | None = None,
 ) -> HttpResult:
     """Fetch *url* within *timeout* seconds in all (connect, send, wait, read).
 
@@ -180,7 +235,7 @@ async def fetch(
 
     own = client is None
     try:
-        http = client or retrieval_client(timeout, proxy=proxy)
+        http = client or retrieval_client(timeout, proxy=proxy, admit=admit)
     except ValueError as exc:
         return HttpResult(url, FetchOutcome.INVALID, None, elapsed(), None, f"bad proxy: {exc}")
     owner = object()
@@ -242,6 +297,8 @@ async def fetch(
                 await response.aclose()
     except (TimeoutError, httpx.TimeoutException):
         return HttpResult(url, FetchOutcome.TIMEOUT, None, elapsed(), None, "no answer in time")
+    except DestinationRefused as exc:  # destination policy hook
+        return HttpResult(url, FetchOutcome.SKIPPED, None, elapsed(), None, str(exc))
     except httpx.TooManyRedirects:
         return HttpResult(url, FetchOutcome.HTTP_ERROR, None, elapsed(), None, "too many redirects")
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

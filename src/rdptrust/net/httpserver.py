@@ -18,7 +18,11 @@ Limits, all in :class:`HttpLimits`:
   never sent a byte is closed without an answer);
 - a kept-alive connection waiting for its next request is closed after
   ``idle_timeout_s``;
-- at most ``max_connections`` connections at once; more are closed at once.
+- at most ``max_connections`` connections at once. At the cap a new connection takes
+  the place of the connection that has waited longest for a request (idle, or sending
+  its head slowly), which is closed; only when every connection is being answered is
+  the new one closed at once. So idle sockets and slow heads cannot starve a scrape;
+- with TLS (*ssl*), the handshake must end within ``header_timeout_s``.
 
 Requests that break HTTP get ``400``. Every answer the core gives itself closes the
 connection: it says ``Connection: close``, shuts its sending side and drops what the
@@ -35,6 +39,7 @@ import contextlib
 import logging
 import math
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -157,6 +162,7 @@ class HttpServer(AsyncService):
         keep_alive: bool = True,
         server_name: str = "rdptrust",
         on_rejected: RejectHook | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UsageError(f"port must be 0 to 65535, not {port}")
@@ -170,6 +176,9 @@ class HttpServer(AsyncService):
         self._on_rejected = on_rejected
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        # Connections waiting for a request (idle or reading a head), with since when.
+        self._waiting: dict[asyncio.Task[None], float] = {}
+        self._ssl = ssl_context
         self._closing = False
 
     @property
@@ -182,12 +191,25 @@ class HttpServer(AsyncService):
             return
         self._closing = False
         backlog = self.limits.max_connections
+        handshake = self.limits.header_timeout_s if self._ssl is not None else None
         try:
             if self._sock is not None:
-                server = await asyncio.start_server(self._accept, sock=self._sock, backlog=backlog)
+                server = await asyncio.start_server(
+                    self._accept,
+                    sock=self._sock,
+                    backlog=backlog,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=handshake,
+                )
             else:
                 server = await asyncio.start_server(
-                    self._accept, self.host, self.port, reuse_address=True, backlog=backlog
+                    self._accept,
+                    self.host,
+                    self.port,
+                    reuse_address=True,
+                    backlog=backlog,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=handshake,
                 )
         except OSError as exc:
             raise UsageError(
@@ -215,6 +237,13 @@ class HttpServer(AsyncService):
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if len(self._connections) >= self.limits.max_connections and self._waiting:
+            # Make room: the connection that has waited longest for a request goes.
+            oldest = min(self._waiting, key=self._waiting.__getitem__)
+            del self._waiting[oldest]
+            self._connections.discard(oldest)
+            oldest.cancel()
+            self._reject("connections")
         if self._closing or task is None or len(self._connections) >= self.limits.max_connections:
             self._reject("connections")
             writer.close()
@@ -232,6 +261,7 @@ class HttpServer(AsyncService):
             pass
         finally:
             self._connections.discard(task)
+            self._waiting.pop(task, None)
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
@@ -241,13 +271,19 @@ class HttpServer(AsyncService):
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else ""
         first = True
+        task = asyncio.current_task()
         while True:
+            if task is not None:
+                self._waiting[task] = time.monotonic()
             try:
                 request = await self._read_request(conn, reader, writer, peer, first=first)
             except _Refusal as refusal:
                 self._reject(refusal.reason)
                 await self._refuse(conn, reader, writer, refusal.status)
                 return
+            finally:
+                if task is not None:
+                    self._waiting.pop(task, None)
             if request is None:
                 return
             first = False

@@ -61,6 +61,8 @@ def describe(
         FetchOutcome.HTTP_ERROR: f"answered HTTP {status}" if status else "answered with an error",
         FetchOutcome.INVALID: "sent unusable data",
         FetchOutcome.OK: "answered slowly",
+        FetchOutcome.SKIPPED: "was not fetched here (destination not allowed)",
+        FetchOutcome.LOCAL_ERROR: "could not be tried here (a limit of this machine)",
     }[outcome]
     figure = (
         f"about {seconds:.0f} s (modelled: Windows' time-out)" if modelled else f"{seconds:.1f} s"

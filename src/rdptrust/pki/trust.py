@@ -6,6 +6,14 @@ user names. :func:`build_path` builds, from the chain a host sent, the path a cl
 would build: leaf first, each certificate verified against the next one's key,
 ending in a trusted anchor when one fits. Fetching missing issuers over AIA is the
 caller's job; it passes what it fetched as ``extra``.
+
+Path building is the CPU-bound step a hostile host controls (69 certificates that sign
+each other make thousands of candidate paths and signature checks): it considers at
+most :data:`MAX_POOL_CERTIFICATES` certificates besides the leaf and
+:data:`MAX_CANDIDATES_PER_NAME` issuers with one name, and checks a
+:class:`~rdptrust.pki.budget.WorkBudget` (deadline, signature checks, explored paths)
+between steps; when a limit stops it, the best path found so far is returned and
+``ChainPath.limited`` says which limit.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError
+from rdptrust.pki.budget import MAX_EXPLORED_PATHS, WorkBudget
 from rdptrust.pki.facts import (
     is_self_signed,
     is_signed_by,
@@ -32,8 +41,11 @@ from rdptrust.pki.facts import (
 
 #: A path longer than this is not followed (real chains have 2 to 4 certificates).
 MAX_PATH_LENGTH = 10
-# Upper bound on explored partial paths, so crafted cross-signed pools stay cheap.
-_MAX_EXPLORED = 2000
+#: Certificates considered besides the leaf (served and fetched; assumed, see
+#: :mod:`rdptrust.pki.budget`): the rest are not looked at.
+MAX_POOL_CERTIFICATES = 64
+#: Issuer candidates with one subject name tried per certificate (assumed).
+MAX_CANDIDATES_PER_NAME = 16
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
@@ -235,7 +247,9 @@ class ChainPath:
     self-signed certificate or an anchor, or when that issuer name itself cannot be
     decoded); ``missing_issuer_urls`` are that last
     certificate's caIssuers URLs, where Windows would fetch the missing issuer.
-    ``unused`` are served certificates that are not on the path.
+    ``unused`` are served certificates that are not on the path. ``limited`` says which
+    work limit stopped the search before every candidate was tried (the path is then
+    the best found so far); None when the search was complete.
     """
 
     certificates: tuple[x509.Certificate, ...]
@@ -245,6 +259,7 @@ class ChainPath:
     missing_issuer_urls: tuple[str, ...]
     root_self_signed_untrusted: bool
     unused: tuple[x509.Certificate, ...] = field(default=())
+    limited: str | None = None
 
     @property
     def trusted(self) -> bool:
@@ -255,6 +270,8 @@ def build_path(
     served: Sequence[x509.Certificate],
     anchors: TrustAnchors,
     extra: Sequence[x509.Certificate] = (),
+    *,
+    budget: WorkBudget | None = None,
 ) -> ChainPath:
     """Build the path from ``served[0]`` (the leaf) towards a trust anchor.
 
@@ -262,54 +279,95 @@ def build_path(
     certificates; *extra* adds certificates found elsewhere (AIA fetches). Among
     possible paths the first that ends in an anchor wins, then one that ends in a
     self-signed certificate, then the one that gets furthest; shorter beats longer.
+    *budget* bounds the work (default: a fresh :class:`WorkBudget` without deadline).
     """
     if not served:
         return ChainPath((), None, False, None, (), False)
+    budget = budget if budget is not None else WorkBudget()
     leaf = served[0]
     # The anchors are indexed once per set (TrustAnchors caches it); only the served
     # and fetched certificates are indexed per path.
     pool: list[x509.Certificate] = []
     seen: set[bytes] = set(anchors.ders)
+    seen.add(_der(leaf))
+    left_out = 0
     for cert in (*served[1:], *extra):
         der = _der(cert)
         if der not in seen:
             seen.add(der)
-            pool.append(cert)
-    builder = _PathBuilder(pool, anchors)
+            if len(pool) < MAX_POOL_CERTIFICATES:
+                pool.append(cert)
+            else:
+                left_out += 1
+    builder = _PathBuilder(pool, anchors, budget)
     path = builder.best(leaf)
-    return _chain_path(path, anchors, served)
+    limited = budget.stopped or builder.limited
+    if left_out:
+        limited = (
+            f"{left_out} certificates beyond the first {MAX_POOL_CERTIFICATES} were not "
+            "considered" + (f"; {limited}" if limited else "")
+        )
+    return _chain_path(path, anchors, served, limited)
 
 
 class _PathBuilder:
-    def __init__(self, pool: list[x509.Certificate], anchors: TrustAnchors) -> None:
+    def __init__(
+        self, pool: list[x509.Certificate], anchors: TrustAnchors, budget: WorkBudget
+    ) -> None:
         self._anchors = anchors
+        self._budget = budget
         self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
         for cert in pool:
             subject = subject_name(cert)
             if subject is not None:  # an unreadable name cannot be anybody's issuer
                 self._by_subject.setdefault(subject, []).append(cert)
-        self._signed: dict[tuple[bytes, bytes], bool] = {}
+        # Per certificate (by identity; the pool holds each once): DER, whether it ends
+        # a path, and the issuers that verify it, each computed once.
+        self._ders: dict[int, bytes] = {}
+        self._ends_at: dict[int, tuple[bool, bool]] = {}
+        self._issuers_of: dict[int, list[x509.Certificate]] = {}
         self._explored = 0
+        self.limited: str | None = None
+
+    def _der(self, cert: x509.Certificate) -> bytes:
+        key = id(cert)
+        der = self._ders.get(key)
+        if der is None:
+            der = self._ders[key] = _der(cert)
+        return der
 
     def _issuers(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        cached = self._issuers_of.get(id(cert))
+        if cached is not None:
+            return cached
         found: list[x509.Certificate] = []
         issuer = issuer_name(cert)
-        if issuer is None:
-            return found
-        # anchors first, as they were first in the pool
-        for candidate in (*self._anchors.with_subject(issuer), *self._by_subject.get(issuer, ())):
-            key = (_der(cert), _der(candidate))
-            if key not in self._signed:
-                self._signed[key] = is_signed_by(cert, candidate)
-            if self._signed[key]:
-                found.append(candidate)
+        if issuer is not None:
+            # anchors first, as they were first in the pool
+            candidates = (*self._anchors.with_subject(issuer), *self._by_subject.get(issuer, ()))
+            if len(candidates) > MAX_CANDIDATES_PER_NAME:
+                self.limited = (
+                    f"{len(candidates)} candidate issuers share one name; the first "
+                    f"{MAX_CANDIDATES_PER_NAME} were tried"
+                )
+                candidates = candidates[:MAX_CANDIDATES_PER_NAME]
+            for candidate in candidates:
+                if candidate is cert or not self._budget.signature():
+                    continue
+                if is_signed_by(cert, candidate):
+                    found.append(candidate)
+        if self._budget.stopped is None:  # a list cut short is not remembered
+            self._issuers_of[id(cert)] = found
         return found
 
     def best(self, leaf: x509.Certificate) -> list[x509.Certificate]:
         best: list[x509.Certificate] = [leaf]
         best_rank = self._rank(best)
         stack: list[list[x509.Certificate]] = [[leaf]]
-        while stack and self._explored < _MAX_EXPLORED:
+        while stack and self._budget.ok():
+            if self._explored >= MAX_EXPLORED_PATHS:
+                self.limited = f"{MAX_EXPLORED_PATHS} candidate paths were explored"
+                break
             path = stack.pop()
             self._explored += 1
             rank = self._rank(path)
@@ -318,27 +376,44 @@ class _PathBuilder:
             last = path[-1]
             if self._ends(last) or len(path) >= MAX_PATH_LENGTH:
                 continue
-            ders = {_der(c) for c in path}
+            ders = {self._der(c) for c in path}
             # Pushed in reverse so that anchors (first in the pool) are tried first.
             for issuer in reversed(self._issuers(last)):
-                if _der(issuer) not in ders:
+                if self._der(issuer) not in ders:
                     stack.append([*path, issuer])
         return best
 
+    def _end_kind(self, cert: x509.Certificate) -> tuple[bool, bool]:
+        """(is an anchor, is self-signed), computed once per certificate."""
+        key = id(cert)
+        kind = self._ends_at.get(key)
+        if kind is None:
+            anchor = self._anchors.anchor_for(cert) is not None
+            own = False
+            named = issuer_name(cert)
+            if not anchor and named is not None and named == subject_name(cert):
+                own = self._budget.signature() and is_self_signed(cert)
+            kind = self._ends_at[key] = (anchor, own)
+        return kind
+
     def _ends(self, cert: x509.Certificate) -> bool:
-        return self._anchors.anchor_for(cert) is not None or is_self_signed(cert)
+        anchor, own = self._end_kind(cert)
+        return anchor or own
 
     def _rank(self, path: list[x509.Certificate]) -> tuple[int, int]:
-        last = path[-1]
-        if self._anchors.anchor_for(last) is not None:
+        anchor, own = self._end_kind(path[-1])
+        if anchor:
             return (3, -len(path))
-        if is_self_signed(last):
+        if own:
             return (2, -len(path))
         return (1, len(path))
 
 
 def _chain_path(
-    path: list[x509.Certificate], anchors: TrustAnchors, served: Sequence[x509.Certificate]
+    path: list[x509.Certificate],
+    anchors: TrustAnchors,
+    served: Sequence[x509.Certificate],
+    limited: str | None,
 ) -> ChainPath:
     last = path[-1]
     anchor = anchors.anchor_for(last)
@@ -363,6 +438,7 @@ def _chain_path(
         missing_issuer_urls=urls,
         root_self_signed_untrusted=complete and anchor is None,
         unused=tuple(unused),
+        limited=limited,
     )
 
 
