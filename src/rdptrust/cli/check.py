@@ -9,6 +9,7 @@ import click
 from rdptrust.cli.common import CA_FILE_HELP, KNOWN_HOSTS_HELP, UrlType, run, target_argument
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.model.text import redact_credentials, safe_text
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
 from rdptrust.pki.pinning import KnownHosts
@@ -214,4 +215,4 @@ def check(
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.replace("|", "/").split())
+    return safe_text(redact_credentials(" ".join(text.replace("|", "/").split())))
