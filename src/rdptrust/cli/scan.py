@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -28,17 +28,18 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.cli.scan_targets import checked_specs
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.records import ObservationRecord, ScanInfo
 from rdptrust.model.target import (
+    DEFAULT_MAX_TARGETS,
     Target,
     canonical_host,
     expand_targets,
     parse_target,
-    read_target_file,
 )
 from rdptrust.report.inventory import (
     csv_rows,
@@ -86,12 +87,6 @@ def _write_lines(destination: str, lines: Iterator[str]) -> Path | None:
         sys.stdout.flush()
         return None
     return write_atomic_lines(destination, lines)
-
-
-def _specs(targets: tuple[str, ...], input_file: str | None) -> Iterator[str]:
-    yield from targets
-    if input_file is not None:
-        yield from read_target_file(input_file)
 
 
 async def _scan(
@@ -245,6 +240,13 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     metavar="[ID]",
     help="Continue an interrupted scan (the latest, or scan ID) with its own options.",
 )
+@click.option(
+    "--max-targets",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TARGETS,
+    show_default=True,
+    help="Refuse a scan whose TARGETs and lines together stand for more addresses.",
+)
 def scan(
     targets: tuple[str, ...],
     input_file: str | None,
@@ -262,6 +264,7 @@ def scan(
     known_hosts: Path | None,
     jsonl: bool,
     resume: str | None,
+    max_targets: int,
 ) -> None:
     """Probe many RDP hosts at once and keep the results in the inventory.
 
@@ -275,6 +278,12 @@ def scan(
         raise click.UsageError("--resume continues a scan; give no targets with it")
     if resume is None and not targets and not input_file:
         raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
+    specs: Iterable[str] = ()
+    if resume is None:
+        try:
+            specs = checked_specs(targets, input_file, max_targets)
+        except UsageError as exc:
+            ctx.exit(fail(str(exc), EXIT_USAGE))
     try:
         inventory = _open(db)
     except StoreError as exc:
@@ -304,9 +313,7 @@ def scan(
                     if input_file
                     else []
                 )
-                info = inventory.create_scan(
-                    arguments, options.to_json(), expand_targets(_specs(targets, input_file))
-                )
+                info = inventory.create_scan(arguments, options.to_json(), expand_targets(specs))
             fitted = fit_concurrency(options)
             if fitted < options.concurrency:
                 click.echo(
