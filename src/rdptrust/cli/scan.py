@@ -106,9 +106,12 @@ async def _scan(
         with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
             def on_result(record: ObservationRecord) -> None:
+                # Called once the record's commit is durable, so a printed host is a
+                # committed one; flushed at once (also after Ctrl-C, for the last batch),
+                # so a committed host is a printed one even if the process is killed.
+                # A reader gone (| head) drops the rest; the scan still records every host.
                 progress.advance(record)
-                if jsonl and not stop.is_set():
-                    # A reader gone (| head) drops the rest; the scan still records every host.
+                if jsonl:
                     sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
                     sys.stdout.flush()
 
