@@ -16,7 +16,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
-from rdptrust.pki.facts import as_utc, is_signed_by
+from rdptrust.pki.facts import as_utc, is_signed_by, quiet_parsing
 
 #: How far in the future a CRL's or OCSP answer's issue time may lie (clocks differ).
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -35,7 +35,8 @@ def check_crl(
     except ValueError as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"not a CRL ({exc})")
     try:
-        return _judge_crl(crl, cert, issuer, now)
+        with quiet_parsing():
+            return _judge_crl(crl, cert, issuer, now)
     except ValueError as exc:
         # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
         return RevocationCheck(RevocationStatus.INVALID, f"CRL cannot be decoded ({exc})")
