@@ -139,6 +139,7 @@ Examples:
   rdptrust scan -i hosts.txt --concurrency 200 --rate 50
   rdptrust scan rdp01 rdp02:3390 '[fd00::/120]:3389' --diagnose
   rdptrust scan 10.1.0.0/16 --jsonl > scan.jsonl
+  rdptrust scan -i all-sites.txt --max-targets 4194304   # more than one /12 in all
   rdptrust scan --resume            # continue the latest interrupted scan
   rdptrust scan --resume 12         # continue scan 12
 \b
