@@ -44,13 +44,18 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int) -> int:
-    """Print one error line to standard error and return *code*.
+    """Print one error line to standard error (:func:`error_line`) and return *code*."""
+    error_line(message)
+    return code
 
-    The message may quote a host's name or a URL: its controls are shown escaped and
-    a password in a URL as ``***``.
+
+def error_line(message: str) -> None:
+    """Print ``rdptrust: error: MESSAGE`` to standard error.
+
+    The message may quote a host's name, a server's words or a URL: its controls are
+    shown escaped and a password in a URL as ``***``.
     """
     click.echo(f"rdptrust: error: {safe_text(redact_credentials(message))}", err=True)
-    return code
 
 
 _CANT_CREATE_ERRNOS = frozenset(
