@@ -214,7 +214,7 @@ async def test_silent_host_is_unknown_within_the_timeout(silent_port: int, tmp_p
     assert loop.time() - start < 10
 
 
-async def test_bad_arguments_exit_64_and_unreadable_ca_file_is_unknown(tmp_path: Path) -> None:
+async def test_bad_arguments_exit_64_bad_target_and_ca_file_are_unknown(tmp_path: Path) -> None:
     rc, out, err = await run_check("127.0.0.1:1", "--warn-days", "5", "--crit-days", "9")
     assert rc == 64
     assert out == ""
@@ -222,8 +222,10 @@ async def test_bad_arguments_exit_64_and_unreadable_ca_file_is_unknown(tmp_path:
     assert "--crit-days" in err
     assert "Traceback" not in err
 
+    # a target that is no host name is the plugin's UNKNOWN, like an unreadable CA file
     rc, out, err = await run_check("bad host:1")
-    assert rc == 64
+    assert rc == 3
+    assert parse_line(out)[0] == "UNKNOWN"
     assert "Traceback" not in err
 
     bad = tmp_path / "not-a-cert.pem"

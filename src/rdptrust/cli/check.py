@@ -13,12 +13,13 @@ from rdptrust.cli.common import (
     PROXY_HELP,
     UrlType,
     run,
-    target_argument,
 )
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.engine.client_state import load_client_state, options_with_client_state
-from rdptrust.errors import PkiError, RdptrustError, StoreError
+from rdptrust.errors import PkiError, RdptrustError, StoreError, UsageError
+from rdptrust.model.target import parse_target
+from rdptrust.model.text import redact_credentials, safe_text
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
 from rdptrust.pki.pinning import KnownHosts
@@ -189,7 +190,13 @@ def check(
             f"--crit-days {crit_days} is more than --warn-days {warn_days}",
             param_hint="--crit-days",
         )
-    parsed = target_argument(target)
+    try:
+        parsed = parse_target(target)
+    except UsageError as exc:
+        # A plugin's exit codes are 0-3: a target that is no host name is UNKNOWN, not 64.
+        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
+        ctx = click.get_current_context()
+        ctx.exit(PluginState.UNKNOWN)
     thresholds = Thresholds(warn_days=warn_days, crit_days=crit_days, max_stall_s=max_stall)
     ctx = click.get_current_context()
     try:
@@ -244,4 +251,4 @@ def check(
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.replace("|", "/").split())
+    return safe_text(redact_credentials(" ".join(text.replace("|", "/").split())))

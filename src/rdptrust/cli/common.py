@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import logging
 import os
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ from rdptrust.errors import (
     local_resource_error,
 )
 from rdptrust.model.target import Target, parse_target
+from rdptrust.model.text import has_unsafe_layout, redact_credentials, safe_output, safe_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,9 +55,18 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int) -> int:
-    """Print one error line to standard error and return *code*."""
-    click.echo(f"rdptrust: error: {message}", err=True)
+    """Print one error line to standard error (:func:`error_line`) and return *code*."""
+    error_line(message)
     return code
+
+
+def error_line(message: str) -> None:
+    """Print ``rdptrust: error: MESSAGE`` to standard error.
+
+    The message may quote a host's name, a server's words or a URL: its controls are
+    shown escaped and a password in a URL as ``***``.
+    """
+    click.echo(f"rdptrust: error: {safe_text(redact_credentials(message))}", err=True)
 
 
 _CANT_CREATE_ERRNOS = frozenset(
@@ -109,11 +120,35 @@ def console(*, quiet: bool = False) -> Console:
     On a terminal, text wraps at the terminal's width. Into a file or a pipe nothing is
     wrapped, folded or cut: fix commands, URLs and fingerprints stay on one line.
     """
-    from rich.console import Console
-
     if stdout_is_terminal():
-        return Console(highlight=False, quiet=quiet)
-    return Console(highlight=False, quiet=quiet, soft_wrap=True, width=PIPED_WIDTH)
+        return safe_console(highlight=False, quiet=quiet)
+    return safe_console(highlight=False, quiet=quiet, soft_wrap=True, width=PIPED_WIDTH)
+
+
+def safe_console(**options: Any) -> Console:
+    """A rich Console that writes no control or bidi character it was given as text.
+
+    Strings are escaped (:func:`rdptrust.model.text.safe_output`), and passwords in URLs
+    redacted, before rich lays them out, so widths stay right; whatever reaches the
+    buffer another way (a ``Text`` built directly) is escaped once more on its way out.
+    Rich's own styles and cursor moves are separate segments and pass unchanged.
+    """
+    from rich.console import Console as _Console
+    from rich.segment import Segment
+
+    class _SafeConsole(_Console):
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            return super().render_str(safe_output(redact_credentials(text)), **kwargs)
+
+        def _render_buffer(self, buffer: Any) -> str:
+            return super()._render_buffer(
+                segment
+                if segment.control or not has_unsafe_layout(segment.text)
+                else Segment(safe_output(segment.text), segment.style, segment.control)
+                for segment in buffer
+            )
+
+    return _SafeConsole(**options)
 
 
 class _ReaderGone(io.RawIOBase):
@@ -166,6 +201,13 @@ def closed_pipe_safe(stream: TextIO) -> TextIO:
         line_buffering=stream.line_buffering,
         write_through=stream.write_through,
     )
+
+
+class SafeLogFormatter(logging.Formatter):
+    """Log lines with controls escaped and passwords in URLs redacted (model/text.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_output(redact_credentials(super().format(record)))
 
 
 # --- option types -------------------------------------------------------------------

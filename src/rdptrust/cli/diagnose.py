@@ -21,6 +21,7 @@ from rdptrust.cli.common import (
     PROXY_HELP,
     UrlType,
     console,
+    error_line,
     run,
     target_argument,
 )
@@ -205,7 +206,7 @@ def diagnose_cmd(
     else:
         render_diagnosis(result, console(), fixes)
     if result.probe.error is not None and not as_json:
-        click.echo(f"rdptrust: error: {result.probe.error.message}", err=True)
+        error_line(result.probe.error.message)
     click.get_current_context().exit(result.verdict.exit_code)
 
 

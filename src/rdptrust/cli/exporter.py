@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import EXIT_OK, run
+from rdptrust.cli.common import EXIT_OK, SafeLogFormatter, run
 from rdptrust.errors import UsageError
 from rdptrust.monitor.config import ExporterConfig, default_config, load_config
 from rdptrust.monitor.exporter import DEFAULT_PORT, Exporter, is_loopback, listen_address
@@ -98,7 +98,9 @@ def exporter(
             "reach it can make this host probe any address",
             err=True,
         )
-    logging.basicConfig(level=logging.WARNING, format="rdptrust exporter: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeLogFormatter("rdptrust exporter: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     run(_serve(config, host, port, max_connections, web))
     click.get_current_context().exit(EXIT_OK)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, console, run, target_argument
+from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, console, error_line, run, target_argument
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import as_utc
 from rdptrust.report.jsonform import dumps
@@ -62,6 +62,6 @@ def probe(target: str, timeout: float, as_json: bool, no_enumerate: bool) -> Non
         render_probe(result, console())
     if result.error is not None:
         if not as_json:
-            click.echo(f"rdptrust: error: {result.error.message}", err=True)
+            error_line(result.error.message)
         click.get_current_context().exit(EXIT_UNKNOWN)
     click.get_current_context().exit(EXIT_OK)

@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -31,6 +31,7 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.cli.scan_targets import checked_specs
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
@@ -39,11 +40,11 @@ from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.records import ObservationRecord, ScanInfo
 from rdptrust.model.target import (
+    DEFAULT_MAX_TARGETS,
     Target,
     canonical_host,
     expand_targets,
     parse_target,
-    read_target_file,
 )
 from rdptrust.report.inventory import (
     csv_rows,
@@ -93,12 +94,6 @@ def _write_lines(destination: str, lines: Iterator[str]) -> Path | None:
     return write_atomic_lines(destination, lines)
 
 
-def _specs(targets: tuple[str, ...], input_file: str | None) -> Iterator[str]:
-    yield from targets
-    if input_file is not None:
-        yield from read_target_file(input_file)
-
-
 async def _scan(
     inventory: Inventory,
     info: ScanInfo,
@@ -116,9 +111,12 @@ async def _scan(
         with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
             def on_result(record: ObservationRecord) -> None:
+                # Called once the record's commit is durable, so a printed host is a
+                # committed one; flushed at once (also after Ctrl-C, for the last batch),
+                # so a committed host is a printed one even if the process is killed.
+                # A reader gone (| head) drops the rest; the scan still records every host.
                 progress.advance(record)
-                if jsonl and not stop.is_set():
-                    # A reader gone (| head) drops the rest; the scan still records every host.
+                if jsonl:
                     sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
                     sys.stdout.flush()
 
@@ -146,6 +144,7 @@ Examples:
   rdptrust scan -i hosts.txt --concurrency 200 --rate 50
   rdptrust scan rdp01 rdp02:3390 '[fd00::/120]:3389' --diagnose
   rdptrust scan 10.1.0.0/16 --jsonl > scan.jsonl
+  rdptrust scan -i all-sites.txt --max-targets 4194304   # more than one /12 in all
   rdptrust scan --resume            # continue the latest interrupted scan
   rdptrust scan --resume 12         # continue scan 12
 \b
@@ -259,6 +258,13 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     metavar="[ID]",
     help="Continue an interrupted scan (the latest, or scan ID) with its own options.",
 )
+@click.option(
+    "--max-targets",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TARGETS,
+    show_default=True,
+    help="Refuse a scan whose TARGETs and lines together stand for more addresses.",
+)
 def scan(
     targets: tuple[str, ...],
     input_file: str | None,
@@ -279,6 +285,7 @@ def scan(
     jsonl: bool,
     resume: str | None,
     windows_model: WindowsModelChoice,
+    max_targets: int,
 ) -> None:
     """Probe many RDP hosts at once and keep the results in the inventory.
 
@@ -294,6 +301,12 @@ def scan(
         raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
     if client_state_file is not None:
         load_client_state(client_state_file)  # a bad file: one line, exit 65, before the scan
+    specs: Iterable[str] = ()
+    if resume is None:
+        try:
+            specs = checked_specs(targets, input_file, max_targets)
+        except UsageError as exc:
+            ctx.exit(fail(str(exc), EXIT_USAGE))
     try:
         inventory = _open(db)
     except StoreError as exc:
@@ -330,9 +343,7 @@ def scan(
                     if input_file
                     else []
                 )
-                info = inventory.create_scan(
-                    arguments, options.to_json(), expand_targets(_specs(targets, input_file))
-                )
+                info = inventory.create_scan(arguments, options.to_json(), expand_targets(specs))
             fitted = fit_concurrency(options)
             if fitted < options.concurrency:
                 click.echo(

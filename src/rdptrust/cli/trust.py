@@ -12,6 +12,7 @@ from rdptrust.cli.common import (
     EXIT_UNKNOWN,
     KNOWN_HOSTS_HELP,
     KNOWN_HOSTS_TO_WRITE,
+    error_line,
     run,
     target_argument,
 )
@@ -121,7 +122,7 @@ def trust(
     )
     if result.error is not None or result.leaf is None:
         message = result.error.message if result.error else f"{parsed} sent no TLS certificate"
-        click.echo(f"rdptrust: error: {message}", err=True)
+        error_line(message)
         ctx.exit(EXIT_UNKNOWN)
     assert result.leaf is not None
     cert = load_certificate(result.leaf)

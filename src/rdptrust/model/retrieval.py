@@ -6,6 +6,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from rdptrust.model.text import redact_credentials, redact_url
+
 #: Connections the chain's retrievals (AIA, CRL, OCSP) of one assessment may hold open at
 #: once (a scan budgets its open files by it).
 MAX_RETRIEVAL_CONNECTIONS = 32
@@ -31,7 +33,11 @@ class FetchOutcome(enum.StrEnum):
 @dataclass(frozen=True)
 class HttpResult:
     """One retrieval. ``status`` is ``None`` when no HTTP answer came; ``body`` is ``None``
-    unless the server answered 2xx; ``error`` says what went wrong in words."""
+    unless the server answered 2xx; ``error`` says what went wrong in words.
+
+    A password in the URL (``http://user:secret@host/``) is kept as ``user:***@`` in
+    ``url`` and ``error``, so no metric, report or log built from a result can show it.
+    """
 
     url: str
     outcome: FetchOutcome
@@ -39,6 +45,11 @@ class HttpResult:
     elapsed_ms: float
     body: bytes | None
     error: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", redact_url(self.url))
+        if self.error is not None:
+            object.__setattr__(self, "error", redact_credentials(self.error))
 
 
 class RevocationStatus(enum.StrEnum):
@@ -89,6 +100,11 @@ class Fetched:
     detail: str | None = None
     certificate: str | None = None
     delta: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", redact_url(self.url))
+        if self.detail is not None:
+            object.__setattr__(self, "detail", redact_credentials(self.detail))
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,65 @@ def parse_target(text: str, default_port: int = DEFAULT_RDP_PORT) -> Target:
         port = int(port_text)
     if any(c.isspace() for c in host) or "/" in host:
         raise UsageError(f"{text!r} is not a host name or address")
+    check_host_name(host)
     return Target(host, port)
+
+
+#: Longest DNS name and label (RFC 1035 2.3.4), counted in the ASCII (IDNA) form.
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+#: What a label may hold: letters, digits, hyphen, and the underscore that Windows
+#: networks allow in NetBIOS-derived names; other letters are checked through IDNA.
+_LABEL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_host_name(host: str) -> None:
+    """Raise :class:`UsageError` unless *host* is an IP address or a usable DNS name.
+
+    A name is at most 253 characters, one trailing dot allowed, each label 1 to 63
+    characters of letters, digits, ``-`` or ``_``; a label in another script must have
+    an IDNA form (``xn--…``) within those limits. The resolver would otherwise fail
+    late and obscurely (Python's ``idna`` codec raises ``UnicodeError``).
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return
+    name = host[:-1] if host.endswith(".") else host
+    shown = repr(host if len(host) <= 80 else host[:77] + "...")
+    if not name:
+        raise UsageError(f"{shown} is not a host name")
+    ascii_labels = []
+    for label in name.split("."):
+        if not label:
+            raise UsageError(f"{shown} is not a host name: it has an empty label ('..')")
+        if _LABEL.fullmatch(label):
+            ascii_labels.append(label)
+            continue
+        try:
+            encoded = label.encode("idna").decode("ascii")
+        except UnicodeError:
+            encoded = ""
+        if not encoded or not _LABEL.fullmatch(encoded):
+            raise UsageError(
+                f"{shown} is not a host name: {label[:20]!r} holds characters a DNS name"
+                " cannot (letters, digits, '-' and '_' only)"
+            )
+        ascii_labels.append(encoded)
+    for label in ascii_labels:
+        if len(label) > MAX_LABEL_LENGTH:
+            raise UsageError(
+                f"{shown} is not a host name: label {label[:20]!r}... is {len(label)}"
+                f" characters, more than DNS allows ({MAX_LABEL_LENGTH})"
+            )
+    total = len(".".join(ascii_labels))
+    if total > MAX_NAME_LENGTH:
+        raise UsageError(
+            f"{shown} is not a host name: {total} characters, more than DNS allows"
+            f" ({MAX_NAME_LENGTH})"
+        )
 
 
 #: Largest IPv4 network :func:`expand_targets` expands: a /12 (1,048,576 addresses).
@@ -153,32 +211,32 @@ def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -
     number of specs, not with the number of addresses a network holds: an address is
     recognised as a repeat by the networks already expanded. A spec read from a file
     (:class:`TargetLine`) names its file and line in any :class:`UsageError`.
+
+    Time is linear in the number of targets: an address is looked up once per distinct
+    prefix length among the networks before it (at most 33 for IPv4, 129 for IPv6), not
+    once per network.
     """
     seen: set[tuple[str, int]] = set()
-    networks: list[tuple[_Network, int]] = []
-
-    def expanded_before(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
-        return any(port == p and address in n for n, p in networks)
+    expanded = _ExpandedNetworks()
 
     for spec in specs:
         try:
             if "/" in spec:
                 network, port = parse_network(spec, default_port)
+                if expanded.covers(network, port):
+                    continue
                 # hosts() leaves out the network and broadcast addresses (IPv4) and the
                 # Subnet-Router anycast address (IPv6); a /31, /32, /127 or /128 keeps all.
                 for address in network.hosts():
                     host = address.compressed
-                    if (host, port) in seen or expanded_before(address, port):
+                    if (host, port) in seen or expanded.holds(address, port):
                         continue
                     yield Target(host, port)
-                networks.append((network, port))
+                expanded.add(network, port)
                 continue
             target = parse_target(spec, default_port)
         except UsageError as exc:
-            where = getattr(spec, "where", None)
-            if where is None:
-                raise
-            raise UsageError(f"{where}: {exc}") from None
+            raise _where(spec, exc) from None
         host = canonical_host(target.host)
         key = (host, target.port)
         if key in seen:
@@ -188,10 +246,88 @@ def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -
         except ValueError:
             pass
         else:
-            if expanded_before(address, target.port):
+            if expanded.holds(address, target.port):
                 continue
         seen.add(key)
         yield Target(host, target.port)
+
+
+def _where(spec: str, exc: UsageError) -> UsageError:
+    where = getattr(spec, "where", None)
+    return exc if where is None else UsageError(f"{where}: {exc}")
+
+
+class _ExpandedNetworks:
+    """The networks expanded so far, by port, address family and prefix length."""
+
+    def __init__(self) -> None:
+        #: (port, version) -> {prefix length: network addresses as integers >> host bits}
+        self._by_length: dict[tuple[int, int], dict[int, set[int]]] = {}
+
+    def add(self, network: _Network, port: int) -> None:
+        lengths = self._by_length.setdefault((port, network.version), {})
+        bits = network.max_prefixlen - network.prefixlen
+        lengths.setdefault(network.prefixlen, set()).add(int(network.network_address) >> bits)
+
+    def holds(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
+        lengths = self._by_length.get((port, address.version))
+        if not lengths:
+            return False
+        value, width = int(address), address.max_prefixlen
+        return any((value >> (width - length)) in nets for length, nets in lengths.items())
+
+    def covers(self, network: _Network, port: int) -> bool:
+        """Whether an expanded network already holds all of *network*."""
+        lengths = self._by_length.get((port, network.version))
+        if not lengths:
+            return False
+        value, width = int(network.network_address), network.max_prefixlen
+        return any(
+            length <= network.prefixlen and (value >> (width - length)) in nets
+            for length, nets in lengths.items()
+        )
+
+
+#: Most targets one scan may hold, over all its lines together, before duplicates are
+#: dropped: one /12. ``rdptrust scan --max-targets`` raises it.
+DEFAULT_MAX_TARGETS = 1 << 20
+
+
+def count_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -> int:
+    """How many targets *specs* stand for at most (duplicates counted), without expanding.
+
+    Every spec is parsed, so a bad one raises :class:`UsageError` (naming its file and
+    line) before anything is written. Linear in the number of specs.
+    """
+    total = 0
+    for spec in specs:
+        try:
+            if "/" in spec:
+                network, _ = parse_network(spec, default_port)
+                total += _host_count(network)
+            else:
+                parse_target(spec, default_port)
+                total += 1
+        except UsageError as exc:
+            raise _where(spec, exc) from None
+    return total
+
+
+def _host_count(network: _Network) -> int:
+    """``len(list(network.hosts()))``, computed."""
+    size = network.num_addresses
+    if network.version == 4:
+        return size - 2 if network.prefixlen < 31 else size
+    return size - 1 if network.prefixlen < 127 else size
+
+
+def check_target_total(total: int, limit: int) -> None:
+    """Raise :class:`UsageError` when *total* targets exceed *limit* (one scan's cap)."""
+    if total > limit:
+        raise UsageError(
+            f"the targets given stand for {total:,} addresses, more than one scan takes"
+            f" ({limit:,}); split the scan, or raise the cap with --max-targets {total}"
+        )
 
 
 _NOT_TEXT = "not UTF-8 text (nor UTF-16 with a byte order mark)"

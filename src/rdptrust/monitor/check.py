@@ -41,6 +41,7 @@ from rdptrust.model import catalog
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinStatus
 from rdptrust.model.problems import Problem, Severity
+from rdptrust.model.text import redact_credentials, safe_text
 
 
 class PluginState(enum.IntEnum):
@@ -235,5 +236,5 @@ def _number(value: float) -> str:
 
 
 def _clean(text: str) -> str:
-    """Keep the summary on one line and out of the perfdata part."""
-    return " ".join(text.replace("|", "/").split())
+    """Keep the summary on one line, out of the perfdata part, and free of controls."""
+    return safe_text(redact_credentials(" ".join(text.replace("|", "/").split())))

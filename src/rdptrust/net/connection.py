@@ -30,6 +30,7 @@ from rdptrust.errors import (
 )
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
+from rdptrust.net.resolve import open_stream
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
 from rdptrust.protocol.tls import ServerFlightReader
 from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, TPKT_MAX_LENGTH, packet_length
@@ -147,9 +148,7 @@ class RdpConnection:
     async def open(cls, target: Target, deadline: float) -> RdpConnection:
         try:
             async with asyncio.timeout(_remaining(deadline)):
-                reader, writer = await asyncio.open_connection(
-                    target.host, target.port, limit=TPKT_MAX_LENGTH
-                )
+                reader, writer = await open_stream(target.host, target.port, limit=TPKT_MAX_LENGTH)
         except TimeoutError:
             raise TransportTimeout(
                 f"{target}: TCP connect timed out", target.host, target.port

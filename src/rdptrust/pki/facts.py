@@ -471,11 +471,17 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-class _quiet:
-    """Silence cryptography's deprecation warnings about odd but readable certificates.
+class quiet_parsing:
+    """Silence the warnings cryptography gives about odd but readable certificates.
 
-    Nested uses (the helpers called while :func:`certificate_facts` reads a certificate)
-    cost nothing: only the outermost one changes the warning filters.
+    These are its deprecation warnings (negative serials, unusual encodings) and the
+    ``UserWarning`` it raises whenever it decodes a name whose attribute is longer or
+    shorter than RFC 5280's upper bounds allow (a common name over 64 characters, a
+    three-letter country). Windows reads such names; for rdptrust they are text to
+    show, and a warning with its source line on standard error would be a leak of the
+    library's internals. Nested uses (the helpers called while
+    :func:`certificate_facts` reads a certificate) cost nothing: only the outermost one
+    changes the warning filters.
     """
 
     _depth = 0
@@ -484,13 +490,20 @@ class _quiet:
         self._catcher: warnings.catch_warnings[None] | None = None
 
     def __enter__(self) -> None:
-        if _quiet._depth == 0:
+        if quiet_parsing._depth == 0:
             self._catcher = warnings.catch_warnings()
             self._catcher.__enter__()
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        _quiet._depth += 1
+            warnings.filterwarnings("ignore", _NAME_LENGTH_WARNING, UserWarning)
+        quiet_parsing._depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        _quiet._depth -= 1
+        quiet_parsing._depth -= 1
         if self._catcher is not None:
             self._catcher.__exit__(None, None, None)
+
+
+#: The text of cryptography's warning for a name attribute outside its length bounds
+#: (cryptography/x509/name.py, ``NameAttribute.__init__``).
+_NAME_LENGTH_WARNING = r"Attribute's length must be >= \d+ and <= \d+"
+_quiet = quiet_parsing

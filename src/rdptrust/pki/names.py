@@ -8,11 +8,14 @@ import re
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from rdptrust.model.text import BIDI_CONTROLS
+
+#: Controls and bidi overrides (``gpj.exe`` shown as ``exe.jpg``); see model/text.py.
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029{BIDI_CONTROLS}]")
 
 
 def printable_text(text: str) -> str:
-    """*text* with control characters written as RFC 4514 hex escapes (``\\1B``).
+    """*text* with control and bidi characters written as RFC 4514 hex escapes (``\\1B``).
 
     Certificate text reaches terminals, logs and scripts; escaped this way a subject such
     as ``ESC ] 0 ; … BEL`` cannot retitle a window, change colours or overwrite a line.

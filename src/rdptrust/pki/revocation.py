@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from rdptrust.errors import RemoteProtocolError
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
 from rdptrust.pki.budget import WorkBudget
-from rdptrust.pki.facts import as_utc, is_signed_by
+from rdptrust.pki.facts import as_utc, is_signed_by, quiet_parsing
 from rdptrust.protocol import der
 
 #: Certificates of an OCSP answer considered as its signer (rdptrust's own bound: a real
@@ -81,7 +81,8 @@ def check_crl(
                 crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
             except x509.ExtensionNotFound:
                 return RevocationCheck(RevocationStatus.INVALID, "not a delta CRL")
-        return _judge_crl(crl, cert, issuer, now)
+        with quiet_parsing():
+            return _judge_crl(crl, cert, issuer, now)
     except ValueError as exc:
         # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
         return RevocationCheck(RevocationStatus.INVALID, f"CRL cannot be decoded ({exc})")

@@ -16,9 +16,12 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
+
+from rdptrust.model.text import BIDI_CONTROLS
 
 
 def timestamp(value: dt.datetime) -> str:
@@ -56,5 +59,14 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(document: Mapping[str, Any], *, pretty: bool = True) -> str:
-    """Serialise a document built with :func:`to_jsonable`."""
-    return json.dumps(document, indent=2 if pretty else None, ensure_ascii=False, sort_keys=False)
+    """Serialise a document built with :func:`to_jsonable`.
+
+    Letters stay UTF-8, but C1 controls and bidi overrides, which JSON allows raw, are
+    written as ``\\uXXXX`` escapes: the same value to a parser, inert on a terminal.
+    """
+    text = json.dumps(document, indent=2 if pretty else None, ensure_ascii=False, sort_keys=False)
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+#: What ``ensure_ascii=False`` leaves raw that a terminal would act on (model/text.py).
+_RAW_IN_JSON = re.compile(f"[\\x7f-\\x9f\u2028\u2029{BIDI_CONTROLS}]")
