@@ -73,7 +73,11 @@ def test_save_and_load_round_trip_with_private_mode(tmp_path: Path) -> None:
     again = KnownHosts.load(path)
     assert again.pins() == store.pins()
     assert again.path == path
-    assert [p.name for p in path.parent.iterdir()] == ["known_hosts.json"]
+    # No temporary file is left behind; the lock file stays (it is how saves serialise).
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "known_hosts.json",
+        "known_hosts.json.lock",
+    ]
 
 
 def test_one_entry_per_host_and_port_case_insensitive(tmp_path: Path) -> None:
@@ -162,7 +166,10 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.undo()
     # Then the old file is intact and no temporary file is left behind
     assert store.path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["known_hosts.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "known_hosts.json",
+        "known_hosts.json.lock",
+    ]
 
 
 def test_check_not_pinned_and_match(tmp_path: Path) -> None:
