@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from rdptrust.cli.common import (
     store_exit_code,
 )
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.cli.signals import stop_on_signals
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
@@ -101,13 +100,7 @@ async def _scan(
     jsonl: bool,
 ) -> ScanSummary:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
+    with stop_on_signals(stop):
         with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
             def on_result(record: ObservationRecord) -> None:
@@ -118,9 +111,6 @@ async def _scan(
                     sys.stdout.flush()
 
             return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:
