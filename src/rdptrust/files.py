@@ -161,9 +161,13 @@ def state_lock(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -
     commands run at once serialise and neither loses the other's change.
     """
     target = Path(path)
-    # 0644: whatever the umask, no other user can take or hold the lock.
-    lock = filelock.FileLock(
-        str(target.with_name(target.name + ".lock")), timeout=timeout, mode=0o644
+    lock_path = str(target.with_name(target.name + ".lock"))
+    # POSIX: 0644 whatever the umask, so no other user can take or hold the lock.
+    # Windows has no modes (and filelock's Windows lock takes none).
+    lock = (
+        filelock.FileLock(lock_path, timeout=timeout)
+        if WINDOWS
+        else filelock.FileLock(lock_path, timeout=timeout, mode=0o644)
     )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

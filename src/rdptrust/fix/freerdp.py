@@ -18,8 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+import rdptrust.files
 from rdptrust.errors import StoreError, UsageError
-from rdptrust.files import WINDOWS, state_lock, write_atomic
+from rdptrust.files import state_lock, write_atomic
 
 # OpenSSL short names where they differ from RFC 4514's attribute names.
 _OPENSSL_SHORT_NAMES = {
@@ -115,7 +116,7 @@ def default_freerdp_dir() -> Path:
     roaming application data folder (``%APPDATA%``); elsewhere, macOS included,
     ``$XDG_CONFIG_HOME`` or else ``~/.config``.
     """
-    if WINDOWS:
+    if rdptrust.files.WINDOWS:
         appdata = os.environ.get("APPDATA")
         base = Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
     else:
