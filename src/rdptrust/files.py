@@ -101,22 +101,22 @@ def _atomic_file(path: str | os.PathLike[str], mode: int | None) -> Iterator[Bin
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
-        if private and WINDOWS:
-            reason = restrict_to_current_user(tmp)
-            if reason is not None:
-                _warn(
-                    f"{target} holds a secret but is not restricted to the current user "
-                    f'({reason}); restrict it with: icacls "{target}" /inheritance:r '
-                    '/grant:r "%USERNAME%:F"'
-                )
-        elif not WINDOWS and (private or keep is not None):
-            wanted = (mode or 0) if private else keep
-            assert wanted is not None
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, wanted)
-            else:  # pragma: no cover - POSIX Pythons all have fchmod
-                os.chmod(tmp, wanted)
         with os.fdopen(fd, "wb") as handle:
+            if private and WINDOWS:
+                reason = restrict_to_current_user(tmp)
+                if reason is not None:
+                    _warn(
+                        f"{target} holds a secret but is not restricted to the current user "
+                        f'({reason}); restrict it with: icacls "{target}" /inheritance:r '
+                        '/grant:r "%USERNAME%:F"'
+                    )
+            elif not WINDOWS and (private or keep is not None):
+                wanted = (mode or 0) if private else keep
+                assert wanted is not None
+                if hasattr(os, "fchmod"):
+                    os.fchmod(handle.fileno(), wanted)
+                else:  # pragma: no cover - POSIX Pythons all have fchmod
+                    os.chmod(tmp, wanted)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
