@@ -28,6 +28,8 @@ import filelock
 from rdptrust.errors import StoreError
 
 PRIVATE_MODE = 0o600
+#: An ordinary file: the umask for a new one, the old mode for one rewritten (the default).
+PUBLIC_MODE: None = None
 #: True on Windows, where files have ACLs instead of POSIX modes (a seam for tests).
 WINDOWS = sys.platform == "win32"
 #: Seconds a command waits for another one holding a state file's lock.

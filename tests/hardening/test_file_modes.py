@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pki.certs_for_tests import issue
-from rdptrust.files import PRIVATE_MODE, write_atomic
+from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
 from rdptrust.fix.freerdp import update_known_hosts2
 from rdptrust.store.inventory import Inventory
 
@@ -37,10 +37,12 @@ def test_new_files_follow_the_umask_and_secrets_are_0600(
     old = os.umask(umask)
     try:
         write_atomic(tmp_path / "report.html", "<p>")
+        write_atomic(tmp_path / "report.csv", "a,b\n", mode=PUBLIC_MODE)
         write_atomic(tmp_path / "key.pem", b"key", mode=PRIVATE_MODE)
     finally:
         os.umask(old)
     assert _mode(tmp_path / "report.html") == public
+    assert _mode(tmp_path / "report.csv") == public
     assert _mode(tmp_path / "key.pem") == secret
 
 
