@@ -221,3 +221,27 @@ def test_check_same_key_renewed(tmp_path: Path) -> None:
     assert check.status is PinStatus.CHANGED
     assert not check.looks_like_recreation
     assert "pinned key" in check.explanation
+
+
+def test_save_merges_with_what_another_command_saved(tmp_path: Path) -> None:
+    # Given two stores read from the same file, each pinning another host
+    path = tmp_path / "known_hosts.json"
+    first, second = KnownHosts.load(path), KnownHosts.load(path)
+    pin_a = pin_from_certificate(Target("a.lab.test", 3389), issue("a").cert)
+    pin_b = pin_from_certificate(Target("b.lab.test", 3389), issue("b").cert)
+    first.add(pin_a)
+    second.add(pin_b)
+    # When both save, one after the other
+    first.save()
+    second.save()
+    # Then the file holds both, and so does the store that saved last
+    assert [p.host for p in KnownHosts.load(path).pins()] == ["a.lab.test", "b.lab.test"]
+    assert [p.host for p in second.pins()] == ["a.lab.test", "b.lab.test"]
+    # and a removal is applied the same way
+    first.remove(Target("b.lab.test", 3389))
+    first.save()
+    assert [p.host for p in KnownHosts.load(path).pins()] == ["a.lab.test"]
+    # and pins given to the constructor are saved into a new file
+    fresh = tmp_path / "fresh.json"
+    KnownHosts(fresh, (pin_a,)).save()
+    assert [p.host for p in KnownHosts.load(fresh).pins()] == ["a.lab.test"]

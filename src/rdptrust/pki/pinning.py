@@ -80,7 +80,7 @@ class KnownHosts:
         #: Pins added (a Pin) or removed (None) since the store was read or saved.
         self._changes: dict[tuple[str, int], Pin | None] = {}
         for pin in pins:
-            self._pins[_key(pin.host, pin.port)] = pin
+            self.add(pin)
 
     @classmethod
     def load(cls, path: Path | None = None, *, must_exist: bool = False) -> KnownHosts:
@@ -98,7 +98,10 @@ class KnownHosts:
                     "--known-hosts FILE' creates it)"
                 )
             return cls(path)
-        return cls(path, _parse_document(path, document))
+        store = cls(path)
+        # What the file holds is not a change of this store: save() re-reads the file.
+        store._pins = {_key(p.host, p.port): p for p in _parse_document(path, document)}
+        return store
 
     def get(self, target: Target) -> Pin | None:
         """The pin for *target*'s host and port, or None."""
