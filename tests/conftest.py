@@ -2,7 +2,10 @@
 
 Every Python process of the test run, this one and the CLI subprocesses the tests start,
 loads tests/netguard/sitecustomize.py: name lookups and connections outside loopback fail
-at once (see that module).
+at once (see that module). With ``RDPTRUST_FORCE_WINDOWS_PATHS=1`` in the environment
+(the second pytest run of ``./run test``), the same start-up makes every process take
+rdptrust's Windows-only paths where the standard library allows (tests/netguard/
+force_windows.py): no ``os.fchmod``, no ``add_signal_handler``, ``rdptrust.files.WINDOWS``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from rdptrust.errors import UsageError
-from rdptrust.pki.ca import RDP_AUTH_EKU, CaUrls, CertificateAuthority
+from rdptrust.pki.ca import CaUrls, CertificateAuthority
+from rdptrust.pki.certbuilder import RDP_AUTH_EKU
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")

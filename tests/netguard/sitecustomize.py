@@ -116,3 +116,14 @@ def _guard_uvloop() -> None:
 
 
 _guard_uvloop()
+
+
+def _force_windows_paths() -> None:
+    """``RDPTRUST_FORCE_WINDOWS_PATHS=1``: the Windows-only paths (see force_windows.py)."""
+    import force_windows
+
+    if force_windows.wanted():
+        force_windows.install()
+
+
+_force_windows_paths()

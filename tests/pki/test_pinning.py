@@ -73,7 +73,11 @@ def test_save_and_load_round_trip_with_private_mode(tmp_path: Path) -> None:
     again = KnownHosts.load(path)
     assert again.pins() == store.pins()
     assert again.path == path
-    assert [p.name for p in path.parent.iterdir()] == ["known_hosts.json"]
+    # No temporary file is left behind; the lock file stays (it is how saves serialise).
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "known_hosts.json",
+        "known_hosts.json.lock",
+    ]
 
 
 def test_one_entry_per_host_and_port_case_insensitive(tmp_path: Path) -> None:
@@ -162,7 +166,10 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.undo()
     # Then the old file is intact and no temporary file is left behind
     assert store.path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["known_hosts.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "known_hosts.json",
+        "known_hosts.json.lock",
+    ]
 
 
 def test_check_not_pinned_and_match(tmp_path: Path) -> None:
@@ -214,3 +221,27 @@ def test_check_same_key_renewed(tmp_path: Path) -> None:
     assert check.status is PinStatus.CHANGED
     assert not check.looks_like_recreation
     assert "pinned key" in check.explanation
+
+
+def test_save_merges_with_what_another_command_saved(tmp_path: Path) -> None:
+    # Given two stores read from the same file, each pinning another host
+    path = tmp_path / "known_hosts.json"
+    first, second = KnownHosts.load(path), KnownHosts.load(path)
+    pin_a = pin_from_certificate(Target("a.lab.test", 3389), issue("a").cert)
+    pin_b = pin_from_certificate(Target("b.lab.test", 3389), issue("b").cert)
+    first.add(pin_a)
+    second.add(pin_b)
+    # When both save, one after the other
+    first.save()
+    second.save()
+    # Then the file holds both, and so does the store that saved last
+    assert [p.host for p in KnownHosts.load(path).pins()] == ["a.lab.test", "b.lab.test"]
+    assert [p.host for p in second.pins()] == ["a.lab.test", "b.lab.test"]
+    # and a removal is applied the same way
+    first.remove(Target("b.lab.test", 3389))
+    first.save()
+    assert [p.host for p in KnownHosts.load(path).pins()] == ["a.lab.test"]
+    # and pins given to the constructor are saved into a new file
+    fresh = tmp_path / "fresh.json"
+    KnownHosts(fresh, (pin_a,)).save()
+    assert [p.host for p in KnownHosts.load(fresh).pins()] == ["a.lab.test"]

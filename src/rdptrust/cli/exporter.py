@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 
 import click
 
 from rdptrust.cli.common import EXIT_OK, SafeLogFormatter, run
+from rdptrust.cli.signals import stop_on_signals
 from rdptrust.errors import UsageError
 from rdptrust.monitor.config import ExporterConfig, default_config, load_config
 from rdptrust.monitor.exporter import DEFAULT_PORT, Exporter, is_loopback, listen_address
@@ -109,15 +108,12 @@ async def _serve(
     config: ExporterConfig, host: str, port: int, max_connections: int, web: WebConfig
 ) -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    server = Exporter(config, host=host, port=port, max_connections=max_connections, web=web)
-    await server.start()
-    click.echo(
-        f"rdptrust exporter: listening on {server.url} "
-        f"(modules: {', '.join(sorted(config.modules))})",
-        err=True,
-    )
-    await server.serve_forever(stop)
+    with stop_on_signals(stop):
+        server = Exporter(config, host=host, port=port, max_connections=max_connections, web=web)
+        await server.start()
+        click.echo(
+            f"rdptrust exporter: listening on {server.url} "
+            f"(modules: {', '.join(sorted(config.modules))})",
+            err=True,
+        )
+        await server.serve_forever(stop)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import TypeVar
 import click
 
 from rdptrust.cli.common import EXIT_OK, run
+from rdptrust.cli.signals import stop_on_signals
 from rdptrust.errors import LocalProtocolError, UsageError
 from rdptrust.lab.certs import CertKind
 from rdptrust.lab.pki import ResponderMode
@@ -280,16 +279,8 @@ def lab(
 
 async def _serve(config: LabConfig) -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with stop_on_signals(stop):
         async with Lab(config) as running:
             sys.stdout.write(dumps(lab_document(running.info()), pretty=False) + "\n")
             sys.stdout.flush()
             await stop.wait()
-    finally:
-        for sig in signals:
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(sig)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
-import signal
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from rdptrust.cli.common import (
 )
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.scan_targets import checked_specs
+from rdptrust.cli.signals import stop_on_signals
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
@@ -101,13 +100,7 @@ async def _scan(
     jsonl: bool,
 ) -> ScanSummary:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
+    with stop_on_signals(stop):
         with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
             def on_result(record: ObservationRecord) -> None:
@@ -121,9 +114,6 @@ async def _scan(
                     sys.stdout.flush()
 
             return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:

@@ -58,7 +58,10 @@ Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refu
     "--freerdp-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="FreeRDP's config folder (default ~/.config/freerdp).",
+    help=(
+        "FreeRDP's config folder (default: %APPDATA%\\freerdp on Windows, else "
+        "$XDG_CONFIG_HOME/freerdp or ~/.config/freerdp)."
+    ),
 )
 @click.option("--current-user", is_flag=True, help="Scripts import into CurrentUser\\Root.")
 @click.option("--replace", is_flag=True, help="Accept a certificate that differs from the pin.")

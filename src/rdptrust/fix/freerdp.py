@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+import rdptrust.files
 from rdptrust.errors import StoreError, UsageError
-from rdptrust.files import write_atomic
+from rdptrust.files import state_lock, write_atomic
 
 # OpenSSL short names where they differ from RFC 4514's attribute names.
 _OPENSSL_SHORT_NAMES = {
@@ -81,13 +83,16 @@ def update_known_hosts2(path: Path, host: str, port: int, certificate: x509.Cert
     """Add or replace the line for *host*:*port* in a known_hosts2 file, atomically."""
     line = known_hosts2_line(host, port, certificate)
     key = (_check_host(host), str(port))
-    try:
-        existing = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-    kept = [old for old in existing if old.startswith("#") or tuple(old.split()[:2]) != key]
-    kept.append(line)
-    return write_atomic(path, "\n".join(kept) + "\n")
+    with state_lock(path):
+        try:
+            existing = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+        kept = [old for old in existing if old.startswith("#") or tuple(old.split()[:2]) != key]
+        kept.append(line)
+        # The file keeps its mode (files.write_atomic): a known_hosts2 its owner made
+        # 0600 stays 0600.
+        return write_atomic(path, "\n".join(kept) + "\n")
 
 
 def freerdp3_store_path(config_dir: Path, host: str, port: int) -> Path:
@@ -105,4 +110,16 @@ def write_freerdp3_entry(
 
 
 def default_freerdp_dir() -> Path:
-    return Path.home() / ".config" / "freerdp"
+    """Where FreeRDP keeps its stores: ``<config home>/freerdp``, as winpr finds it.
+
+    winpr's ``GetKnownSubPath(KNOWN_PATH_XDG_CONFIG_HOME, "freerdp")``: on Windows the
+    roaming application data folder (``%APPDATA%``); elsewhere, macOS included,
+    ``$XDG_CONFIG_HOME`` or else ``~/.config``.
+    """
+    if rdptrust.files.WINDOWS:
+        appdata = os.environ.get("APPDATA")
+        base = Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".config"
+    return base / "freerdp"

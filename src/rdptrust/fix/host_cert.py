@@ -20,7 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from rdptrust.files import PRIVATE_MODE, write_atomic
-from rdptrust.fix.escape import cmd_string, comment_text, powershell_string
+from rdptrust.fix.escape import (
+    cmd_string,
+    comment_text,
+    powershell_string,
+    powershell_text_literal,
+)
 
 # SID of NETWORK SERVICE: language-independent, unlike the account's display name.
 NETWORK_SERVICE_SID = "S-1-5-20"
@@ -120,6 +125,7 @@ def trust_script(
         "$ErrorActionPreference = 'Stop'",
         f"$file = Join-Path $PSScriptRoot {powershell_string(cer_name)}",
         f"$expected = {powershell_string(thumbprint.upper())}",
+        f"$subject = {powershell_text_literal(subject)}",
         "$cert = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2"
         " -ArgumentList $file",
         "if ($cert.Thumbprint -ne $expected) {",
@@ -127,7 +133,8 @@ def trust_script(
         "}",
         f"Import-Certificate -FilePath $file -CertStoreLocation {powershell_string(store)}"
         " | Out-Null",
-        'Write-Output "Trusted $($cert.Subject) ($expected)"',
+        # The thumbprint matched: $subject is this certificate's subject as rdptrust read it.
+        'Write-Output "Trusted $subject ($expected)"',
     ]
     return "\r\n".join(lines) + "\r\n"
 

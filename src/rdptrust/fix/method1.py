@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from rdptrust.files import write_atomic
-from rdptrust.fix.escape import comment_text
 from rdptrust.fix.host_cert import safe_file_stem, trust_cmd, trust_script
 from rdptrust.model.target import Target
 
@@ -29,7 +28,7 @@ def write_trust_bundle(
     """Write the Method 1 files for *certificate* of *target* into *out_dir*."""
     stem = bundle_stem(target)
     thumb = certificate.fingerprint(hashes.SHA1()).hex()
-    subject = comment_text(certificate.subject.rfc4514_string())
+    subject = certificate.subject.rfc4514_string()
     cer = f"{stem}.cer"
     return {
         "cer": write_atomic(out_dir / cer, certificate.public_bytes(serialization.Encoding.DER)),

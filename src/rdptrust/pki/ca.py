@@ -6,6 +6,12 @@ Files in the CA folder (the private key is created 0600 and never leaves it)::
     ca.pem       the CA certificate (PEM), ca.cer the same in DER for Windows
     ca.json      settings and the register of issued certificates (schema rdptrust.ca/1)
     crl.der      the latest CRL (written by ``crl()``), crl.pem the same in PEM
+    ca.json.lock the lock every change of the register and the CRL is made under
+
+``init`` is all or nothing: the files are written in a staging folder first and moved in
+with ``ca.json`` last, so a failure (a full disk) leaves no half CA. ``issue``, ``revoke``
+and ``crl`` re-read the register under the lock before changing it, so commands run at
+the same time serialise and none loses another's certificate or revocation.
 
 Host certificates carry EKU serverAuth and Remote Desktop Authentication, a SAN for every
 name, and the CRL / OCSP / caIssuers URLs the admin chose, so clients can check them.
@@ -17,8 +23,10 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +34,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
-from rdptrust.errors import PkiError, UsageError
-from rdptrust.files import PRIVATE_MODE, write_atomic
-from rdptrust.pki.facts import RDP_AUTHENTICATION_OID
+from rdptrust.errors import PkiError, StoreError, UsageError
+from rdptrust.files import PRIVATE_MODE, state_lock, write_atomic
+from rdptrust.pki.certbuilder import CA_KEY_USAGE, host_certificate_builder
 
 CA_SCHEMA = "rdptrust.ca/1"
-#: Remote Desktop Authentication (szOID_KP_RDP_AUTH... as Windows names it).
-RDP_AUTH_EKU = x509.ObjectIdentifier(RDP_AUTHENTICATION_OID)
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 REVOCATION_REASONS = {
@@ -128,106 +133,6 @@ def _check_url(url: str | None) -> str | None:
     return url
 
 
-def with_pki_urls(
-    builder: x509.CertificateBuilder,
-    crl: str | None,
-    ocsp: str | None,
-    ca_issuers: str | None,
-) -> x509.CertificateBuilder:
-    """*builder* with a CRL distribution point and AIA (OCSP, caIssuers) for the URLs given."""
-    if crl:
-        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl)], None, None, None)
-        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
-    access = [
-        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
-        for method, url in (
-            (AuthorityInformationAccessOID.OCSP, ocsp),
-            (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers),
-        )
-        if url
-    ]
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    return builder
-
-
-#: Key usage of a CA certificate: it signs certificates and CRLs (and OCSP answers).
-CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-
-
-def host_certificate_builder(
-    subject: x509.Name,
-    issuer: x509.Name,
-    public_key: CertificatePublicKeyTypes,
-    issuer_public_key: CertificatePublicKeyTypes,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    *,
-    alt_names: Sequence[x509.GeneralName] = (),
-    extended_key_usage: Sequence[x509.ObjectIdentifier] | None = (
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        RDP_AUTH_EKU,
-    ),
-    crl: str | None = None,
-    ocsp: str | None = None,
-    ca_issuers: str | None = None,
-) -> x509.CertificateBuilder:
-    """The certificate an RDP host serves, issued by a CA, ready to sign.
-
-    An end entity (basic constraints, critical) for digital signature and key
-    encipherment (critical), with Server Authentication and Remote Desktop
-    Authentication (*extended_key_usage* ``None`` leaves the EKU out), the subject
-    alternative names given, key identifiers and the CRL and AIA URLs given.
-    """
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if extended_key_usage is not None:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
-        )
-    if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-    builder = builder.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
-    ).add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),  # type: ignore[arg-type]
-        critical=False,
-    )
-    return with_pki_urls(builder, crl, ocsp, ca_issuers)
-
-
 class CertificateAuthority:
     """An on-disk CA; use :meth:`init` to create one and :meth:`load` to open it."""
 
@@ -260,7 +165,7 @@ class CertificateAuthority:
     def state_path(self) -> Path:
         return self.directory / "ca.json"
 
-    def _save_state(self) -> None:
+    def _state_json(self) -> str:
         doc = {
             "schema": CA_SCHEMA,
             "urls": {
@@ -271,7 +176,15 @@ class CertificateAuthority:
             "crl_number": self.crl_number,
             "issued": [r.to_json() for r in self.records],
         }
-        write_atomic(self.state_path, json.dumps(doc, indent=2) + "\n")
+        return json.dumps(doc, indent=2) + "\n"
+
+    def _save_state(self) -> None:
+        """Write ca.json (the caller holds the lock)."""
+        write_atomic(self.state_path, self._state_json())
+
+    def _reload(self) -> None:
+        """Re-read the register from ca.json (the caller holds the lock)."""
+        self.urls, self.records, self.crl_number = _read_state(self.directory)
 
     @classmethod
     def init(
@@ -291,10 +204,7 @@ class CertificateAuthority:
             _check_url(url)
         if not name.strip() or len(name) > 64:
             raise UsageError("the CA name must be 1 to 64 characters")
-        if (directory / "ca-key.pem").exists() and not force:
-            raise UsageError(
-                f"{directory} already holds a CA; use --force to replace it (the old key is lost)"
-            )
+        _refuse_existing(directory, force)
         now = now or dt.datetime.now(dt.UTC)
         key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -319,20 +229,44 @@ class CertificateAuthority:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
-        write_atomic(
-            directory / "ca-key.pem",
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-            mode=PRIVATE_MODE,
-        )
-        write_atomic(directory / "ca.pem", certificate.public_bytes(serialization.Encoding.PEM))
-        write_atomic(directory / "ca.cer", certificate.public_bytes(serialization.Encoding.DER))
         ca = cls(directory, certificate, key, urls, [], 1)
-        ca._save_state()
+        with state_lock(ca.state_path):
+            _refuse_existing(directory, force)
+            ca._install(
+                {
+                    "ca-key.pem": key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    ),
+                    "ca.pem": certificate.public_bytes(serialization.Encoding.PEM),
+                    "ca.cer": certificate.public_bytes(serialization.Encoding.DER),
+                }
+            )
         return ca
+
+    def _install(self, files: dict[str, bytes]) -> None:
+        """Write *files* and ca.json in a staging folder, then move them in, ca.json last."""
+        directory = self.directory
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=".ca-init-", dir=directory))
+        except OSError as exc:
+            raise StoreError(f"cannot write in {directory}: {exc.strerror or exc}") from exc
+        try:
+            for file_name, data in files.items():
+                mode = PRIVATE_MODE if file_name == "ca-key.pem" else None
+                write_atomic(staging / file_name, data, mode=mode)
+            write_atomic(staging / "ca.json", self._state_json())
+            # From here on the folder holds no CA until ca.json is back: a failure midway
+            # leaves nothing that init and load disagree about.
+            for stale in ("ca.json", "crl.der", "crl.pem"):
+                (directory / stale).unlink(missing_ok=True)
+            for file_name in [*files, "ca.json"]:
+                os.replace(staging / file_name, directory / file_name)
+        except OSError as exc:
+            raise StoreError(f"cannot write the CA in {directory}: {exc.strerror or exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:
@@ -340,22 +274,17 @@ class CertificateAuthority:
         try:
             key_data = (directory / "ca-key.pem").read_bytes()
             cert_data = (directory / "ca.pem").read_bytes()
-            state = json.loads((directory / "ca.json").read_text())
         except FileNotFoundError as exc:
             raise UsageError(
                 f"no CA in {directory} (missing {Path(exc.filename).name}); run 'rdptrust ca init'"
             ) from exc
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise PkiError(f"cannot read the CA in {directory}: {exc}") from exc
+        urls, records, crl_number = _read_state(directory)
         try:
             key = serialization.load_pem_private_key(key_data, password=None)
             certificate = x509.load_pem_x509_certificate(cert_data)
-            if state.get("schema") != CA_SCHEMA:
-                raise ValueError(f"unknown schema {state.get('schema')!r}")
-            urls = CaUrls(**state["urls"])
-            records = [IssuedRecord.from_json(r) for r in state["issued"]]
-            crl_number = int(state["crl_number"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise PkiError(f"the CA in {directory} is damaged: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PkiError(f"the CA key in {directory} is not an RSA key")
@@ -410,7 +339,7 @@ class CertificateAuthority:
             ca_issuers=self.urls.ca_issuers,
         )
         certificate = builder.sign(self.key, hashes.SHA256())
-        record = IssuedRecord(
+        issued = IssuedRecord(
             serial=certificate.serial_number,
             host=host,
             names=tuple(names),
@@ -419,9 +348,11 @@ class CertificateAuthority:
             sha1=certificate.fingerprint(hashes.SHA1()).hex(),
             sha256=certificate.fingerprint(hashes.SHA256()).hex(),
         )
-        self.records.append(record)
-        self._save_state()
-        return IssuedCertificate(certificate, key, record)
+        with state_lock(self.state_path):
+            self._reload()
+            self.records.append(issued)
+            self._save_state()
+        return IssuedCertificate(certificate, key, issued)
 
     def find(self, serial_or_host: str) -> list[IssuedRecord]:
         """Records whose hex serial or host name matches (host names case-insensitively)."""
@@ -438,17 +369,19 @@ class CertificateAuthority:
         """Revoke every valid certificate matching *serial_or_host*; returns what changed."""
         if reason not in REVOCATION_REASONS:
             raise UsageError(f"reason must be one of {', '.join(REVOCATION_REASONS)}")
-        matches = [r for r in self.find(serial_or_host) if r.revoked_at is None]
-        if not matches:
-            raise UsageError(f"no valid certificate with serial or host {serial_or_host!r}")
         now = now or dt.datetime.now(dt.UTC)
-        changed = []
-        for index, record in enumerate(self.records):
-            if record in matches:
-                revoked = dataclasses.replace(record, revoked_at=now, reason=reason)
-                self.records[index] = revoked
-                changed.append(revoked)
-        self._save_state()
+        with state_lock(self.state_path):
+            self._reload()
+            matches = [r for r in self.find(serial_or_host) if r.revoked_at is None]
+            if not matches:
+                raise UsageError(f"no valid certificate with serial or host {serial_or_host!r}")
+            changed = []
+            for index, record in enumerate(self.records):
+                if record in matches:
+                    revoked = dataclasses.replace(record, revoked_at=now, reason=reason)
+                    self.records[index] = revoked
+                    changed.append(revoked)
+            self._save_state()
         return changed
 
     def crl(
@@ -456,6 +389,16 @@ class CertificateAuthority:
     ) -> x509.CertificateRevocationList:
         """Sign a new CRL listing every revoked certificate; writes crl.der and crl.pem."""
         now = now or dt.datetime.now(dt.UTC)
+        with state_lock(self.state_path):
+            self._reload()
+            crl = self._sign_crl(days, now)
+            self.crl_number += 1
+            self._save_state()
+            write_atomic(self.directory / "crl.der", crl.public_bytes(serialization.Encoding.DER))
+            write_atomic(self.directory / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+        return crl
+
+    def _sign_crl(self, days: int, now: dt.datetime) -> x509.CertificateRevocationList:
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)
@@ -481,9 +424,44 @@ class CertificateAuthority:
                 .build()
             )
             builder = builder.add_revoked_certificate(entry)
-        crl = builder.sign(self.key, hashes.SHA256())
-        self.crl_number += 1
-        self._save_state()
-        write_atomic(self.directory / "crl.der", crl.public_bytes(serialization.Encoding.DER))
-        write_atomic(self.directory / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
-        return crl
+        return builder.sign(self.key, hashes.SHA256())
+
+
+def _refuse_existing(directory: Path, force: bool) -> None:
+    """UsageError when *directory* holds a CA, or the key of an incomplete one, and not *force*."""
+    if force:
+        return
+    if (directory / "ca.json").exists():
+        raise UsageError(
+            f"{directory} already holds a CA; use --force to replace it (the old key is lost)"
+        )
+    if (directory / "ca-key.pem").exists():
+        raise UsageError(
+            f"{directory} holds an incomplete CA (ca-key.pem without ca.json); "
+            "use --force to replace it (the old key is lost)"
+        )
+
+
+def _read_state(directory: Path) -> tuple[CaUrls, list[IssuedRecord], int]:
+    """The URLs, register and next CRL number in *directory*'s ca.json."""
+    try:
+        state = json.loads((directory / "ca.json").read_text())
+    except FileNotFoundError as exc:
+        hint = (
+            "an incomplete CA: run 'rdptrust ca init --force' to start over"
+            if (directory / "ca-key.pem").exists()
+            else "run 'rdptrust ca init'"
+        )
+        raise UsageError(f"no CA in {directory} (missing ca.json); {hint}") from exc
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"cannot read the CA in {directory}: {exc}") from exc
+    try:
+        if not isinstance(state, dict) or state.get("schema") != CA_SCHEMA:
+            found = state.get("schema") if isinstance(state, dict) else None
+            raise ValueError(f"unknown schema {found!r}")
+        urls = CaUrls(**state["urls"])
+        records = [IssuedRecord.from_json(r) for r in state["issued"]]
+        crl_number = int(state["crl_number"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PkiError(f"the CA in {directory} is damaged: {exc}") from exc
+    return urls, records, crl_number

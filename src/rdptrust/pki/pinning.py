@@ -17,9 +17,11 @@ data directory, see :func:`default_path`)::
 
 Host names compare case-insensitively (and IP addresses by value). The file is
 written atomically with mode 0600: the list of hosts an admin manages is worth
-keeping private. A file that cannot be read is never overwritten: loading it
-raises :class:`~rdptrust.errors.StoreError` naming the file, and so does saving
-over it.
+keeping private. :meth:`KnownHosts.save` re-reads the file under a lock
+(``known_hosts.json.lock``) and applies only this store's own changes to it, so two
+``rdptrust trust`` run at once both keep their pin. A file that cannot be read is
+never overwritten: loading it raises :class:`~rdptrust.errors.StoreError` naming the
+file, and so does saving over it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError, StoreError, UsageError
-from rdptrust.files import PRIVATE_MODE, write_atomic
+from rdptrust.files import PRIVATE_MODE, state_lock, write_atomic
 from rdptrust.model.pin import Pin, PinCheck, PinStatus, host_key
 from rdptrust.model.target import Target
 from rdptrust.pki.facts import as_utc, certificate_facts, fingerprint_sha256, load_certificate
@@ -75,6 +77,8 @@ class KnownHosts:
     def __init__(self, path: Path, pins: tuple[Pin, ...] = ()) -> None:
         self.path = path
         self._pins: dict[tuple[str, int], Pin] = {}
+        #: Pins added (a Pin) or removed (None) since the store was read or saved.
+        self._changes: dict[tuple[str, int], Pin | None] = {}
         for pin in pins:
             self.add(pin)
 
@@ -94,7 +98,10 @@ class KnownHosts:
                     "--known-hosts FILE' creates it)"
                 )
             return cls(path)
-        return cls(path, _parse_document(path, document))
+        store = cls(path)
+        # What the file holds is not a change of this store: save() re-reads the file.
+        store._pins = {_key(p.host, p.port): p for p in _parse_document(path, document)}
+        return store
 
     def get(self, target: Target) -> Pin | None:
         """The pin for *target*'s host and port, or None."""
@@ -106,17 +113,40 @@ class KnownHosts:
 
     def add(self, pin: Pin) -> None:
         """Pin a certificate, replacing any pin for the same host and port."""
-        self._pins[_key(pin.host, pin.port)] = pin
+        key = _key(pin.host, pin.port)
+        self._pins[key] = pin
+        self._changes[key] = pin
 
     def remove(self, target: Target) -> bool:
         """Forget *target*'s pin; False when there was none."""
-        return self._pins.pop(_key(target.host, target.port), None) is not None
+        key = _key(target.host, target.port)
+        self._changes[key] = None
+        return self._pins.pop(key, None) is not None
 
     def save(self) -> None:
-        """Write the store atomically (mode 0600); refuse to replace an unreadable file."""
-        existing = _read_document(self.path)
-        if existing is not None:
-            _parse_document(self.path, existing)
+        """Write the store atomically (mode 0600); refuse to replace an unreadable file.
+
+        Under the store's lock, the file as it is now is read again and this store's
+        additions and removals are applied to it: pins another command saved meanwhile
+        are kept.
+        """
+        with state_lock(self.path):
+            existing = _read_document(self.path)
+            current = (
+                {}
+                if existing is None
+                else {_key(p.host, p.port): p for p in _parse_document(self.path, existing)}
+            )
+            for key, change in self._changes.items():
+                if change is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = change
+            self._pins = current
+            self._write()
+        self._changes.clear()
+
+    def _write(self) -> None:
         document = {
             "schema": SCHEMA,
             "version": VERSION,

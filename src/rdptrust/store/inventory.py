@@ -41,8 +41,9 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
+from rdptrust.store.database import connect, process_alive
 from rdptrust.store.events import new_events
-from rdptrust.store.queries import InventoryReader, describe_error
+from rdptrust.store.queries import InventoryReader
 from rdptrust.store.rows import (
     INSERT_CERTIFICATE,
     INSERT_EVENT,
@@ -74,16 +75,6 @@ def default_path() -> Path:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _host_id(db: sqlite3.Connection, target: Target, at: str) -> tuple[int, bool]:
@@ -126,7 +117,8 @@ class Inventory(InventoryReader):
 
         A write waits up to *lock_timeout* seconds for another process's write to end.
         With *read_only*, nothing is created or migrated (SQLite ``mode=ro``): a missing
-        file, or one whose schema is not this rdptrust's, is a StoreError.
+        file, a symbolic link, a file that is not SQLite, or one whose schema is not this
+        rdptrust's, is a StoreError (:func:`rdptrust.store.database.connect`).
         """
         where = Path(path) if path is not None else default_path()
         if not read_only:
@@ -138,14 +130,7 @@ class Inventory(InventoryReader):
                 ) from None
         if where.is_dir():
             raise StoreError(f"inventory {where} is a directory; give a file name with --db")
-        try:
-            if read_only:
-                uri = where.resolve().as_uri() + "?mode=ro"
-                db = sqlite3.connect(uri, uri=True, timeout=lock_timeout, isolation_level=None)
-            else:
-                db = sqlite3.connect(where, timeout=lock_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(describe_error(exc, where)) from None
+        db = connect(where, read_only=read_only, lock_timeout=lock_timeout)
         inventory = cls(where, db)
         try:
             with inventory._mapped():
@@ -307,7 +292,7 @@ class Inventory(InventoryReader):
         if info.status == "done":
             raise UsageError(f"scan {scan_id} is already done; nothing to resume")
         if info.status == "running" and info.pid and info.pid != os.getpid():
-            if _process_alive(info.pid):
+            if process_alive(info.pid):
                 raise UsageError(f"scan {scan_id} is still running in process {info.pid}")
         with self._transaction() as db:
             db.execute(

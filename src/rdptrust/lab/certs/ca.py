@@ -26,7 +26,7 @@ from rdptrust.lab.certs.signing import (
     sign_certificate,
     x509_name,
 )
-from rdptrust.pki.ca import (
+from rdptrust.pki.certbuilder import (
     CA_KEY_USAGE,
     RDP_AUTH_EKU,
     host_certificate_builder,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from rdptrust.errors import UsageError
-from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
+from rdptrust.files import PRIVATE_MODE, write_atomic
 from rdptrust.lab.certs.signing import sha256_fingerprint
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class HostCredentials:
         (``ctx.set_ciphers("DEFAULT:@SECLEVEL=0")`` before loading).
         """
         base = Path(directory)
-        chain_path = write_atomic(base / "host-chain.pem", self.chain_pem(), mode=PUBLIC_MODE)
+        chain_path = write_atomic(base / "host-chain.pem", self.chain_pem())
         key_path = write_atomic(base / "host-key.pem", self.key_pem(), mode=PRIVATE_MODE)
         return chain_path, key_path
 

@@ -57,7 +57,7 @@ from rdptrust.lab.certs.signing import (
     sign_certificate,
     x509_name,
 )
-from rdptrust.pki.ca import RDP_AUTH_EKU
+from rdptrust.pki.certbuilder import RDP_AUTH_EKU
 
 #: EKU "Remote Desktop Authentication" (PROTOCOL.md §4).
 RDP_AUTHENTICATION_OID = RDP_AUTH_EKU

@@ -1,0 +1,119 @@
+"""Opening the inventory database: the one place a connection is made.
+
+A command that only reads (``hosts``, ``history``, ``report``) opens the file read-only
+(SQLite ``mode=ro``) and only if it is what it claims to be: a regular file, not a
+symbolic link, beginning with SQLite's header. So an empty file or any other file is
+never turned into a database, and a link planted where the inventory should be is not
+followed. (SQLite may still create the ``-wal``/``-shm`` companions of a WAL database it
+reads, as every reader of such a database does; the database file is never written.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sqlite3
+import stat
+import sys
+from pathlib import Path
+
+from rdptrust.errors import StoreError
+from rdptrust.store.queries import describe_error
+
+#: The first 16 bytes of every SQLite 3 database file (sqlite.org/fileformat.html 1.3.1).
+SQLITE_HEADER = b"SQLite format 3\x00"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def connect(where: Path, *, read_only: bool, lock_timeout: float) -> sqlite3.Connection:
+    """A connection to the inventory at *where*; StoreError with one line when it fails."""
+    try:
+        if read_only:
+            identity = _check_read_only(where)
+            db = sqlite3.connect(
+                where.absolute().as_uri() + "?mode=ro",
+                uri=True,
+                timeout=lock_timeout,
+                isolation_level=None,
+            )
+            try:
+                db.execute("PRAGMA schema_version").fetchone()
+                if _identity(where) != identity:
+                    raise StoreError(f"inventory {where} was replaced while it was opened")
+            except BaseException:
+                db.close()
+                raise
+            return db
+        return sqlite3.connect(where, timeout=lock_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(describe_error(exc, where)) from None
+
+
+def _identity(where: Path) -> tuple[int, int]:
+    try:
+        info = os.lstat(where)
+    except OSError as exc:
+        raise StoreError(f"cannot read inventory {where}: {exc.strerror or exc}") from exc
+    return info.st_dev, info.st_ino
+
+
+def _check_read_only(where: Path) -> tuple[int, int]:
+    """The file's identity, once it is known to be a regular SQLite file reached directly."""
+    try:
+        info = os.lstat(where)
+    except FileNotFoundError:
+        raise StoreError(f"no inventory at {where}: 'rdptrust scan' creates one") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read inventory {where}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(info.st_mode):
+        with contextlib.suppress(OSError):
+            target = os.readlink(where)
+            raise StoreError(
+                f"inventory {where} is a symbolic link (to {target}); a command that only "
+                "reads does not follow it: give the file itself with --db"
+            )
+        raise StoreError(f"inventory {where} is a symbolic link; give the file itself with --db")
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"inventory {where} is not a regular file")
+    try:
+        fd = os.open(where, _READ_FLAGS)
+    except OSError as exc:
+        raise StoreError(f"cannot read inventory {where}: {exc.strerror or exc}") from exc
+    try:
+        opened = os.fstat(fd)
+        header = os.read(fd, len(SQLITE_HEADER))
+    finally:
+        os.close(fd)
+    if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+        raise StoreError(f"inventory {where} was replaced while it was opened")
+    if header != SQLITE_HEADER:
+        what = "an empty file" if not header else "not an SQLite database"
+        raise StoreError(
+            f"inventory {where} is {what}, not an rdptrust inventory; give the inventory with --db"
+        )
+    return info.st_dev, info.st_ino
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process *pid* is running (a scan marked running may have been killed)."""
+    if sys.platform == "win32":
+        # os.kill(pid, 0) would terminate the process on Windows: ask the kernel instead.
+        kernel32 = getattr(ctypes, "windll").kernel32  # noqa: B009 - absent off Windows
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return bool(kernel32.GetLastError() == 5)  # ERROR_ACCESS_DENIED: it exists
+        try:
+            code = ctypes.c_ulong()
+            if kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return code.value == 259  # STILL_ACTIVE
+            return True
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
