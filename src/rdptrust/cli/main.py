@@ -51,9 +51,9 @@ COMMANDS: dict[str, str] = {
     "exporter": "rdptrust.cli.exporter:exporter",
     "lab": "rdptrust.cli.lab:lab",
     "scan": "rdptrust.cli.scan:scan",
-    "hosts": "rdptrust.cli.scan:hosts",
-    "history": "rdptrust.cli.scan:history",
-    "report": "rdptrust.cli.scan:report",
+    "hosts": "rdptrust.cli.inventory:hosts",
+    "history": "rdptrust.cli.inventory:history",
+    "report": "rdptrust.cli.inventory:report",
 }
 
 

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric import (
     ec,
     ed448,
     ed25519,
-    padding,
     rsa,
     x448,
     x25519,
@@ -34,11 +33,11 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     PublicKeyAlgorithmOID,
-    SignatureAlgorithmOID,
 )
 
 from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
+from rdptrust.pki.legacy_signatures import verify_legacy_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.protocol import der
 
@@ -168,31 +167,10 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
             except InvalidSignature:
                 return False
             except (ValueError, TypeError, UnsupportedAlgorithm):
-                return _verify_legacy(cert, issuer)
+                return verify_legacy_signature(cert, issuer)
             return True
     except Exception:
         return False
-
-
-def _verify_legacy(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    algorithm = cert.signature_hash_algorithm
-    if algorithm is None:
-        return False
-    key = issuer.public_key()
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            if cert.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
-                return False
-            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
 
 
 def certificate_facts(

@@ -1,0 +1,212 @@
+"""``rdptrust hosts``, ``rdptrust history`` and ``rdptrust report``: reading the inventory."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from rdptrust.cli.common import (
+    EXIT_NO_INPUT,
+    EXIT_USAGE,
+    console,
+    fail,
+    store_exit_code,
+)
+from rdptrust.errors import StoreError, UsageError
+from rdptrust.files import write_atomic_lines
+from rdptrust.model.target import (
+    Target,
+    canonical_host,
+    parse_target,
+)
+from rdptrust.report.inventory import (
+    csv_rows,
+    history_document,
+    observation_document,
+    render_history,
+    render_hosts,
+    write_hosts_json,
+)
+from rdptrust.report.jsonform import dumps
+from rdptrust.store.inventory import Inventory, default_path
+
+DB_HELP = "Inventory file (default: inventory.sqlite3 in the user data directory)."
+
+
+def open_inventory(db: str | None) -> Inventory:
+    return Inventory.open(Path(db) if db else None)
+
+
+def open_to_read(db: str | None) -> Inventory:
+    """The inventory of a command that only reads it: never created, opened read-only."""
+    path = Path(db) if db else default_path()
+    if not path.exists():
+        click.get_current_context().exit(
+            fail(
+                f"no inventory at {path}: 'rdptrust scan' creates one"
+                + ("" if db else ", or give another with --db"),
+                EXIT_NO_INPUT,
+            )
+        )
+    return Inventory.open(path, read_only=True)
+
+
+def store_failure(exc: StoreError) -> None:
+    click.get_current_context().exit(fail(str(exc), store_exit_code(exc)))
+
+
+def write_lines(destination: str, lines: Iterator[str]) -> Path | None:
+    if destination == "-":
+        for line in lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return None
+    return write_atomic_lines(destination, lines)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust hosts
+  rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'
+\b
+Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
+)
+@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
+def hosts(db: str | None, as_json: bool) -> None:
+    """List every host in the inventory with its latest state and certificate."""
+    try:
+        with open_to_read(db) as inventory:
+            if as_json:
+                # one host at a time: a fleet of any size fits in memory
+                write_hosts_json(inventory.iter_hosts(), sys.stdout)
+                return
+            found = inventory.hosts()
+    except StoreError as exc:
+        store_failure(exc)
+        return
+    render_hosts(found, console())
+
+
+def _history_target(text: str) -> Target:
+    try:
+        target = parse_target(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return Target(canonical_host(target.host), target.port)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust history rdp01
+  rdptrust history 10.0.0.5:3390 --json
+\b
+Exit codes: 0 shown, 64 the inventory never saw the host, 66 no inventory there (it is never
+created), 74 it cannot be read.""",
+)
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
+def history(target: str, db: str | None, as_json: bool) -> None:
+    """Show one host's certificate history and events (first seen, changes, reachability)."""
+    parsed = _history_target(target)
+    try:
+        with open_to_read(db) as inventory:
+            found = inventory.history(parsed)
+    except StoreError as exc:
+        store_failure(exc)
+        return
+    except UsageError as exc:
+        click.get_current_context().exit(fail(str(exc), EXIT_USAGE))
+        return
+    if as_json:
+        click.echo(dumps(history_document(found)))
+    else:
+        render_history(found, console())
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  rdptrust report --html fleet.html
+  rdptrust report --db fleet.sqlite3 --csv fleet.csv --scan 4
+  rdptrust report --jsonl - | jq -c 'select(.certificate.self_signed)'
+\b
+Without --scan the report holds each host's latest observation across all scans.
+\b
+Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never created),
+73 the output file cannot be created, 74 reading or writing failed.""",
+)
+@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    help="Write one self-contained HTML file.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False),
+    help="Write CSV ('-' for standard output).",
+)
+@click.option(
+    "--jsonl",
+    "jsonl_file",
+    type=click.Path(dir_okay=False),
+    help="Write one JSON object per host, schema rdptrust.scan-host/1 ('-' for standard output).",
+)
+@click.option(
+    "--scan", "scan_id", type=click.IntRange(min=1), default=None, help="Report this scan only."
+)
+def report(
+    db: str | None,
+    html_file: str | None,
+    csv_file: str | None,
+    jsonl_file: str | None,
+    scan_id: int | None,
+) -> None:
+    """Write the inventory as an HTML report, CSV or JSON lines."""
+    chosen = [f for f in (html_file, csv_file, jsonl_file) if f]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --html FILE, --csv FILE or --jsonl FILE")
+    from rdptrust.report.html import MAX_EVENTS, write_html_report
+
+    try:
+        with open_to_read(db) as inventory:
+            shown = inventory.scan(scan_id) if scan_id is not None else None
+            path: Path | None
+            if html_file:
+                path = write_html_report(
+                    Path(html_file),
+                    functools.partial(
+                        inventory.observations, scan_id=scan_id, latest_per_host=True
+                    ),
+                    inventory.events(scan_id=scan_id, limit=MAX_EVENTS),
+                    scan=shown or inventory.latest_scan(),
+                    scan_id=scan_id,
+                )
+            else:
+                records = inventory.observations(scan_id=scan_id, latest_per_host=True)
+                lines: Iterator[str]
+                if csv_file:
+                    lines = csv_rows(records)
+                    destination = csv_file
+                else:
+                    lines = (dumps(observation_document(r), pretty=False) + "\n" for r in records)
+                    destination = str(jsonl_file)
+                path = write_lines(destination, lines)
+    except StoreError as exc:
+        store_failure(exc)
+        return
+    except UsageError as exc:
+        click.get_current_context().exit(fail(str(exc), EXIT_USAGE))
+        return
+    if path is not None:
+        click.echo(f"wrote {path}", err=True)
