@@ -58,6 +58,11 @@ import asyncio, json, resource, sys
 from rdptrust.net.http import fetch
 
 def peak_mib():
+    # VmHWM is this process's own peak; ru_maxrss keeps the parent's across exec
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 before = peak_mib()
@@ -162,6 +167,11 @@ from rdptrust.pki.limits import RetrievalLimits
 from rdptrust.pki.trust import TrustAnchors, build_path
 
 def peak_mib():
+    # VmHWM is this process's own peak; ru_maxrss keeps the parent's across exec
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 leaf = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())

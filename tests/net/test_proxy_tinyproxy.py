@@ -173,14 +173,16 @@ async def test_diagnose_proxy_option_takes_the_proxy_path(
     # when diagnose goes through the proxy, the root list arrives through it;
     code, out, err = await rdptrust(*base, "--proxy", tinyproxy)
     assert code in (0, 1, 2), err
-    (root,) = [r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list"]
-    assert root["outcome"] == "ok"
+    # (the sequence file, then the cab: WINDOWS.md §2)
+    roots = [r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list"]
+    assert [r["outcome"] for r in roots] == ["ok", "ok"]
     log = (tmp_path / "tinyproxy.log").read_text(encoding="utf-8", errors="replace")
+    assert "authrootseq.txt" in log
     assert "authrootstl.cab" in log
     # and through a proxy that refuses, the retrieval is refused, not made directly.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         refusing = f"http://127.0.0.1:{closed.getsockname()[1]}"
         code, out, err = await rdptrust(*base, "--proxy", refusing)
-    (root,) = [r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list"]
+    root = next(r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list")
     assert root["outcome"] == "refused", err

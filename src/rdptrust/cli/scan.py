@@ -58,17 +58,22 @@ async def _scan(
     with stop_on_signals(stop):
         with ScanProgress(info.target_count, info.done_count, sys.stderr.isatty()) as progress:
 
-            def on_result(record: ObservationRecord) -> None:
-                # Called once the record's commit is durable, so a printed host is a
-                # committed one; flushed at once (also after Ctrl-C, for the last batch),
-                # so a committed host is a printed one even if the process is killed.
-                # A reader gone (| head) drops the rest; the scan still records every host.
-                progress.advance(record)
+            def on_batch(batch: list[ObservationRecord]) -> None:
+                # Called once the batch's commit is durable, so a printed host is a
+                # committed one; the whole batch goes out in one write at once (also after
+                # Ctrl-C, for the last batch), so a committed host is a printed one even if
+                # the process is killed. A reader gone (| head) drops the rest; the scan
+                # still records every host.
+                for record in batch:
+                    progress.advance(record)
                 if jsonl:
-                    sys.stdout.write(dumps(observation_document(record), pretty=False) + "\n")
+                    lines = "".join(
+                        dumps(observation_document(r), pretty=False) + "\n" for r in batch
+                    )
+                    sys.stdout.write(lines)
                     sys.stdout.flush()
 
-            return await run_scan(inventory, info, options, on_result=on_result, stop=stop)
+            return await run_scan(inventory, info, options, on_batch=on_batch, stop=stop)
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:

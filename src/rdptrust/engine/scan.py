@@ -313,6 +313,7 @@ async def run_scan(
     *,
     observer: Observer | None = None,
     on_result: Callable[[ObservationRecord], None] | None = None,
+    on_batch: Callable[[list[ObservationRecord]], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> ScanSummary:
     """Probe every pending target of *scan* and record each as it completes.
@@ -320,7 +321,8 @@ async def run_scan(
     Returns when all targets are done (status ``done``) or *stop* was set (status
     ``interrupted``; the targets in flight stay pending). Records are committed in
     batches (:data:`COMMIT_EVERY` hosts or :data:`COMMIT_INTERVAL` seconds, whichever
-    comes first) and *on_result* sees each one after its commit, so a killed scan
+    comes first) and *on_result* sees each one after its commit (*on_batch* each committed
+    batch at once, right after its commit), so a killed scan
     neither reports a host it then forgets nor reports one twice after ``--resume``.
     A :class:`StoreError` while recording stops the scan the same way and is raised
     after the scan is marked interrupted (when the database still allows it).
@@ -359,6 +361,8 @@ async def run_scan(
             counts["ok" if record.ok else "errors"] += 1
             if on_result is not None:
                 on_result(record)
+        if on_batch is not None and batch:
+            on_batch(batch)
 
     async def flusher() -> None:
         while True:

@@ -44,6 +44,14 @@ STALL_FIX_TEXT: Mapping[FixId, tuple[str, str]] = MappingProxyType(
             "rdptrust policy retrieval-timeouts --url-timeout-ms 3000"
             " --revocation-timeout-ms 5000 --out timeouts",
         ),
+        FixId.DISALLOWED_AUTOUPDATE_OFF: (
+            "Turn off the disallowed-list and pin-rules update on the clients",
+            "rdptrust policy disallowed-autoupdate --disable --out gpo",
+        ),
+        FixId.ROOT_DIR_URL_MIRROR: (
+            "Serve the certificate trust lists from an internal mirror (RootDirUrl)",
+            "rdptrust policy root-dir-url http://YOUR-MIRROR/ctl/ --out gpo-mirror",
+        ),
     }
 )
 

@@ -265,8 +265,8 @@ def check_ocsp(
         if not ok:
             if total > MAX_OCSP_CERTIFICATES:
                 how += (
-                    f" (the answer carries {total} certificates; the first "
-                    f"{MAX_OCSP_CERTIFICATES} were tried)"
+                    f" (the answer carries {total} certificates; only the first "
+                    f"{MAX_OCSP_CERTIFICATES} were tried as its signer)"
                 )
             return RevocationCheck(RevocationStatus.INVALID, how)
         moment = as_utc(now)

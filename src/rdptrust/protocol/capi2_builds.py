@@ -149,6 +149,12 @@ def purpose_of(retrieval: RecordedRetrieval) -> Purpose | None:
     path = parts.path.lower()
     kind = (retrieval.object or "").upper()
     if "CTL" in kind or path.endswith(("stl.cab", "seq.txt")) or "ctldl." in parts.netloc:
+        # which list, from its file name (WINDOWS.md §2)
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith("disallowedcert"):
+            return Purpose.DISALLOWED_LIST
+        if name.startswith("pinrules"):
+            return Purpose.PIN_RULES
         return Purpose.ROOT_LIST
     if "OCSP" in kind or "ocsp" in parts.netloc.lower():
         return Purpose.OCSP
