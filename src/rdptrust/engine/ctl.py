@@ -37,8 +37,6 @@ CTL_FILES: Mapping[Purpose, tuple[str, ...]] = MappingProxyType(
 )
 _CAB_SIGNATURE = b"MSCF"
 _SEQUENCE = re.compile(rb"^\s*[0-9A-Fa-f]{1,64}\s*$")
-#: What Windows' CryptoAPI sends as User-Agent (CAPI2 logs show Microsoft-CryptoAPI/<os>).
-USER_AGENT = "Microsoft-CryptoAPI/10.0"
 
 
 def _checked(name: str, result: HttpResult) -> HttpResult:
