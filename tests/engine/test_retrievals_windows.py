@@ -37,7 +37,7 @@ async def _lab_run(modes: PkiModes, timeout: float = TIMEOUT) -> tuple[PkiRespon
         anchors = TrustAnchors((ca.root,), ("test",))
         path = build_path(served, anchors)
         run = await make_retrievals(
-            served, path, anchors, RetrievalPlan(None, timeout, None), pinned=False
+            served, path, anchors, RetrievalPlan(timeout, None), pinned=False
         )
     return pki, run
 
@@ -180,9 +180,9 @@ async def _run(
     anchors: TrustAnchors,
     limits: RetrievalLimits | None = None,
 ) -> RetrievalRun:
-    plan = RetrievalPlan(None, TIMEOUT, None)
+    plan = RetrievalPlan(TIMEOUT, None)
     if limits is not None:
-        plan = RetrievalPlan(None, TIMEOUT, None, limits=limits)
+        plan = RetrievalPlan(TIMEOUT, None, limits=limits)
     return await make_retrievals(served, build_path(served, anchors), anchors, plan, pinned=False)
 
 

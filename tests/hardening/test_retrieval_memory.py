@@ -179,7 +179,7 @@ root = x509.load_pem_x509_certificate(open(sys.argv[2], "rb").read())
 budget = int(sys.argv[3])
 anchors = TrustAnchors((root,), ("test",))
 path = build_path([leaf], anchors)
-plan = RetrievalPlan(None, 60.0, None, limits=RetrievalLimits(revocation_urls_per_cert=1000),
+plan = RetrievalPlan(60.0, None, limits=RetrievalLimits(revocation_urls_per_cert=1000),
                      budget_bytes=budget)
 before = peak_mib()
 run = asyncio.run(make_retrievals([leaf], path, anchors, plan, pinned=False))

@@ -112,7 +112,7 @@ async def test_a_whole_chain_is_fetched_through_tinyproxy(tinyproxy: str, tmp_pa
         host = ca.issue("rdp01.example.test", dns_names=["rdp01.example.test"])
         served = list(host.chain)
         anchors = TrustAnchors((ca.root,), ("test",))
-        plan = RetrievalPlan(None, TIMEOUT, None, proxy=tinyproxy)
+        plan = RetrievalPlan(TIMEOUT, None, proxy=tinyproxy)
         # when the retrievals go through the proxy,
         run = await make_retrievals(
             served, build_path(served, anchors), anchors, plan, pinned=False

@@ -170,7 +170,6 @@ async def assess_probe(
                 path,
                 anchors,
                 RetrievalPlan(
-                    root_list_url=None,
                     fetch_timeout_s=options.fetch_timeout_s,
                     now=options.now,
                     proxy=options.proxy,

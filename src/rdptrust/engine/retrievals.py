@@ -1,7 +1,7 @@
 """Make, for real and in parallel, every retrieval the Windows client would make for a chain.
 
-The root list (when the path's root is not trusted), the missing issuer over AIA, and
-OCSP and CRL (and delta CRL) for each certificate below the root. Each answer is judged
+The missing issuer over AIA, and OCSP and CRL (and delta CRL) for each certificate
+below the root (the certificate trust lists are :mod:`rdptrust.engine.ctl`'s). Each answer is judged
 as it arrives (a CRL or OCSP answer is verified against the certificate and its issuer)
 and its body released; what is kept is a :class:`~rdptrust.model.retrieval.Fetched` per
 URL. Bodies are bounded per URL (:mod:`rdptrust.pki.limits`) and together (one
@@ -53,7 +53,6 @@ __all__ = ["USER_AGENT", "RetrievalPlan", "RetrievalRun", "make_retrievals"]
 
 #: Least time given to revocation retrievals that only an AIA-completed path reveals.
 _MIN_SECOND_ROUND_S = 0.25
-_CAB_SIGNATURE = b"MSCF"
 #: Retrievals of one chain in flight at once. More wait here, before their clock starts,
 #: rather than in the HTTP client's pool, whose queue costs time quadratic in its length.
 MAX_IN_FLIGHT = MAX_RETRIEVAL_CONNECTIONS
@@ -64,13 +63,13 @@ _POST_AFTER = (FetchOutcome.HTTP_ERROR, FetchOutcome.INVALID)
 
 @dataclass(frozen=True)
 class RetrievalPlan:
-    """What to fetch for one chain: the root list or not, and from where.
+    """How to fetch for one chain: ``fetch_timeout_s`` per URL, ``now`` to judge answers
+    against (None: the current time).
 
     ``proxy`` is a static HTTP proxy every retrieval goes through (None: direct);
     ``limits`` the retrieval limits; ``budget_bytes`` the body bytes held at once.
     """
 
-    root_list_url: str | None
     fetch_timeout_s: float
     now: dt.datetime | None
     proxy: str | None = None
@@ -282,8 +281,7 @@ async def make_retrievals(
     """Fetch what the client would fetch for *path* (see the module docstring).
 
     With *pinned* (Method 1 deployed) AIA is not fetched for the pinned leaf; its
-    revocation is, as for a Root store anchor. ``plan.root_list_url`` None skips the
-    root list (the certificate trust lists are :mod:`rdptrust.engine.ctl`'s).
+    revocation is, as for a Root store anchor.
     """
     fetched: list[Fetched] = []
     timeout = plan.fetch_timeout_s
@@ -293,14 +291,6 @@ async def make_retrievals(
     ) as client:
         run = _Fetcher(client, plan)
 
-        async def root_list(url: str) -> list[Fetched]:
-            r = await run.get(Purpose.ROOT_LIST, url, timeout)
-            if r.outcome == FetchOutcome.OK and not (r.body or b"").startswith(_CAB_SIGNATURE):
-                r = HttpResult(
-                    r.url, FetchOutcome.INVALID, r.status, r.elapsed_ms, None, "not a cabinet file"
-                )
-            return [_released(Fetched(Purpose.ROOT_LIST, r.url, r, detail=r.error))]
-
         issuers: list[x509.Certificate] = []
 
         async def aia() -> list[Fetched]:
@@ -309,8 +299,6 @@ async def make_retrievals(
             return made
 
         jobs: list[Awaitable[list[Fetched]]] = []
-        if plan.root_list_url is not None:
-            jobs.append(root_list(plan.root_list_url))
         if not pinned and path.missing_issuer_urls:
             jobs.append(aia())
         checked: set[bytes] = set()
