@@ -21,9 +21,7 @@ from pathlib import Path
 from cryptography import x509
 
 from rdptrust.engine.cpu import run_cpu
-from rdptrust.engine.ctl import sync_lists
 from rdptrust.engine.options import AssessOptions
-from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
 from rdptrust.errors import LocalResourceError, PkiError, StoreError
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.pin import PinCheck, PinStatus
@@ -37,6 +35,12 @@ from rdptrust.pki.judge import assessment
 from rdptrust.pki.pinning import KnownHosts, check_pin
 from rdptrust.pki.trust import ChainPath, TrustAnchors, build_path, load_trust_anchors
 from rdptrust.pki.windows import ctl_directory, ctl_syncs
+
+#: A served chain of at most this many certificates, with no client CA store to search,
+#: is built and judged on the event loop: its work is bounded (at most 4! candidate
+#: paths and 16 signature checks, about a millisecond), less than handing it to a worker
+#: thread costs. Anything larger goes to :func:`~rdptrust.engine.cpu.run_cpu`.
+LIGHT_CHAIN = 4
 
 #: How a probe is made; the default probes the network (tests and the exporter inject).
 Prober = Callable[[Target, AssessOptions], Awaitable[ProbeResult]]
@@ -154,12 +158,20 @@ async def assess_probe(
         pin = check_pin(known_hosts(options), target, served[0])
     except (StoreError, PkiError) as exc:
         store_error = str(exc)
-    path = await run_cpu(
-        build_path, served, anchors, intermediates(options), budget=WorkBudget(deadline)
-    )
+    light = len(served) <= LIGHT_CHAIN and not options.intermediates
+    if light:
+        path = build_path(served, anchors, (), budget=WorkBudget(deadline))
+    else:
+        path = await run_cpu(
+            build_path, served, anchors, intermediates(options), budget=WorkBudget(deadline)
+        )
     fetched: tuple[Fetched, ...] | None = None
     omitted: tuple[Omission, ...] = ()
     if options.diagnose:
+        # imported here: the HTTP stack costs a scan without retrievals ~0.1 s to load
+        from rdptrust.engine.ctl import sync_lists
+        from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
+
         pinned = pin is not None and pin.status == PinStatus.MATCH
         lists = ctl_syncs(anchored=path.anchor is not None, pinned=pinned, settings=options.windows)
         directory = ctl_directory(options.root_list_url, options.windows.root_dir_url)
@@ -184,6 +196,15 @@ async def assess_probe(
         if local is not None:
             # A retrieval this machine could not make says nothing about the host.
             raise LocalResourceError(f"{target}: {local.result.url}: {local.result.error}")
+    if light and len(path.certificates) <= LIGHT_CHAIN:
+        return judged(
+            served=served,
+            path=path,
+            pin=pin,
+            fetched=fetched,
+            store_error=store_error,
+            omitted=omitted,
+        )
     return await run_cpu(
         judged,
         served=served,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import threading
 import warnings
 from collections.abc import Iterable
 
@@ -74,6 +75,10 @@ _SIGNATURE_HASH_BY_OID: dict[str, str] = {
 
 _PEM_MARKER = b"-----BEGIN"
 
+#: Certificates whose decoded names, DER and key hash are remembered (a judgement asks
+#: for the same certificate's subject and issuer several times; each ask decodes anew).
+NAME_CACHE_SIZE = 1024
+
 
 def load_certificate(data: bytes) -> x509.Certificate:
     """Load one certificate from DER or PEM bytes (the first one of a PEM bundle)."""
@@ -126,6 +131,7 @@ def fingerprint_sha1(cert: x509.Certificate) -> str:
     return _fingerprint(cert, hashes.SHA1())
 
 
+@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
 def public_key_sha256(cert: x509.Certificate) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex; works for any key type."""
     try:
@@ -204,6 +210,7 @@ def _read_facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
         raise PkiError(f"cannot read the certificate ({_reason(exc)})") from exc
 
 
+@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
 def subject_name(cert: x509.Certificate) -> x509.Name | None:
     """The certificate's subject, or None when it cannot be decoded."""
     try:
@@ -213,6 +220,7 @@ def subject_name(cert: x509.Certificate) -> x509.Name | None:
         return None
 
 
+@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
 def issuer_name(cert: x509.Certificate) -> x509.Name | None:
     """The certificate's issuer name, or None when it cannot be decoded."""
     try:
@@ -457,31 +465,44 @@ class quiet_parsing:
     shorter than RFC 5280's upper bounds allow (a common name over 64 characters, a
     three-letter country). Windows reads such names; for rdptrust they are text to
     show, and a warning with its source line on standard error would be a leak of the
-    library's internals. Nested uses (the helpers called while
-    :func:`certificate_facts` reads a certificate) cost nothing: only the outermost one
-    changes the warning filters.
+    library's internals.
+
+    Entering it makes sure two narrow filters are in the process' warning filters:
+    cryptography's deprecation warnings raised from rdptrust's own code, and that one
+    name-length message. They are installed once (and again after something such as
+    ``warnings.resetwarnings`` removed them), never swapped in and out per call: the
+    filter list is process-wide, so swapping it is neither cheap nor safe from the
+    worker threads that judge certificates (:mod:`rdptrust.engine.cpu`).
     """
 
-    _depth = 0
-
-    def __init__(self) -> None:
-        self._catcher: warnings.catch_warnings[None] | None = None
-
     def __enter__(self) -> None:
-        if quiet_parsing._depth == 0:
-            self._catcher = warnings.catch_warnings()
-            self._catcher.__enter__()
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            warnings.filterwarnings("ignore", _NAME_LENGTH_WARNING, UserWarning)
-        quiet_parsing._depth += 1
+        filters = warnings.filters
+        if _INSTALLED[0] is not filters or _INSTALLED[1] != len(filters):
+            _install_filters()
 
     def __exit__(self, *exc: object) -> None:
-        quiet_parsing._depth -= 1
-        if self._catcher is not None:
-            self._catcher.__exit__(None, None, None)
+        return None
+
+
+def _install_filters() -> None:
+    """Put the filters first in the current filter list (again: ``filterwarnings`` moves
+    an equal filter to the front rather than adding a second one)."""
+    with _INSTALL_LOCK:
+        for category, message, module in _QUIET:
+            warnings.filterwarnings("ignore", message, category, module)
+        _INSTALLED[:] = [warnings.filters, len(warnings.filters)]
 
 
 #: The text of cryptography's warning for a name attribute outside its length bounds
 #: (cryptography/x509/name.py, ``NameAttribute.__init__``).
 _NAME_LENGTH_WARNING = r"Attribute's length must be >= \d+ and <= \d+"
+#: (category, message pattern, module pattern) of each warning :class:`quiet_parsing` silences.
+_QUIET: tuple[tuple[type[Warning], str, str], ...] = (
+    (CryptographyDeprecationWarning, "", r"(rdptrust|cryptography)(\.|$)"),
+    (UserWarning, _NAME_LENGTH_WARNING, ""),
+)
+#: The filter list the filters were last installed in and its length then: a new list
+#: (``catch_warnings``) or another length (``resetwarnings``, a filter added) means again.
+_INSTALLED: list[object] = [None, -1]
+_INSTALL_LOCK = threading.Lock()
 _quiet = quiet_parsing
