@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
@@ -24,6 +26,8 @@ from rdptrust.fix.registry_pol import parse_registry_pol, type_name
 from rdptrust.report.jsonform import dumps
 from rdptrust.report.policy import policy_document, registry_pol_document
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 MAX_POL_FILE = 16 * 1024 * 1024
 
 
@@ -38,6 +42,27 @@ Examples:
 )
 def policy() -> None:
     """Write Group Policy files for the client side (KB 2915774 Method 2), or read one."""
+
+
+def _output_options(command: F) -> F:
+    """``--out FOLDER`` (required) and ``--json``, as every policy writer takes them."""
+    command = click.option(
+        "--json", "as_json", is_flag=True, help="Print what was written as JSON."
+    )(command)
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Folder to write into.",
+    )(command)
+
+
+def _switch(disable: bool, enable: bool) -> None:
+    """A switch command takes exactly one of --disable and --enable."""
+    if disable == enable:
+        raise click.UsageError(
+            "give --disable or --enable, not both" if disable else "say --disable or --enable"
+        )
 
 
 def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
@@ -62,23 +87,14 @@ def _write(policy_set: PolicySet, out: Path, as_json: bool) -> None:
     "--disable", is_flag=True, help="Turn Automatic Root Certificates Update off (Method 2)."
 )
 @click.option("--enable", is_flag=True, help="Turn it back on (the reverse).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write into.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@_output_options
 def root_autoupdate_cmd(disable: bool, enable: bool, out: Path, as_json: bool) -> None:
     """Registry.pol, .reg and PowerShell that set DisableRootAutoUpdate.
 
     With root update off, Windows stops fetching authrootstl.cab from Windows Update when it
     meets an untrusted root: the wait on "Securing remote connection" for that URL goes away.
     """
-    if disable == enable:
-        raise click.UsageError(
-            "give --disable or --enable, not both" if disable else "say --disable or --enable"
-        )
+    _switch(disable, enable)
     _write(root_autoupdate(disable=disable), out, as_json)
 
 
@@ -97,13 +113,7 @@ def root_autoupdate_cmd(disable: bool, enable: bool, out: Path, as_json: bool) -
     show_default=True,
     help="ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write into.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@_output_options
 def retrieval_timeouts_cmd(
     url_timeout_ms: int, revocation_timeout_ms: int, out: Path, as_json: bool
 ) -> None:
@@ -120,23 +130,14 @@ Examples:
 )
 @click.option("--disable", is_flag=True, help="Turn the disallowed list and pin rules update off.")
 @click.option("--enable", is_flag=True, help="Turn it back on (the reverse).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write into.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@_output_options
 def disallowed_autoupdate_cmd(disable: bool, enable: bool, out: Path, as_json: bool) -> None:
     """Registry.pol, .reg and PowerShell that set EnableDisallowedCertAutoUpdate.
 
     Windows 8.1 and later sync disallowedcertstl.cab (and pin rules on Windows 10) for
     trusted chains too; Method 2 leaves that sync, this switch removes it.
     """
-    if disable == enable:
-        raise click.UsageError(
-            "give --disable or --enable, not both" if disable else "say --disable or --enable"
-        )
+    _switch(disable, enable)
     _write(disallowed_autoupdate(disable=disable), out, as_json)
 
 
@@ -148,13 +149,7 @@ Examples:
   rdptrust policy root-dir-url file://fileserver/ctl --out gpo-mirror/""",
 )
 @click.argument("url")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write into.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@_output_options
 def root_dir_url_cmd(url: str, out: Path, as_json: bool) -> None:
     """Registry.pol, .reg and PowerShell that set RootDirUrl (an internal list mirror)."""
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -106,34 +107,15 @@ class _StoredLeaf:
     not_after: dt.datetime
 
 
-def _entry(facts: CertificateFacts) -> CertificateEntry:
-    return CertificateEntry(
-        subject=facts.subject,
-        issuer=facts.issuer,
-        common_name=facts.common_name,
-        self_signed=facts.self_signed,
-        not_before=facts.not_before,
-        not_after=facts.not_after,
-        public_key_sha256=facts.public_key_sha256 or None,
-        key_type=facts.key_type,
-        key_bits=facts.key_bits,
-        signature_hash=facts.signature_hash,
-    )
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateEntry))
 
 
-def _stored_entry(stored: CertificateRecord) -> CertificateEntry:
-    return CertificateEntry(
-        subject=stored.subject,
-        issuer=stored.issuer,
-        common_name=stored.common_name,
-        self_signed=stored.self_signed,
-        not_before=stored.not_before,
-        not_after=stored.not_after,
-        public_key_sha256=stored.public_key_sha256,
-        key_type=stored.key_type,
-        key_bits=stored.key_bits,
-        signature_hash=stored.signature_hash,
-    )
+def _entry(source: CertificateFacts | CertificateRecord) -> CertificateEntry:
+    """The inventory entry of a leaf, from its facts or from what the inventory holds."""
+    entry = CertificateEntry(**{name: getattr(source, name) for name in _ENTRY_FIELDS})
+    if not entry.public_key_sha256:  # facts say "" for a key that could not be read
+        entry = dataclasses.replace(entry, public_key_sha256=None)
+    return entry
 
 
 class LeafReader:
@@ -158,7 +140,7 @@ class LeafReader:
             return found
         stored = self._inventory.certificate(sha256)
         if stored is not None:
-            entry = _stored_entry(stored)
+            entry = _entry(stored)
             found = (
                 entry,
                 (

@@ -17,6 +17,7 @@ at all, a CN that spells the address, as Windows accepts).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -307,13 +308,22 @@ def _normalise(name: str) -> str:
 _IP_CHARACTERS = frozenset("0123456789abcdefABCDEF.:%[]")
 
 
+@functools.lru_cache(maxsize=1024)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = text.strip()
     # A host name is no address: skip the parser (and its exception) for it.
     if not text or not _IP_CHARACTERS.issuperset(text):
         return None
+    text = text.strip("[]")
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() for p in parts):
+        # dotted quad: the strict form ipaddress accepts (no leading zeros), read directly
+        if any((len(p) > 1 and p[0] == "0") or int(p) > 255 for p in parts):
+            return None
+        a, b, c, d = (int(p) for p in parts)
+        return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
     try:
-        return ipaddress.ip_address(text.strip("[]"))
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
