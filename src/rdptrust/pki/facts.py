@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import threading
-import warnings
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -30,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric import (
     x25519,
 )
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     PublicKeyAlgorithmOID,
@@ -40,6 +37,7 @@ from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
 from rdptrust.pki.legacy_signatures import verify_legacy_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
+from rdptrust.pki.quiet import quiet_parsing
 from rdptrust.protocol import der
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
@@ -88,7 +86,7 @@ def load_certificate(data: bytes) -> x509.Certificate:
         certificates = load_certificates(data)
         return certificates[0]
     try:
-        with _quiet():
+        with quiet_parsing():
             return x509.load_der_x509_certificate(bytes(data))
     except Exception as exc:  # any decoder failure is the same thing to a user
         raise PkiError(f"not a DER or PEM X.509 certificate ({_reason(exc)})") from exc
@@ -99,7 +97,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     if _PEM_MARKER not in data:
         return [load_certificate(data)]
     try:
-        with _quiet():
+        with quiet_parsing():
             certificates = x509.load_pem_x509_certificates(bytes(data))
     except Exception as exc:
         raise PkiError(f"not a PEM certificate bundle ({_reason(exc)})") from exc
@@ -165,7 +163,7 @@ SIGNATURE_CACHE_SIZE = 1024
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     # Certificates hash and compare by their DER: the same pair parsed twice is one entry.
     try:
-        with _quiet():
+        with quiet_parsing():
             if cert.issuer != issuer.subject:
                 return False
             try:
@@ -202,7 +200,7 @@ FACTS_CACHE_SIZE = 1024
 @functools.lru_cache(maxsize=FACTS_CACHE_SIZE)
 def _read_facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     try:
-        with _quiet():
+        with quiet_parsing():
             return _facts(cert, days_left)
     except PkiError:
         raise
@@ -214,7 +212,7 @@ def _read_facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
 def subject_name(cert: x509.Certificate) -> x509.Name | None:
     """The certificate's subject, or None when it cannot be decoded."""
     try:
-        with _quiet():
+        with quiet_parsing():
             return cert.subject
     except Exception:
         return None
@@ -224,7 +222,7 @@ def subject_name(cert: x509.Certificate) -> x509.Name | None:
 def issuer_name(cert: x509.Certificate) -> x509.Name | None:
     """The certificate's issuer name, or None when it cannot be decoded."""
     try:
-        with _quiet():
+        with quiet_parsing():
             return cert.issuer
     except Exception:
         return None
@@ -280,7 +278,7 @@ def _facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
 def signature_hash(cert: x509.Certificate) -> str | None:
     """Name of the hash the issuer signed *cert* with (``sha256``, ``sha1``, ``md5``...)."""
     try:
-        with _quiet():
+        with quiet_parsing():
             algorithm = cert.signature_hash_algorithm
     except Exception:
         return _SIGNATURE_HASH_BY_OID.get(cert.signature_algorithm_oid.dotted_string)
@@ -290,7 +288,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
 def eku_oids(cert: x509.Certificate) -> tuple[str, ...] | None:
     """Dotted EKU OIDs; ``()`` when there is no EKU extension, None when undecodable."""
     try:
-        with _quiet():
+        with quiet_parsing():
             extensions = cert.extensions
     except Exception:
         return None
@@ -300,7 +298,7 @@ def eku_oids(cert: x509.Certificate) -> tuple[str, ...] | None:
 def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...] | None:
     """Typed SAN entries (``DNS:name``, ``IP:addr``...); None when undecodable."""
     try:
-        with _quiet():
+        with quiet_parsing():
             extensions = cert.extensions
     except Exception:
         return None
@@ -455,54 +453,3 @@ def as_utc(now: dt.datetime | None) -> dt.datetime:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text or type(exc).__name__
-
-
-class quiet_parsing:
-    """Silence the warnings cryptography gives about odd but readable certificates.
-
-    These are its deprecation warnings (negative serials, unusual encodings) and the
-    ``UserWarning`` it raises whenever it decodes a name whose attribute is longer or
-    shorter than RFC 5280's upper bounds allow (a common name over 64 characters, a
-    three-letter country). Windows reads such names; for rdptrust they are text to
-    show, and a warning with its source line on standard error would be a leak of the
-    library's internals.
-
-    Entering it makes sure two narrow filters are in the process' warning filters:
-    cryptography's deprecation warnings raised from rdptrust's own code, and that one
-    name-length message. They are installed once (and again after something such as
-    ``warnings.resetwarnings`` removed them), never swapped in and out per call: the
-    filter list is process-wide, so swapping it is neither cheap nor safe from the
-    worker threads that judge certificates (:mod:`rdptrust.engine.cpu`).
-    """
-
-    def __enter__(self) -> None:
-        filters = warnings.filters
-        if _INSTALLED[0] is not filters or _INSTALLED[1] != len(filters):
-            _install_filters()
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _install_filters() -> None:
-    """Put the filters first in the current filter list (again: ``filterwarnings`` moves
-    an equal filter to the front rather than adding a second one)."""
-    with _INSTALL_LOCK:
-        for category, message, module in _QUIET:
-            warnings.filterwarnings("ignore", message, category, module)
-        _INSTALLED[:] = [warnings.filters, len(warnings.filters)]
-
-
-#: The text of cryptography's warning for a name attribute outside its length bounds
-#: (cryptography/x509/name.py, ``NameAttribute.__init__``).
-_NAME_LENGTH_WARNING = r"Attribute's length must be >= \d+ and <= \d+"
-#: (category, message pattern, module pattern) of each warning :class:`quiet_parsing` silences.
-_QUIET: tuple[tuple[type[Warning], str, str], ...] = (
-    (CryptographyDeprecationWarning, "", r"(rdptrust|cryptography)(\.|$)"),
-    (UserWarning, _NAME_LENGTH_WARNING, ""),
-)
-#: The filter list the filters were last installed in and its length then: a new list
-#: (``catch_warnings``) or another length (``resetwarnings``, a filter added) means again.
-_INSTALLED: list[object] = [None, -1]
-_INSTALL_LOCK = threading.Lock()
-_quiet = quiet_parsing

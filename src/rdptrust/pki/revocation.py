@@ -26,7 +26,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from rdptrust.errors import RemoteProtocolError
 from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
 from rdptrust.pki.budget import WorkBudget
-from rdptrust.pki.facts import as_utc, is_signed_by, quiet_parsing
+from rdptrust.pki.facts import as_utc, is_signed_by
+from rdptrust.pki.quiet import quiet_parsing
 from rdptrust.protocol import der
 
 #: Certificates of an OCSP answer considered as its signer (rdptrust's own bound: a real

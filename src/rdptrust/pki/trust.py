@@ -19,7 +19,6 @@ between steps; when a limit stops it, the best path found so far is returned and
 from __future__ import annotations
 
 import functools
-import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError
 from rdptrust.pki.budget import MAX_EXPLORED_PATHS, WorkBudget
+from rdptrust.pki.certfiles import Seen, read_bundle, read_dir, system_paths
 from rdptrust.pki.facts import (
     NAME_CACHE_SIZE,
     is_self_signed,
@@ -46,24 +46,6 @@ MAX_PATH_LENGTH = 10
 MAX_POOL_CERTIFICATES = 64
 #: Issuer candidates with one subject name tried per certificate (assumed).
 MAX_CANDIDATES_PER_NAME = 16
-
-_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
-_PEM_END = b"-----END CERTIFICATE-----"
-
-
-def _pem_blocks(data: bytes) -> list[bytes]:
-    """The base64 bodies of the certificate blocks in *data*, in order (a scan for the
-    markers: several times faster than a regular expression on a system bundle)."""
-    blocks: list[bytes] = []
-    pos = 0
-    while (begin := data.find(_PEM_BEGIN, pos)) >= 0:
-        start = begin + len(_PEM_BEGIN)
-        end = data.find(_PEM_END, start)
-        if end < 0:
-            break
-        blocks.append(data[start:end].strip())
-        pos = end + len(_PEM_END)
-    return blocks
 
 
 @dataclass(frozen=True)
@@ -137,22 +119,22 @@ def load_trust_anchors(
         # The system paths hold the same certificates several times over (a bundle, a
         # directory of the same files and their hash links, certifi): each file and
         # each PEM block is read once.
-        seen = _Seen()
-        for path in _system_paths():
+        seen = Seen()
+        for path in system_paths():
             skipped = seen.skipped
             if path.is_dir():
-                add(_read_dir(path, strict=False, seen=seen), str(path))
+                add(read_dir(path, strict=False, seen=seen), str(path))
             elif path.is_file():
-                add(_read_bundle(path, strict=False, seen=seen), str(path))
+                add(read_bundle(path, strict=False, seen=seen), str(path))
             if seen.skipped > skipped and str(path) not in sources:
                 sources.append(str(path))  # it holds certificates, read from another path
     for file in ca_files:
-        found = _read_bundle(Path(file), strict=True)
+        found = read_bundle(Path(file), strict=True)
         if not found:
             raise PkiError(f"{file}: holds no certificate (expected PEM or DER)")
         add(found, str(file))
     for directory in ca_dirs:
-        found = _read_dir(Path(directory), strict=True)
+        found = read_dir(Path(directory), strict=True)
         if not found:
             raise PkiError(f"{directory}: holds no certificate files")
         add(found, str(directory))
@@ -182,107 +164,6 @@ def anchors_from_der(
     if count and source not in sources:
         sources.append(source)
     return TrustAnchors(tuple(found.values()), tuple(sources))
-
-
-def _system_paths() -> list[Path]:
-    paths = ssl.get_default_verify_paths()
-    found = [
-        p for p in (paths.cafile, paths.openssl_cafile, paths.capath, paths.openssl_capath) if p
-    ]
-    try:
-        import certifi
-
-        found.append(certifi.where())
-    except ImportError:  # certifi is optional
-        pass
-    unique: list[Path] = []
-    resolved: set[Path] = set()
-    for text in found:
-        path = Path(text)
-        real = path.resolve()
-        if real not in resolved:
-            resolved.add(real)
-            unique.append(path)
-    return unique
-
-
-@dataclass
-class _Seen:
-    """The files (resolved) and PEM blocks one load of the system store has read."""
-
-    files: set[tuple[int, int]] = field(default_factory=set)
-    blocks: set[bytes] = field(default_factory=set)
-    skipped: int = 0
-
-    def first_file(self, path: Path) -> bool:
-        try:
-            info = path.stat()  # through links: a hash link and its file are one file
-        except OSError:
-            return True
-        if not info.st_ino:  # a file system without file numbers: no dedup by file
-            return True
-        real = (info.st_dev, info.st_ino)
-        if real in self.files:
-            self.skipped += 1
-            return False
-        self.files.add(real)
-        return True
-
-
-def _read_bundle(path: Path, *, strict: bool, seen: _Seen | None = None) -> list[x509.Certificate]:
-    if seen is not None and not seen.first_file(path):
-        return []
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        if strict:
-            raise PkiError(f"cannot read CA file {path}: {exc.strerror or exc}") from exc
-        return []
-    blocks = _pem_blocks(data)
-    # The decoder's own words (ParseError { kind: UnexpectedTag ... }) mean nothing to a
-    # user: the messages say what the file should have been.
-    if not blocks:
-        try:
-            return [load_certificate(data)]
-        except PkiError as exc:
-            if strict:
-                raise PkiError(
-                    f"{path}: not a DER or PEM X.509 certificate file (no '-----BEGIN "
-                    "CERTIFICATE-----' block, and not one DER certificate)"
-                ) from exc
-            return []
-    found: list[x509.Certificate] = []
-    for index, block in enumerate(blocks, 1):
-        if seen is not None:
-            if block in seen.blocks:
-                seen.skipped += 1
-                continue
-            seen.blocks.add(block)
-        pem = b"-----BEGIN CERTIFICATE-----\n" + block + b"\n-----END CERTIFICATE-----\n"
-        try:
-            found.append(load_certificate(pem))
-        except PkiError as exc:
-            if strict:
-                raise PkiError(
-                    f"{path}: certificate {index} is unreadable (its PEM block does not hold "
-                    "a valid X.509 certificate)"
-                ) from exc
-    return found
-
-
-def _read_dir(path: Path, *, strict: bool, seen: _Seen | None = None) -> list[x509.Certificate]:
-    try:
-        entries = sorted(path.iterdir())
-    except OSError as exc:
-        if strict:
-            raise PkiError(f"cannot read CA directory {path}: {exc.strerror or exc}") from exc
-        return []
-    found: list[x509.Certificate] = []
-    for entry in entries:
-        # A directory holds other files too (hash links, CRLs, READMEs): take what reads.
-        if entry.is_file():
-            found.extend(_read_bundle(entry, strict=False, seen=seen))
-    return found
 
 
 @dataclass(frozen=True)
