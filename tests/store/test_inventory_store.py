@@ -13,10 +13,11 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from fixtures.inventory import one_target_scan, record, served
+from rdptrust.engine.scan import LeafReader, record_result
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.lab.certs import CertKind, make_host_credentials, windows_self_signed
 from rdptrust.model.probe import ProtocolSupport, TlsVersionSupport
-from rdptrust.model.records import CertificateEntry, DiagnosisRecord, ProblemRecord
+from rdptrust.model.records import CertificateEntry, DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.store.inventory import Inventory
@@ -414,3 +415,89 @@ def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
         # Then its certificate is written again, not assumed to be there
         assert again.certificate is not None
         assert inventory.certificate(credentials.sha256) == again.certificate
+
+
+def test_a_record_equals_what_reading_it_back_gives(tmp_path: Path) -> None:
+    # Given observations of every shape: new host, same leaf again (remembered), a new
+    # leaf (certificate-changed), unreachable, a diagnosis with whole-number waits, and a
+    # second connection that has not met the leaf yet (read once from the table)
+    target = Target("127.0.0.1", 3389)
+    first = windows_self_signed("WIN-A")
+    recreated = windows_self_signed("WIN-A")
+    diagnosis = DiagnosisRecord(
+        verdict="critical",
+        predicted_stall_s=15,  # an int: the REAL column gives back 15.0
+        problems=(
+            ProblemRecord("self-signed-not-pinned", "warning", "pin it"),
+            ProblemRecord("revocation-unreachable", "critical", "a dead URL"),
+        ),
+        retrievals=({"purpose": "crl", "outcome": "timeout", "elapsed_ms": 15000},),
+    )
+    probes = [
+        (served(target, first), None),
+        (served(target, first), diagnosis),
+        (served(target, recreated), diagnosis),
+        (served(target, None), None),
+        (served(target, recreated), None),
+    ]
+    path = tmp_path / "inv.sqlite3"
+    pairs = []
+    inventory = Inventory.open(path)
+    try:
+        for index, (probe, judged) in enumerate(probes):
+            if index == len(probes) - 1:
+                # the last through a new connection, which holds no certificate in memory
+                inventory.close()
+                inventory = Inventory.open(path)
+            scan_id = one_target_scan(inventory, target)
+            recorded = record(inventory, scan_id, 0, target, probe, diagnosis=judged)
+            read = inventory._observation(inventory._db, recorded.id, with_events=True)
+            pairs.append((index, recorded, read))
+    finally:
+        inventory.close()
+    # Then each record() result is the stored row, field for field
+    for index, recorded, read in pairs:
+        assert recorded == read, index
+        assert isinstance(recorded.predicted_stall_s, float | None)
+    assert [e.kind for _, r, _ in pairs for e in r.events] == [
+        "first-seen",
+        "certificate-changed",
+        "became-unreachable",
+        "became-reachable",
+    ]
+
+
+def test_a_batch_remembers_its_leaves_without_reading_them_back(tmp_path: Path) -> None:
+    # Given one connection recording 3 hosts that share a leaf, batched as a scan does
+    credentials = windows_self_signed("WIN-SHARED")
+    targets = [Target("127.0.0.1", 3389 + i) for i in range(3)]
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = inventory.create_scan(["fleet"], {}, targets).id
+        statements: list[str] = []
+        inventory._db.set_trace_callback(statements.append)
+        leaves = LeafReader(inventory)  # one per scan, as the scan engine keeps it
+        records = [
+            record_result(
+                inventory,
+                scan_id,
+                i,
+                t,
+                HostResult(served(t, credentials)),
+                commit=False,
+                leaves=leaves,
+            )
+            for i, t in enumerate(targets)
+        ]
+        inventory._db.set_trace_callback(None)
+        inventory.commit()
+        # Then the certificate is looked up once (the leaf is new to the inventory) and
+        # inserted once, and nothing recorded is selected back
+        assert sum("FROM certificates c" in s for s in statements) == 1
+        assert sum("INSERT OR IGNORE INTO certificates" in s for s in statements) == 1
+        assert not any("FROM observations o JOIN hosts" in s for s in statements)
+        assert not any("FROM problems" in s or "FROM events" in s for s in statements)
+        first_seen = {r.certificate.first_seen for r in records if r.certificate}
+        assert len(first_seen) == 1
+        assert inventory.certificate(credentials.sha256) == dataclasses.replace(
+            records[2].certificate, sha1=inventory.certificate(credentials.sha256).sha1
+        )

@@ -35,7 +35,9 @@ from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import (
     CertificateEntry,
+    CertificateRecord,
     DiagnosisRecord,
+    EventRecord,
     ObservationRecord,
     ProblemRecord,
     ScanInfo,
@@ -45,14 +47,19 @@ from rdptrust.store.database import connect, process_alive
 from rdptrust.store.events import new_events
 from rdptrust.store.queries import InventoryReader
 from rdptrust.store.rows import (
+    CERTIFICATE_SELECT,
     INSERT_CERTIFICATE,
     INSERT_EVENT,
     INSERT_OBSERVATION,
     INSERT_PROBLEM,
     INSERT_TARGET,
     certificate_params,
+    certificate_record,
+    inserted_observation,
     now_text,
     observation_params,
+    parse_time,
+    recorded_certificate,
     sha256_hex,
 )
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -103,7 +110,7 @@ class Inventory(InventoryReader):
         # Leaf certificates this connection knows are in the certificates table (written
         # or met by record()), so that a fleet sharing one is not inserted per host.
         # Forgotten whenever a rollback may have undone an insert.
-        self._held: set[str] = set()
+        self._held: dict[str, CertificateRecord] = {}
 
     @classmethod
     def open(
@@ -393,16 +400,16 @@ class Inventory(InventoryReader):
             )
             was_ok = None if previous is None or previous["ok"] is None else bool(previous["ok"])
             old_sha = None if previous is None else previous["sha256"]
-            if leaf and leaf_sha is not None and certificate is not None:
-                if leaf_sha not in self._held:
-                    db.execute(
-                        INSERT_CERTIFICATE, certificate_params(leaf_sha, leaf, certificate, at)
-                    )
-            try:
-                cursor = db.execute(
-                    INSERT_OBSERVATION,
-                    observation_params(scan_id, host_id, at, probe, error, diagnosis),
+            held = self._held.get(leaf_sha) if leaf_sha is not None else None
+            if leaf and leaf_sha is not None and certificate is not None and held is None:
+                inserted = db.execute(
+                    INSERT_CERTIFICATE, certificate_params(leaf_sha, leaf, certificate, at)
                 )
+                if inserted.rowcount == 1:
+                    held = recorded_certificate(leaf_sha, certificate, parse_time(at))
+            params = observation_params(scan_id, host_id, at, probe, error, diagnosis)
+            try:
+                cursor = db.execute(INSERT_OBSERVATION, params)
             except sqlite3.IntegrityError as exc:
                 # the observation's leaf must be in the certificates table (foreign key)
                 if leaf_sha is None or certificate is not None:
@@ -412,15 +419,20 @@ class Inventory(InventoryReader):
                     "which the inventory does not hold"
                 ) from exc
             observation_id = int(cursor.lastrowid or 0)
-            if leaf_sha is not None:
+            if leaf_sha is not None and held is None:
+                # held before this connection met it: read once, then remembered
+                row = db.execute(CERTIFICATE_SELECT + " WHERE c.sha256 = ?", (leaf_sha,))
+                held = certificate_record(row.fetchone())
+            if leaf_sha is not None and held is not None:
                 if len(self._held) >= _HELD_CERTIFICATES:
                     self._held.clear()
-                self._held.add(leaf_sha)
+                self._held[leaf_sha] = held
             if stored:
                 db.executemany(
                     INSERT_PROBLEM,
                     [(observation_id, p.code, p.severity, p.message) for p in stored],
                 )
+            events: list[EventRecord] = []
             for event in new_events(
                 db,
                 new_host=was_ok is None,
@@ -430,19 +442,22 @@ class Inventory(InventoryReader):
                 new_sha=leaf_sha,
                 error=error,
             ):
-                db.execute(
-                    INSERT_EVENT,
-                    (
-                        host_id,
-                        scan_id,
-                        observation_id,
-                        at,
-                        event.kind,
-                        event.change,
-                        event.old_sha256,
-                        event.new_sha256,
-                        event.detail,
-                    ),
+                values = (event.kind, event.change, event.old_sha256, event.new_sha256)
+                inserted = db.execute(
+                    INSERT_EVENT, (host_id, scan_id, observation_id, at, *values, event.detail)
                 )
-            record = self._observation(db, observation_id, with_events=True)
-        return record
+                events.append(
+                    EventRecord(
+                        int(inserted.lastrowid or 0),
+                        scan_id,
+                        target.host,
+                        target.port,
+                        parse_time(at),
+                        *values,
+                        event.detail,
+                    )
+                )
+        # what reading the rows back gives (without the SHA-1: no DER read), not read back
+        return inserted_observation(
+            observation_id, target.host, target.port, params, held, tuple(stored), tuple(events)
+        )

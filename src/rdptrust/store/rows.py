@@ -7,6 +7,7 @@ stored as ISO 8601 text in UTC with milliseconds and a ``Z``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -103,6 +104,10 @@ def time_text(value: dt.datetime) -> str:
 def parse_time(text: str) -> dt.datetime:
     """Read a timestamp as stored (ISO 8601, UTC)."""
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _opt_float(value: float | None) -> float | None:
+    return float(value) if value is not None else None
 
 
 def _opt_time(text: str | None) -> dt.datetime | None:
@@ -301,11 +306,74 @@ def _certificate(row: Mapping[str, Any]) -> CertificateRecord | None:
     )
 
 
+def recorded_certificate(
+    sha256: str, entry: CertificateEntry, first_seen: dt.datetime
+) -> CertificateRecord:
+    """The certificate record of a leaf just stored from *entry* (as a read-back of it
+    with :data:`RECORDED_SELECT` gives it: without the SHA-1)."""
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+    # the dates as the table keeps them (milliseconds)
+    fields["not_before"] = _opt_time(_opt_time_text(entry.not_before))
+    fields["not_after"] = _opt_time(_opt_time_text(entry.not_after))
+    return CertificateRecord(sha256=sha256, first_seen=first_seen, **fields)
+
+
+#: The columns of :data:`INSERT_OBSERVATION` after ``scan_id, host_id``, in order.
+_INSERTED = (
+    "observed_at",
+    "address",
+    "ok",
+    "error_kind",
+    "error_message",
+    "selected_protocol",
+    "negotiation_failure",
+    "sha256",
+    "chain",
+    "tls_version",
+    "tls_cipher",
+    "protocols",
+    "tls_versions",
+    "connect_ms",
+    "x224_ms",
+    "tls_ms",
+    "total_ms",
+    "verdict",
+    "predicted_stall_s",
+    "retrievals",
+    "ntlm",
+)
+
+
+def inserted_observation(
+    observation_id: int,
+    host: str,
+    port: int,
+    params: tuple[Any, ...],
+    certificate: CertificateRecord | None,
+    problems: tuple[ProblemRecord, ...],
+    events: tuple[EventRecord, ...],
+) -> ObservationRecord:
+    """The observation just inserted with *params* (:func:`observation_params`), as
+    reading it back would give it, without reading it back."""
+    row = dict(zip(_INSERTED, params[2:], strict=True))
+    row.update(id=observation_id, scan_id=params[0], host=host, port=port)
+    return _observation(row, certificate, problems, events)
+
+
 def observation_record(
     found: sqlite3.Row, problems: tuple[ProblemRecord, ...], events: tuple[EventRecord, ...]
 ) -> ObservationRecord:
     """The observation in a row of :data:`OBSERVATION_SELECT`."""
     row = _named(found)
+    return _observation(row, _certificate(row), problems, events)
+
+
+def _observation(
+    row: Mapping[str, Any],
+    certificate: CertificateRecord | None,
+    problems: tuple[ProblemRecord, ...],
+    events: tuple[EventRecord, ...],
+) -> ObservationRecord:
     retrievals = row["retrievals"]
     ntlm = row["ntlm"]
     return ObservationRecord(
@@ -320,7 +388,7 @@ def observation_record(
         address=row["address"],
         selected_protocol=row["selected_protocol"],
         negotiation_failure=row["negotiation_failure"],
-        certificate=_certificate(row),
+        certificate=certificate,
         chain=tuple(json.loads(row["chain"])),
         tls_version=row["tls_version"],
         tls_cipher=row["tls_cipher"],
@@ -331,7 +399,7 @@ def observation_record(
         tls_ms=row["tls_ms"],
         total_ms=row["total_ms"],
         verdict=row["verdict"],
-        predicted_stall_s=row["predicted_stall_s"],
+        predicted_stall_s=_opt_float(row["predicted_stall_s"]),
         retrievals=tuple(json.loads(retrievals)) if retrievals is not None else None,
         problems=problems,
         events=events,
