@@ -360,6 +360,9 @@ async def test_scan_hosts_history_report_on_the_lab(
     code, out, _ = await run_rdptrust("history", "--db", db, str(lab.target))
     assert code == 0
     assert "recreation" in out
+    # with both fingerprints whole, each on one line (piped output is never wrapped)
+    assert old in out
+    assert new in out
     # And hosts lists every host once, with its latest state
     code, out, _ = await run_rdptrust("hosts", "--db", db, "--json")
     assert_valid(json.loads(out))

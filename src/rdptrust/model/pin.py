@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import ipaddress
 from dataclasses import dataclass
 
-from rdptrust.model.target import Target
+from rdptrust.model.target import Target, ip_literal
 
 
 def host_key(host: str) -> str:
     """The form host names are compared in: lowercase, no trailing dot, IPs normalised."""
     text = host.strip().strip("[]").rstrip(".").lower()
-    try:
-        return ipaddress.ip_address(text).compressed
-    except ValueError:
-        return text
+    address = ip_literal(text)
+    return address.compressed if address is not None else text
 
 
 @dataclass(frozen=True)

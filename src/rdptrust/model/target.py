@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import ipaddress
 import os
@@ -15,6 +16,33 @@ from typing import BinaryIO
 from rdptrust.errors import UsageError
 
 DEFAULT_RDP_PORT = 3389
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IP_CHARACTERS = frozenset("0123456789abcdefABCDEF.:")
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_literal(text: str) -> IPAddress | None:
+    """*text* as an IP address, exactly as :func:`ipaddress.ip_address` reads it, or None.
+
+    A host string is looked at several times per host (target, pin key, resolver, name
+    match): it is parsed once (remembered per string), a name is turned away without the
+    parser and its exception, and a dotted quad is read directly.
+    """
+    if "%" not in text:  # a scoped IPv6 address (fe80::1%eth0) goes to the parser
+        if not text or not _IP_CHARACTERS.issuperset(text):
+            return None
+        parts = text.split(".")
+        if len(parts) == 4 and all(p.isdigit() for p in parts):
+            # the strict form ipaddress accepts: no leading zeros, each part 0-255
+            if any((len(p) > 1 and p[0] == "0") or len(p) > 3 or int(p) > 255 for p in parts):
+                return None
+            a, b, c, d = (int(p) for p in parts)
+            return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, order=True)
@@ -32,11 +60,7 @@ class Target:
 
     @property
     def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return ip_literal(self.host) is not None
 
     def __str__(self) -> str:
         if ":" in self.host:
@@ -93,11 +117,7 @@ def check_host_name(host: str) -> None:
     an IDNA form (``xn--…``) within those limits. The resolver would otherwise fail
     late and obscurely (Python's ``idna`` codec raises ``UnicodeError``).
     """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if ip_literal(host) is not None:
         return
     name = host[:-1] if host.endswith(".") else host
     shown = repr(host if len(host) <= 80 else host[:77] + "...")
@@ -155,10 +175,10 @@ class TargetLine(str):
 
 def canonical_host(host: str) -> str:
     """The form a host is compared and stored in: addresses compressed, names lowercase."""
-    try:
-        return ipaddress.ip_address(host).compressed
-    except ValueError:
-        return host.lower().rstrip(".") or host
+    address = ip_literal(host)
+    if address is not None:
+        return address.compressed
+    return host.lower().rstrip(".") or host
 
 
 def parse_network(text: str, default_port: int = DEFAULT_RDP_PORT) -> tuple[_Network, int]:
@@ -241,13 +261,9 @@ def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -
         key = (host, target.port)
         if key in seen:
             continue
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            if expanded.holds(address, target.port):
-                continue
+        literal = ip_literal(host)
+        if literal is not None and expanded.holds(literal, target.port):
+            continue
         seen.add(key)
         yield Target(host, target.port)
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import queue
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from rdptrust.model.target import ip_literal
 
 AddrInfo = tuple[int, int, int, str, Any]
 
@@ -114,9 +115,7 @@ async def resolve(host: str, port: int) -> list[AddrInfo]:
     An IP address is returned without a thread. Raises ``socket.gaierror`` as the
     system resolver does; cancelling the call abandons the lookup.
     """
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
+    if ip_literal(host.split("%", 1)[0]) is None:
         return await _RESOLVER.resolve(host, port)
     return list(
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
@@ -128,6 +127,9 @@ async def open_stream(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_connection(host, port)`` over :func:`resolve`: each address in
     turn until one connects; the first failure is raised when none does."""
+    if ip_literal(host) is not None:
+        # one address, no resolver: asyncio's own path is the short one
+        return await asyncio.open_connection(host, port, limit=limit)
     loop = asyncio.get_running_loop()
     infos = await resolve(host, port)
     first: OSError | None = None

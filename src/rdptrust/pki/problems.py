@@ -17,7 +17,6 @@ at all, a CN that spells the address, as Windows accepts).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -28,7 +27,7 @@ from rdptrust.model import catalog
 from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.pin import PinCheck, PinStatus
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.model.target import Target
+from rdptrust.model.target import IPAddress, Target, ip_literal
 from rdptrust.pki.facts import RDP_AUTHENTICATION_OID, SERVER_AUTH_OID, as_utc, certificate_facts
 from rdptrust.pki.names import name_text
 from rdptrust.pki.trust import ChainPath
@@ -305,15 +304,8 @@ def _normalise(name: str) -> str:
         return text
 
 
-_IP_CHARACTERS = frozenset("0123456789abcdefABCDEF.:%[]")
-
-
-@functools.lru_cache(maxsize=1024)
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    # A host name is no address: skip the parser (and its exception) for it.
-    if not text or not _IP_CHARACTERS.issuperset(text):
-        return None
+def _ip(text: str) -> IPAddress | None:
+    return ip_literal(text.strip().strip("[]"))
     text = text.strip("[]")
     parts = text.split(".")
     if len(parts) == 4 and all(p.isdigit() and p.isascii() for p in parts):

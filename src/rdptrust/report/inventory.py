@@ -297,12 +297,14 @@ def render_history(history: HostHistory, console: Console) -> None:
         )
     )
     table = Table(title="Certificates", title_justify="left")
-    for column in ("SHA-256", "Subject", "Self-signed", "Expires", "First seen", "Last seen"):
+    # whole fingerprints (what an admin compares): a narrow terminal folds, never cuts
+    table.add_column("SHA-256", overflow="fold")
+    for column in ("Subject", "Self-signed", "Expires", "First seen", "Last seen"):
         table.add_column(column)
     for span in history.certificates:
         cert = span.certificate
         table.add_row(
-            Text(cert.sha256[:16] + "…"),
+            Text(cert.sha256),
             Text(cert.subject),
             Text("yes" if cert.self_signed else "no"),
             Text(f"{cert.not_after:%Y-%m-%d}" if cert.not_after else "-"),
