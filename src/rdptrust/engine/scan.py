@@ -155,7 +155,11 @@ class LeafReader:
             except PkiError as exc:
                 found = CertificateEntry.undecodable(str(exc)), None
             else:
-                found = _entry(facts), facts
+                # the three fields the findings read, not the whole facts (kept per leaf)
+                found = (
+                    _entry(facts),
+                    _StoredLeaf(facts.subject, facts.self_signed, facts.not_after),
+                )
         if len(self._known) >= self._size:
             del self._known[next(iter(self._known))]
         self._known[sha256] = found

@@ -75,7 +75,9 @@ _PEM_MARKER = b"-----BEGIN"
 
 #: Certificates whose decoded names, DER and key hash are remembered (a judgement asks
 #: for the same certificate's subject and issuer several times; each ask decodes anew).
-NAME_CACHE_SIZE = 1024
+#: One judgement needs its own chain's; more only holds certificates of hosts already
+#: judged in memory (about 10 KiB each).
+NAME_CACHE_SIZE = 256
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
@@ -156,7 +158,7 @@ def is_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 #: Certificate pairs whose signature check :func:`is_signed_by` remembers.
-SIGNATURE_CACHE_SIZE = 1024
+SIGNATURE_CACHE_SIZE = 256
 
 
 @functools.lru_cache(maxsize=SIGNATURE_CACHE_SIZE)
@@ -194,7 +196,7 @@ def certificate_facts(
 
 #: Certificates whose facts :func:`certificate_facts` remembers (one judgement reads the
 #: same certificate's facts several times: chain, problems, pin, inventory entry).
-FACTS_CACHE_SIZE = 1024
+FACTS_CACHE_SIZE = 256
 
 
 @functools.lru_cache(maxsize=FACTS_CACHE_SIZE)
