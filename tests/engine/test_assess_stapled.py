@@ -4,9 +4,11 @@ the leaf's black-holed OCSP and CRL URLs cost nothing; a stale one is not used."
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
@@ -15,7 +17,7 @@ from rdptrust.lab.runner import Lab
 from rdptrust.model.assessment import Assessment
 from rdptrust.model.retrieval import Purpose
 from rdptrust.model.windows import RevocationRegime, WindowsSettings
-from rdptrust.report.diagnosis import diagnosis_document
+from rdptrust.report.diagnosis import diagnosis_document, render_diagnosis
 
 #: WINDOWS.md §3: a dead URL waits 15 s without the accumulative flag; with it, each URL
 #: half of what remains of 20 s.
@@ -42,6 +44,12 @@ def _options(lab: Lab, tmp_path: Path, **windows: object) -> AssessOptions:
         ca_files=(lab.ca_cert_path,),
         windows=WindowsSettings(**windows),  # type: ignore[arg-type]
     )
+
+
+def _text(diagnosis: Assessment) -> str:
+    out = io.StringIO()
+    render_diagnosis(diagnosis, Console(file=out, width=300, color_system=None))
+    return out.getvalue()
 
 
 def _leaf_revocation(diagnosis: Assessment) -> list[tuple[bool, str]]:
@@ -83,6 +91,7 @@ async def test_a_current_staple_removes_the_leafs_waits(
     document = diagnosis_document(diagnosis)
     assert_valid(document)
     assert document["prediction"]["stapled_ocsp"]["used"] is True
+    assert _text(diagnosis).count("stapled OCSP answer used (documented order)") == 1
 
 
 async def test_a_current_staple_and_no_other_wait_predicts_zero(
@@ -115,6 +124,7 @@ async def test_a_stale_staple_is_not_used(lab_factory: LabFactory, tmp_path: Pat
     assert staple is not None
     assert not staple.used
     assert "out of date" in staple.detail
+    assert "stapled OCSP answer not used: OCSP answer is out of date" in _text(diagnosis)
     assert [c for c, _ in _leaf_revocation(diagnosis)] == [True, True]
     assert diagnosis.predicted_stall_s == pytest.approx(3 * PER_URL_S, abs=0.5)
     assert "stapled-ocsp" in {b.rule for b in diagnosis.prediction.basis}
