@@ -214,6 +214,14 @@ def assessment(
             findings=findings,
             verdict=Verdict.of((problem, *findings)),
         )
+    if path.limited is not None:
+        problems.append(
+            catalog.PATH_LIMIT.problem(
+                Severity.WARNING,
+                f"path building stopped at a limit ({path.limited}); the chain was judged on"
+                f" the best path found: {target} should send its certificate and issuers only",
+            )
+        )
     findings = probe_findings(probe, now=now, warn_days=warn_days, leaf=chain[0])
     findings = tuple(f for f in findings if f.code not in CHAIN_JUDGED_FINDINGS)
     pinned = pin is not None and pin.status == PinStatus.MATCH
