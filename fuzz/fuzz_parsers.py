@@ -1,6 +1,8 @@
 """Coverage-guided fuzzing of every parser that reads bytes from outside (atheris).
 
 Run:  .venv/bin/pip install atheris && .venv/bin/python fuzz/fuzz_parsers.py -max_total_time=60
+One parser only: RDPTRUST_FUZZ_PARSER=parse_tpkt .venv/bin/python fuzz/fuzz_parsers.py ...
+(``--list`` prints the names.)
 
 The first input byte picks the parser; the rest is its input. Only the documented
 errors may come out (RemoteProtocolError for wire formats, PkiError for certificates);
@@ -11,6 +13,7 @@ raise) and may say REVOKED only for the serial the lab CA revoked.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -22,6 +25,7 @@ with atheris.instrument_imports():
     from rdptrust.model.retrieval import RevocationStatus
     from rdptrust.pki.facts import certificate_facts, load_certificate, load_certificates
     from rdptrust.pki.revocation import check_crl, check_ocsp
+    from rdptrust.protocol import credssp, ntlm
     from rdptrust.protocol.gcc import (
         parse_client_connect_initial,
         parse_server_certificate,
@@ -41,34 +45,45 @@ with atheris.instrument_imports():
     )
 
 
-def _facts(data: bytes) -> object:
+def certificate_facts_der(data: bytes) -> object:
     return certificate_facts(load_certificate(data))
 
 
-def _bundle(data: bytes) -> object:
+def certificate_bundle(data: bytes) -> object:
     return [certificate_facts(cert) for cert in load_certificates(data)]
+
+
+#: Valid inputs of the revocation checks (a CRL and an OCSP answer of the lab CA below):
+#: random bytes seldom parse as DER, so a run of one of them starts from these.
+SEEDS: dict[str, list[bytes]] = {}
 
 
 def _revocation_parsers() -> list[Callable[[bytes], object]]:
     """CRL and OCSP checks against a lab CA made once, for a host it issued."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     from rdptrust.lab.certs import CertKind, LabCa, make_host_credentials
+    from rdptrust.lab.pki.content import ocsp_answer
+    from rdptrust.pki.revocation import ocsp_request
 
     ca = LabCa.generate()
     host = make_host_credentials(CertKind.CA, ca=ca)
+    SEEDS["check_crl_lab"] = [ca.crl("intermediate").public_bytes(Encoding.DER)]
+    SEEDS["check_ocsp_lab"] = [ocsp_answer(ca, ocsp_request(host.leaf, ca.intermediate))]
 
-    def crl(data: bytes) -> object:
+    def check_crl_lab(data: bytes) -> object:
         check = check_crl(data, host.leaf, ca.intermediate)
         if check.status == RevocationStatus.REVOKED:  # the host was never revoked
             raise AssertionError(f"a CRL nobody signed revoked the host: {data.hex()}")
         return check
 
-    def ocsp(data: bytes) -> object:
+    def check_ocsp_lab(data: bytes) -> object:
         check = check_ocsp(data, host.leaf, ca.intermediate)
         if check.status == RevocationStatus.REVOKED:
             raise AssertionError(f"an OCSP answer nobody signed revoked the host: {data.hex()}")
         return check
 
-    return [crl, ocsp]
+    return [check_crl_lab, check_ocsp_lab]
 
 
 PARSERS: list[Callable[[bytes], object]] = [
@@ -84,36 +99,60 @@ PARSERS: list[Callable[[bytes], object]] = [
     parse_server_certificate,
     parse_user_data_blocks,
     parse_registry_pol,
-    _facts,
-    _bundle,
+    certificate_facts_der,
+    certificate_bundle,
     *_revocation_parsers(),
 ]
 
-try:  # codecs that may not exist in every checkout
-    from rdptrust.protocol import credssp, ntlm
+# (imported inside instrument_imports above: coverage guides these too)
+for module, names in (
+    (ntlm, ("parse_challenge", "parse_negotiate", "parse_av_pairs")),
+    (credssp, ("parse_ts_request", "parse_challenge_reply")),
+):
+    for name in names:
+        PARSERS.append(getattr(module, name))
 
-    for module, names in (
-        (ntlm, ("parse_challenge", "parse_negotiate", "parse_av_pairs")),
-        (credssp, ("parse_ts_request", "parse_challenge_reply")),
-    ):
-        for name in names:
-            if hasattr(module, name):
-                PARSERS.append(getattr(module, name))
-except ImportError:  # pragma: no cover
-    pass
+
+_CHOSEN = os.environ.get("RDPTRUST_FUZZ_PARSER")
+_ONLY = [p for p in PARSERS if p.__name__ == _CHOSEN]
+if _CHOSEN and not _ONLY:
+    sys.exit(f"no parser {_CHOSEN!r}: see --list")
 
 
 def test_one_input(data: bytes) -> None:
-    if not data:
+    if _ONLY:  # one parser: every byte is its input
+        parser, data = _ONLY[0], b"\x00" + data
+    elif not data:
         return
-    parser = PARSERS[data[0] % len(PARSERS)]
+    else:
+        parser = PARSERS[data[0] % len(PARSERS)]
     try:
         parser(data[1:])
     except (RemoteProtocolError, PkiError):
         pass
 
 
+def _seed_directory() -> str | None:
+    """A corpus folder holding the chosen parser's seeds (None: it has none)."""
+    seeds = SEEDS.get(_CHOSEN or "")
+    if not seeds:
+        return None
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix=f"rdptrust-fuzz-{_CHOSEN}-")
+    for number, seed in enumerate(seeds):
+        with open(os.path.join(folder, f"seed-{number}"), "wb") as handle:
+            handle.write(seed)
+    return folder
+
+
 def main() -> None:
+    if "--list" in sys.argv:
+        print("\n".join(p.__name__ for p in PARSERS))
+        return
+    folder = _seed_directory()
+    if folder is not None:  # libFuzzer reads, and adds to, the corpus folders it is given
+        sys.argv.append(folder)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 
