@@ -27,7 +27,7 @@ def stapled_ocsp_status(der: bytes) -> str | None:
     ``None`` when *der* is not an OCSP response at all."""
     try:
         response = ocsp.load_der_ocsp_response(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return None
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return response.response_status.name.lower()
