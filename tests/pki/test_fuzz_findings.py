@@ -1,4 +1,5 @@
-"""Inputs the fuzzer found (tests/vectors/fuzz): each is judged unusable, never raised.
+"""Inputs the fuzzer found (tests/vectors/fuzz): each is judged unusable or refused as the
+remote side's error, never an internal one.
 
 A hostile responder could send any of them; before the fix cryptography's
 ``InvalidVersion`` (not a ``ValueError``) escaped ``check_crl`` and ``check_ocsp``.
@@ -16,9 +17,11 @@ from cryptography.x509.oid import NameOID
 
 from fixtures.vectors import load_hex
 from pki.certs_for_tests import hierarchy
+from rdptrust.errors import RemoteProtocolError
 from rdptrust.model.retrieval import RevocationStatus
 from rdptrust.pki.facts import parse_issuers
 from rdptrust.pki.revocation import check_crl, check_ocsp
+from rdptrust.protocol.credssp import parse_ts_request
 
 CHAIN = hierarchy("fuzz.example.test", slot=3)
 
@@ -74,3 +77,9 @@ def _same_serial(serial: int) -> tuple[x509.Certificate, x509.Certificate]:
 )
 def test_an_aia_answer_of_such_bytes_holds_no_issuer(name: str) -> None:
     assert parse_issuers(load_hex(name)) == []
+
+
+def test_a_tsrequest_version_out_of_range_is_the_remotes_error() -> None:
+    data = load_hex("fuzz/tsrequest-version-5100339712.hex")
+    with pytest.raises(RemoteProtocolError, match="version 5100339712 is out of range"):
+        parse_ts_request(data)
