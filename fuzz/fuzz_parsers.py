@@ -53,8 +53,8 @@ def certificate_bundle(data: bytes) -> object:
     return [certificate_facts(cert) for cert in load_certificates(data)]
 
 
-#: Valid inputs of the revocation checks (a CRL and an OCSP answer of the lab CA below):
-#: random bytes seldom parse as DER, so a run of one of them starts from these.
+#: Valid inputs of some parsers (a CRL and an OCSP answer of the lab CA below, NTLM and
+#: CredSSP messages): random bytes seldom parse, so a run of one of them starts from these.
 SEEDS: dict[str, list[bytes]] = {}
 
 
@@ -111,6 +111,34 @@ for module, names in (
 ):
     for name in names:
         PARSERS.append(getattr(module, name))
+
+
+def _vector(name: str) -> bytes:
+    """A hex vector of tests/vectors (``#`` lines are comments)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "vectors", name)
+    with open(path, encoding="ascii") as handle:
+        return bytes.fromhex(" ".join(x for x in handle if not x.startswith("#")))
+
+
+def _protocol_seeds() -> None:
+    """Seeds for the NTLM and CredSSP codecs: the MS-NLMP CHALLENGE vectors, a NEGOTIATE,
+    their TargetInfo, and TSRequests carrying them (a signature such as ``NTLMSSP\\0`` is
+    slow to find from random bytes)."""
+    challenges = [_vector(f"ntlm/challenge_{v}_spec.hex") for v in ("ntlmv1", "ntlmv2")]
+    SEEDS["parse_challenge"] = challenges
+    SEEDS["parse_negotiate"] = [ntlm.NegotiateMessage(version=credssp.CLIENT_VERSION).to_bytes()]
+    infos = [ntlm.parse_challenge(c).target_info for c in challenges]
+    SEEDS["parse_av_pairs"] = [i.to_bytes() for i in infos if i is not None]
+    replies = [credssp.TSRequest(nego_tokens=(c,)).to_bytes() for c in challenges]
+    SEEDS["parse_challenge_reply"] = replies
+    SEEDS["parse_ts_request"] = [
+        _vector("credssp/tsrequest_nmap_negotiate.hex"),
+        credssp.negotiate_request(),
+        *replies,
+    ]
+
+
+_protocol_seeds()
 
 
 _CHOSEN = os.environ.get("RDPTRUST_FUZZ_PARSER")
