@@ -26,6 +26,13 @@ from rdptrust.protocol.credssp import parse_ts_request
 CHAIN = hierarchy("fuzz.example.test", slot=3)
 
 
+def test_a_crl_with_a_broken_issuer_name_is_unusable() -> None:
+    data = load_hex("fuzz/crl-issuer-bitstring.hex")
+    check = check_crl(data, CHAIN.leaf.cert, CHAIN.intermediate.cert)
+    assert check.status == RevocationStatus.INVALID
+    assert "cannot be decoded" in check.detail
+
+
 def test_a_crl_of_version_5_is_not_a_crl() -> None:
     data = load_hex("fuzz/crl-version-5.hex")
     check = check_crl(data, CHAIN.leaf.cert, CHAIN.intermediate.cert)

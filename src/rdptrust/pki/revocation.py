@@ -84,8 +84,9 @@ def check_crl(
                 return RevocationCheck(RevocationStatus.INVALID, "not a delta CRL")
         with quiet_parsing():
             return _judge_crl(crl, cert, issuer, now)
-    except (ValueError, x509.InvalidVersion) as exc:
-        # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
+        # cryptography decodes a CRL's fields lazily (a name attribute of the wrong string
+        # type is a TypeError): a broken one fails here, not at load
         return RevocationCheck(RevocationStatus.INVALID, f"CRL cannot be decoded ({exc})")
 
 
@@ -281,7 +282,7 @@ def check_ocsp(
                 "(made in the future: check the responder's clock and this machine's)",
             )
         status = response.certificate_status
-    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"OCSP answer unusable ({exc})")
     if status == ocsp.OCSPCertStatus.REVOKED:
         when = response.revocation_time_utc
