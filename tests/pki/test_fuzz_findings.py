@@ -22,6 +22,7 @@ from rdptrust.model.retrieval import RevocationStatus
 from rdptrust.pki.facts import parse_issuers
 from rdptrust.pki.revocation import check_crl, check_ocsp
 from rdptrust.protocol.credssp import parse_ts_request
+from rdptrust.protocol.ntlm import parse_negotiate
 
 CHAIN = hierarchy("fuzz.example.test", slot=3)
 
@@ -90,3 +91,10 @@ def test_a_tsrequest_version_out_of_range_is_the_remotes_error() -> None:
     data = load_hex("fuzz/tsrequest-version-5100339712.hex")
     with pytest.raises(RemoteProtocolError, match="version 5100339712 is out of range"):
         parse_ts_request(data)
+
+
+def test_a_negotiate_with_a_non_ascii_domain_is_read() -> None:
+    message = parse_negotiate(load_hex("fuzz/negotiate-domain-not-ascii.hex"))
+    assert message.domain_name is not None
+    assert message.domain_name.isascii()
+    assert "?" in message.domain_name
