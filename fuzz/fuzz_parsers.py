@@ -70,6 +70,9 @@ def _revocation_parsers() -> list[Callable[[bytes], object]]:
     host = make_host_credentials(CertKind.CA, ca=ca)
     SEEDS["check_crl_lab"] = [ca.crl("intermediate").public_bytes(Encoding.DER)]
     SEEDS["check_ocsp_lab"] = [ocsp_answer(ca, ocsp_request(host.leaf, ca.intermediate))]
+    chain = (host.leaf, ca.intermediate, ca.root)
+    SEEDS["certificate_facts_der"] = [c.public_bytes(Encoding.DER) for c in chain]
+    SEEDS["certificate_bundle"] = [b"".join(c.public_bytes(Encoding.PEM) for c in chain)]
 
     def check_crl_lab(data: bytes) -> object:
         check = check_crl(data, host.leaf, ca.intermediate)
