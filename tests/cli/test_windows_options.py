@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ OPTIONS = (
     "--ctl-due",
     "--client",
     "--root-dir-url",
+    "--crl-first",
 )
 
 
@@ -23,7 +25,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        # this checkout's code, whatever copy of rdptrust the interpreter has installed
+        env={
+            "COLUMNS": "200",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        },
     )
 
 
@@ -42,6 +49,7 @@ def test_each_command_takes_the_model_options(command: str) -> None:
         ("--ctl-due", "maybe"),
         ("--disallowed-update", "yes"),
         ("--root-dir-url", "ftp://mirror/ctl/"),
+        ("--crl-first", "yes"),
     ],
 )
 def test_bad_values_are_usage_errors(args: tuple[str, ...]) -> None:
@@ -54,3 +62,26 @@ def test_diagnose_help_has_examples_of_the_model_options() -> None:
     text = run_cli("diagnose", "--help").stdout
     assert "--revocation-timeouts per-url --client win7" in text
     assert "--disallowed-update off" in text
+
+
+def test_crl_first_reaches_every_command_settings() -> None:
+    from rdptrust.cli.windows_options import WindowsModelChoice
+    from rdptrust.engine.scan_assessment import assessment_options
+    from rdptrust.engine.scan_options import ScanOptions
+    from rdptrust.model.windows import ClientProfile, RevocationRegime, WindowsSettings
+
+    choice = WindowsModelChoice(RevocationRegime.BOTH, True, True, ClientProfile.WIN10, None, True)
+    assert WindowsSettings(**choice.settings_fields()).ocsp_first is False
+    off = WindowsModelChoice(RevocationRegime.BOTH, True, True, ClientProfile.WIN10, None)
+    assert WindowsSettings(**off.settings_fields()).ocsp_first is True
+    # scan --diagnose keeps it in its stored options (resume) and models it
+    scan = ScanOptions(diagnose=True, crl_first=True)
+    assert ScanOptions.from_json(scan.to_json()).crl_first is True
+    assert assessment_options(scan).windows.ocsp_first is False
+    assert assessment_options(ScanOptions(diagnose=True)).windows.ocsp_first is True
+
+
+def test_help_explains_crl_first_with_an_example() -> None:
+    text = run_cli("diagnose", "--help").stdout
+    assert "--crl-first on" in text
+    assert "CRYPTNET_CRL_BEFORE_OCSP_ENABLE" in text

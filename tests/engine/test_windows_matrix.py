@@ -224,10 +224,39 @@ ROWS = (
     ),
     Row(
         "trusted CA chain, OCSP black-holed, CRL first",
-        "revocation-trusted-only",
+        "crl-before-ocsp",
         {"cert": "ca", "ocsp": "blackhole"},
-        ("--crl-first",),
+        ("--crl-first", "on"),
         same(0.0),  # the CRL answers, OCSP is never asked
+        True,
+    ),
+    Row(
+        "trusted CA chain, CRL black-holed, CRL first",
+        "crl-before-ocsp",
+        {"cert": "ca", "crl": "blackhole"},
+        ("--crl-first", "on"),
+        # §4: the intermediate's CRL (no OCSP URL), then the host's CRL before its OCSP;
+        # §5: the OCSP answer is cached, so later connections wait on the intermediate's only
+        (accumulative(2), per_url(2), accumulative(1), per_url(1)),
+        True,
+    ),
+    Row(
+        "trusted CA chain stapling a current answer, OCSP and CRL black-holed",
+        "stapled-ocsp",
+        {"cert": "ca", "tls_mode": "stapled", "ocsp": "blackhole", "crl": "blackhole"},
+        (),
+        # §4: the staple comes first and settles the host certificate; the intermediate's
+        # CRL still waits
+        (accumulative(1), per_url(1), accumulative(1), per_url(1)),
+        True,
+    ),
+    Row(
+        "trusted CA chain stapling a stale answer, OCSP and CRL black-holed",
+        "stapled-ocsp",
+        {"cert": "ca", "tls_mode": "stapled-stale", "ocsp": "blackhole", "crl": "blackhole"},
+        (),
+        # an out-of-date staple is no answer: the intermediate's CRL, the host's OCSP, CRL
+        (accumulative(3), per_url(3), accumulative(3), per_url(3)),
         True,
     ),
     Row(

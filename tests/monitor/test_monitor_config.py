@@ -35,6 +35,7 @@ modules:
     disallowed_update: false
     ctl_due: false
     client: win8.1
+    crl_first: true
 """
 
 
@@ -67,6 +68,8 @@ def test_a_full_configuration(tmp_path: Path, ca_file: Path) -> None:
         False,
     )
     assert windows.client == "win8.1"
+    assert windows.ocsp_first is False  # crl_first: true
+    assert default.options(None, 10.0).windows.ocsp_first is True
     with pytest.raises(UsageError, match=r"client: expected one of win7, win8\.1, win10"):
         parse_config({"modules": {"a": {"client": "win11"}}})
     # The module's CA file is loaded once, at start.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pki.certs_for_tests import CLIENT_AUTH, NOW, Issued, hierarchy, issue, resign_rsa, rsa_key
 from rdptrust.model.assessment import Assessment
@@ -51,7 +51,7 @@ from rdptrust.pki.judge import assessment
 from rdptrust.pki.limits import WINDOWS_LIMITS, aia_urls
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
 from rdptrust.pki.problems import judge_chain
-from rdptrust.pki.trust import TrustAnchors, build_path
+from rdptrust.pki.trust import MAX_CANDIDATES_PER_NAME, TrustAnchors, build_path
 
 HOST = "rdp01.example.test"
 CHAIN = hierarchy(HOST, slot=7)
@@ -208,6 +208,27 @@ def _leaf(**options: object) -> Issued:
     return issue(HOST, issuer=CHAIN.intermediate, dns=[HOST], **options)  # type: ignore[arg-type]
 
 
+def _crowded_chain() -> list[x509.Certificate]:
+    """A leaf and more CA certificates under its issuer's name than path building tries
+    (``MAX_CANDIDATES_PER_NAME``), none of them its real issuer (EC keys: quick to make)."""
+    name = CHAIN.intermediate.cert.subject
+    crowd = []
+    for _ in range(MAX_CANDIDATES_PER_NAME + 4):
+        key = ec.generate_private_key(ec.SECP256R1())
+        crowd.append(
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=1))
+            .not_valid_after(NOW + dt.timedelta(days=90))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+    return [CHAIN.leaf.cert, *crowd]
+
+
 def _of(name: str, judged: Assessment) -> Judged:
     return Judged(name, (*judged.problems, *judged.findings), judged)
 
@@ -346,6 +367,8 @@ def scenarios() -> tuple[Judged, ...]:
             ),
         )
     )
+    # path building stops at a limit: more candidate issuers under one name than it tries
+    found.append(_of("path building limited", judge(_crowded_chain())))
     # raised only where no chain is judged (probe, a scan without a diagnosis)
     for days in (0, 170, 200):
         now = NOW + dt.timedelta(days=days)

@@ -49,6 +49,7 @@ Examples:
   rdptrust diagnose rdp01 --revocation-timeouts per-url --client win7
   rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
   rdptrust diagnose rdp01 --ctl-due no     the clients' trust lists are fresh
+  rdptrust diagnose rdp01 --crl-first on   the clients try CRLs before OCSP
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, a --ca-file, --known-hosts or --client-state
@@ -118,7 +119,6 @@ settles nothing, or a --client-state file that is not a client state.""",
     help="The accumulative regime's revocation budget in the model (each URL gets half of "
     "what remains).",
 )
-@click.option("--crl-first", is_flag=True, help="Model CRL before OCSP (default: OCSP, then CRL).")
 @windows_model_options
 @click.option(
     "--assume-from-capi2",
@@ -157,7 +157,6 @@ def diagnose_cmd(
     fetch_timeout: float,
     windows_url_timeout: float,
     windows_revocation_timeout: float,
-    crl_first: bool,
     capi2_file: Path | None,
     timeout: float,
     warn_days: int,
@@ -182,7 +181,6 @@ def diagnose_cmd(
         url_timeout_s=windows_url_timeout,
         revocation_timeout_s=windows_revocation_timeout,
         root_update=root_update == "on",
-        ocsp_first=not crl_first,
         **windows_model.settings_fields(),
     )
     if capi2_file is not None:

@@ -74,6 +74,7 @@ Examples:
                                                  Standard RDP Security with weak RC4
   rdptrust lab --tls-mode legacy                 TLS 1.0 host that predates RFC 5746
   rdptrust lab --cert ca --tls-mode stapled      staples the lab OCSP answer
+  rdptrust lab --cert ca --tls-mode stapled-stale   staples an out-of-date one
 \b
 The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
 ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM.""",
@@ -209,7 +210,8 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     default=TlsMode.STANDARD.value,
     show_default=True,
     help="TLS server: standard; stapled (staples the lab OCSP responder's answer, needs"
-    " --cert ca); legacy (TLS 1.0, TLS_RSA_WITH_AES_128_CBC_SHA, no renegotiation_info:"
+    " --cert ca); stapled-stale (staples an answer two days out of date); legacy (TLS"
+    " 1.0, TLS_RSA_WITH_AES_128_CBC_SHA, no renegotiation_info:"
     " a host that predates RFC 5746, such as Windows Server 2008 R2 before MS10-049).",
 )
 def lab(

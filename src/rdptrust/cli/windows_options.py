@@ -17,7 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 HELP_EXAMPLES = """\
   --revocation-timeouts per-url    model revocation without the accumulative flag
   --disallowed-update off --client win10   as if EnableDisallowedCertAutoUpdate=0
-  --ctl-due no                     the clients' cached lists are fresh (no sync)"""
+  --ctl-due no                     the clients' cached lists are fresh (no sync)
+  --crl-first on                   the client prefers CRLs (50 cached OCSP answers per CA,
+                                   or the GPO option CRYPTNET_CRL_BEFORE_OCSP_ENABLE)"""
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class WindowsModelChoice:
     ctl_due: bool
     client: ClientProfile
     root_dir_url: str | None
+    crl_first: bool = False
 
     def settings_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~rdptrust.model.windows.WindowsSettings`."""
@@ -38,10 +41,18 @@ class WindowsModelChoice:
             "ctl_due": self.ctl_due,
             "client": self.client,
             "root_dir_url": self.root_dir_url,
+            "ocsp_first": not self.crl_first,
         }
 
 
-_KEYS = ("revocation_timeouts", "disallowed_update", "ctl_due", "client", "root_dir_url")
+_KEYS = (
+    "revocation_timeouts",
+    "disallowed_update",
+    "ctl_due",
+    "client",
+    "root_dir_url",
+    "crl_first",
+)
 
 
 def windows_model_options(command: F) -> F:
@@ -55,6 +66,7 @@ def windows_model_options(command: F) -> F:
             ctl_due=kwargs.pop("ctl_due") == "yes",
             client=ClientProfile(kwargs.pop("client")),
             root_dir_url=kwargs.pop("root_dir_url"),
+            crl_first=kwargs.pop("crl_first") == "on",
         )
         return command(*args, windows_model=choice, **kwargs)
 
@@ -95,6 +107,15 @@ def windows_model_options(command: F) -> F:
             type=UrlType(),
             default=None,
             help="Model a RootDirUrl mirror: the trust lists are fetched from this folder URL.",
+        ),
+        click.option(
+            "--crl-first",
+            type=click.Choice(["on", "off"]),
+            default="off",
+            show_default=True,
+            help="Model the client preferring the CRL over OCSP, as Windows does after 50"
+            " cached OCSP answers for one CA or with CRYPTNET_CRL_BEFORE_OCSP_ENABLE (GPO);"
+            " off: OCSP first, then the CRL.",
         ),
     )
     decorated: Any = wrapper

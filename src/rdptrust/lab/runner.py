@@ -12,6 +12,7 @@ private temporary directory that is removed on exit, then the endpoints.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import ssl
@@ -102,7 +103,8 @@ class LabConfig:
     #: Each endpoint serves its own self-signed certificate (one shared key), like a fleet.
     distinct_certs: bool = False
     #: Which TLS server the endpoints run: ``stapled`` staples the lab OCSP responder's
-    #: answer (a CA-issued certificate), ``legacy`` is a TLS 1.0 host before RFC 5746.
+    #: answer (a CA-issued certificate), ``stapled-stale`` an out-of-date one, ``legacy``
+    #: is a TLS 1.0 host before RFC 5746.
     tls_mode: TlsMode = TlsMode.STANDARD
     #: A CA-issued host sends its leaf only: the client fetches the intermediate over AIA.
     omit_intermediate: bool = False
@@ -123,7 +125,7 @@ class LabConfig:
                 "distinct certificates per endpoint are self-signed: drop --cert, --issuer "
                 "and --cert-file"
             )
-        if self.tls_mode is TlsMode.STAPLED and not self.needs_ca:
+        if self.tls_mode in (TlsMode.STAPLED, TlsMode.STAPLED_STALE) and not self.needs_ca:
             raise UsageError("a stapled OCSP answer needs the lab CA: use --cert ca")
         if self.tls_mode is not TlsMode.STANDARD and self.distinct_certs:
             raise UsageError(f"TLS mode {self.tls_mode} serves one certificate on every endpoint")
@@ -266,21 +268,24 @@ class Lab(AsyncService):
         mode = self.config.tls_mode
         if mode is TlsMode.LEGACY:
             return LegacyTlsServer(credentials.chain, credentials.key)
-        if mode is TlsMode.STAPLED:
+        if mode in (TlsMode.STAPLED, TlsMode.STAPLED_STALE):
+            stale = mode is TlsMode.STAPLED_STALE
             return StaplingTlsServer(
                 credentials.chain,
                 credentials.key,
-                lambda: self.stapled_ocsp(credentials),
+                lambda: self.stapled_ocsp(credentials, stale=stale),
                 min_version=self.config.tls_min,
                 max_version=self.config.tls_max,
             )
         return None
 
-    def stapled_ocsp(self, credentials: HostCredentials) -> bytes | None:
-        """The lab OCSP responder's answer for *credentials*' leaf, as a host staples it."""
+    def stapled_ocsp(self, credentials: HostCredentials, *, stale: bool = False) -> bytes | None:
+        """The lab OCSP responder's answer for *credentials*' leaf, as a host staples it;
+        *stale*: the answer made two days ago (its nextUpdate, an hour later, long past)."""
         if self.ca is None or len(credentials.chain) < 2:
             return None
-        return ocsp_answer(self.ca, ocsp_request(credentials.leaf, credentials.chain[1]))
+        made = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2 if stale else 0)
+        return ocsp_answer(self.ca, ocsp_request(credentials.leaf, credentials.chain[1]), made)
 
     def _distinct(self, first: HostCredentials) -> None:
         """Give endpoints 2, 3, ... each a self-signed certificate of its own."""

@@ -128,6 +128,15 @@ INCOMPLETE_CHAIN = CatalogEntry(
     "fetches it over AIA (a wait) or fails the chain",
     (FixId.SEND_FULL_CHAIN,),
 )
+PATH_LIMIT = CatalogEntry(
+    "path-limit",
+    Kind.CHAIN,
+    _W,
+    "path building limited",
+    "the host sends more certificates (or more that share one name) than path building"
+    " considers, or the work ran out of time: the chain was judged on the best path found"
+    " within the limit; the host should send its certificate and its issuers only",
+)
 EXPIRED = CatalogEntry(
     "expired",
     Kind.CHAIN,
@@ -332,6 +341,7 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     SELF_SIGNED_NOT_PINNED,
     UNTRUSTED_ROOT,
     INCOMPLETE_CHAIN,
+    PATH_LIMIT,
     EXPIRED,
     NOT_YET_VALID,
     EXPIRING_SOON,

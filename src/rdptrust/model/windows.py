@@ -106,9 +106,22 @@ class RuleBasis:
 
 
 @dataclass(frozen=True)
+class StapleUse:
+    """Whether the chain engine takes the host's stapled OCSP answer for its leaf
+    (``used``: for the leaf, from its issuer, current, good or ``revoked``) and why, in
+    words."""
+
+    used: bool
+    detail: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
 class Prediction:
     """How long the client sits on "Securing remote connection": the first connection and
-    each later one, the rules used, what is assumed, and what is not measured."""
+    each later one, the rules used, what is assumed, and what is not measured.
+    ``stapled_ocsp`` says whether the host's stapled OCSP answer was used (None: the
+    host stapled none)."""
 
     first_connection: WaitRange
     later_connections: WaitRange
@@ -116,6 +129,7 @@ class Prediction:
     assumptions: tuple[str, ...]
     not_measured: tuple[str, ...]
     regimes: str
+    stapled_ocsp: StapleUse | None = None
 
 
 NO_PREDICTION = Prediction(WaitRange(0.0, 0.0), WaitRange(0.0, 0.0), (), (), (), "")

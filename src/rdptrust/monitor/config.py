@@ -28,6 +28,8 @@
         disallowed_update: true      # diagnose: the disallowed list / pin rules sync is on
         ctl_due: true                # diagnose: the clients' cached trust lists are due
         client: win10                # diagnose: win7, win8.1 or win10 (Windows 10/11)
+        crl_first: false             # diagnose: the client prefers CRLs to OCSP (50
+                                     # cached OCSP answers per CA, or the GPO option)
                                      # (the operator's URL: fetched whatever fetch_* say)
         fetch_allow: [10.20.0.0/16]  # diagnose: only these networks are fetched from
                                      # (default: any address but loopback, link-local,
@@ -113,6 +115,7 @@ class Module:
     disallowed_update: bool = True
     ctl_due: bool = True
     client: ClientProfile = ClientProfile.WIN10
+    crl_first: bool = False
     fetch_allow: tuple[IPNetwork, ...] = ()
     fetch_deny: tuple[IPNetwork, ...] = ()
 
@@ -157,6 +160,7 @@ class Module:
                 disallowed_update=self.disallowed_update,
                 ctl_due=self.ctl_due,
                 client=self.client,
+                ocsp_first=not self.crl_first,
             ),
             root_list_url=self.root_list_url or DEFAULT_ROOT_LIST_URL,
             system_trust=self.system_trust,
@@ -288,6 +292,7 @@ _MODULE_KEYS: dict[str, str] = {
     "disallowed_update": "disallowed_update",
     "ctl_due": "ctl_due",
     "client": "client",
+    "crl_first": "crl_first",
     "fetch_allow": "fetch_allow",
     "fetch_deny": "fetch_deny",
 }
@@ -319,6 +324,7 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "disallowed_update": _boolean,
         "ctl_due": _boolean,
         "client": lambda v, w: ClientProfile(_choice(v, w, ClientProfile)),
+        "crl_first": _boolean,
         "fetch_allow": _networks,
         "fetch_deny": _networks,
     }

@@ -17,7 +17,7 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -172,7 +172,7 @@ def retrieval_client(
     every request and redirect first asked of *admit* (the destination policy hook)."""
     client = httpx.AsyncClient(
         # destination policy hook: checked before each request and each redirect
-        event_hooks={"request": [destination_guard(admit)]} if admit else None,
+        event_hooks={"request": [_no_credentials, *([destination_guard(admit)] if admit else [])]},
         trust_env=False,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
@@ -183,6 +183,28 @@ def retrieval_client(
     )
     client.headers.pop("Accept-Encoding", None)
     return client
+
+
+# -- credentials: never sent ----------------------------------------------------------------
+
+
+def without_userinfo(url: str) -> str:
+    """*url* without ``user:password@``: a certificate's URL carries no credentials we send
+    (httpx would turn them into an ``Authorization: Basic`` header)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+async def _no_credentials(request: httpx.Request) -> None:
+    """Drop what httpx derives from userinfo, on the first request and every redirect."""
+    request.headers.pop("Authorization", None)
+    if request.url.userinfo:
+        request.url = request.url.copy_with(username=None, password=None)
+
+
+# -- end of credentials ----------------------------------------------------------------------
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
@@ -242,7 +264,7 @@ async def fetch(
     taken = 0
     try:
         async with asyncio.timeout(timeout) as deadline:
-            request = http.build_request(method, url, content=content)
+            request = http.build_request(method, without_userinfo(url), content=content)
             # An injected client may carry httpx's defaults: the request is CryptoAPI's.
             request.headers.pop("Accept-Encoding", None)
             request.headers.update(REQUEST_HEADERS)

@@ -284,7 +284,7 @@ class CertificateAuthority:
         try:
             key = serialization.load_pem_private_key(key_data, password=None)
             certificate = x509.load_pem_x509_certificate(cert_data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise PkiError(f"the CA in {directory} is damaged: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PkiError(f"the CA key in {directory} is not an RSA key")

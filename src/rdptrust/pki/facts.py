@@ -117,7 +117,7 @@ def parse_issuers(body: bytes) -> list[x509.Certificate]:
         pass
     try:
         return list(pkcs7.load_der_pkcs7_certificates(body))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return []
 
 

@@ -25,13 +25,14 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.retrieval import Fetched, FetchOutcome, Omission, Purpose, RevocationStatus
 from rdptrust.model.target import Target
-from rdptrust.model.windows import NO_PREDICTION, Cause, WindowsSettings
+from rdptrust.model.windows import NO_PREDICTION, Cause, StapleUse, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.limits import omission_problems
 from rdptrust.pki.names import name_text
 from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
+from rdptrust.pki.stapling import staple_use
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (
     CTL_PURPOSES,
@@ -41,6 +42,7 @@ from rdptrust.pki.windows import (
     is_dead,
     retrieval_wait,
     revocation_order,
+    stapled_skips,
     wants_revocation,
 )
 
@@ -74,7 +76,10 @@ def revocation_plan(path: ChainPath) -> list[tuple[int, x509.Certificate, x509.C
     return plan
 
 
-def _revocation_order(fetched: Sequence[Fetched], settings: WindowsSettings) -> tuple[int, ...]:
+def _revocation_order(
+    fetched: Sequence[Fetched], settings: WindowsSettings, staple: StapleUse | None
+) -> tuple[int, ...]:
+    used = staple is not None and staple.used
     attempts = [
         RevocationAttempt(
             f.cert_index if f.cert_index is not None else -1,
@@ -84,7 +89,8 @@ def _revocation_order(fetched: Sequence[Fetched], settings: WindowsSettings) -> 
         )
         for f in fetched
     ]
-    return revocation_order(attempts, settings)
+    order = revocation_order(attempts, settings)
+    return tuple(p for p in order if not stapled_skips(attempts[p].cert_index, staple_used=used))
 
 
 def assessment(
@@ -208,6 +214,14 @@ def assessment(
             findings=findings,
             verdict=Verdict.of((problem, *findings)),
         )
+    if path.limited is not None:
+        problems.append(
+            catalog.PATH_LIMIT.problem(
+                Severity.WARNING,
+                f"path building stopped at a limit ({path.limited}); the chain was judged on"
+                f" the best path found: {target} should send its certificate and issuers only",
+            )
+        )
     findings = probe_findings(probe, now=now, warn_days=warn_days, leaf=chain[0])
     findings = tuple(f for f in findings if f.code not in CHAIN_JUDGED_FINDINGS)
     pinned = pin is not None and pin.status == PinStatus.MATCH
@@ -222,10 +236,11 @@ def assessment(
     capped = False
     forecast = NO_PREDICTION
     if fetched is not None:
-        retrievals, prediction = _count(fetched, anchored, pinned, settings)
+        staple = staple_use(probe.stapled_ocsp, path.certificates, now=now)
+        retrievals, prediction = _count(fetched, anchored, pinned, settings, staple)
         forecast = prediction.prediction
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
-        problems.extend(_revocation_problems(fetched, path, trusted))
+        problems.extend(_revocation_problems(fetched, path, trusted, staple))
         problems.extend(omission_problems(omitted))
         if prediction.seconds >= STALL_WARNING_S:
             severity = (
@@ -270,16 +285,18 @@ def _answered(f: Fetched) -> bool:
 
 
 def _count(
-    fetched: Sequence[Fetched], anchored: bool, pinned: bool, settings: WindowsSettings
+    fetched: Sequence[Fetched],
+    anchored: bool,
+    pinned: bool,
+    settings: WindowsSettings,
+    staple: StapleUse | None = None,
 ) -> tuple[tuple[Retrieval, ...], StallPrediction]:
-    """Which retrievals Windows makes, in its order (lists, AIA, revocation top down),
-    what each costs and what later connections pay again (WINDOWS.md §2-§5)."""
+    """Which retrievals Windows makes, in its order (a usable staple for the leaf, lists,
+    AIA, revocation top down), what each costs and what later connections pay again
+    (WINDOWS.md §2-§5)."""
     revocation = [f for f in fetched if f.purpose in REVOCATION_PURPOSES]
-    order = (
-        _revocation_order(revocation, settings)
-        if wants_revocation(anchored=anchored, pinned=pinned)
-        else ()
-    )
+    checks = wants_revocation(anchored=anchored, pinned=pinned)
+    order = _revocation_order(revocation, settings, staple) if checks else ()
     rank = {id(revocation[p]): n for n, p in enumerate(order)}
     lists = ctl_syncs(anchored=anchored, pinned=pinned, settings=settings)
     synced = {
@@ -335,11 +352,13 @@ def _count(
             )
         )
     waits = [w for _, w in sorted(keyed, key=lambda kw: kw[0])]
-    return tuple(retrievals), predict(waits, settings, pinned=pinned and not anchored)
+    return tuple(retrievals), predict(
+        waits, settings, pinned=pinned and not anchored, staple=staple if checks else None
+    )
 
 
 def _revocation_problems(
-    fetched: Sequence[Fetched], path: ChainPath, trusted: bool
+    fetched: Sequence[Fetched], path: ChainPath, trusted: bool, staple: StapleUse | None
 ) -> list[Problem]:
     revocation = [f for f in fetched if f.purpose in REVOCATION_PURPOSES]
     problems = [
@@ -350,8 +369,19 @@ def _revocation_problems(
         for f in revocation
         if f.revocation == RevocationStatus.REVOKED
     ]
+    stapled = staple is not None and staple.used
+    if staple is not None and staple.used and staple.revoked and not problems:
+        problems.append(
+            catalog.REVOKED.problem(
+                Severity.CRITICAL,
+                f"{subject_text(path.certificates[0])} is revoked: the host's stapled OCSP"
+                f" answer says {staple.detail}; the host needs a new certificate",
+            )
+        )
     if trusted:
         for index, cert, _issuer in revocation_plan(path):
+            if stapled_skips(index, staple_used=stapled):
+                continue  # the staple settled it
             mine = [f for f in revocation if f.cert_index == index]
             if mine and not any(
                 f.revocation in (RevocationStatus.GOOD, RevocationStatus.REVOKED) for f in mine

@@ -21,10 +21,11 @@ from rdptrust.model.windows import (
     Prediction,
     RevocationRegime,
     RuleBasis,
+    StapleUse,
     WaitRange,
     WindowsSettings,
 )
-from rdptrust.pki.rules import NOT_MEASURED, PIN_ASSUMPTION, rule
+from rdptrust.pki.rules import CRL_FIRST_ASSUMPTION, NOT_MEASURED, PIN_ASSUMPTION, rule
 from rdptrust.pki.windows import (
     CTL_PURPOSES,
     NOTABLE_WAIT_S,
@@ -137,11 +138,27 @@ def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
     return "url-timeout", Basis.DOCUMENTED
 
 
+def staple_text(staple: StapleUse) -> str:
+    """The staple's part in the prediction, in words."""
+    if staple.used:
+        return (
+            f"stapled OCSP answer used (documented order): {staple.detail}; the host"
+            " certificate's OCSP and CRL URLs cost no wait"
+        )
+    return f"stapled OCSP answer not used: {staple.detail}"
+
+
 def predict(
-    waits: Sequence[Wait], settings: WindowsSettings, *, pinned: bool = False
+    waits: Sequence[Wait],
+    settings: WindowsSettings,
+    *,
+    pinned: bool = False,
+    staple: StapleUse | None = None,
 ) -> StallPrediction:
     """Add up the counted *waits* (in the order Windows makes them) for the first
-    connection and for later ones, over the modelled revocation regimes."""
+    connection and for later ones, over the modelled revocation regimes. *staple* is
+    what the chain engine made of the host's stapled OCSP answer (the waits already
+    leave out what a used one settles); None: no staple, or no revocation check."""
     modelled = regimes(settings)
     first = [_total(waits, r, settings, later=False) for r in modelled]
     later = [_total(waits, r, settings, later=True) for r in modelled]
@@ -184,6 +201,10 @@ def predict(
         for regime in modelled:
             used[f"revocation-{regime.value}"] = None
     used["revocation-trusted-only"] = None
+    if staple is not None:
+        used["stapled-ocsp"] = None
+    if not settings.ocsp_first:
+        used["crl-before-ocsp"] = None
     # the switches that removed a sync are part of what the figure rests on
     if not settings.ctl_due:
         used["ctl-due"] = None
@@ -208,6 +229,8 @@ def predict(
         used["cache-first-connection"] = None
         used["cache-failures-repeat"] = None
     assumptions: list[str] = []
+    if not settings.ocsp_first:
+        assumptions.append(CRL_FIRST_ASSUMPTION)
     if pinned:
         used["pin-as-root"] = None
         assumptions.append(PIN_ASSUMPTION)
@@ -231,5 +254,6 @@ def predict(
         assumptions=tuple(assumptions),
         not_measured=NOT_MEASURED,
         regimes=settings.revocation_timeouts.value,
+        stapled_ocsp=staple,
     )
     return StallPrediction(prediction.first_connection.high_s, tuple(causes), capped, prediction)

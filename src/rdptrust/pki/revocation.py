@@ -74,7 +74,7 @@ def check_crl(
             if data.lstrip().startswith(b"-----")
             else x509.load_der_x509_crl(data)
         )
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # a version no CRL has is no CRL
         return RevocationCheck(RevocationStatus.INVALID, f"not a CRL ({exc})")
     try:
         if delta:
@@ -84,8 +84,9 @@ def check_crl(
                 return RevocationCheck(RevocationStatus.INVALID, "not a delta CRL")
         with quiet_parsing():
             return _judge_crl(crl, cert, issuer, now)
-    except ValueError as exc:
-        # cryptography decodes a CRL's fields lazily: a broken one fails here, not at load
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
+        # cryptography decodes a CRL's fields lazily (a name attribute of the wrong string
+        # type is a TypeError): a broken one fails here, not at load
         return RevocationCheck(RevocationStatus.INVALID, f"CRL cannot be decoded ({exc})")
 
 
@@ -182,7 +183,7 @@ def _answer_certificates(data: bytes) -> tuple[list[x509.Certificate], int]:
             if total < MAX_OCSP_CERTIFICATES:
                 try:
                     found.append(x509.load_der_x509_certificate(element.encoding(data)))
-                except ValueError:
+                except (ValueError, x509.InvalidVersion):
                     pass  # an unreadable certificate cannot be the signer
             total += 1
         return found, total
@@ -249,7 +250,7 @@ def check_ocsp(
     """Check *cert* against the DER OCSP response in *data* (within *budget*)."""
     try:
         response = ocsp.load_der_ocsp_response(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"not an OCSP response ({exc})")
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return RevocationCheck(
@@ -281,7 +282,7 @@ def check_ocsp(
                 "(made in the future: check the responder's clock and this machine's)",
             )
         status = response.certificate_status
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         return RevocationCheck(RevocationStatus.INVALID, f"OCSP answer unusable ({exc})")
     if status == ocsp.OCSPCertStatus.REVOKED:
         when = response.revocation_time_utc

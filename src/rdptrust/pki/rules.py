@@ -74,6 +74,23 @@ RULES: tuple[Rule, ...] = (
         " configure-certificate-path-validation-revocation-policy",
     ),
     Rule(
+        "stapled-ocsp",
+        "a stapled OCSP answer (for the leaf, from its issuer, current) comes first in the"
+        " documented order: the leaf's OCSP and CRL URLs are not fetched; an unusable staple"
+        " is ignored",
+        _D,
+        "WINDOWS.md §4; configure-certificate-path-validation-revocation-policy (stapled"
+        " OCSP, URL cache, CRL in a store, OCSP from AIA, CRL DP); Wine cryptnet",
+    ),
+    Rule(
+        "crl-before-ocsp",
+        "after 50 cached OCSP answers for one CA (or with CRYPTNET_CRL_BEFORE_OCSP_ENABLE,"
+        " a GPO option) the client tries the CRL before OCSP; a setting (--crl-first), off"
+        " by default",
+        _D,
+        "WINDOWS.md §4; ee619783 Optimizing the Revocation Experience",
+    ),
+    Rule(
         "aia-untrusted-path",
         "a missing issuer is fetched over AIA caIssuers (http/ldap/file, not https)",
         _D,
@@ -181,6 +198,10 @@ NOT_MEASURED = (
     "DNS resolution on the client",
 )
 PIN_ASSUMPTION = "assumes Method 1 deployed on the clients (the pinned certificate in Root)"
+CRL_FIRST_ASSUMPTION = (
+    "assumes the clients prefer CRLs (--crl-first on: 50 cached OCSP answers for the CA,"
+    " or CRYPTNET_CRL_BEFORE_OCSP_ENABLE set by policy)"
+)
 
 
 def rule(rule_id: str) -> Rule:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from cryptography import x509
 from cryptography.x509 import ocsp
 
 from rdptrust.errors import PkiError
-from rdptrust.model.retrieval import RevocationCheck
+from rdptrust.model.retrieval import RevocationCheck, RevocationStatus
+from rdptrust.model.windows import StapleUse
 from rdptrust.pki.facts import load_certificate
 from rdptrust.pki.revocation import check_ocsp
 
@@ -25,7 +27,7 @@ def stapled_ocsp_status(der: bytes) -> str | None:
     ``None`` when *der* is not an OCSP response at all."""
     try:
         response = ocsp.load_der_ocsp_response(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return None
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return response.response_status.name.lower()
@@ -52,3 +54,26 @@ def check_stapled_ocsp(
     except PkiError:
         return None
     return check_ocsp(staple, leaf, issuer, now=now)
+
+
+def staple_use(
+    staple: bytes | None,
+    path: Sequence[x509.Certificate],
+    *,
+    now: dt.datetime | None = None,
+) -> StapleUse | None:
+    """Whether the chain engine takes *staple* for the leaf of *path* (the path built,
+    leaf first), and why (rule ``stapled-ocsp``: WINDOWS.md §4).
+
+    Used when it is a successful answer for the leaf's serial, from the issuer on the
+    path (its key hash, signed by it or a responder it delegated), current at *now*, and
+    says good or revoked; otherwise not used, with the reason. ``None``: no staple.
+    """
+    if staple is None:
+        return None
+    if len(path) < 2:
+        return StapleUse(False, "the leaf's issuer is not known, so the answer cannot be checked")
+    check = check_ocsp(staple, path[0], path[1], now=now)
+    if check.status in (RevocationStatus.GOOD, RevocationStatus.REVOKED):
+        return StapleUse(True, check.detail, revoked=check.status == RevocationStatus.REVOKED)
+    return StapleUse(False, check.detail)

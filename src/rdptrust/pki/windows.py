@@ -136,6 +136,22 @@ def wants_revocation(*, anchored: bool, pinned: bool) -> bool:
     return anchored or pinned
 
 
+def revocation_methods(settings: WindowsSettings) -> tuple[Purpose, Purpose]:
+    """The order a certificate's revocation sources are tried in, once no stapled answer,
+    cached answer or stored CRL settles it: OCSP from AIA, then the CRL distribution point
+    (rule ``revocation-trusted-only``: WINDOWS.md §4, path-validation doc); the CRL first
+    when the client prefers it, as after 50 cached OCSP answers for one CA or with
+    ``CRYPTNET_CRL_BEFORE_OCSP_ENABLE`` (rule ``crl-before-ocsp``: ee619783)."""
+    return (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
+
+
+def stapled_skips(cert_index: int, *, staple_used: bool) -> bool:
+    """Whether the certificate at *cert_index* needs no retrieval because the host's
+    stapled OCSP answer settles it: a staple is for the leaf (index 0) only, and a usable
+    one comes first in the order (rule ``stapled-ocsp``: WINDOWS.md §4, RFC 6066 8)."""
+    return staple_used and cert_index == 0
+
+
 @dataclass(frozen=True)
 class RevocationAttempt:
     """One revocation retrieval for the certificate at ``cert_index`` of the path;
@@ -164,7 +180,7 @@ def revocation_order(
     ``revocation-trusted-only``: WINDOWS.md §1, §4; ee619754, path-validation doc);
     when that is a CRL, the certificate's delta CRLs too (a second fetch per
     certificate: Freshest CRL, WINDOWS.md §4)."""
-    order = (Purpose.OCSP, Purpose.CRL) if settings.ocsp_first else (Purpose.CRL, Purpose.OCSP)
+    order = revocation_methods(settings)
     counted: list[int] = []
     for index in sorted({a.cert_index for a in attempts}, reverse=True):
         mine = [

@@ -154,6 +154,8 @@ def parse_ts_request(data: bytes) -> tuple[TSRequest, int] | None:
     assert version is not None
     if version < 0:
         raise RemoteProtocolError(f"negative TSRequest version {version}", fields[0].start)
+    if version > 0x7FFFFFFF:  # MS-CSSP 2.2.1: a 32-bit INTEGER
+        raise RemoteProtocolError(f"TSRequest version {version} is out of range", fields[0].start)
     error_code = integer(4, "errorCode")
     if error_code is not None:
         error_code &= 0xFFFFFFFF

@@ -412,7 +412,8 @@ def _version(data: bytes, flags: int, header: int, payload_offsets: list[int]) -
 
 
 def _oem_text(value: bytes) -> str | None:
-    return value.decode("ascii", "replace") if value else None
+    """OEM text read as ASCII; a byte of another code page is shown as ``?``."""
+    return value.decode("ascii", "replace").replace("\ufffd", "?") if value else None
 
 
 def parse_negotiate(data: bytes) -> NegotiateMessage:

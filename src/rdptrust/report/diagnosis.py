@@ -20,7 +20,9 @@ from rich.text import Text
 
 from rdptrust.model.assessment import Assessment, Fix, Retrieval
 from rdptrust.model.problems import Problem
+from rdptrust.model.text import safe_text
 from rdptrust.model.windows import Cause, Prediction, WaitRange
+from rdptrust.pki.prediction import staple_text
 from rdptrust.report.objects import pin_check_document, problems_document
 from rdptrust.report.probe import probe_document
 
@@ -56,6 +58,7 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
             "windows_revocation_timeout_s": diagnosis.settings.revocation_timeout_s,
             "root_update": diagnosis.settings.root_update,
             "ocsp_first": diagnosis.settings.ocsp_first,
+            "crl_first": not diagnosis.settings.ocsp_first,
             "revocation_timeouts": diagnosis.settings.revocation_timeouts.value,
             "disallowed_update": diagnosis.settings.disallowed_update,
             "ctl_due": diagnosis.settings.ctl_due,
@@ -95,6 +98,11 @@ def prediction_document(prediction: Prediction) -> dict[str, Any]:
         ],
         "assumptions": list(prediction.assumptions),
         "not_measured": list(prediction.not_measured),
+        "stapled_ocsp": (
+            None
+            if prediction.stapled_ocsp is None
+            else {"used": prediction.stapled_ocsp.used, "detail": prediction.stapled_ocsp.detail}
+        ),
     }
 
 
@@ -183,6 +191,8 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
             Text('Predicted wait on "Securing remote connection": none', style="bold green")
         )
     if diagnosis.diagnosed:
+        if forecast.stapled_ocsp is not None:
+            console.print(Text(f"  Note: {safe_text(staple_text(forecast.stapled_ocsp))}"))
         for assumption in forecast.assumptions:
             console.print(Text(f"  Note: {assumption}", style="dim"))
         if forecast.not_measured:

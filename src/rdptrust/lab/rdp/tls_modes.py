@@ -6,6 +6,8 @@ mode      the TLS server
 standard  Python's ``ssl`` on the stream (the versions and chain the lab is given)
 stapled   OpenSSL through pyOpenSSL, stapling an OCSP answer for the host certificate
           (RFC 6066 status_request) to every client that asks for one
+stapled-  the same, stapling a stale answer (its nextUpdate two days past), as a host
+stale     whose staple refresh stopped does
 legacy    a host that predates RFC 5746, as Windows Server 2008 R2 before MS10-049 was:
           TLS 1.0 only, TLS_RSA_WITH_AES_128_CBC_SHA only, a ServerHello without any
           extension (no renegotiation_info); written out here, since OpenSSL always
@@ -55,6 +57,7 @@ class TlsMode(StrEnum):
 
     STANDARD = "standard"
     STAPLED = "stapled"
+    STAPLED_STALE = "stapled-stale"
     LEGACY = "legacy"
 
 
