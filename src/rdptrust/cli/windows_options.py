@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from rdptrust.cli.common import UrlType
+from rdptrust.cli.directory_options import directory_options
 from rdptrust.model.windows import ClientProfile, RevocationRegime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,7 +18,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 HELP_EXAMPLES = """\
   --revocation-timeouts per-url    model revocation without the accumulative flag
   --disallowed-update off --client win10   as if EnableDisallowedCertAutoUpdate=0
-  --ctl-due no                     the clients' cached lists are fresh (no sync)"""
+  --ctl-due no                     the clients' cached lists are fresh (no sync)
+  --domain corp.example            read ldap:/// CRL and AIA URLs from corp.example's DCs
+  --domain lab.test --dns-server 127.0.0.1:5353   ask that DNS server for the DCs"""
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class WindowsModelChoice:
     ctl_due: bool
     client: ClientProfile
     root_dir_url: str | None
+    domain: str | None = None
+    dns_server: str | None = None
 
     def settings_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~rdptrust.model.windows.WindowsSettings`."""
@@ -38,10 +43,20 @@ class WindowsModelChoice:
             "ctl_due": self.ctl_due,
             "client": self.client,
             "root_dir_url": self.root_dir_url,
+            "domain": self.domain,
+            "dns_server": self.dns_server,
         }
 
 
-_KEYS = ("revocation_timeouts", "disallowed_update", "ctl_due", "client", "root_dir_url")
+_KEYS = (
+    "revocation_timeouts",
+    "disallowed_update",
+    "ctl_due",
+    "client",
+    "root_dir_url",
+    "domain",
+    "dns_server",
+)
 
 
 def windows_model_options(command: F) -> F:
@@ -55,6 +70,8 @@ def windows_model_options(command: F) -> F:
             ctl_due=kwargs.pop("ctl_due") == "yes",
             client=ClientProfile(kwargs.pop("client")),
             root_dir_url=kwargs.pop("root_dir_url"),
+            domain=kwargs.pop("domain"),
+            dns_server=kwargs.pop("dns_server"),
         )
         return command(*args, windows_model=choice, **kwargs)
 
@@ -96,6 +113,7 @@ def windows_model_options(command: F) -> F:
             default=None,
             help="Model a RootDirUrl mirror: the trust lists are fetched from this folder URL.",
         ),
+        *directory_options(),
     )
     decorated: Any = wrapper
     for option in reversed(options):

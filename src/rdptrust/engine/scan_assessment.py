@@ -47,6 +47,8 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
             ctl_due=options.ctl_due,
             client=ClientProfile(options.client),
             root_dir_url=options.root_dir_url,
+            domain=options.domain,
+            dns_server=options.dns_server,
         ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
         proxy=options.proxy,

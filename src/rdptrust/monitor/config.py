@@ -28,6 +28,9 @@
         disallowed_update: true      # diagnose: the disallowed list / pin rules sync is on
         ctl_due: true                # diagnose: the clients' cached trust lists are due
         client: win10                # diagnose: win7, win8.1 or win10 (Windows 10/11)
+        domain: corp.example         # diagnose: ldap:/// CRL/AIA URLs are measured against
+                                     # this domain's DCs (DNS SRV); default: modelled
+        dns_server: 10.0.0.53:53     # diagnose: the DNS server asked for those DCs
                                      # (the operator's URL: fetched whatever fetch_* say)
         fetch_allow: [10.20.0.0/16]  # diagnose: only these networks are fetched from
                                      # (default: any address but loopback, link-local,
@@ -69,6 +72,8 @@ from rdptrust.model.windows import (
     RevocationRegime,
     WindowsSettings,
 )
+from rdptrust.net.srv import parse_nameserver
+from rdptrust.pki.schemes import domain_name
 from rdptrust.pki.trust import TrustAnchors, load_trust_anchors
 
 #: Largest configuration file read.
@@ -113,6 +118,8 @@ class Module:
     disallowed_update: bool = True
     ctl_due: bool = True
     client: ClientProfile = ClientProfile.WIN10
+    domain: str | None = None
+    dns_server: str | None = None
     fetch_allow: tuple[IPNetwork, ...] = ()
     fetch_deny: tuple[IPNetwork, ...] = ()
 
@@ -157,6 +164,8 @@ class Module:
                 disallowed_update=self.disallowed_update,
                 ctl_due=self.ctl_due,
                 client=self.client,
+                domain=self.domain,
+                dns_server=self.dns_server,
             ),
             root_list_url=self.root_list_url or DEFAULT_ROOT_LIST_URL,
             system_trust=self.system_trust,
@@ -288,6 +297,8 @@ _MODULE_KEYS: dict[str, str] = {
     "disallowed_update": "disallowed_update",
     "ctl_due": "ctl_due",
     "client": "client",
+    "domain": "domain",
+    "dns_server": "dns_server",
     "fetch_allow": "fetch_allow",
     "fetch_deny": "fetch_deny",
 }
@@ -319,12 +330,30 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "disallowed_update": _boolean,
         "ctl_due": _boolean,
         "client": lambda v, w: ClientProfile(_choice(v, w, ClientProfile)),
+        "domain": _domain,
+        "dns_server": _dns_server,
         "fetch_allow": _networks,
         "fetch_deny": _networks,
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")
     return Module(name=name, **values)
+
+
+def _domain(value: Any, where: str) -> str:
+    try:
+        return domain_name(_string(value, where))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def _dns_server(value: Any, where: str) -> str:
+    text = _string(value, where)
+    try:
+        parse_nameserver(text)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return text
 
 
 def _known_keys(mapping: dict[Any, Any], known: set[str], where: str) -> None:

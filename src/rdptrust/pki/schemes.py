@@ -12,6 +12,7 @@ retrieval it does not make is counted as a modelled wait on an assumed rule: rul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -96,6 +97,18 @@ def parse_ldap_url(url: str, purpose: Purpose) -> LdapUrl:
         attributes=attrs or ((default,) if default else ()),
         equality=equality,
     )
+
+
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def domain_name(text: str) -> str:
+    """*text* as an AD domain's DNS name, lower case, no final dot; ValueError if none."""
+    value = text.strip()
+    if len(value) > 253 or not _DOMAIN.fullmatch(value):
+        raise ValueError(f"{text!r} is not a DNS domain name (e.g. corp.example)")
+    return value.rstrip(".").lower()
 
 
 def dc_srv_name(domain: str) -> str:
