@@ -35,16 +35,19 @@ class SrvTarget:
 def parse_nameserver(text: str) -> tuple[str, int]:
     """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT`` as (address, port); ValueError if bad."""
     value = text.strip()
+    bad = f"bad DNS server {text!r}: use ADDR, ADDR:PORT or [V6]:PORT"
     host, port = value, DNS_PORT
     if value.startswith("["):
         inside, _, rest = value[1:].partition("]")
         host = inside
         if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"bad DNS server {text!r}: use ADDR, ADDR:PORT or [V6]:PORT")
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(bad)
             port = int(rest[1:])
     elif value.count(":") == 1:
         host, _, number = value.partition(":")
+        if not number.isdigit():
+            raise ValueError(bad)
         port = int(number)
     try:
         ipaddress.ip_address(host)
