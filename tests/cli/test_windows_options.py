@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ OPTIONS = (
     "--ctl-due",
     "--client",
     "--root-dir-url",
+    "--domain",
+    "--dns-server",
 )
 
 
@@ -23,7 +26,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH as the test run has it: the code under test and the network guard
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ["PYTHONPATH"]},
     )
 
 
@@ -42,6 +46,11 @@ def test_each_command_takes_the_model_options(command: str) -> None:
         ("--ctl-due", "maybe"),
         ("--disallowed-update", "yes"),
         ("--root-dir-url", "ftp://mirror/ctl/"),
+        ("--domain", "corp..example"),
+        ("--domain", "-corp.example"),
+        ("--dns-server", "dns.example"),
+        ("--dns-server", "127.0.0.1:99999"),
+        ("--dns-server", "127.0.0.1:x"),
     ],
 )
 def test_bad_values_are_usage_errors(args: tuple[str, ...]) -> None:
@@ -54,3 +63,10 @@ def test_diagnose_help_has_examples_of_the_model_options() -> None:
     text = run_cli("diagnose", "--help").stdout
     assert "--revocation-timeouts per-url --client win7" in text
     assert "--disallowed-update off" in text
+
+
+def test_help_shows_the_directory_options_with_examples() -> None:
+    text = run_cli("diagnose", "--help").stdout
+    assert "--domain corp.example" in text
+    assert "--dns-server 127.0.0.1:5353" in text
+    assert "_ldap._tcp.dc._msdcs.NAME" in text
