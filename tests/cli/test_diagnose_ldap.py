@@ -27,6 +27,7 @@ from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 from rdptrust.lab.ldap import LdapMode
 from rdptrust.lab.runner import Lab
+from rdptrust.report.lab import lab_document
 
 PER_URL_S = 15.0
 BUDGET_S = 20.0
@@ -140,6 +141,8 @@ async def test_dead_or_unlocated_ldap_waits_the_time_out(
     assert cause["rests_on"] == status
     assert cause["every_connection"] is True
     assert doc["verdict"] == "critical"
+    network = [c["command"] for f in doc["fixes"] for c in f["commands"] if c["where"] == "network"]
+    assert any("allow LDAP to" in n for n in network), network
 
 
 async def test_domain_measures_the_dcs_from_dnsmasq(
@@ -151,6 +154,7 @@ async def test_domain_measures_the_dcs_from_dnsmasq(
     assert info is not None
     assert info.domain is not None
     assert info.dns_server is not None
+    assert_valid(lab_document(lab.info()))
     doc = await _diagnose(lab, tmp_path, "--domain", info.domain, "--dns-server", info.dns_server)
     assert doc["settings"]["domain"] == info.domain
     (leaf,) = [r for r in doc["retrievals"] if r["url"].startswith("ldap:///")]

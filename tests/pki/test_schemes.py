@@ -125,3 +125,22 @@ def test_scheme_and_srv_name() -> None:
     assert scheme("nothing") == ""
     assert dc_srv_name("Corp.Example.") == "_ldap._tcp.dc._msdcs.corp.example"
     assert BY_ID["ldap-url"].status == Status.DOCUMENTED
+
+
+@pytest.mark.parametrize(
+    ("urls", "text"),
+    [
+        (["http://a/x.crl"], "allow HTTP to http://a/x.crl"),
+        (["ldap://dc01:3268/CN=x"], "allow LDAP to dc01 port 3268 for ldap://dc01:3268/CN=x"),
+        (["ldap:///CN=x"], "allow LDAP to a domain controller (port 389) for ldap:///CN=x"),
+        (
+            ["http://a/x.crl", "file://fs/x.crl"],
+            "allow HTTP to http://a/x.crl; publish the CRL over HTTP too (file URLs need SMB"
+            " to the file server): file://fs/x.crl",
+        ),
+    ],
+)
+def test_reach_text_names_the_protocol(urls: list[str], text: str) -> None:
+    from rdptrust.pki.schemes import reach_text
+
+    assert reach_text(urls) == text

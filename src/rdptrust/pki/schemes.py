@@ -155,3 +155,25 @@ def modelled_note(url: str) -> str | None:
     if kind == "ldap" and not urlsplit(url).hostname:
         return ldap_locate_note()
     return None
+
+
+def reach_text(urls: list[str]) -> str:
+    """What a network must let through for the clients to reach *urls*, by scheme: HTTP,
+    LDAP (TCP 389 or the URL's port; to the DCs for ``ldap:///``), SMB for ``file``."""
+    http = [u for u in urls if scheme(u) not in ("ldap", "file")]
+    ldap = [u for u in urls if scheme(u) == "ldap"]
+    smb = [u for u in urls if scheme(u) == "file"]
+    parts = []
+    if http:
+        parts.append("allow HTTP to " + ", ".join(http))
+    for url in ldap:
+        host = urlsplit(url).hostname
+        port = urlsplit(url).port if host else None
+        where = f"{host} port {port or LDAP_PORT}" if host else "a domain controller (port 389)"
+        parts.append(f"allow LDAP to {where} for {url}")
+    if smb:
+        parts.append(
+            "publish the CRL over HTTP too (file URLs need SMB to the file server): "
+            + ", ".join(smb)
+        )
+    return "; ".join(parts)
