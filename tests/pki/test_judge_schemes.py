@@ -93,3 +93,15 @@ def test_measured_ldap_keeps_its_observed_figure() -> None:
     assert judged.prediction.first_connection.high_s == pytest.approx(0.04)
     assert "ldap-url" in {b.rule for b in judged.prediction.basis}
     assert all(c.rule != "ldap-dc-locate" for c in judged.causes)
+
+
+def test_an_unparsable_ldap_url_is_judged_not_raised() -> None:
+    served = [CHAIN.leaf.cert, CHAIN.intermediate.cert]
+    url = "ldap://[bad/cn=x"
+    retrievals = [
+        _crl("http://127.0.0.1:9/root.crl", FetchOutcome.OK, 1),
+        _crl(url, FetchOutcome.INVALID, 0),
+    ]
+    judged = judge(served, anchors=TRUSTED, retrievals=retrievals)
+    (cause,) = [c for c in judged.causes if c.url == url]
+    assert "sent unusable data" in cause.text

@@ -79,7 +79,9 @@ def test_parse_ldap_url(url: str, purpose: Purpose, expected: LdapUrl) -> None:
     assert parse_ldap_url(url, purpose) == expected
 
 
-@pytest.mark.parametrize("url", ["http://a/x", "ldap://a:99999/cn=x", "ldap://a:x/cn=x"])
+@pytest.mark.parametrize(
+    "url", ["http://a/x", "ldap://a:99999/cn=x", "ldap://a:x/cn=x", "ldap://[bad/cn=x"]
+)
 def test_parse_ldap_url_refuses(url: str) -> None:
     with pytest.raises(ValueError, match=r"ldap|port"):
         parse_ldap_url(url, Purpose.CRL)
@@ -144,3 +146,14 @@ def test_reach_text_names_the_protocol(urls: list[str], text: str) -> None:
     from rdptrust.pki.schemes import reach_text
 
     assert reach_text(urls) == text
+
+
+def test_unreadable_hosts_never_raise() -> None:
+    # a certificate can carry any text: the rules read it without raising
+    from rdptrust.pki.schemes import reach_text
+
+    bad = "ldap://[bad/cn=x"
+    assert assumed_rule(bad, FetchOutcome.SKIPPED) == "ldap-dc-locate"
+    assert modelled_note(bad) is not None
+    assert "a domain controller" in reach_text([bad])
+    assert "the local or mapped path" in (modelled_note("file://[x/y") or "")

@@ -54,7 +54,10 @@ def describe(
     modelled: bool,
 ) -> str:
     """One wait in words: what was fetched from where, what happened, what it costs."""
-    host = urlsplit(url).netloc or url
+    try:
+        host = urlsplit(url).netloc or url
+    except ValueError:  # a certificate's URL that does not parse (``ldap://[x/``)
+        host = url
     what = {
         FetchOutcome.TIMEOUT: "did not answer",
         FetchOutcome.REFUSED: "refused the connection",

@@ -36,6 +36,14 @@ def scheme(url: str) -> str:
     return head.lower() if colon and head.isascii() and head.isalpha() else ""
 
 
+def url_host(url: str) -> str | None:
+    """The host of *url*; None when it has none or cannot be read (``ldap://[x/``)."""
+    try:
+        return urlsplit(url).hostname or None
+    except ValueError:
+        return None
+
+
 def fetchable(purpose: Purpose, url: str) -> bool:
     """Whether Windows would try *url* for *purpose*: OCSP over HTTP(S); a CRL over
     ``http``, ``https``, ``ldap`` or ``file``; AIA over ``http``, ``ldap`` or ``file``
@@ -75,11 +83,11 @@ def parse_ldap_url(url: str, purpose: Purpose) -> LdapUrl:
     """*url* read as an LDAP URL; ValueError when it is none or is malformed."""
     if scheme(url) != "ldap":
         raise ValueError(f"not an ldap:// URL: {url}")
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port or LDAP_PORT
     except ValueError as exc:
-        raise ValueError(f"bad port in {url}") from exc
+        raise ValueError(f"bad host or port in {url}") from exc
     dn_part = parts.path.removeprefix("/")
     fields = parts.query.split("?") if parts.query else []
     attrs = tuple(_binary(unquote(a)) for a in (fields[0].split(",") if fields else []) if a)
@@ -123,14 +131,14 @@ def assumed_rule(url: str, outcome: FetchOutcome) -> str | None:
     kind = scheme(url)
     if kind == "file":
         return "file-url"
-    if kind == "ldap" and outcome == FetchOutcome.SKIPPED and not urlsplit(url).hostname:
+    if kind == "ldap" and outcome == FetchOutcome.SKIPPED and not url_host(url):
         return "ldap-dc-locate"
     return None
 
 
 def file_url_note(url: str) -> str:
     """Why a ``file`` URL is a modelled wait, in words."""
-    server = urlsplit(url).hostname
+    server = url_host(url)
     where = f"the file server {server}" if server else "the local or mapped path"
     return (
         f"rdptrust does not open file URLs; an off-domain client waits on SMB for {where}"
@@ -152,7 +160,7 @@ def modelled_note(url: str) -> str | None:
     kind = scheme(url)
     if kind == "file":
         return file_url_note(url)
-    if kind == "ldap" and not urlsplit(url).hostname:
+    if kind == "ldap" and not url_host(url):
         return ldap_locate_note()
     return None
 
@@ -167,8 +175,11 @@ def reach_text(urls: list[str]) -> str:
     if http:
         parts.append("allow HTTP to " + ", ".join(http))
     for url in ldap:
-        host = urlsplit(url).hostname
-        port = urlsplit(url).port if host else None
+        host = url_host(url)
+        try:
+            port = urlsplit(url).port if host else None
+        except ValueError:
+            port = None
         where = f"{host} port {port or LDAP_PORT}" if host else "a domain controller (port 389)"
         parts.append(f"allow LDAP to {where} for {url}")
     if smb:
