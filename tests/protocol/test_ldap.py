@@ -97,3 +97,16 @@ def test_error_result_and_stray_messages() -> None:
 def test_not_ldap(data: bytes, match: str) -> None:
     with pytest.raises(RemoteProtocolError, match=match):
         read_search_answer(data, 1, WANTED, limit=1 << 20)
+
+
+def test_bytes_needed_points_past_the_next_message() -> None:
+    from rdptrust.protocol.ldap import bytes_needed
+
+    first = _message(1, _entry(b"cn=x", [(b"certificateRevocationList;binary", [b"C" * 300])]))
+    done = _message(1, _done(0))
+    stream = first + done
+    assert bytes_needed(b"", limit=1 << 20) == 1
+    assert bytes_needed(stream[:1], limit=1 << 20) == 2  # the length octets are not there yet
+    assert bytes_needed(stream[:10], limit=1 << 20) == len(first)
+    assert bytes_needed(stream[: len(first) + 1], limit=1 << 20) == len(first) + 2
+    assert bytes_needed(stream[: len(first) + 3], limit=1 << 20) == len(stream)

@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 from rdptrust.errors import RemoteProtocolError, local_limit_text, local_resource_error
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
-from rdptrust.protocol.ldap import SUCCESS, read_search_answer, search_request, unbind_request
+from rdptrust.protocol.ldap import (
+    SUCCESS,
+    bytes_needed,
+    read_search_answer,
+    search_request,
+    unbind_request,
+)
 
 #: Decides whether a connection may be made: (url, address, port) -> refusal or None.
 Admit = Callable[[str, str, int], "str | None"]
@@ -95,19 +101,25 @@ async def ldap_read(
                 )
             )
             await writer.drain()
-            data = b""
+            buffer = bytearray()
+            need = 0
             while True:
-                answer = read_search_answer(data, _MESSAGE_ID, attributes, limit=max_bytes)
-                if answer is not None:
-                    break
-                if len(data) > max_bytes:
-                    raise RemoteProtocolError(f"answer over {max_bytes} bytes", len(data))
+                if len(buffer) >= need:
+                    # parsed again only once the next message can be whole: a large CRL
+                    # arrives in many chunks, and is copied once, not once per chunk
+                    data = bytes(buffer)
+                    answer = read_search_answer(data, _MESSAGE_ID, attributes, limit=max_bytes)
+                    if answer is not None:
+                        break
+                    need = bytes_needed(data, limit=max_bytes)
+                if len(buffer) > max_bytes:
+                    raise RemoteProtocolError(f"answer over {max_bytes} bytes", len(buffer))
                 chunk = await reader.read(_READ_CHUNK)
                 if not chunk:
                     return _result(
                         url, FetchOutcome.REFUSED, started, None, "connection closed by the server"
                     )
-                data += chunk
+                buffer += chunk
             with contextlib.suppress(OSError):
                 writer.write(unbind_request(_MESSAGE_ID + 1))
     except TimeoutError:

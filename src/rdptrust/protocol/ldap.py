@@ -144,3 +144,16 @@ def read_search_answer(
             raise RemoteProtocolError(
                 f"unexpected LDAP operation 0x{op.tag:02x} for a search", op.offset
             )
+
+
+def bytes_needed(data: bytes, *, limit: int) -> int:
+    """How long a stream holding *data* must be before its next LDAP message is whole
+    (``len(data) + 1`` while the next header itself is incomplete), so a reader waits
+    for that much instead of parsing again after every chunk."""
+    offset = 0
+    while True:
+        parsed = der.parse_element(data, offset, what="LDAPMessage", limit=limit)
+        if parsed is None:
+            header = der.read_header(data, offset, what="LDAPMessage")
+            return len(data) + 1 if header is None else header.end
+        offset += parsed[1]
