@@ -186,3 +186,45 @@ async def test_issuer_over_ldap_aia(
         assert aia["outcome"] == "timeout"
         assert _span(doc, "first_connection") == (PER_URL_S, PER_URL_S)
         assert _span(doc, "later_connections") == (PER_URL_S, PER_URL_S)
+
+
+async def test_check_takes_the_domain_too(lab_factory: LabFactory, tmp_path: Path) -> None:
+    # the same setting in `check --diagnose`: without --domain the ldap:/// CRL is an
+    # assumed dead URL (15 s, over the default --max-stall); with it, measured and fast
+    _need("slapd", "slapadd", "dnsmasq")
+    lab = await lab_factory(cert="ca", ldap=LdapMode.DC)
+    info = lab.info().ldap
+    assert info is not None
+    assert info.domain is not None
+    assert info.dns_server is not None
+    assert lab.ca_cert_path is not None
+    store = no_pins(tmp_path / "known_hosts.json")
+    common = (
+        "check",
+        str(lab.target),
+        "--diagnose",
+        "--json",
+        "--fetch-timeout",
+        "1",
+        "--ca-file",
+        str(lab.ca_cert_path),
+        "--no-system-trust",
+        "--known-hosts",
+        str(store),
+        "--root-list-url",
+        lab.root_list_url,
+        "--ctl-due",
+        "no",
+    )
+    code, out, err = await rdptrust(*common)
+    blind = json.loads(out)
+    assert_valid(blind)
+    assert code == 2, err
+    # the per-URL regime's 15 s for the leaf plus the intermediate's fast HTTP CRL
+    assert PER_URL_S <= blind["predicted_stall_s"] < PER_URL_S + 1.0
+    code, out, err = await rdptrust(
+        *common, "--domain", info.domain, "--dns-server", info.dns_server
+    )
+    measured = json.loads(out)
+    assert_valid(measured)
+    assert measured["predicted_stall_s"] < 1.0, err
