@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ OPTIONS = (
     "--client",
     "--root-dir-url",
     "--crl-first",
+    "--domain",
+    "--dns-server",
 )
 
 
@@ -25,11 +28,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        # this checkout's code, whatever copy of rdptrust the interpreter has installed
+        # this checkout's code, and the network guard the test run puts on PYTHONPATH
         env={
             "COLUMNS": "200",
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[2] / "src"), os.environ["PYTHONPATH"]]
+            ),
         },
     )
 
@@ -50,6 +55,11 @@ def test_each_command_takes_the_model_options(command: str) -> None:
         ("--disallowed-update", "yes"),
         ("--root-dir-url", "ftp://mirror/ctl/"),
         ("--crl-first", "yes"),
+        ("--domain", "corp..example"),
+        ("--domain", "-corp.example"),
+        ("--dns-server", "dns.example"),
+        ("--dns-server", "127.0.0.1:99999"),
+        ("--dns-server", "127.0.0.1:x"),
     ],
 )
 def test_bad_values_are_usage_errors(args: tuple[str, ...]) -> None:
@@ -85,3 +95,10 @@ def test_help_explains_crl_first_with_an_example() -> None:
     text = run_cli("diagnose", "--help").stdout
     assert "--crl-first on" in text
     assert "CRYPTNET_CRL_BEFORE_OCSP_ENABLE" in text
+
+
+def test_help_shows_the_directory_options_with_examples() -> None:
+    text = run_cli("diagnose", "--help").stdout
+    assert "--domain corp.example" in text
+    assert "--dns-server 127.0.0.1:5353" in text
+    assert "_ldap._tcp.dc._msdcs.NAME" in text

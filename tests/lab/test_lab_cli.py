@@ -158,3 +158,14 @@ def test_help_has_examples() -> None:
     )
     for option in ("--hostile", "--require", "--no-negotiation", "--ntlm-version", "Examples"):
         assert option in done.stdout
+
+
+def test_ldap_lab_needs_the_lab_ca() -> None:
+    from rdptrust.errors import UsageError
+    from rdptrust.lab.certs import CertKind
+    from rdptrust.lab.ldap import LdapMode
+    from rdptrust.lab.runner import LabConfig
+
+    with pytest.raises(UsageError, match="LDAP CRL and AIA URLs need the lab CA"):
+        LabConfig(ldap=LdapMode.OK)
+    assert LabConfig(cert=CertKind.CA, ldap=LdapMode.BLACKHOLE).ldap is LdapMode.BLACKHOLE

@@ -36,6 +36,8 @@ modules:
     ctl_due: false
     client: win8.1
     crl_first: true
+    domain: Corp.Example
+    dns_server: 127.0.0.1:5353
 """
 
 
@@ -70,6 +72,7 @@ def test_a_full_configuration(tmp_path: Path, ca_file: Path) -> None:
     assert windows.client == "win8.1"
     assert windows.ocsp_first is False  # crl_first: true
     assert default.options(None, 10.0).windows.ocsp_first is True
+    assert (windows.domain, windows.dns_server) == ("corp.example", "127.0.0.1:5353")
     with pytest.raises(UsageError, match=r"client: expected one of win7, win8\.1, win10"):
         parse_config({"modules": {"a": {"client": "win11"}}})
     # The module's CA file is loaded once, at start.
@@ -108,6 +111,8 @@ def test_budget_is_shared_between_the_steps_of_a_scrape() -> None:
         ({"modules": {"a": {"fetch_allow": ["10.0.0.0/33"]}}}, "modules.a.fetch_allow: '10.0"),
         ({"modules": {"a": {"fetch_deny": 5}}}, "modules.a.fetch_deny: expected a list"),
         ({"modules": {"a b": {}}}, "module name 'a b'"),
+        ({"modules": {"a": {"domain": "a..b"}}}, "modules.a.domain: 'a..b' is not a DNS"),
+        ({"modules": {"a": {"dns_server": "ns1"}}}, "modules.a.dns_server: bad DNS server"),
         ({"modules": {"a": {}}, "max_concurrent_probes": 0}, "max_concurrent_probes"),
     ],
 )

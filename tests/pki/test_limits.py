@@ -34,7 +34,12 @@ def test_windows_defaults_are_the_sdk_values() -> None:
     [
         (["http://a/1.crt"], ["http://a/1.crt"], []),
         (["https://a/1.crt", "http://a/2.crt"], ["http://a/2.crt"], [NO_HTTPS_AIA]),
-        (["ldap:///CN=x", "HTTP://a/2.crt"], ["HTTP://a/2.crt"], []),
+        # CryptRetrieveObjectByUrl also takes ldap and file (WINDOWS.md §4); not ftp
+        (
+            ["ldap:///CN=x", "ftp://a/1.crt", "file://fs/ca.crt", "HTTP://a/2.crt"],
+            ["ldap:///CN=x", "file://fs/ca.crt", "HTTP://a/2.crt"],
+            [],
+        ),
         (
             [f"http://a/{n}.crt" for n in range(7)],
             [f"http://a/{n}.crt" for n in range(5)],
@@ -63,14 +68,18 @@ def test_aia_chain_count() -> None:
     assert "2 more" in over.detail
 
 
-def test_revocation_urls_keep_http_and_https_and_cap() -> None:
-    limits = RetrievalLimits(revocation_urls_per_cert=2)
-    urls = ["ldap:///x", "http://a/1.crl", "https://a/2.crl", "http://a/3.crl"]
+def test_revocation_urls_keep_windows_schemes_and_cap() -> None:
+    limits = RetrievalLimits(revocation_urls_per_cert=3)
+    urls = ["ldap:///x", "ftp://a/0.crl", "http://a/1.crl", "https://a/2.crl", "file://f/3.crl"]
     kept, omitted = revocation_urls(Purpose.CRL, urls, "leaf", limits)
-    assert kept == ("http://a/1.crl", "https://a/2.crl")
+    assert kept == ("ldap:///x", "http://a/1.crl", "https://a/2.crl")
     (o,) = omitted
-    assert "1 of 3 CRL URLs" in o.detail
-    assert revocation_urls(Purpose.OCSP, urls[:2], "leaf", limits)[1] == ()
+    assert "1 of 4 CRL URLs" in o.detail
+    # OCSP is HTTP only
+    assert revocation_urls(Purpose.OCSP, urls, "leaf", limits)[0] == (
+        "http://a/1.crl",
+        "https://a/2.crl",
+    )
 
 
 def test_revocation_certificates_cap() -> None:

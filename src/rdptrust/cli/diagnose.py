@@ -50,6 +50,9 @@ Examples:
   rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
   rdptrust diagnose rdp01 --ctl-due no     the clients' trust lists are fresh
   rdptrust diagnose rdp01 --crl-first on   the clients try CRLs before OCSP
+  rdptrust diagnose rdp01 --domain corp.example   measure ldap:/// CRLs against its DCs
+  rdptrust diagnose rdp01 --domain lab.test --dns-server 127.0.0.1:5353
+                                           ask that DNS server for the DCs' SRV records
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, a --ca-file, --known-hosts or --client-state

@@ -14,6 +14,7 @@ from rdptrust.cli.common import EXIT_OK, run
 from rdptrust.cli.signals import stop_on_signals
 from rdptrust.errors import LocalProtocolError, UsageError
 from rdptrust.lab.certs import CertKind
+from rdptrust.lab.ldap import LdapMode
 from rdptrust.lab.pki import ResponderMode
 from rdptrust.lab.rdp import TLS_VERSIONS, HostileMode, TlsMode, parse_protocol, parse_protocols
 from rdptrust.lab.runner import MAX_COUNT, Lab, LabConfig
@@ -75,6 +76,8 @@ Examples:
   rdptrust lab --tls-mode legacy                 TLS 1.0 host that predates RFC 5746
   rdptrust lab --cert ca --tls-mode stapled      staples the lab OCSP answer
   rdptrust lab --cert ca --tls-mode stapled-stale   staples an out-of-date one
+  rdptrust lab --cert ca --ldap blackhole        AD CS-style ldap:// CRL that never answers
+  rdptrust lab --cert ca --ldap dc               ldap:/// CRL; DCs listed by a local dnsmasq
 \b
 The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
 ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM.""",
@@ -214,6 +217,16 @@ ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM."
     " 1.0, TLS_RSA_WITH_AES_128_CBC_SHA, no renegotiation_info:"
     " a host that predates RFC 5746, such as Windows Server 2008 R2 before MS10-049).",
 )
+@click.option(
+    "--ldap",
+    "ldap_mode",
+    type=click.Choice([mode.value for mode in LdapMode]),
+    default=None,
+    help="Put the host certificate's CRL and caIssuers on LDAP, as AD CS does (needs"
+    " --cert ca): ok (a real slapd on loopback), refuse, blackhole (accepts, never"
+    " answers) or dc (ldap:/// with no host; the DCs of lab.test come from a real"
+    " dnsmasq: diagnose with --domain lab.test --dns-server from the first line).",
+)
 def lab(
     host: str,
     port: int,
@@ -240,6 +253,7 @@ def lab(
     tls_min: str,
     tls_max: str,
     tls_mode: str,
+    ldap_mode: str | None,
 ) -> None:
     """Serve a local RDP host and PKI responders that reproduce the stall.
 
@@ -274,6 +288,7 @@ def lab(
         tls_mode=TlsMode(tls_mode),
         rdp_methods=rdp_methods,
         rdp_level=rdp_level,
+        ldap=LdapMode(ldap_mode) if ldap_mode else None,
     )
     run(_serve(config))
     click.get_current_context().exit(EXIT_OK)

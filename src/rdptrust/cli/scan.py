@@ -284,6 +284,8 @@ def scan(
                     client=windows_model.client.value,
                     root_dir_url=windows_model.root_dir_url,
                     crl_first=windows_model.crl_first,
+                    domain=windows_model.domain,
+                    dns_server=windows_model.dns_server,
                     proxy=proxy,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,

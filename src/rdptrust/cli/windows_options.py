@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from rdptrust.cli.common import UrlType
+from rdptrust.cli.directory_options import directory_options
 from rdptrust.model.windows import ClientProfile, RevocationRegime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,7 +20,9 @@ HELP_EXAMPLES = """\
   --disallowed-update off --client win10   as if EnableDisallowedCertAutoUpdate=0
   --ctl-due no                     the clients' cached lists are fresh (no sync)
   --crl-first on                   the client prefers CRLs (50 cached OCSP answers per CA,
-                                   or the GPO option CRYPTNET_CRL_BEFORE_OCSP_ENABLE)"""
+                                   or the GPO option CRYPTNET_CRL_BEFORE_OCSP_ENABLE)
+  --domain corp.example            read ldap:/// CRL and AIA URLs from corp.example's DCs
+  --domain lab.test --dns-server 127.0.0.1:5353   ask that DNS server for the DCs"""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class WindowsModelChoice:
     client: ClientProfile
     root_dir_url: str | None
     crl_first: bool = False
+    domain: str | None = None
+    dns_server: str | None = None
 
     def settings_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~rdptrust.model.windows.WindowsSettings`."""
@@ -42,6 +47,8 @@ class WindowsModelChoice:
             "client": self.client,
             "root_dir_url": self.root_dir_url,
             "ocsp_first": not self.crl_first,
+            "domain": self.domain,
+            "dns_server": self.dns_server,
         }
 
 
@@ -52,6 +59,8 @@ _KEYS = (
     "client",
     "root_dir_url",
     "crl_first",
+    "domain",
+    "dns_server",
 )
 
 
@@ -67,6 +76,8 @@ def windows_model_options(command: F) -> F:
             client=ClientProfile(kwargs.pop("client")),
             root_dir_url=kwargs.pop("root_dir_url"),
             crl_first=kwargs.pop("crl_first") == "on",
+            domain=kwargs.pop("domain"),
+            dns_server=kwargs.pop("dns_server"),
         )
         return command(*args, windows_model=choice, **kwargs)
 
@@ -117,6 +128,7 @@ def windows_model_options(command: F) -> F:
             " cached OCSP answers for one CA or with CRYPTNET_CRL_BEFORE_OCSP_ENABLE (GPO);"
             " off: OCSP first, then the CRL.",
         ),
+        *directory_options(),
     )
     decorated: Any = wrapper
     for option in reversed(options):

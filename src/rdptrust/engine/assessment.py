@@ -187,6 +187,8 @@ async def assess_probe(
                     proxy=options.proxy,
                     destinations=options.destinations,
                     deadline=deadline,
+                    domain=options.windows.domain,
+                    dns_server=options.windows.dns_server,
                 ),
                 pinned=pinned,
             ),

@@ -25,6 +25,7 @@ from cryptography import x509
 
 from rdptrust.engine.cpu import run_cpu
 from rdptrust.engine.destinations import DestinationPolicy
+from rdptrust.engine.schemes import SchemeFetcher
 from rdptrust.model.retrieval import (
     MAX_RETRIEVAL_CONNECTIONS,
     Fetched,
@@ -79,6 +80,10 @@ class RetrievalPlan:
     """Where retrievals may connect; None: anywhere (see :mod:`rdptrust.engine.destinations`)."""
     deadline: float | None = None
     """``time.monotonic()`` by which CPU-bound checks stop (None: no deadline)."""
+    domain: str | None = None
+    """The clients' AD domain: ``ldap:///`` URLs are read from its DCs (None: modelled)."""
+    dns_server: str | None = None
+    """The DNS server asked for the domain's DCs (None: the system resolver)."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +167,14 @@ class _Fetcher:
         self.deadline = plan.deadline
         self.omitted: list[Omission] = []
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        admit = plan.destinations.refusal if plan.destinations is not None else None
+        self.schemes = SchemeFetcher(domain=plan.domain, nameserver=plan.dns_server, admit=admit)
 
     async def get(self, purpose: Purpose, url: str, timeout: float, **kw: object) -> HttpResult:
         async with self._slots:
+            if self.schemes.handles(url):  # ldap and file (rdptrust.engine.schemes)
+                limit = lim.body_limit(purpose, self.limits)
+                return await self.schemes.fetch(purpose, url, timeout, limit)
             return await fetch(
                 url,
                 timeout=timeout,

@@ -48,6 +48,8 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
             client=ClientProfile(options.client),
             root_dir_url=options.root_dir_url,
             ocsp_first=not options.crl_first,
+            domain=options.domain,
+            dns_server=options.dns_server,
         ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
         proxy=options.proxy,

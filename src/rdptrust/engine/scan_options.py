@@ -41,9 +41,10 @@ class ScanOptions:
     Windows time-out in the prediction), ``root_update`` whether the
     modelled client fetches the root list, ``root_list_url`` where from (None: the
     diagnosis' default, the Windows Update URL), ``revocation_timeouts``,
-    ``disallowed_update``, ``ctl_due``, ``client``, ``root_dir_url`` and ``crl_first`` the modelled
-    client's (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP
-    proxy the retrievals go through (None: direct), ``ca_files`` extra trusted CAs,
+    ``disallowed_update``, ``ctl_due``, ``client``, ``root_dir_url``, ``crl_first``,
+    ``domain`` and ``dns_server`` the modelled client's
+    (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP proxy the
+    retrievals go through (None: direct), ``ca_files`` extra trusted CAs,
     ``known_hosts`` the pinned-host store (None: rdptrust's default) and
     ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
@@ -63,6 +64,8 @@ class ScanOptions:
     client: str = "win10"
     root_dir_url: str | None = None
     crl_first: bool = False
+    domain: str | None = None
+    dns_server: str | None = None
     proxy: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
@@ -116,6 +119,8 @@ class ScanOptions:
             "client": self.client,
             "root_dir_url": self.root_dir_url,
             "crl_first": self.crl_first,
+            "domain": self.domain,
+            "dns_server": self.dns_server,
             "proxy": self.proxy,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,

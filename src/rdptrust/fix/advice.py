@@ -21,6 +21,7 @@ from rdptrust.model.assessment import Assessment, Fix, FixCommand
 from rdptrust.model.catalog import FixId
 from rdptrust.model.retrieval import Purpose, RevocationStatus
 from rdptrust.model.windows import ClientProfile
+from rdptrust.pki.schemes import reach_text
 
 #: KB 4560600: roots deployed by Group Policy might intermittently appear untrusted.
 GPO_ROOTS_CAVEAT = (
@@ -243,9 +244,7 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 "Let the clients reach the revocation URLs, or shorten the waits",
                 removes(FixId.REACH_REVOCATION_URLS),
                 (
-                    FixCommand(
-                        "network", "allow HTTP to " + ", ".join(_revocation_urls(assessment))
-                    ),
+                    FixCommand("network", reach_text(_revocation_urls(assessment))),
                     FixCommand(
                         "rdptrust",
                         "rdptrust policy retrieval-timeouts --url-timeout-ms 3000"

@@ -20,6 +20,16 @@ class LabStandardSecurity:
 
 
 @dataclass(frozen=True)
+class LabLdap:
+    """The lab's LDAP CRL and AIA: their mode and, in ``dc`` mode, the domain and the DNS
+    server (``ADDR:PORT``) that lists its DCs (both None otherwise)."""
+
+    mode: str
+    domain: str | None
+    dns_server: str | None
+
+
+@dataclass(frozen=True)
 class LabInfo:
     """A running lab: where its endpoints and responders are, and how it behaves.
 
@@ -48,3 +58,5 @@ class LabInfo:
     standard_security: LabStandardSecurity | None
     ntlm: NtlmInfo
     pid: int
+    ldap: LabLdap | None = None
+    """The LDAP side; None when the certificate's URLs are HTTP only."""

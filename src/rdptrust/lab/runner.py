@@ -28,11 +28,13 @@ from rdptrust.lab.certs import (
     CertKind,
     HostCredentials,
     LabCa,
+    PkiUrls,
     load_host_credentials,
     make_host_credentials,
     windows_self_signed,
 )
-from rdptrust.lab.info import LabInfo, LabStandardSecurity
+from rdptrust.lab.info import LabInfo, LabLdap, LabStandardSecurity
+from rdptrust.lab.ldap import LAB_DOMAIN, LdapLab, LdapMode
 from rdptrust.lab.pki import OK, PkiModes, PkiResponder, ResponderMode
 from rdptrust.lab.pki.content import ocsp_answer
 from rdptrust.lab.rdp import (
@@ -108,6 +110,8 @@ class LabConfig:
     tls_mode: TlsMode = TlsMode.STANDARD
     #: A CA-issued host sends its leaf only: the client fetches the intermediate over AIA.
     omit_intermediate: bool = False
+    #: The host certificate's CRL and caIssuers on LDAP, behaving so (rdptrust.lab.ldap).
+    ldap: LdapMode | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_COUNT:
@@ -125,6 +129,8 @@ class LabConfig:
                 "distinct certificates per endpoint are self-signed: drop --cert, --issuer "
                 "and --cert-file"
             )
+        if self.ldap is not None and not self.needs_ca:
+            raise UsageError("LDAP CRL and AIA URLs need the lab CA: use --cert ca")
         if self.tls_mode in (TlsMode.STAPLED, TlsMode.STAPLED_STALE) and not self.needs_ca:
             raise UsageError("a stapled OCSP answer needs the lab CA: use --cert ca")
         if self.tls_mode is not TlsMode.STANDARD and self.distinct_certs:
@@ -190,6 +196,8 @@ class Lab(AsyncService):
         self.endpoint_sha256: list[str] = []
         #: The PEM file of the chain being served.
         self.chain_path: Path | None = None
+        #: The LDAP side (``config.ldap``); None without it.
+        self.ldap: LdapLab | None = None
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -211,6 +219,10 @@ class Lab(AsyncService):
                 self.ca = LabCa.generate(urls=urls)
                 self.pki.ca = self.ca
                 self._ca_cert_path = self.ca.write_root_pem(self._directory / "lab-root-ca.pem")
+                if config.ldap is not None:
+                    self.ldap = LdapLab(config.ldap, self.ca, self._directory, config.host)
+                    await self.ldap.start()
+                    urls = self.ldap.urls(urls)
             if config.cert_file is not None and config.key_file is not None:
                 credentials = load_host_credentials(config.cert_file, config.key_file)
             else:
@@ -247,6 +259,8 @@ class Lab(AsyncService):
             await endpoint.stop()
         if self.pki is not None:
             await self.pki.stop()
+        if self.ldap is not None:
+            await self.ldap.stop()
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
@@ -327,7 +341,7 @@ class Lab(AsyncService):
                 self.config.cert,
                 computer_name=self.config.ntlm_computer,
                 ca=self.ca,
-                urls=self.pki.urls() if self.pki else None,
+                urls=self._host_urls(),
             )
         else:
             names = current.leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -335,6 +349,11 @@ class Lab(AsyncService):
             fresh = windows_self_signed(name)
         self._install(fresh)
         return fresh
+
+    def _host_urls(self) -> PkiUrls | None:
+        if self.pki is None:
+            return None
+        return self.ldap.urls(self.pki.urls()) if self.ldap is not None else self.pki.urls()
 
     # -- what clients and tests need ------------------------------------------------------
 
@@ -419,4 +438,11 @@ class Lab(AsyncService):
                 os_version=OsVersion(version.major, version.minor, version.build),
             ),
             pid=os.getpid(),
+            ldap=None
+            if self.ldap is None
+            else LabLdap(
+                mode=str(self.ldap.mode),
+                domain=LAB_DOMAIN if self.ldap.dns_server else None,
+                dns_server=self.ldap.dns_server,
+            ),
         )

@@ -56,6 +56,10 @@ class WindowsSettings:
     the untrusted list's and pin rules' (EnableDisallowedCertAutoUpdate), ``ctl_due``
     whether the cached lists are due for a sync, ``root_dir_url`` an internal mirror
     (RootDirUrl; None: Windows Update).
+
+    ``domain`` is the clients' AD domain: ``ldap:///`` URLs (no host) are then measured
+    against its DCs (DNS SRV ``_ldap._tcp.dc._msdcs.DOMAIN``), asked of ``dns_server``
+    (``ADDR[:PORT]``; None: the system resolver); without it their wait is modelled.
     """
 
     url_timeout_s: float = 15.0
@@ -67,6 +71,8 @@ class WindowsSettings:
     ctl_due: bool = True
     client: ClientProfile = ClientProfile.WIN10
     root_dir_url: str | None = None
+    domain: str | None = None
+    dns_server: str | None = None
 
 
 @dataclass(frozen=True)

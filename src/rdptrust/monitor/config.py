@@ -30,6 +30,9 @@
         client: win10                # diagnose: win7, win8.1 or win10 (Windows 10/11)
         crl_first: false             # diagnose: the client prefers CRLs to OCSP (50
                                      # cached OCSP answers per CA, or the GPO option)
+        domain: corp.example         # diagnose: ldap:/// CRL/AIA URLs are measured against
+                                     # this domain's DCs (DNS SRV); default: modelled
+        dns_server: 10.0.0.53:53     # diagnose: the DNS server asked for those DCs
                                      # (the operator's URL: fetched whatever fetch_* say)
         fetch_allow: [10.20.0.0/16]  # diagnose: only these networks are fetched from
                                      # (default: any address but loopback, link-local,
@@ -71,6 +74,8 @@ from rdptrust.model.windows import (
     RevocationRegime,
     WindowsSettings,
 )
+from rdptrust.net.srv import parse_nameserver
+from rdptrust.pki.schemes import domain_name
 from rdptrust.pki.trust import TrustAnchors, load_trust_anchors
 
 #: Largest configuration file read.
@@ -116,6 +121,8 @@ class Module:
     ctl_due: bool = True
     client: ClientProfile = ClientProfile.WIN10
     crl_first: bool = False
+    domain: str | None = None
+    dns_server: str | None = None
     fetch_allow: tuple[IPNetwork, ...] = ()
     fetch_deny: tuple[IPNetwork, ...] = ()
 
@@ -161,6 +168,8 @@ class Module:
                 ctl_due=self.ctl_due,
                 client=self.client,
                 ocsp_first=not self.crl_first,
+                domain=self.domain,
+                dns_server=self.dns_server,
             ),
             root_list_url=self.root_list_url or DEFAULT_ROOT_LIST_URL,
             system_trust=self.system_trust,
@@ -293,6 +302,8 @@ _MODULE_KEYS: dict[str, str] = {
     "ctl_due": "ctl_due",
     "client": "client",
     "crl_first": "crl_first",
+    "domain": "domain",
+    "dns_server": "dns_server",
     "fetch_allow": "fetch_allow",
     "fetch_deny": "fetch_deny",
 }
@@ -325,12 +336,30 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "ctl_due": _boolean,
         "client": lambda v, w: ClientProfile(_choice(v, w, ClientProfile)),
         "crl_first": _boolean,
+        "domain": _domain,
+        "dns_server": _dns_server,
         "fetch_allow": _networks,
         "fetch_deny": _networks,
     }
     for key, value in settings.items():
         values[_MODULE_KEYS[key]] = readers[key](value, f"{where}.{key}")
     return Module(name=name, **values)
+
+
+def _domain(value: Any, where: str) -> str:
+    try:
+        return domain_name(_string(value, where))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def _dns_server(value: Any, where: str) -> str:
+    text = _string(value, where)
+    try:
+        parse_nameserver(text)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return text
 
 
 def _known_keys(mapping: dict[Any, Any], known: set[str], where: str) -> None:

@@ -32,6 +32,7 @@ from rdptrust.pki.limits import omission_problems
 from rdptrust.pki.names import name_text
 from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
+from rdptrust.pki.schemes import assumed_rule, modelled_note
 from rdptrust.pki.stapling import staple_use
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (
@@ -320,6 +321,11 @@ def _count(
             key = (2, rank.get(id(f), 0))
             cached = f.cert_index in answered_certs
         seconds, modelled = retrieval_wait(f.result.outcome, f.result.elapsed_ms, settings)
+        dead = is_dead(f.result.outcome, f.result.elapsed_ms, settings)
+        assumed = assumed_rule(f.url, f.result.outcome)
+        if assumed is not None:
+            # not made by rdptrust (file://, ldap:/// without --domain): the time-out
+            seconds, modelled, dead = settings.url_timeout_s, True, True
         if counted:
             keyed.append(
                 (
@@ -331,8 +337,10 @@ def _count(
                         f.result.status,
                         seconds,
                         modelled,
-                        dead=is_dead(f.result.outcome, f.result.elapsed_ms, settings),
+                        dead=dead,
                         cached=cached,
+                        rule=assumed or "",
+                        note=(modelled_note(f.url) or "") if assumed else "",
                     ),
                 )
             )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from rdptrust.model import catalog
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.retrieval import Omission, Purpose
+from rdptrust.pki.schemes import fetchable
 
 MIB = 1024 * 1024
 #: The rule name for the scheme rule, as an :class:`Omission` carries it.
@@ -56,7 +57,8 @@ def aia_urls(
     urls: Sequence[str], certificate: str | None, limits: RetrievalLimits
 ) -> tuple[tuple[str, ...], tuple[Omission, ...]]:
     """The AIA caIssuers URLs of one certificate Windows tries, in order, and those it
-    does not: past ``MaxAIAUrlCountInCert``, HTTPS, and schemes other than HTTP."""
+    does not: past ``MaxAIAUrlCountInCert``, HTTPS, and schemes other than HTTP, LDAP
+    and file."""
     omitted: list[Omission] = []
     considered = list(urls[: limits.aia_urls_per_cert])
     if len(urls) > limits.aia_urls_per_cert:
@@ -81,7 +83,7 @@ def aia_urls(
                     certificate=certificate,
                 )
             )
-        elif url.lower().startswith("http://"):
+        elif fetchable(Purpose.AIA, url):
             kept.append(url)
     return tuple(kept), tuple(omitted)
 
@@ -106,8 +108,9 @@ def aia_over_chain_limit(left: Sequence[str], limits: RetrievalLimits) -> Omissi
 def revocation_urls(
     purpose: Purpose, urls: Sequence[str], certificate: str, limits: RetrievalLimits
 ) -> tuple[tuple[str, ...], tuple[Omission, ...]]:
-    """The HTTP(S) OCSP or CRL URLs of one certificate that are fetched, and the excess."""
-    usable = [u for u in urls if u.lower().startswith(("http://", "https://"))]
+    """The OCSP or CRL URLs of one certificate that are fetched (OCSP over HTTP(S); CRL
+    also over ldap and file: :func:`rdptrust.pki.schemes.fetchable`), and the excess."""
+    usable = [u for u in urls if fetchable(purpose, u)]
     cap = limits.revocation_urls_per_cert
     if len(usable) <= cap:
         return tuple(usable), ()

@@ -26,6 +26,7 @@ from rdptrust.model.windows import (
     WindowsSettings,
 )
 from rdptrust.pki.rules import CRL_FIRST_ASSUMPTION, NOT_MEASURED, PIN_ASSUMPTION, rule
+from rdptrust.pki.schemes import scheme
 from rdptrust.pki.windows import (
     CTL_PURPOSES,
     NOTABLE_WAIT_S,
@@ -54,7 +55,10 @@ def describe(
     modelled: bool,
 ) -> str:
     """One wait in words: what was fetched from where, what happened, what it costs."""
-    host = urlsplit(url).netloc or url
+    try:
+        host = urlsplit(url).netloc or url
+    except ValueError:  # a certificate's URL that does not parse (``ldap://[x/``)
+        host = url
     what = {
         FetchOutcome.TIMEOUT: "did not answer",
         FetchOutcome.REFUSED: "refused the connection",
@@ -89,6 +93,10 @@ class Wait:
     modelled: bool
     dead: bool = False
     cached: bool = False
+    rule: str = ""
+    """The rule of a retrieval rdptrust did not make (:mod:`rdptrust.pki.schemes`)."""
+    note: str = ""
+    """Its wait in words (replaces the description of an outcome)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,8 @@ def _range(values: Sequence[float]) -> WaitRange:
 
 
 def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
+    if wait.rule:
+        return wait.rule, rule(wait.rule).status.basis
     if not wait.modelled:
         return "observed-figure", Basis.OBSERVED
     if wait.purpose in CTL_PURPOSES:
@@ -182,8 +192,12 @@ def predict(
                 )
         used[rule_id] = None
         if wait.outcome != FetchOutcome.OK or seconds >= NOTABLE_WAIT_S:
-            text = describe(
-                wait.purpose, wait.url, wait.outcome, wait.status, seconds, wait.modelled
+            text = (
+                f"{_LABELS[wait.purpose]} at {wait.url}: about {seconds:.0f} s ({wait.note})"
+                if wait.note
+                else describe(
+                    wait.purpose, wait.url, wait.outcome, wait.status, seconds, wait.modelled
+                )
             )
             causes.append(
                 Cause(
@@ -225,6 +239,8 @@ def predict(
                 used[rule_id] = None
     if any(w.purpose == Purpose.AIA for w in waits):
         used["aia-untrusted-path"] = None
+    if any(scheme(w.url) == "ldap" and not w.rule for w in waits):
+        used["ldap-url"] = None
     if waits:
         used["cache-first-connection"] = None
         used["cache-failures-repeat"] = None

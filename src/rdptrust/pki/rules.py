@@ -97,6 +97,28 @@ RULES: tuple[Rule, ...] = (
         "WINDOWS.md §4; CryptRetrieveObjectByUrl",
     ),
     Rule(
+        "ldap-url",
+        "an ldap:// CRL or AIA URL is read over LDAP (TCP 389 unless the URL names a port);"
+        " one refused, unresolvable or silent costs what a dead HTTP URL costs",
+        _D,
+        "WINDOWS.md §4; CryptRetrieveObjectByUrl (ldap, http, https, file)",
+    ),
+    Rule(
+        "ldap-dc-locate",
+        "an ldap:/// URL (no host, the AD CS default) makes the client locate a domain"
+        " controller first: off the domain network it waits the URL time-out (measured"
+        " with --domain through _ldap._tcp.dc._msdcs.DOMAIN)",
+        _U,
+        "WINDOWS.md §4: AD CS CRLPublicationURLs; no document gives the off-domain wait",
+    ),
+    Rule(
+        "file-url",
+        "a file:// CRL or AIA URL is opened over SMB; rdptrust does not open it and counts"
+        " the URL time-out an off-domain client waits",
+        _U,
+        "WINDOWS.md §4; CryptRetrieveObjectByUrl (file); no document gives the SMB wait",
+    ),
+    Rule(
         "ctl-trusted-list",
         "an untrusted root makes Automatic Root Certificates Update fetch authrootseq.txt,"
         " then authrootstl.cab, with a random query string",

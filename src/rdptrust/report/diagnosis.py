@@ -64,6 +64,8 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
             "ctl_due": diagnosis.settings.ctl_due,
             "client": diagnosis.settings.client.value,
             "root_dir_url": diagnosis.settings.root_dir_url,
+            "domain": diagnosis.settings.domain,
+            "dns_server": diagnosis.settings.dns_server,
             "observation_url_timeout_s": diagnosis.fetch_timeout_s,
         },
         "revocation_capped": diagnosis.revocation_capped,

@@ -7,7 +7,8 @@ differ), and how the host behaves: ``cert`` (the kind), ``offered_protocols``,
 ``require``, ``negotiation_data``, ``hostile``, ``latency_ms``, ``tls_range``,
 ``pki_modes``, ``standard_security`` (``accepted_methods``, ``encryption_level``, as in
 ``rdptrust.probe/2``) and ``ntlm`` (the names and version its CHALLENGE carries, the
-inventory's NTLM keys); ``pid``.
+inventory's NTLM keys); ``pid``; ``ldap`` (``mode``, and in ``dc`` mode the ``domain``
+and ``dns_server`` to diagnose with; null without LDAP URLs).
 """
 
 from __future__ import annotations
@@ -51,4 +52,11 @@ def lab_document(info: LabInfo) -> dict[str, Any]:
         },
         "ntlm": ntlm_summary_document(ntlm_document(info.ntlm)),
         "pid": info.pid,
+        "ldap": None
+        if info.ldap is None
+        else {
+            "mode": info.ldap.mode,
+            "domain": info.ldap.domain,
+            "dns_server": info.ldap.dns_server,
+        },
     }
