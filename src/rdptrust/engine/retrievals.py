@@ -34,7 +34,14 @@ from rdptrust.model.retrieval import (
     Purpose,
     RevocationStatus,
 )
-from rdptrust.net.http import DEFAULT_BUDGET_BYTES, USER_AGENT, BodyBudget, fetch, retrieval_client
+from rdptrust.net.http import (
+    DEFAULT_BUDGET_BYTES,
+    USER_AGENT,
+    BodyBudget,
+    ProxyRoute,
+    fetch,
+    retrieval_client,
+)
 from rdptrust.pki import limits as lim
 from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import certificate_facts, parse_issuers
@@ -79,6 +86,8 @@ class RetrievalPlan:
     """Where retrievals may connect; None: anywhere (see :mod:`rdptrust.engine.destinations`)."""
     deadline: float | None = None
     """``time.monotonic()`` by which CPU-bound checks stop (None: no deadline)."""
+    route: ProxyRoute | None = None
+    """The proxy of each URL, as a PAC script picks it (None: ``proxy`` or direct)."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +296,7 @@ async def make_retrievals(
     timeout = plan.fetch_timeout_s
     admit = plan.destinations.refusal if plan.destinations is not None else None
     async with retrieval_client(
-        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit
+        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit, route=plan.route
     ) as client:
         run = _Fetcher(client, plan)
 

@@ -95,7 +95,8 @@ class RevocationCheck:
 class Purpose(enum.StrEnum):
     """What a retrieval is for: the trusted list (``authrootseq.txt``, ``authrootstl.cab``),
     the untrusted list (``disallowedcertseq.txt``, ``disallowedcertstl.cab``), pin rules
-    (``pinrulesstl.cab``), an issuer over AIA, a CRL or an OCSP answer."""
+    (``pinrulesstl.cab``), an issuer over AIA, a CRL or an OCSP answer, or the proxy's
+    auto-configuration (WPAD discovery, a PAC download)."""
 
     ROOT_LIST = "root_list"
     DISALLOWED_LIST = "disallowed_list"
@@ -103,6 +104,8 @@ class Purpose(enum.StrEnum):
     AIA = "aia"
     CRL = "crl"
     OCSP = "ocsp"
+    #: proxy auto-config: WPAD discovery (wpad.<domain>/wpad.dat) or a PAC URL's download
+    WPAD = "wpad"
 
 
 @dataclass(frozen=True)
