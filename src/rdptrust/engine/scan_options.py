@@ -43,7 +43,8 @@ class ScanOptions:
     diagnosis' default, the Windows Update URL), ``revocation_timeouts``,
     ``disallowed_update``, ``ctl_due``, ``client`` and ``root_dir_url`` the modelled
     client's (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP
-    proxy the retrievals go through (None: direct), ``ca_files`` extra trusted CAs,
+    proxy the retrievals go through (None: direct), ``pac``/``wpad``/``wpad_domain`` the
+    proxy discovery (:mod:`rdptrust.engine.autoproxy`), ``ca_files`` extra trusted CAs,
     ``known_hosts`` the pinned-host store (None: rdptrust's default) and
     ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
@@ -63,6 +64,9 @@ class ScanOptions:
     client: str = "win10"
     root_dir_url: str | None = None
     proxy: str | None = None
+    pac: str | None = None
+    wpad: bool = False
+    wpad_domain: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
     client_state: str | None = None
@@ -115,6 +119,9 @@ class ScanOptions:
             "client": self.client,
             "root_dir_url": self.root_dir_url,
             "proxy": self.proxy,
+            "pac": self.pac,
+            "wpad": self.wpad,
+            "wpad_domain": self.wpad_domain,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
             "client_state": self.client_state,
