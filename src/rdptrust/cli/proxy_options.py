@@ -9,6 +9,7 @@ import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -74,11 +75,9 @@ def choose(
         ):
             raise click.UsageError(f"--wpad-domain: not a DNS domain: {wpad_domain!r}")
     if pac is not None and not pac.lower().startswith(("http://", "https://")):
-        try:
-            with open(pac, "rb"):
-                pass
-        except OSError as exc:
-            raise click.UsageError(f"--pac: cannot read {pac}: {exc.strerror or exc}") from None
+        from rdptrust.net.autoproxy import read_pac_file
+
+        read_pac_file(Path(pac))  # a file that cannot be read or evaluated: exit 64 now
     return AutoProxyChoice(pac, wpad, domain)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rdptrust.errors import UsageError
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
 from rdptrust.net.connector import AsyncLookup
 from rdptrust.net.http import ProxyRoute, fetch, retrieval_client
@@ -31,8 +32,8 @@ from rdptrust.net.resolve import resolve
 MAX_PAC_BYTES = 1024 * 1024
 
 
-class PacError(ValueError):
-    """A PAC script that cannot be read or evaluated."""
+class PacError(UsageError):
+    """A PAC script that cannot be read or evaluated (a usage error: exit 64)."""
 
 
 def first_proxy(value: str) -> str | None:
