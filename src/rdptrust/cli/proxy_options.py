@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from rdptrust.errors import UsageError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 PAC_HELP = (
@@ -56,16 +58,14 @@ def choose(
 ) -> AutoProxyChoice:
     """The choice, checked: a one-line usage error for what cannot go together."""
     if proxy is not None and (pac is not None or wpad):
-        raise click.UsageError("--proxy and --pac/--wpad exclude each other")
+        raise UsageError("--proxy and --pac/--wpad exclude each other")
     if wpad_domain is not None and not wpad:
-        raise click.UsageError("--wpad-domain needs --wpad")
+        raise UsageError("--wpad-domain needs --wpad")
     domain = wpad_domain
     if wpad and domain is None:
         domain = own_domain()
         if domain is None:
-            raise click.UsageError(
-                "--wpad needs a domain: this machine has none, give --wpad-domain"
-            )
+            raise UsageError("--wpad needs a domain: this machine has none, give --wpad-domain")
     if domain is not None:
         domain = domain.strip(".").lower()
         labels = domain.split(".")
@@ -73,7 +73,7 @@ def choose(
             not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label)
             for label in labels
         ):
-            raise click.UsageError(f"--wpad-domain: not a DNS domain: {wpad_domain!r}")
+            raise UsageError(f"--wpad-domain: not a DNS domain: {wpad_domain!r}")
     if pac is not None and not pac.lower().startswith(("http://", "https://")):
         from rdptrust.net.autoproxy import read_pac_file
 
