@@ -186,3 +186,219 @@ async def test_diagnose_proxy_option_takes_the_proxy_path(
         code, out, err = await rdptrust(*base, "--proxy", refusing)
     root = next(r for r in json.loads(out)["retrievals"] if r["purpose"] == "root_list")
     assert root["outcome"] == "refused", err
+
+
+# -- PAC scripts and WPAD (WINDOWS.md §6) ------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def pac_server() -> AsyncIterator[tuple[int, dict[str, bytes]]]:
+    """A loopback HTTP server serving the scripts put in its dict by path; its port."""
+    scripts: dict[str, bytes] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            path = head.split(" ", 2)[1]
+            body = scripts.get(path)
+            if body is None:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            else:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1]), scripts
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def pac_to(proxy: str) -> bytes:
+    """A PAC script sending every URL through *proxy* (host:port), 'direct.test' direct."""
+    return (
+        "function FindProxyForURL(url, host) {\n"
+        '  if (dnsDomainIs(host, ".direct.test")) return "DIRECT";\n'
+        f'  return "PROXY {proxy}; DIRECT";\n'
+        "}\n"
+    ).encode()
+
+
+async def test_a_pac_url_sends_the_chain_through_tinyproxy(
+    tinyproxy: str, pac_server: tuple[int, dict[str, bytes]], tmp_path: Path
+) -> None:
+    from rdptrust.net.autoproxy import download_pac
+
+    # Given a PAC script served on loopback that names tinyproxy,
+    port, scripts = pac_server
+    scripts["/proxy.pac"] = pac_to(tinyproxy.removeprefix("http://"))
+    script, download = await download_pac(f"http://127.0.0.1:{port}/proxy.pac", timeout=TIMEOUT)
+    assert script is not None, download
+    assert download.outcome == FetchOutcome.OK
+    assert [a.outcome.value for a in download.attempts] == ["connected"]
+    # when a chain's retrievals are routed by it,
+    async with PkiResponder(None) as pki:
+        ca = LabCa.generate(urls=pki.urls())
+        pki.ca = ca
+        served = list(ca.issue("rdp01.example.test", dns_names=["rdp01.example.test"]).chain)
+        anchors = TrustAnchors((ca.root,), ("test",))
+        plan = RetrievalPlan(TIMEOUT, None, route=script.route())
+        run = await make_retrievals(
+            served, build_path(served, anchors), anchors, plan, pinned=False
+        )
+    # then they answer, tinyproxy carried them, and each connect went to tinyproxy's port.
+    revocation = [f for f in run.fetched if f.purpose in (Purpose.CRL, Purpose.OCSP)]
+    assert revocation
+    assert all(f.revocation == RevocationStatus.GOOD for f in revocation), revocation
+    log = (tmp_path / "tinyproxy.log").read_text(encoding="utf-8", errors="replace")
+    assert "/ocsp/MF" in log
+    proxy_port = int(tinyproxy.rsplit(":", 1)[1])
+    assert all(a.port == proxy_port for f in revocation for a in f.result.attempts)
+
+
+async def test_a_pac_file_answering_direct_goes_direct(
+    tinyproxy: str, recorder: tuple[str, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    from rdptrust.net.autoproxy import read_pac_file
+    from rdptrust.net.http import retrieval_client
+
+    url, seen = recorder
+    pac = tmp_path / "direct.pac"
+    pac.write_text('function FindProxyForURL(url, host) { return "DIRECT"; }\n')
+    script = read_pac_file(pac)
+    assert script.proxy_for(url) is None
+    async with retrieval_client(TIMEOUT, route=script.route()) as client:
+        result = await fetch(url + "/a.crl", timeout=TIMEOUT, client=client)
+    assert result.outcome == FetchOutcome.OK
+    (headers,) = seen
+    assert "via" not in headers  # not through tinyproxy
+    assert [a.port for a in result.attempts] == [int(url.rsplit(":", 1)[1])]
+
+
+def _pinned_lookup(names: dict[str, tuple[str, int]]) -> object:
+    """A resolver seam: each name in *names* to one loopback address and port; any other
+    name does not resolve (no DNS query is made)."""
+
+    async def lookup(host: str, port: int) -> list[tuple[int, int, int, str, object]]:
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", names[host])]
+        if host.replace(".", "").isdigit():
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    return lookup
+
+
+async def test_wpad_finds_the_pac_and_diagnose_goes_through_tinyproxy(
+    lab_factory: LabFactory,
+    tinyproxy: str,
+    pac_server: tuple[int, dict[str, bytes]],
+    tmp_path: Path,
+) -> None:
+    from rdptrust.engine import AssessOptions, assess
+
+    # Given wpad.corp.test served on loopback (through the resolver seam; the longer
+    # wpad.office.corp.test does not resolve), naming tinyproxy,
+    port, scripts = pac_server
+    scripts["/wpad.dat"] = pac_to(tinyproxy.removeprefix("http://"))
+    lookup = _pinned_lookup({"wpad.corp.test": ("127.0.0.1", port)})
+    lab = await lab_factory(cert="self-signed")
+    options = AssessOptions(
+        fetch_timeout_s=TIMEOUT,
+        probe_timeout_s=5.0,
+        root_list_url=lab.root_list_url,
+        known_hosts=no_pins(tmp_path / "known_hosts.json"),
+        system_trust=False,
+        wpad=True,
+        wpad_domain="office.corp.test",
+        lookup=lookup,  # type: ignore[arg-type]
+    )
+    # when the host is diagnosed,
+    result = await assess(lab.target, options)
+    # then WPAD tried wpad.office.corp.test (no name), then wpad.corp.test (the script),
+    wpad = [r for r in result.retrievals if r.purpose == Purpose.WPAD]
+    assert [(r.url, r.outcome) for r in wpad] == [
+        ("http://wpad.office.corp.test/wpad.dat", FetchOutcome.DNS_ERROR),
+        ("http://wpad.corp.test/wpad.dat", FetchOutcome.OK),
+    ]
+    # the lists came through tinyproxy,
+    roots = [r for r in result.retrievals if r.purpose == Purpose.ROOT_LIST]
+    assert [r.outcome for r in roots] == [FetchOutcome.OK, FetchOutcome.OK]
+    log = (tmp_path / "tinyproxy.log").read_text(encoding="utf-8", errors="replace")
+    assert "authrootseq.txt" in log
+    # and the discovery is a wait of its own, first, resting on the wpad-discovery rule.
+    assert all(r.counted for r in wpad)
+    assert "wpad-discovery" in {b.rule for b in result.prediction.basis}
+
+
+async def test_wpad_that_finds_nothing_is_its_own_cause_and_goes_direct(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    from rdptrust.engine import AssessOptions, assess
+
+    lab = await lab_factory(cert="self-signed")
+    with socket.socket() as hole:
+        # wpad.corp.test resolves to a listener that accepts and never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        lookup = _pinned_lookup({"wpad.corp.test": ("127.0.0.1", hole.getsockname()[1])})
+        options = AssessOptions(
+            fetch_timeout_s=0.5,
+            probe_timeout_s=5.0,
+            root_list_url=lab.root_list_url,
+            known_hosts=no_pins(tmp_path / "known_hosts.json"),
+            system_trust=False,
+            wpad=True,
+            wpad_domain="corp.test",
+            lookup=lookup,  # type: ignore[arg-type]
+        )
+        result = await assess(lab.target, options)
+    (wpad,) = [r for r in result.retrievals if r.purpose == Purpose.WPAD]
+    assert wpad.outcome == FetchOutcome.TIMEOUT
+    # bounded by the URL time-out of the model (15 s), paid at every connection
+    assert wpad.wait_s == pytest.approx(15.0)
+    cause = next(c for c in result.causes if c.purpose == Purpose.WPAD)
+    assert cause.later is True
+    assert cause.rule == "wpad-discovery"
+    codes = [p.code for p in result.problems]
+    assert "wpad-discovery-wait" in codes
+    # and with no script found the lists went direct (the lab answers them)
+    roots = [r for r in result.retrievals if r.purpose == Purpose.ROOT_LIST]
+    assert roots
+    assert roots[0].outcome == FetchOutcome.OK
+
+
+async def test_a_refusing_or_black_holing_proxy_is_charged_as_windows_pays(
+    recorder: tuple[str, list[dict[str, str]]],
+) -> None:
+    from rdptrust.model.windows import WindowsSettings
+    from rdptrust.pki.network import result_wait
+
+    url, _ = recorder
+    windows = WindowsSettings()
+    # a closed proxy port: refused here at once, about 2 s on Windows (WINDOWS.md §6)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = await fetch(
+            url, timeout=TIMEOUT, proxy=f"http://127.0.0.1:{closed.getsockname()[1]}"
+        )
+    assert [a.outcome.value for a in refused.attempts] == ["refused"]
+    charge = result_wait(refused, windows)
+    assert (charge.seconds, charge.rule) == (2.0, "tcp-refused-retry")
+    # a proxy that accepts and never answers: bounded by the URL time-out (15 s)
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        silent = await fetch(url, timeout=0.5, proxy=f"http://127.0.0.1:{hole.getsockname()[1]}")
+    assert silent.outcome == FetchOutcome.TIMEOUT
+    assert [a.outcome.value for a in silent.attempts] == ["connected"]
+    assert result_wait(silent, windows).seconds == windows.url_timeout_s

@@ -269,6 +269,20 @@ def scenarios() -> tuple[Judged, ...]:
     ]
     found.append(
         _of(
+            "trusted chain, WPAD discovery finds nothing",
+            judge(
+                chain,
+                anchors=TRUSTED,
+                retrievals=[
+                    fetched(Purpose.WPAD, FetchOutcome.DNS_ERROR, elapsed_ms=3.0),
+                    fetched(Purpose.OCSP, cert_index=0, revocation=RevocationStatus.GOOD),
+                    fetched(Purpose.OCSP, cert_index=1, revocation=RevocationStatus.GOOD),
+                ],
+            ),
+        )
+    )
+    found.append(
+        _of(
             "trusted chain, intermediate in the client's Disallowed store",
             judge(
                 chain,

@@ -14,6 +14,7 @@ from rdptrust.cli.common import (
     UrlType,
     run,
 )
+from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.engine.client_state import load_client_state, options_with_client_state
@@ -129,6 +130,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
     help="With --diagnose: whether the clients' Automatic Root Certificates Update is on.",
 )
 @click.option("--proxy", type=UrlType(("http",)), default=None, metavar="URL", help=PROXY_HELP)
+@autoproxy_options
 @click.option(
     "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
@@ -177,6 +179,7 @@ def check(
     windows_revocation_timeout: float,
     client_state_file: Path | None,
     windows_model: WindowsModelChoice,
+    autoproxy: AutoProxyChoice,
 ) -> None:
     """Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.
 
@@ -226,6 +229,7 @@ def check(
         ),
         root_list_url=root_list_url or DEFAULT_ROOT_LIST_URL,
         proxy=proxy,
+        **autoproxy.options_fields(),
         anchors=anchors,
         known_hosts=store,
         warn_days=warn_days,

@@ -25,6 +25,7 @@ from rdptrust.cli.common import (
     run,
     target_argument,
 )
+from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
@@ -45,6 +46,9 @@ Examples:
   rdptrust diagnose rdp01 --assume-from-capi2 capi2.evtx   the regime the client's log shows
   rdptrust diagnose rdp01 --client-state pc042.json   with that client's stores and policy
   rdptrust diagnose rdp01 --proxy http://proxy.corp.example:3128
+  rdptrust diagnose rdp01 --pac http://pac.corp.example/proxy.pac   proxy per URL
+  rdptrust diagnose rdp01 --pac ./proxy.pac
+  rdptrust diagnose rdp01 --wpad --wpad-domain corp.example   WPAD discovery first
   rdptrust diagnose 127.0.0.1:33891 --root-list-url http://127.0.0.1:8080/authrootstl.cab
   rdptrust diagnose rdp01 --revocation-timeouts per-url --client win7
   rdptrust diagnose rdp01 --root-update off --disallowed-update off   Method 2 + switch
@@ -55,7 +59,8 @@ Examples:
                                            ask that DNS server for the DCs' SRV records
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
-probe), 64 usage error (a malformed URL, a --ca-file, --known-hosts or --client-state
+probe), 64 usage error (a malformed URL, --proxy with --pac/--wpad, a --pac file that
+cannot be read or is no PAC script, a --ca-file, --known-hosts or --client-state
 that is missing or unreadable), 65 an --assume-from-capi2 log that is no CAPI2 log or
 settles nothing, or a --client-state file that is not a client state.""",
 )
@@ -99,6 +104,7 @@ settles nothing, or a --client-state file that is not a client state.""",
     help="Model Automatic Root Certificates Update on or off (off = Method 2 deployed).",
 )
 @click.option("--proxy", type=UrlType(("http",)), default=None, metavar="URL", help=PROXY_HELP)
+@autoproxy_options
 @click.option(
     "--fetch-timeout",
     type=click.FloatRange(min=0.1, max=120),
@@ -166,6 +172,7 @@ def diagnose_cmd(
     client_state_file: Path | None,
     no_client_state: bool,
     windows_model: WindowsModelChoice,
+    autoproxy: AutoProxyChoice,
 ) -> None:
     """Why does Remote Desktop hang on "Securing remote connection", and what to do.
 
@@ -194,6 +201,7 @@ def diagnose_cmd(
         windows=windows,
         root_list_url=root_list_url,
         proxy=proxy,
+        **autoproxy.options_fields(),
         anchors=anchors,
         known_hosts=store,
         warn_days=warn_days,

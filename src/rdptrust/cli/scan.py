@@ -26,6 +26,7 @@ from rdptrust.cli.common import (
 )
 from rdptrust.cli.inventory import DB_HELP, open_inventory, store_failure
 from rdptrust.cli.progress import ScanProgress
+from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.scan_targets import checked_specs
 from rdptrust.cli.signals import stop_on_signals
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
@@ -181,6 +182,7 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     metavar="URL",
     help="With --diagnose: " + PROXY_HELP,
 )
+@autoproxy_options
 @click.option(
     "--ca-file",
     "ca_files",
@@ -236,6 +238,7 @@ def scan(
     resume: str | None,
     windows_model: WindowsModelChoice,
     max_targets: int,
+    autoproxy: AutoProxyChoice,
 ) -> None:
     """Probe many RDP hosts at once and keep the results in the inventory.
 
@@ -287,6 +290,9 @@ def scan(
                     domain=windows_model.domain,
                     dns_server=windows_model.dns_server,
                     proxy=proxy,
+                    pac=autoproxy.pac,
+                    wpad=autoproxy.wpad,
+                    wpad_domain=autoproxy.wpad_domain,
                     ca_files=tuple(str(f.resolve()) for f in ca_files),
                     known_hosts=str(known_hosts.resolve()) if known_hosts else None,
                     client_state=str(client_state_file.resolve()) if client_state_file else None,

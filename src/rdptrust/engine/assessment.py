@@ -169,14 +169,23 @@ async def assess_probe(
     omitted: tuple[Omission, ...] = ()
     if options.diagnose:
         # imported here: the HTTP stack costs a scan without retrievals ~0.1 s to load
+        from rdptrust.engine.autoproxy import proxy_path
         from rdptrust.engine.ctl import sync_lists
         from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
 
         pinned = pin is not None and pin.status == PinStatus.MATCH
         lists = ctl_syncs(anchored=path.anchor is not None, pinned=pinned, settings=options.windows)
         directory = ctl_directory(options.root_list_url, options.windows.root_dir_url)
+        # WPAD / PAC first: WinHTTP finds the proxy before the first retrieval
+        proxied = await proxy_path(options)
         synced, run = await asyncio.gather(
-            sync_lists(lists, directory, timeout=options.fetch_timeout_s, proxy=options.proxy),
+            sync_lists(
+                lists,
+                directory,
+                timeout=options.fetch_timeout_s,
+                proxy=options.proxy,
+                route=proxied.route,
+            ),
             make_retrievals(
                 served,
                 path,
@@ -189,11 +198,13 @@ async def assess_probe(
                     deadline=deadline,
                     domain=options.windows.domain,
                     dns_server=options.windows.dns_server,
+                    route=proxied.route,
                 ),
                 pinned=pinned,
             ),
         )
-        fetched, path, omitted = (*synced, *run.fetched), run.path, run.omitted
+        fetched, path = (*proxied.made, *synced, *run.fetched), run.path
+        omitted = run.omitted
         local = next((f for f in fetched if f.result.outcome == FetchOutcome.LOCAL_ERROR), None)
         if local is not None:
             # A retrieval this machine could not make says nothing about the host.

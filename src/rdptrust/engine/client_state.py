@@ -173,6 +173,9 @@ def options_with_client_state(
     )
     if anchors is None:
         anchors = client_anchors(state, options.ca_files, options.ca_dirs)
+    static = proxy_url(state.proxy)
+    # WinHTTP takes its static proxy before any auto-configuration (WINDOWS.md §6)
+    auto = {"pac": None, "wpad": False, "wpad_domain": None} if static else {}
     return dataclasses.replace(
         options,
         windows=windows,
@@ -181,5 +184,6 @@ def options_with_client_state(
         anchors=anchors,
         intermediates=state.intermediates,
         disallowed=frozenset(state.disallowed),
-        proxy=proxy_url(state.proxy),
+        proxy=static,
+        **auto,  # type: ignore[arg-type]
     )

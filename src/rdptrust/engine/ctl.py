@@ -23,7 +23,7 @@ from rdptrust.model.retrieval import (
     HttpResult,
     Purpose,
 )
-from rdptrust.net.http import fetch, retrieval_client
+from rdptrust.net.http import ProxyRoute, fetch, retrieval_client
 from rdptrust.pki.windows import ctl_url
 
 #: The files of each list, in the order Windows fetches them (WINDOWS.md §2; the
@@ -74,15 +74,21 @@ def _fields(result: HttpResult) -> tuple[FetchOutcome, int | None, float, bytes 
 
 
 async def sync_lists(
-    lists: Sequence[Purpose], directory: str, *, timeout: float, proxy: str | None = None
+    lists: Sequence[Purpose],
+    directory: str,
+    *,
+    timeout: float,
+    proxy: str | None = None,
+    route: ProxyRoute | None = None,
 ) -> tuple[Fetched, ...]:
     """Fetch each of *lists* from *directory* (an ``http(s)`` folder URL), the lists in
     parallel, each list's files in order, through *proxy* when given (CryptoAPI's static
-    WinHTTP proxy); a ``file:`` folder fetches nothing."""
+    WinHTTP proxy) or the proxy *route* picks per URL (a PAC script); a ``file:`` folder
+    fetches nothing."""
     if not lists or not directory.lower().startswith(("http://", "https://")):
         return ()
     async with retrieval_client(
-        timeout, proxy=proxy, max_connections=LIST_SYNC_CONNECTIONS
+        timeout, proxy=proxy, max_connections=LIST_SYNC_CONNECTIONS, route=route
     ) as client:
         batches = await asyncio.gather(*(_sync_one(client, p, directory, timeout) for p in lists))
     return tuple(f for batch in batches for f in batch)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
+from rdptrust.net.connector import AsyncLookup
 from rdptrust.pki.limits import WINDOWS_LIMITS
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import TrustAnchors
@@ -44,6 +45,10 @@ class AssessOptions:
     (DER of its CA store) complete paths as a local store does, ``disallowed`` (DER of
     its Disallowed store) distrusts any chain holding one, ``proxy`` is the static HTTP
     proxy URL its retrievals go through (WinHTTP's ``netsh winhttp set proxy``).
+    Proxy discovery (:mod:`rdptrust.engine.autoproxy`): ``pac`` a PAC script (a file or
+    an http(s) URL) that picks each retrieval's proxy; ``wpad`` WPAD discovery over DNS
+    for ``wpad_domain`` first, as WinHTTP's "Automatically detect settings" does;
+    ``lookup`` the name resolver of the discovery (None: the system's; a test seam).
     Service: ``destinations`` says where retrievals may connect (None: anywhere, as the
     command line does; the exporter always gives one).
     """
@@ -67,6 +72,10 @@ class AssessOptions:
     disallowed: frozenset[bytes] = frozenset()
     intermediates: tuple[bytes, ...] = ()
     destinations: DestinationPolicy | None = None
+    pac: str | None = None
+    wpad: bool = False
+    wpad_domain: str | None = None
+    lookup: AsyncLookup | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.probe_timeout_s <= 0:
@@ -79,6 +88,10 @@ class AssessOptions:
             parts = urlsplit(self.proxy)
             if parts.scheme.lower() != "http" or not parts.hostname:
                 raise ValueError(f"proxy must be an http:// URL with a host, not {self.proxy!r}")
+            if self.pac is not None or self.wpad:
+                raise ValueError("a static proxy and --pac/--wpad exclude each other")
+        if self.wpad and not self.wpad_domain:
+            raise ValueError("WPAD discovery needs a domain (wpad_domain)")
 
     def deadline_s(self) -> float:
         """The most one assessment may take: probe, enumeration round, two fetch rounds."""

@@ -35,7 +35,14 @@ from rdptrust.model.retrieval import (
     Purpose,
     RevocationStatus,
 )
-from rdptrust.net.http import DEFAULT_BUDGET_BYTES, USER_AGENT, BodyBudget, fetch, retrieval_client
+from rdptrust.net.http import (
+    DEFAULT_BUDGET_BYTES,
+    USER_AGENT,
+    BodyBudget,
+    ProxyRoute,
+    fetch,
+    retrieval_client,
+)
 from rdptrust.pki import limits as lim
 from rdptrust.pki.budget import WorkBudget
 from rdptrust.pki.facts import certificate_facts, parse_issuers
@@ -84,6 +91,8 @@ class RetrievalPlan:
     """The clients' AD domain: ``ldap:///`` URLs are read from its DCs (None: modelled)."""
     dns_server: str | None = None
     """The DNS server asked for the domain's DCs (None: the system resolver)."""
+    route: ProxyRoute | None = None
+    """The proxy of each URL, as a PAC script picks it (None: ``proxy`` or direct)."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +306,7 @@ async def make_retrievals(
     timeout = plan.fetch_timeout_s
     admit = plan.destinations.refusal if plan.destinations is not None else None
     async with retrieval_client(
-        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit
+        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit, route=plan.route
     ) as client:
         run = _Fetcher(client, plan)
 

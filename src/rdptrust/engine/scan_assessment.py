@@ -53,6 +53,9 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
         ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
         proxy=options.proxy,
+        pac=options.pac,
+        wpad=options.wpad,
+        wpad_domain=options.wpad_domain,
         # loaded once for the whole scan, not once per host
         anchors=load_trust_anchors(system=True, ca_files=ca_files),
         known_hosts=KnownHosts.load(Path(options.known_hosts) if options.known_hosts else None),

@@ -44,7 +44,8 @@ class ScanOptions:
     ``disallowed_update``, ``ctl_due``, ``client``, ``root_dir_url``, ``crl_first``,
     ``domain`` and ``dns_server`` the modelled client's
     (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP proxy the
-    retrievals go through (None: direct), ``ca_files`` extra trusted CAs,
+    retrievals go through (None: direct), ``pac``/``wpad``/``wpad_domain`` the proxy
+    discovery (:mod:`rdptrust.engine.autoproxy`), ``ca_files`` extra trusted CAs,
     ``known_hosts`` the pinned-host store (None: rdptrust's default) and
     ``client_state`` a client-state file to judge with (None: this machine's trust).
     """
@@ -67,6 +68,9 @@ class ScanOptions:
     domain: str | None = None
     dns_server: str | None = None
     proxy: str | None = None
+    pac: str | None = None
+    wpad: bool = False
+    wpad_domain: str | None = None
     ca_files: tuple[str, ...] = ()
     known_hosts: str | None = None
     client_state: str | None = None
@@ -122,6 +126,9 @@ class ScanOptions:
             "domain": self.domain,
             "dns_server": self.dns_server,
             "proxy": self.proxy,
+            "pac": self.pac,
+            "wpad": self.wpad,
+            "wpad_domain": self.wpad_domain,
             "ca_files": list(self.ca_files),
             "known_hosts": self.known_hosts,
             "client_state": self.client_state,

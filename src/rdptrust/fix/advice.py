@@ -190,6 +190,24 @@ def fixes_for(assessment: Assessment) -> tuple[Fix, ...]:
                 " clients then stop learning certificates Microsoft distrusts.",
             )
         )
+    if removes(FixId.PROXY_AUTODETECT):
+        fixes.append(
+            Fix(
+                FixId.PROXY_AUTODETECT,
+                "Give the clients a proxy they find at once, or none to look for",
+                removes(FixId.PROXY_AUTODETECT),
+                (
+                    FixCommand("network", "publish wpad.<your domain> serving a working wpad.dat"),
+                    FixCommand("windows client", "netsh winhttp set proxy proxy.example:3128"),
+                    FixCommand(
+                        "group policy",
+                        'turn off "Automatically detect settings" where no WPAD is published',
+                    ),
+                ),
+                "Removes the proxy discovery's wait (WPAD lookups, wpad.dat or PAC"
+                " download) that CryptoAPI pays through WinHTTP before its retrievals.",
+            )
+        )
     if removes(FixId.ROOT_DIR_URL_MIRROR):
         fixes.append(
             Fix(

@@ -52,6 +52,10 @@ STALL_FIX_TEXT: Mapping[FixId, tuple[str, str]] = MappingProxyType(
             "Serve the certificate trust lists from an internal mirror (RootDirUrl)",
             "rdptrust policy root-dir-url http://YOUR-MIRROR/ctl/ --out gpo-mirror",
         ),
+        FixId.PROXY_AUTODETECT: (
+            "Give the clients a proxy they find at once, or none to look for",
+            "netsh winhttp set proxy proxy.example:3128 (or publish a working wpad.dat)",
+        ),
     }
 )
 

@@ -16,7 +16,7 @@ from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.pin import PinCheck
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.model.retrieval import FetchOutcome, Purpose, RevocationStatus
+from rdptrust.model.retrieval import ConnectAttempt, FetchOutcome, Purpose, RevocationStatus
 from rdptrust.model.target import Target
 from rdptrust.model.windows import NO_PREDICTION, Cause, Prediction, WindowsSettings
 
@@ -71,6 +71,8 @@ class Retrieval:
     counted: bool
     wait_s: float
     modelled: bool
+    connects: tuple[ConnectAttempt, ...] = ()
+    """Its TCP connects, address after address (:mod:`rdptrust.net.connector`)."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class FixId(enum.StrEnum):
     REISSUE_PROPERLY = "reissue-properly"
     DISALLOWED_AUTOUPDATE_OFF = "disallowed-autoupdate-off"
     ROOT_DIR_URL_MIRROR = "root-dir-url-mirror"
+    PROXY_AUTODETECT = "proxy-autodetect"
 
 
 class UnknownProblemCode(KeyError):
@@ -266,7 +267,18 @@ STALL_FIXES: Mapping[Purpose, tuple[FixId, ...]] = MappingProxyType(
         Purpose.AIA: (FixId.SEND_FULL_CHAIN,),
         Purpose.CRL: (FixId.REACH_REVOCATION_URLS,),
         Purpose.OCSP: (FixId.REACH_REVOCATION_URLS,),
+        Purpose.WPAD: (FixId.PROXY_AUTODETECT,),
     }
+)
+WPAD_DISCOVERY_WAIT = CatalogEntry(
+    "wpad-discovery-wait",
+    Kind.DIAGNOSIS,
+    _W,
+    "proxy discovery wait",
+    "finding the proxy (WPAD: wpad.<domain>, then wpad.dat; or a PAC download) failed or"
+    " took 0.5 s or more: the client pays it before its first retrieval, and again at each"
+    " connection when it fails",
+    (FixId.PROXY_AUTODETECT,),
 )
 PREDICTED_STALL = CatalogEntry(
     "predicted-stall",
@@ -355,6 +367,7 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     REVOCATION_UNAVAILABLE,
     AIA_OVER_HTTPS,
     RETRIEVAL_LIMIT,
+    WPAD_DISCOVERY_WAIT,
     PREDICTED_STALL,
     STANDARD_RDP_SECURITY_ALLOWED,
     WEAK_ENCRYPTION_METHODS,

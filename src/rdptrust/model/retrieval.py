@@ -30,6 +30,27 @@ class FetchOutcome(enum.StrEnum):
     """Not made: the destination policy refused its address (see ``error``)."""
 
 
+class ConnectOutcome(enum.StrEnum):
+    """How one TCP connect to one resolved address ended."""
+
+    CONNECTED = "connected"
+    REFUSED = "refused"
+    RESET = "reset"
+    TIMEOUT = "timeout"
+    #: no route, network down and the like (a fast local failure)
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class ConnectAttempt:
+    """One connect of a retrieval to one address (in the order they were tried)."""
+
+    address: str
+    port: int
+    outcome: ConnectOutcome
+    elapsed_ms: float
+
+
 @dataclass(frozen=True)
 class HttpResult:
     """One retrieval. ``status`` is ``None`` when no HTTP answer came; ``body`` is ``None``
@@ -45,6 +66,9 @@ class HttpResult:
     elapsed_ms: float
     body: bytes | None
     error: str | None
+    attempts: tuple[ConnectAttempt, ...] = ()
+    """The connects made for it, address after address (empty: a kept-alive connection
+    was reused, or none was tried)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", redact_url(self.url))
@@ -71,7 +95,8 @@ class RevocationCheck:
 class Purpose(enum.StrEnum):
     """What a retrieval is for: the trusted list (``authrootseq.txt``, ``authrootstl.cab``),
     the untrusted list (``disallowedcertseq.txt``, ``disallowedcertstl.cab``), pin rules
-    (``pinrulesstl.cab``), an issuer over AIA, a CRL or an OCSP answer."""
+    (``pinrulesstl.cab``), an issuer over AIA, a CRL or an OCSP answer, or the proxy's
+    auto-configuration (WPAD discovery, a PAC download)."""
 
     ROOT_LIST = "root_list"
     DISALLOWED_LIST = "disallowed_list"
@@ -79,6 +104,8 @@ class Purpose(enum.StrEnum):
     AIA = "aia"
     CRL = "crl"
     OCSP = "ocsp"
+    #: proxy auto-config: WPAD discovery (wpad.<domain>/wpad.dat) or a PAC URL's download
+    WPAD = "wpad"
 
 
 @dataclass(frozen=True)

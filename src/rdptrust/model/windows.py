@@ -73,6 +73,10 @@ class WindowsSettings:
     root_dir_url: str | None = None
     domain: str | None = None
     dns_server: str | None = None
+    refused_connect_s: float = 2.0
+    """What one refused or reset connect costs on Windows (SYN retries; libuv PR 2896)."""
+    tcp_give_up_s: float = 21.0
+    """When Windows gives up a connect that gets no answer (KB 2786464)."""
 
 
 @dataclass(frozen=True)

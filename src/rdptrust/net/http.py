@@ -17,12 +17,15 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from rdptrust.errors import local_limit_text, local_resource_error
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
+from rdptrust.net.connector import TCP_GIVE_UP_S, AsyncLookup, OrderedBackend, recording
+from rdptrust.net.resolve import resolve
 
 #: MaxUrlRetrievalByteCount, the SDK default for one URL (WINDOWS.md §3): 100 MiB.
 MAX_BODY = 100 * 1024 * 1024
@@ -160,16 +163,83 @@ def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
     return FetchOutcome.REFUSED, f"connection failed ({text})"
 
 
+#: Picks the proxy of one request URL (None: direct), as a PAC file does.
+ProxyRoute = Callable[[str], "str | None"]
+
+
+def ordered_transport(
+    *,
+    proxy: str | None,
+    max_connections: int,
+    lookup: AsyncLookup = resolve,
+    give_up_s: float = TCP_GIVE_UP_S,
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose TCP connects go address after address, as WinHTTP's do
+    (:mod:`rdptrust.net.connector`), through *proxy* when given."""
+    transport = httpx.AsyncHTTPTransport(
+        trust_env=False,
+        limits=httpx.Limits(max_connections=max_connections),
+        proxy=proxy,
+    )
+    # httpcore's pools (direct and proxied alike) keep their backend here
+    transport._pool._network_backend = OrderedBackend(lookup, give_up_s)
+    return transport
+
+
+class RoutedTransport(httpx.AsyncBaseTransport):
+    """Each request through the proxy *route* picks for its URL (one transport per proxy)."""
+
+    def __init__(
+        self, route: ProxyRoute, *, max_connections: int, lookup: AsyncLookup, give_up_s: float
+    ) -> None:
+        self._route = route
+        self._max = max_connections
+        self._lookup = lookup
+        self._give_up_s = give_up_s
+        self._transports: dict[str | None, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self._route(str(request.url))
+        transport = self._transports.get(proxy)
+        if transport is None:
+            transport = ordered_transport(
+                proxy=proxy,
+                max_connections=self._max,
+                lookup=self._lookup,
+                give_up_s=self._give_up_s,
+            )
+            self._transports[proxy] = transport
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
+
+
 def retrieval_client(
     timeout: float,
     *,
     proxy: str | None = None,
     max_connections: int = 64,
     admit: Admit | None = None,
+    route: ProxyRoute | None = None,
+    lookup: AsyncLookup = resolve,
+    give_up_s: float = TCP_GIVE_UP_S,
 ) -> httpx.AsyncClient:
     """The client retrievals share: CryptoAPI's headers, no environment, bounded redirects;
-    through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given;
-    every request and redirect first asked of *admit* (the destination policy hook)."""
+    through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given, or
+    through the proxy *route* picks per URL (a PAC file's answer); every request and
+    redirect first asked of *admit* (the destination policy hook). Connects go to each
+    address *lookup* gives in turn, without Happy Eyeballs (:mod:`rdptrust.net.connector`)."""
+    transport: httpx.AsyncBaseTransport
+    if route is not None:
+        transport = RoutedTransport(
+            route, max_connections=max_connections, lookup=lookup, give_up_s=give_up_s
+        )
+    else:
+        transport = ordered_transport(
+            proxy=proxy, max_connections=max_connections, lookup=lookup, give_up_s=give_up_s
+        )
     client = httpx.AsyncClient(
         # destination policy hook: checked before each request and each redirect
         event_hooks={"request": [_no_credentials, *([destination_guard(admit)] if admit else [])]},
@@ -177,9 +247,8 @@ def retrieval_client(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=max_connections),
         headers=REQUEST_HEADERS,
-        proxy=proxy,
+        transport=transport,
     )
     client.headers.pop("Accept-Encoding", None)
     return client
@@ -234,8 +303,38 @@ async def fetch(
 
     At most *max_body* raw bytes are read; *budget* is shared by concurrent retrievals
     to bound the bytes they hold together. *proxy* applies only when fetch makes its
-    own client (an injected *client* carries its own).
+    own client (an injected *client* carries its own). The result lists the connects
+    made for it, address by address (``attempts``).
     """
+    with recording() as attempts:
+        result = await _fetch(
+            url,
+            timeout=timeout,
+            method=method,
+            content=content,
+            content_type=content_type,
+            client=client,
+            max_body=max_body,
+            budget=budget,
+            proxy=proxy,
+            admit=admit,
+        )
+    return replace(result, attempts=tuple(attempts)) if attempts else result
+
+
+async def _fetch(
+    url: str,
+    *,
+    timeout: float,
+    method: str,
+    content: bytes | None,
+    content_type: str | None,
+    client: httpx.AsyncClient | None,
+    max_body: int,
+    budget: BodyBudget | None,
+    proxy: str | None,
+    admit: Admit | None,
+) -> HttpResult:
     start = time.monotonic()
     held_back = 0.0
 

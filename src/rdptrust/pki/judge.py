@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 
 from cryptography import x509
 
@@ -25,23 +26,25 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.problems import Problem, Severity
 from rdptrust.model.retrieval import Fetched, FetchOutcome, Omission, Purpose, RevocationStatus
 from rdptrust.model.target import Target
-from rdptrust.model.windows import NO_PREDICTION, Cause, StapleUse, WindowsSettings
+from rdptrust.model.windows import NO_PREDICTION, Basis, Cause, StapleUse, WindowsSettings
 from rdptrust.pki.facts import as_utc, certificate_facts, is_self_signed
 from rdptrust.pki.findings import probe_findings
 from rdptrust.pki.limits import omission_problems
 from rdptrust.pki.names import name_text
+from rdptrust.pki.network import result_wait
 from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
+from rdptrust.pki.rules import rule
 from rdptrust.pki.schemes import assumed_rule, modelled_note
 from rdptrust.pki.stapling import staple_use
 from rdptrust.pki.trust import ChainPath
 from rdptrust.pki.windows import (
     CTL_PURPOSES,
+    NOTABLE_WAIT_S,
     REVOCATION_PURPOSES,
     RevocationAttempt,
     ctl_syncs,
     is_dead,
-    retrieval_wait,
     revocation_order,
     stapled_skips,
     wants_revocation,
@@ -242,6 +245,7 @@ def assessment(
         forecast = prediction.prediction
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted, staple))
+        problems.extend(wpad_problems(retrievals))
         problems.extend(omission_problems(omitted))
         if prediction.seconds >= STALL_WARNING_S:
             severity = (
@@ -305,6 +309,9 @@ def _count(
         for p in lists
     }
     answered_certs = {revocation[p].cert_index for p in order if _answered(revocation[p])}
+    proxy_found = any(
+        f.purpose == Purpose.WPAD and f.result.outcome == FetchOutcome.OK for f in fetched
+    )
     retrievals: list[Retrieval] = []
     keyed: list[tuple[tuple[int, int], Wait]] = []
     for position, f in enumerate(fetched):
@@ -312,6 +319,11 @@ def _count(
             counted = f.purpose in lists
             key = (0, CTL_PURPOSES.index(f.purpose) * 1000 + position)
             cached = synced.get(f.purpose, False)
+        elif f.purpose == Purpose.WPAD:
+            # proxy discovery comes before any retrieval; a script found is kept (assumed)
+            counted = True
+            key = (-1, position)
+            cached = proxy_found
         elif f.purpose == Purpose.AIA:
             counted = True
             key = (1, position)
@@ -320,12 +332,23 @@ def _count(
             counted = id(f) in rank
             key = (2, rank.get(id(f), 0))
             cached = f.cert_index in answered_certs
-        seconds, modelled = retrieval_wait(f.result.outcome, f.result.elapsed_ms, settings)
+        # the connects are charged as Windows pays them (rdptrust.pki.network)
+        charge = result_wait(f.result, settings)
+        if f.purpose == Purpose.WPAD and charge.rule is None:
+            charge = replace(charge, rule="wpad-discovery", basis=Basis.ASSUMED)
+        seconds, modelled = charge.seconds, charge.modelled
         dead = is_dead(f.result.outcome, f.result.elapsed_ms, settings)
         assumed = assumed_rule(f.url, f.result.outcome)
         if assumed is not None:
             # not made by rdptrust (file://, ldap:/// without --domain): the time-out
             seconds, modelled, dead = settings.url_timeout_s, True, True
+            charge = replace(
+                charge,
+                rule=assumed,
+                basis=rule(assumed).status.basis,
+                note=modelled_note(f.url) or "",
+                own_text=True,
+            )
         if counted:
             keyed.append(
                 (
@@ -339,8 +362,10 @@ def _count(
                         modelled,
                         dead=dead,
                         cached=cached,
-                        rule=assumed or "",
-                        note=(modelled_note(f.url) or "") if assumed else "",
+                        rule=charge.rule,
+                        basis=charge.basis,
+                        note=charge.note,
+                        own_text=charge.own_text,
                     ),
                 )
             )
@@ -357,12 +382,34 @@ def _count(
                 counted=counted,
                 wait_s=round(seconds, 3) if counted else 0.0,
                 modelled=modelled and counted,
+                connects=f.result.attempts,
             )
         )
     waits = [w for _, w in sorted(keyed, key=lambda kw: kw[0])]
     return tuple(retrievals), predict(
         waits, settings, pinned=pinned and not anchored, staple=staple if checks else None
     )
+
+
+def wpad_problems(retrievals: Sequence[Retrieval]) -> list[Problem]:
+    """A ``wpad-discovery-wait`` when finding the proxy failed or took 0.5 s or more
+    (rule ``wpad-discovery``: WINDOWS.md §6, KB 2623724)."""
+    mine = [r for r in retrievals if r.purpose == Purpose.WPAD and r.counted]
+    if not mine:
+        return []
+    seconds = sum(r.wait_s for r in mine)
+    found = any(r.outcome == FetchOutcome.OK for r in mine)
+    if found and seconds < NOTABLE_WAIT_S:
+        return []
+    what = "found a proxy script" if found else "found no proxy script (so: direct)"
+    steps = ", ".join(f"{r.url} {r.outcome.value}" for r in mine)
+    return [
+        catalog.WPAD_DISCOVERY_WAIT.problem(
+            Severity.WARNING,
+            f"proxy discovery {what} after about {seconds:.1f} s ({steps}); the client pays"
+            f" it before its retrievals{'' if found else ', at every connection'}",
+        )
+    ]
 
 
 def _revocation_problems(

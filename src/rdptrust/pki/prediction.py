@@ -36,6 +36,19 @@ from rdptrust.pki.windows import (
     revocation_waits,
 )
 
+#: The rules of :mod:`rdptrust.pki.network` that replace a measured figure.
+NETWORK_RULES = frozenset({"tcp-refused-retry", "tcp-connect-giveup"})
+NETWORK_ASSUMPTION = (
+    "failed connects are charged as Windows pays them, not as measured here: a refused or"
+    " reset one about 2 s per address (libuv PR 2896), a silent one up to min(URL"
+    " time-out, 21 s) (KB 2786464), the addresses one after another"
+)
+
+_WHY = {
+    "tcp-refused-retry": "Windows retries a refused connect",
+    "tcp-connect-giveup": "Windows' connect give-up",
+}
+
 _LABELS = {
     Purpose.ROOT_LIST: "root list",
     Purpose.DISALLOWED_LIST: "disallowed certificate list",
@@ -43,6 +56,7 @@ _LABELS = {
     Purpose.AIA: "issuer certificate (AIA)",
     Purpose.CRL: "CRL",
     Purpose.OCSP: "OCSP responder",
+    Purpose.WPAD: "proxy auto-configuration (WPAD/PAC)",
 }
 
 
@@ -53,6 +67,7 @@ def describe(
     status: int | None,
     seconds: float,
     modelled: bool,
+    why: str = "Windows' time-out",
 ) -> str:
     """One wait in words: what was fetched from where, what happened, what it costs."""
     try:
@@ -69,9 +84,7 @@ def describe(
         FetchOutcome.SKIPPED: "was not fetched here (destination not allowed)",
         FetchOutcome.LOCAL_ERROR: "could not be tried here (a limit of this machine)",
     }[outcome]
-    figure = (
-        f"about {seconds:.0f} s (modelled: Windows' time-out)" if modelled else f"{seconds:.1f} s"
-    )
+    figure = f"about {seconds:.0f} s (modelled: {why})" if modelled else f"{seconds:.1f} s"
     return f"{_LABELS[purpose]} at {host} {what}: {figure}"
 
 
@@ -93,10 +106,15 @@ class Wait:
     modelled: bool
     dead: bool = False
     cached: bool = False
-    rule: str = ""
-    """The rule of a retrieval rdptrust did not make (:mod:`rdptrust.pki.schemes`)."""
+    rule: str | None = None
+    """The network rule its figure follows (``tcp-refused-retry``, ``tcp-connect-giveup``:
+    :mod:`rdptrust.pki.network`); None: the per-URL rules."""
+    basis: Basis | None = None
     note: str = ""
-    """Its wait in words (replaces the description of an outcome)."""
+    """What was measured instead of the Windows figure, in words."""
+    own_text: bool = False
+    """*note* is the whole description (a retrieval rdptrust did not make:
+    :mod:`rdptrust.pki.schemes`), not an addition to the outcome's."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,11 @@ class StallPrediction:
 def _revocation_figures(
     waits: Sequence[Wait], regime: RevocationRegime, settings: WindowsSettings
 ) -> list[float]:
-    entries = [RevocationEntry(w.seconds, w.dead or w.modelled) for w in waits]
+    # a figure modelled by a network rule is a charge, not a time-out: it is not dead
+    entries = [
+        RevocationEntry(w.seconds, w.dead or (w.modelled and w.rule not in NETWORK_RULES))
+        for w in waits
+    ]
     return list(revocation_waits(entries, regime, settings))
 
 
@@ -134,8 +156,8 @@ def _range(values: Sequence[float]) -> WaitRange:
 
 
 def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
-    if wait.rule:
-        return wait.rule, rule(wait.rule).status.basis
+    if wait.rule is not None and wait.basis is not None:
+        return wait.rule, wait.basis
     if not wait.modelled:
         return "observed-figure", Basis.OBSERVED
     if wait.purpose in CTL_PURPOSES:
@@ -191,12 +213,15 @@ def predict(
                     " time-out"
                 )
         used[rule_id] = None
+        if wait.note and not wait.own_text:
+            extra = f" ({wait.note}){extra}"
         if wait.outcome != FetchOutcome.OK or seconds >= NOTABLE_WAIT_S:
+            why = _WHY.get(wait.rule or "", "Windows' time-out")
             text = (
                 f"{_LABELS[wait.purpose]} at {wait.url}: about {seconds:.0f} s ({wait.note})"
-                if wait.note
+                if wait.own_text
                 else describe(
-                    wait.purpose, wait.url, wait.outcome, wait.status, seconds, wait.modelled
+                    wait.purpose, wait.url, wait.outcome, wait.status, seconds, wait.modelled, why
                 )
             )
             causes.append(
@@ -255,6 +280,9 @@ def predict(
             "two figures: which revocation time-out flags mstsc passes is not documented"
             " (accumulative: half the remaining 20 s per URL; per URL: 15 s each, no cap)"
         )
+    if any(w.rule in NETWORK_RULES for w in waits):
+        used["addresses-in-order"] = None
+        assumptions.append(NETWORK_ASSUMPTION)
     used["scope-credssp"] = None
     rules_used = tuple(RuleBasis(r.id, r.status.basis, r.source) for r in map(rule, used))
     capped = RevocationRegime.ACCUMULATIVE in modelled and bool(revocation)

@@ -191,6 +191,41 @@ RULES: tuple[Rule, ...] = (
         "rdptrust's own measurement on the probing machine",
     ),
     Rule(
+        "tcp-refused-retry",
+        "a refused or reset connect costs about 2 s per address on Windows (it retries the"
+        " SYN), where Linux fails at once: the Windows figure is charged",
+        _O,
+        "WINDOWS.md §6; libuv PR 2896 (2002-2011 ms measured on Windows, ~0 on Linux)",
+    ),
+    Rule(
+        "tcp-connect-giveup",
+        "a connect that gets no answer costs min(the URL's time-out, TCP's give-up of about"
+        " 21 s) per address",
+        _D,
+        "WINDOWS.md §6; KB 2786464 (initial SYN and two retransmissions: 3 + 6 + 12 s)",
+    ),
+    Rule(
+        "addresses-in-order",
+        "the resolved addresses are tried one after another in the resolver's order (IPv6"
+        " first when it says so), without Happy Eyeballs: a black hole first costs its wait",
+        _U,
+        "WINDOWS.md §6; no Happy Eyeballs is documented for WinHTTP",
+    ),
+    Rule(
+        "proxy-path",
+        "retrievals go through WinHTTP's proxy: static netsh winhttp proxy, a PAC file, or"
+        " WPAD auto-detection (Windows 10: WINHTTP_ACCESS_TYPE_AUTOMATIC_PROXY)",
+        _D,
+        "WINDOWS.md §6; KB 2623724",
+    ),
+    Rule(
+        "wpad-discovery",
+        "WPAD auto-detection (DNS wpad.<domain>, then GET /wpad.dat) is a wait of its own"
+        " before the first retrieval; a failed discovery is made again by each new process",
+        _U,
+        "WINDOWS.md §6; KB 2623724; DHCP option 252 is not tried here",
+    ),
+    Rule(
         "pin-as-root",
         "a pinned certificate stands for Method 1 deployed: its chain is judged as a Root"
         " store anchor (revocation fetched when it has URLs)",

@@ -137,6 +137,15 @@ def retrieval_document(retrieval: Retrieval) -> dict[str, Any]:
         "counted": retrieval.counted,
         "wait_s": retrieval.wait_s,
         "modelled": retrieval.modelled,
+        "connects": [
+            {
+                "address": c.address,
+                "port": c.port,
+                "outcome": c.outcome.value,
+                "elapsed_ms": c.elapsed_ms,
+            }
+            for c in retrieval.connects
+        ],
     }
 
 
