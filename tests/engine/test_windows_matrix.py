@@ -270,6 +270,34 @@ ROWS = (
         same(REFUSED_S),
         True,
     ),
+    # -- AD CS-style LDAP CRL distribution points (the host certificate's only CDP, no OCSP)
+    Row(
+        "trusted CA chain, LDAP CRL black-holed",
+        "ldap-url",
+        {"cert": "ca", "ldap": "blackhole"},
+        (),
+        # one dead revocation URL (the intermediate's HTTP CRL answers), every connection
+        (accumulative(1), per_url(1), accumulative(1), per_url(1)),
+        True,
+    ),
+    Row(
+        "trusted CA chain, LDAP CRL refused",
+        "tcp-refused-retry",
+        {"cert": "ca", "ldap": "refuse"},
+        (),
+        # refused at its one address: about 2 s on Windows (§6), at every connection (§5)
+        same(REFUSED_S),
+        True,
+    ),
+    Row(
+        "trusted CA chain, ldap:/// CRL without --domain",
+        "ldap-dc-locate",
+        {"cert": "ca", "ldap": "dc"},
+        (),
+        # the client must locate a DC first; off the domain network: a dead URL (assumed)
+        (accumulative(1), per_url(1), accumulative(1), per_url(1)),
+        True,
+    ),
     Row(
         "trusted CA chain, OCSP slow",
         "cache-first-connection",

@@ -206,3 +206,19 @@ def test_revocation_order_is_top_down_ocsp_first() -> None:
         RevocationAttempt(1, Purpose.CRL, answered=True),
     ]
     assert revocation_order(attempts, DEFAULTS) == (2, 1, 0)
+
+
+def test_a_retrieval_not_made_here_is_said_not_measured() -> None:
+    # Given a CRL the destination policy kept the exporter from fetching
+    skipped = Wait(Purpose.CRL, "http://10.0.0.7/ca.crl", FetchOutcome.SKIPPED, None, 0.0, False)
+    answered = Wait(Purpose.OCSP, "http://ocsp.test/", FetchOutcome.OK, 200, 0.05, False)
+    # When the waits are added up
+    prediction = predict([answered, skipped], WindowsSettings()).prediction
+    # Then the figure does not pretend it was measured: not_measured names it
+    notes = [n for n in prediction.not_measured if "10.0.0.7" in n]
+    assert len(notes) == 1
+    assert "destination policy" in notes[0]
+    assert "CredSSP/NLA" in prediction.not_measured[0]
+    # and a prediction with nothing skipped lists only the standing scope
+    plain = predict([answered], WindowsSettings()).prediction
+    assert not any("destination policy" in n for n in plain.not_measured)

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 
 from rdptrust.errors import RemoteProtocolError, local_limit_text, local_resource_error
-from rdptrust.model.retrieval import FetchOutcome, HttpResult
+from rdptrust.model.retrieval import ConnectAttempt, ConnectOutcome, FetchOutcome, HttpResult
+from rdptrust.net.connector import connect_outcome
 from rdptrust.protocol.ldap import (
     SUCCESS,
     bytes_needed,
@@ -39,16 +40,22 @@ class _NotAdmitted(Exception):
 
 
 def _result(
-    url: str, outcome: FetchOutcome, started: float, body: bytes | None, error: str | None
+    url: str,
+    outcome: FetchOutcome,
+    started: float,
+    body: bytes | None,
+    error: str | None,
+    attempts: list[ConnectAttempt],
 ) -> HttpResult:
     elapsed = round((time.monotonic() - started) * 1000.0, 3)
-    return HttpResult(url, outcome, None, elapsed, body, error)
+    return HttpResult(url, outcome, None, elapsed, body, error, attempts=tuple(attempts))
 
 
 async def _connect(
-    url: str, host: str, port: int, admit: Admit | None
+    url: str, host: str, port: int, admit: Admit | None, attempts: list[ConnectAttempt]
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to each address of *host* in order; the last failure is raised."""
+    """Connect to each address of *host* in order, each connect recorded in *attempts*
+    (the model charges a refused one as Windows pays it); the last failure is raised."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     failure: BaseException | None = None
@@ -58,12 +65,27 @@ async def _connect(
         if reason is not None:
             refusals.append(reason)
             continue
+        start = time.monotonic()
+
+        def record(
+            outcome: ConnectOutcome, addr: str = str(address[0]), start: float = start
+        ) -> None:
+            elapsed = round((time.monotonic() - start) * 1000.0, 3)
+            attempts.append(ConnectAttempt(addr, port, outcome, elapsed))
+
         try:
-            return await asyncio.open_connection(
+            connected = await asyncio.open_connection(
                 str(address[0]), port, family=family, limit=_READ_CHUNK
             )
         except OSError as exc:
+            record(connect_outcome(exc))
             failure = exc
+            continue
+        except asyncio.CancelledError:
+            record(ConnectOutcome.TIMEOUT)  # the URL's time-out ended a silent connect
+            raise
+        record(ConnectOutcome.CONNECTED)
+        return connected
     if failure is None:
         raise _NotAdmitted(f"not fetched: {refusals[0] if refusals else host}")
     raise failure
@@ -87,10 +109,11 @@ async def ldap_read(
     *admit* is the destination policy (a refused address is ``skipped``).
     """
     started = time.monotonic()
+    attempts: list[ConnectAttempt] = []
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await _connect(url, host, port, admit)
+            reader, writer = await _connect(url, host, port, admit, attempts)
             writer.write(
                 search_request(
                     _MESSAGE_ID,
@@ -117,29 +140,43 @@ async def ldap_read(
                 chunk = await reader.read(_READ_CHUNK)
                 if not chunk:
                     return _result(
-                        url, FetchOutcome.REFUSED, started, None, "connection closed by the server"
+                        url,
+                        FetchOutcome.REFUSED,
+                        started,
+                        None,
+                        "connection closed by the server",
+                        attempts,
                     )
                 buffer += chunk
             with contextlib.suppress(OSError):
                 writer.write(unbind_request(_MESSAGE_ID + 1))
     except TimeoutError:
-        return _result(url, FetchOutcome.TIMEOUT, started, None, "no answer in time")
+        return _result(url, FetchOutcome.TIMEOUT, started, None, "no answer in time", attempts)
     except socket.gaierror as exc:
         return _result(
-            url, FetchOutcome.DNS_ERROR, started, None, f"name not resolved ({exc.strerror})"
+            url,
+            FetchOutcome.DNS_ERROR,
+            started,
+            None,
+            f"name not resolved ({exc.strerror})",
+            attempts,
         )
     except _NotAdmitted as exc:
-        return _result(url, FetchOutcome.SKIPPED, started, None, str(exc))
+        return _result(url, FetchOutcome.SKIPPED, started, None, str(exc), attempts)
     except ConnectionRefusedError:
-        return _result(url, FetchOutcome.REFUSED, started, None, "connection refused")
+        return _result(url, FetchOutcome.REFUSED, started, None, "connection refused", attempts)
     except RemoteProtocolError as exc:
-        return _result(url, FetchOutcome.INVALID, started, None, f"not an LDAP answer: {exc}")
+        return _result(
+            url, FetchOutcome.INVALID, started, None, f"not an LDAP answer: {exc}", attempts
+        )
     except OSError as exc:
         local = local_resource_error(exc)
         if local is not None:
             text = f"not tried: this machine {local_limit_text(local)}"
-            return _result(url, FetchOutcome.LOCAL_ERROR, started, None, text)
-        return _result(url, FetchOutcome.REFUSED, started, None, f"connection failed ({exc})")
+            return _result(url, FetchOutcome.LOCAL_ERROR, started, None, text, attempts)
+        return _result(
+            url, FetchOutcome.REFUSED, started, None, f"connection failed ({exc})", attempts
+        )
     finally:
         if writer is not None:
             writer.close()
@@ -149,7 +186,9 @@ async def ldap_read(
     if found.result_code != SUCCESS:
         said = f": {found.message}" if found.message else ""
         detail = f"LDAP result {found.result_code}{said}"
-        return _result(url, FetchOutcome.HTTP_ERROR, started, None, detail)
+        return _result(url, FetchOutcome.HTTP_ERROR, started, None, detail, attempts)
     if not found.values:
-        return _result(url, FetchOutcome.INVALID, started, None, f"no {attributes[0]} in {dn}")
-    return _result(url, FetchOutcome.OK, started, found.values[0], None)
+        return _result(
+            url, FetchOutcome.INVALID, started, None, f"no {attributes[0]} in {dn}", attempts
+        )
+    return _result(url, FetchOutcome.OK, started, found.values[0], None, attempts)

@@ -180,6 +180,23 @@ def staple_text(staple: StapleUse) -> str:
     return f"stapled OCSP answer not used: {staple.detail}"
 
 
+def _not_fetched(waits: Sequence[Wait]) -> tuple[str, ...]:
+    """The retrievals the destination policy kept rdptrust from making (the exporter's
+    ``fetch_allow``/``fetch_deny``): they count 0 s, which says nothing of the client."""
+    out: dict[str, None] = {}
+    for wait in waits:
+        if wait.outcome == FetchOutcome.SKIPPED:
+            try:
+                host = urlsplit(wait.url).netloc or wait.url
+            except ValueError:
+                host = wait.url
+            out[
+                f"{_LABELS[wait.purpose]} at {host} (not fetched from here: the destination"
+                " policy does not allow it; counted as 0 s)"
+            ] = None
+    return tuple(out)
+
+
 def predict(
     waits: Sequence[Wait],
     settings: WindowsSettings,
@@ -296,7 +313,7 @@ def predict(
         later_connections=_range([f[0] for f in later]),
         basis=rules_used,
         assumptions=tuple(assumptions),
-        not_measured=NOT_MEASURED,
+        not_measured=(*NOT_MEASURED, *_not_fetched(waits)),
         regimes=settings.revocation_timeouts.value,
         stapled_ocsp=staple,
     )
