@@ -87,7 +87,7 @@ async def test_ocsp_black_holed_is_skipped_by_crl_first(
 
 @pytest.mark.parametrize(
     ("mode", "outcome"),
-    [("garbage", "invalid"), ("404", "http_error"), ("refuse", "refused")],
+    [("garbage", "invalid"), ("404", "http_error")],
 )
 async def test_root_list_fast_failures_cost_what_was_observed(
     lab_factory: LabFactory, tmp_path: Path, mode: str, outcome: str
@@ -111,3 +111,27 @@ async def test_root_list_fast_failures_cost_what_was_observed(
     assert root_list.wait_s == pytest.approx(root_list.elapsed_ms / 1000.0, abs=0.01)
     assert result.predicted_stall_s < 1.0
     assert "predicted-stall" not in {p.code for p in result.problems}
+
+
+async def test_a_refused_root_list_is_charged_as_windows_pays(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given a self-signed host whose root list server refuses connections
+    lab = await lab_factory(cert="self-signed", root_list="refuse")
+    options = AssessOptions(
+        fetch_timeout_s=1.0,
+        probe_timeout_s=5.0,
+        root_list_url=lab.root_list_url,
+        known_hosts=tmp_path / "known_hosts.json",
+        system_trust=False,
+    )
+    # When diagnosing
+    result = await assess(lab.target, options)
+    # Then the refusal is fast here but charged what Windows pays: about 2 s per address
+    # (WINDOWS.md §6), with its connect listed
+    (root_list,) = [r for r in result.retrievals if r.purpose == Purpose.ROOT_LIST]
+    assert root_list.outcome.value == "refused"
+    assert [a.outcome.value for a in root_list.connects] == ["refused"]
+    assert root_list.elapsed_ms < 1000.0
+    assert root_list.modelled is True
+    assert root_list.wait_s == pytest.approx(2.0)

@@ -24,6 +24,7 @@ milliseconds each, hence the tolerance.
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,10 +148,12 @@ ROWS = (
     ),
     Row(
         "self-signed, lists refused",
-        "observed-figure",
+        "tcp-refused-retry",
         {"cert": "self-signed", "root_list": "refuse"},
         (),
-        same(0.0),
+        # each list's sequence file is refused at its one address: about 2 s each on
+        # Windows (§6), no cabinet after it (§2), at every connection (§5)
+        same(3 * REFUSED_S),
     ),
     Row(
         "self-signed, lists slow but answering",
@@ -270,6 +273,20 @@ ROWS = (
         same(REFUSED_S),
         True,
     ),
+    # -- through a WinHTTP proxy that refuses (``netsh winhttp set proxy`` to a dead port)
+    Row(
+        "trusted CA chain through a refusing proxy",
+        "tcp-refused-retry",
+        CA,
+        ("--proxy", "http://127.0.0.1:{closed}"),
+        # every retrieval is refused at the proxy's one address, about 2 s each (§6): the
+        # disallowed list's and pin rules' sequence files (no cabinet after a failed
+        # sequence file, §2), the intermediate's CRL, the host's OCSP and its CRL (§4:
+        # top down, each certificate's methods in turn until one answers); failures are
+        # not cached (§5)
+        same(5 * REFUSED_S),
+        True,
+    ),
     # -- AD CS-style LDAP CRL distribution points (the host certificate's only CDP, no OCSP)
     Row(
         "trusted CA chain, LDAP CRL black-holed",
@@ -364,6 +381,13 @@ ROWS = (
 )
 
 
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_the_matrix_is_large_enough_and_names_real_rules() -> None:
     from rdptrust.pki.rules import BY_ID
 
@@ -402,7 +426,7 @@ async def test_diagnose_matches_windows_md(
         "--known-hosts",
         str(known),
         *trust,
-        *row.args,
+        *(arg.replace("{closed}", str(_closed_port())) for arg in row.args),
     )
     assert code in (0, 1, 2), err
     document = json.loads(out)

@@ -12,6 +12,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 
 import httpx
@@ -46,11 +47,9 @@ def _checked(name: str, result: HttpResult) -> HttpResult:
     body = result.body or b""
     ok = body.startswith(_CAB_SIGNATURE) if name.endswith(".cab") else bool(_SEQUENCE.match(body))
     if ok:
-        return HttpResult(result.url, result.outcome, result.status, result.elapsed_ms, None, None)
+        return replace(result, body=None, error=None)
     what = "not a cabinet file" if name.endswith(".cab") else "not a sequence number"
-    return HttpResult(
-        result.url, FetchOutcome.INVALID, result.status, result.elapsed_ms, None, what
-    )
+    return replace(result, outcome=FetchOutcome.INVALID, body=None, error=what)
 
 
 async def _sync_one(
@@ -62,15 +61,13 @@ async def _sync_one(
         result = await fetch(
             ctl_url(directory, name, secrets.token_hex(8)), timeout=timeout, client=client
         )
-        result = _checked(name, HttpResult(url, *_fields(result)))
+        # named without its random query string; the connects made are kept (the model
+        # charges a refused one as Windows pays it)
+        result = _checked(name, replace(result, url=url))
         made.append(Fetched(purpose, url, result, detail=result.error))
         if result.outcome != FetchOutcome.OK:
             break
     return made
-
-
-def _fields(result: HttpResult) -> tuple[FetchOutcome, int | None, float, bytes | None, str | None]:
-    return result.outcome, result.status, result.elapsed_ms, result.body, result.error
 
 
 async def sync_lists(
