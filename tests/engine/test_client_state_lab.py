@@ -221,3 +221,24 @@ async def test_static_proxy_and_short_url_timeout(
         # a fetcher that honours AssessOptions.proxy sends the root list through it
         folder = lab.root_list_url.rsplit("/", 1)[0]
         assert any(r.startswith(folder) for r in forward_proxy.requests)
+
+
+async def test_the_bypass_list_sends_what_it_names_direct(
+    lab_factory: LabFactory, tmp_path: Path, forward_proxy: ForwardProxy
+) -> None:
+    # Given a client whose WinHTTP proxy bypasses the lab's address (127.0.0.1)
+    lab = await lab_factory(cert="self-signed")
+    proxy = WinHttpProxy(f"127.0.0.1:{forward_proxy.port}", "<local>;127.0.0.*")
+    state = dataclasses.replace(vector("static-proxy.json"), proxy=proxy)
+    options = options_with_client_state(base_options(lab, tmp_path), state)
+    assert options.proxy_bypass == "<local>;127.0.0.*"
+    # When the host is assessed
+    result = await assess(lab.target, options)
+    # Then the trust lists went direct: the proxy saw none of them, and they answered
+    assert set(counted(result, Purpose.ROOT_LIST)) == {"ok"}
+    assert forward_proxy.requests == []
+    # And without the bypass list the same retrievals go through the proxy
+    plain = dataclasses.replace(options, proxy_bypass=None)
+    await assess(lab.target, plain)
+    folder = lab.root_list_url.rsplit("/", 1)[0]
+    assert any(r.startswith(folder) for r in forward_proxy.requests)

@@ -168,3 +168,34 @@ async def test_the_client_ca_store_completes_the_path_and_disallowed_distrusts(
     assert "Test Issuing CA" in problem.message
     assert "certutil -delstore disallowed" in problem.message
     assert result.verdict == "critical"
+
+
+@pytest.mark.parametrize(
+    ("url", "bypass", "direct"),
+    [
+        ("http://crl.corp/ca.crl", "<local>", False),
+        ("http://pki/ca.crl", "<local>", True),
+        ("http://pki:8080/ca.crl", "<local>", True),
+        ("http://crl.corp.example/ca.crl", "*.corp.example", True),
+        ("http://CRL.Corp.Example/ca.crl", "*.corp.example", True),
+        ("http://corp.example.evil/ca.crl", "*.corp.example", False),
+        ("http://10.1.2.3/ca.crl", "10.*", True),
+        ("http://110.1.2.3/ca.crl", "10.*", False),
+        ("http://crl.test:8080/x", "crl.test:8080", True),
+        ("http://crl.test/x", "crl.test:8080", False),
+        ("http://crl.test/x", "crl.test:80", True),
+        ("http://crl.test/x", "https://crl.test", False),
+        ("http://crl.test/x", "http://crl.test", True),
+        ("http://[::1]/x", "[::1]", True),
+        ("http://a.test/x", "b.test; a.test", True),
+        ("http://a.test/x", "b.test c.test", False),
+        ("http://a.test/x", "", False),
+        ("http://[x/", "*", False),
+    ],
+)
+def test_the_winhttp_bypass_list(url: str, bypass: str, direct: bool) -> None:
+    from rdptrust.engine.autoproxy import bypass_route, bypassed
+
+    assert bypassed(url, bypass) is direct
+    route = bypass_route("http://proxy.test:3128", bypass)
+    assert route(url) == (None if direct else "http://proxy.test:3128")

@@ -11,8 +11,10 @@ each mstsc process pays it.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rdptrust.engine.options import AssessOptions
 from rdptrust.model.retrieval import Fetched, HttpResult, Purpose
@@ -47,6 +49,9 @@ def _fetched(result: HttpResult) -> Fetched:
 async def proxy_path(options: AssessOptions) -> ProxyPath:
     """The proxy path *options* describe (see the module docstring)."""
     if not options.wpad and options.pac is None:
+        if options.proxy is not None and options.proxy_bypass:
+            route = bypass_route(options.proxy, options.proxy_bypass)
+            return ProxyPath(route, (), f"{options.proxy} (bypass: {options.proxy_bypass})")
         return ProxyPath(None, (), options.proxy or "direct")
     key = (options.pac, options.wpad, options.wpad_domain, options.fetch_timeout_s)
     if options.lookup is None and key in _MEASURED:
@@ -75,3 +80,57 @@ async def proxy_path(options: AssessOptions) -> ProxyPath:
     if options.lookup is None:
         _MEASURED[key] = path
     return path
+
+
+def bypassed(url: str, bypass: str) -> bool:
+    """Whether WinHTTP's proxy bypass list *bypass* sends *url* direct.
+
+    The list is netsh's (``netsh winhttp set proxy proxy-server=… bypass-list=…``):
+    entries separated by ``;`` (or spaces), each a host name or address with ``*``
+    wildcards, optionally with a scheme prefix or a port, matched without regard to
+    case; ``<local>`` stands for every host name without a dot (intranet names).
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return False
+    if not host:
+        return False
+    for raw in bypass.replace(" ", ";").split(";"):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "<local>":
+            if "." not in host and ":" not in host:
+                return True
+            continue
+        if "://" in entry:
+            scheme, _, entry = entry.partition("://")
+            if scheme != (parts.scheme or "").lower():
+                continue
+        pattern, _, wanted_port = entry.rpartition(":") if _has_port(entry) else (entry, "", "")
+        if wanted_port and str(port or _DEFAULT_PORTS.get(parts.scheme, 0)) != wanted_port:
+            continue
+        if fnmatch.fnmatchcase(host, pattern.strip("[]")):
+            return True
+    return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _has_port(entry: str) -> bool:
+    head, sep, tail = entry.rpartition(":")
+    return bool(sep) and tail.isdigit() and (head.count(":") == 0 or head.endswith("]"))
+
+
+def bypass_route(proxy: str, bypass: str) -> ProxyRoute:
+    """The route of a static proxy with a bypass list: *proxy*, or direct (None) for a
+    URL the list names."""
+
+    def route(url: str) -> str | None:
+        return None if bypassed(url, bypass) else proxy
+
+    return route

@@ -185,5 +185,6 @@ def options_with_client_state(
         intermediates=state.intermediates,
         disallowed=frozenset(state.disallowed),
         proxy=static,
+        proxy_bypass=state.proxy.bypass if static else None,
         **auto,  # type: ignore[arg-type]
     )

@@ -44,7 +44,8 @@ class AssessOptions:
     The client's own stores (:mod:`rdptrust.engine.client_state`): ``intermediates``
     (DER of its CA store) complete paths as a local store does, ``disallowed`` (DER of
     its Disallowed store) distrusts any chain holding one, ``proxy`` is the static HTTP
-    proxy URL its retrievals go through (WinHTTP's ``netsh winhttp set proxy``).
+    proxy URL its retrievals go through (WinHTTP's ``netsh winhttp set proxy``) and
+    ``proxy_bypass`` that proxy's bypass list (the URLs it names go direct).
     Proxy discovery (:mod:`rdptrust.engine.autoproxy`): ``pac`` a PAC script (a file or
     an http(s) URL) that picks each retrieval's proxy; ``wpad`` WPAD discovery over DNS
     for ``wpad_domain`` first, as WinHTTP's "Automatically detect settings" does;
@@ -69,6 +70,7 @@ class AssessOptions:
     warn_days: int = 30
     now: dt.datetime | None = None
     proxy: str | None = None
+    proxy_bypass: str | None = None
     disallowed: frozenset[bytes] = frozenset()
     intermediates: tuple[bytes, ...] = ()
     destinations: DestinationPolicy | None = None
