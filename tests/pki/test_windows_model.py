@@ -219,6 +219,21 @@ def test_a_retrieval_not_made_here_is_said_not_measured() -> None:
     assert len(notes) == 1
     assert "destination policy" in notes[0]
     assert "CredSSP/NLA" in prediction.not_measured[0]
+    # and a file:// URL, skipped by its scheme and counted as an assumed dead URL, is not
+    file_url = Wait(
+        Purpose.CRL,
+        "file://pki.corp/ca.crl",
+        FetchOutcome.SKIPPED,
+        None,
+        15.0,
+        True,
+        dead=True,
+        rule="file-url",
+        own_text=True,
+        note="rdptrust does not open file URLs",
+    )
+    with_file = predict([answered, file_url], WindowsSettings()).prediction
+    assert not any("destination policy" in n for n in with_file.not_measured)
     # and a prediction with nothing skipped lists only the standing scope
     plain = predict([answered], WindowsSettings()).prediction
     assert not any("destination policy" in n for n in plain.not_measured)

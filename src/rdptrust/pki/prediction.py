@@ -60,6 +60,14 @@ _LABELS = {
 }
 
 
+def _host(url: str) -> str:
+    """Where *url* points, for the words of a wait (the URL itself when it has no host)."""
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:  # a certificate's URL that does not parse (``ldap://[x/``)
+        return url
+
+
 def describe(
     purpose: Purpose,
     url: str,
@@ -70,10 +78,7 @@ def describe(
     why: str = "Windows' time-out",
 ) -> str:
     """One wait in words: what was fetched from where, what happened, what it costs."""
-    try:
-        host = urlsplit(url).netloc or url
-    except ValueError:  # a certificate's URL that does not parse (``ldap://[x/``)
-        host = url
+    host = _host(url)
     what = {
         FetchOutcome.TIMEOUT: "did not answer",
         FetchOutcome.REFUSED: "refused the connection",
@@ -182,17 +187,17 @@ def staple_text(staple: StapleUse) -> str:
 
 def _not_fetched(waits: Sequence[Wait]) -> tuple[str, ...]:
     """The retrievals the destination policy kept rdptrust from making (the exporter's
-    ``fetch_allow``/``fetch_deny``): they count 0 s, which says nothing of the client."""
+    ``fetch_allow``/``fetch_deny``): they count 0 s, which says nothing of the client.
+
+    A ``file://`` or host-less ``ldap:///`` URL is skipped too, but by its scheme: it is
+    counted as an assumed dead URL (``own_text``), not as 0 s, and is not listed here.
+    """
     out: dict[str, None] = {}
     for wait in waits:
-        if wait.outcome == FetchOutcome.SKIPPED:
-            try:
-                host = urlsplit(wait.url).netloc or wait.url
-            except ValueError:
-                host = wait.url
+        if wait.outcome == FetchOutcome.SKIPPED and not wait.own_text:
             out[
-                f"{_LABELS[wait.purpose]} at {host} (not fetched from here: the destination"
-                " policy does not allow it; counted as 0 s)"
+                f"{_LABELS[wait.purpose]} at {_host(wait.url)} (not fetched from here: the"
+                " destination policy does not allow it; counted as 0 s)"
             ] = None
     return tuple(out)
 
