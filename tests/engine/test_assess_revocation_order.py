@@ -85,6 +85,17 @@ async def test_ocsp_black_holed_is_skipped_by_crl_first(
     assert crl_first.verdict == "ok", crl_first.problems
 
 
+def _root_list_options(lab: Lab, tmp_path: Path) -> AssessOptions:
+    """A short observation window, the lab's root list, no pins, no system trust."""
+    return AssessOptions(
+        fetch_timeout_s=1.0,
+        probe_timeout_s=5.0,
+        root_list_url=lab.root_list_url,
+        known_hosts=tmp_path / "known_hosts.json",
+        system_trust=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("mode", "outcome"),
     [("garbage", "invalid"), ("404", "http_error")],
@@ -94,13 +105,7 @@ async def test_root_list_fast_failures_cost_what_was_observed(
 ) -> None:
     # Given a self-signed host and a root list that fails fast in each way
     lab = await lab_factory(cert="self-signed", root_list=mode)
-    options = AssessOptions(
-        fetch_timeout_s=1.0,
-        probe_timeout_s=5.0,
-        root_list_url=lab.root_list_url,
-        known_hosts=tmp_path / "known_hosts.json",
-        system_trust=False,
-    )
+    options = _root_list_options(lab, tmp_path)
     # When diagnosing
     result = await assess(lab.target, options)
     # Then the root list retrieval is classified, counted, not modelled, and cheap
@@ -118,13 +123,7 @@ async def test_a_refused_root_list_is_charged_as_windows_pays(
 ) -> None:
     # Given a self-signed host whose root list server refuses connections
     lab = await lab_factory(cert="self-signed", root_list="refuse")
-    options = AssessOptions(
-        fetch_timeout_s=1.0,
-        probe_timeout_s=5.0,
-        root_list_url=lab.root_list_url,
-        known_hosts=tmp_path / "known_hosts.json",
-        system_trust=False,
-    )
+    options = _root_list_options(lab, tmp_path)
     # When diagnosing
     result = await assess(lab.target, options)
     # Then the refusal is fast here but charged what Windows pays: about 2 s per address

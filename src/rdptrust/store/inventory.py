@@ -47,14 +47,12 @@ from rdptrust.store.database import connect, process_alive
 from rdptrust.store.events import new_events
 from rdptrust.store.queries import InventoryReader
 from rdptrust.store.rows import (
-    CERTIFICATE_SELECT,
     INSERT_CERTIFICATE,
     INSERT_EVENT,
     INSERT_OBSERVATION,
     INSERT_PROBLEM,
     INSERT_TARGET,
     certificate_params,
-    certificate_record,
     inserted_observation,
     now_text,
     observation_params,
@@ -421,8 +419,7 @@ class Inventory(InventoryReader):
             observation_id = int(cursor.lastrowid or 0)
             if leaf_sha is not None and held is None:
                 # held before this connection met it: read once, then remembered
-                row = db.execute(CERTIFICATE_SELECT + " WHERE c.sha256 = ?", (leaf_sha,))
-                held = certificate_record(row.fetchone())
+                held = self.certificate(leaf_sha)
             if leaf_sha is not None and held is not None:
                 if len(self._held) >= _HELD_CERTIFICATES:
                     self._held.clear()
