@@ -87,6 +87,13 @@ class UsageError(RdptrustError):
     kind = "usage"
 
 
+class WorkerError(RdptrustError):
+    """A scan worker process could not start or ended while it held targets: not the
+    hosts' fault; the scan stops and those targets stay pending."""
+
+    kind = "worker"
+
+
 #: errno values that name a limit of this machine, never a fact about the peer.
 LOCAL_RESOURCE_ERRNOS = frozenset(
     code

@@ -33,7 +33,8 @@ from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_optio
 from rdptrust.engine.client_state import load_client_state
 from rdptrust.engine.scan import ScanSummary, run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
-from rdptrust.errors import StoreError, UsageError
+from rdptrust.engine.workers import GRACE_S, ProcessObserver, default_workers
+from rdptrust.errors import StoreError, UsageError, WorkerError
 from rdptrust.model.records import ObservationRecord, ScanInfo
 from rdptrust.model.target import (
     DEFAULT_MAX_TARGETS,
@@ -45,8 +46,20 @@ from rdptrust.report.inventory import (
 from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import Inventory
 
+#: Pending targets from which a scan uses every core by default (starting the worker
+#: processes costs about a second).
+AUTO_WORKERS_FROM = 500
+
 #: Exit code of a scan stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+
+
+def _worker_count(requested: int | None, info: ScanInfo, options: ScanOptions) -> int:
+    """Processes to observe in: as asked, else the cores for a scan big enough to gain."""
+    if requested is None:
+        pending = info.target_count - info.done_count
+        requested = default_workers() if pending >= AUTO_WORKERS_FROM else 1
+    return max(1, min(requested, options.concurrency))
 
 
 async def _scan(
@@ -54,6 +67,7 @@ async def _scan(
     info: ScanInfo,
     options: ScanOptions,
     jsonl: bool,
+    workers: int = 1,
 ) -> ScanSummary:
     stop = asyncio.Event()
     with stop_on_signals(stop):
@@ -74,7 +88,19 @@ async def _scan(
                     sys.stdout.write(lines)
                     sys.stdout.flush()
 
-            return await run_scan(inventory, info, options, on_batch=on_batch, stop=stop)
+            if workers == 1:
+                return await run_scan(inventory, info, options, on_batch=on_batch, stop=stop)
+            async with ProcessObserver(options, workers) as observe:
+                return await run_scan(
+                    inventory,
+                    info,
+                    options,
+                    observer=observe,
+                    on_batch=on_batch,
+                    stop=stop,
+                    leaf_source=observe.leaf,
+                    grace_s=GRACE_S,
+                )
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:
@@ -93,6 +119,7 @@ def _resume_id(inventory: Inventory, resume: str) -> int:
 Examples:
   rdptrust scan 10.0.0.0/24
   rdptrust scan -i hosts.txt --concurrency 200 --rate 50
+  rdptrust scan -i fleet.txt --workers 4   # four processes probe, one records
   rdptrust scan rdp01 rdp02:3390 '[fd00::/120]:3389' --diagnose
   rdptrust scan 10.1.0.0/16 --jsonl > scan.jsonl
   rdptrust scan -i all-sites.txt --max-targets 4194304   # more than one /12 in all
@@ -105,7 +132,8 @@ a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are
 '--resume' does the rest.
 \b
 Exit codes: 0 scan done (whatever the hosts answered), 64 usage error, 73 the inventory
-cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
+cannot be created there, 74 the inventory cannot be used, 75 targets left pending (a local
+limit, or a worker process that ended), 130 interrupted.""",
 )
 @click.argument("targets", nargs=-1, metavar="TARGET…")
 @click.option(
@@ -122,6 +150,14 @@ cannot be created there, 74 the inventory cannot be used, 130 interrupted.""",
     default=ScanOptions.concurrency,
     show_default=True,
     help="Hosts probed at the same time (lowered to fit the open-file limit).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Processes that probe and judge (each with its own event loop; the --concurrency "
+    f"hosts are shared among them; one process records). Default: the cores, for a scan of "
+    f"{AUTO_WORKERS_FROM} or more pending targets; otherwise 1.",
 )
 @click.option(
     "--timeout",
@@ -222,6 +258,7 @@ def scan(
     input_file: str | None,
     db: str | None,
     concurrency: int,
+    workers: int | None,
     timeout: float,
     deadline: float | None,
     rate: float | None,
@@ -312,7 +349,17 @@ def scan(
                     err=True,
                 )
                 options = dataclasses.replace(options, concurrency=fitted)
-            summary = run(_scan(inventory, info, options, jsonl))
+            count = _worker_count(workers, info, options)
+            summary = run(_scan(inventory, info, options, jsonl, count))
+    except WorkerError as exc:
+        ctx.exit(
+            fail(
+                f"{exc}; scan {info.id} is interrupted: "
+                f"'rdptrust scan --resume {info.id}' continues it",
+                EXIT_TEMPFAIL,
+            )
+        )
+        return
     except StoreError as exc:
         store_failure(exc)
         return

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rdptrust.engine.scan_options import Observer, ScanOptions
-from rdptrust.errors import LocalResourceError, PkiError, RdptrustError, StoreError
+from rdptrust.errors import LocalResourceError, PkiError, RdptrustError, StoreError, WorkerError
 from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
@@ -118,19 +118,44 @@ def _entry(source: CertificateFacts | CertificateRecord) -> CertificateEntry:
     return entry
 
 
+def read_leaf(der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
+    """A leaf's inventory entry and what its findings need, parsed from *der*.
+
+    The summary is None when the certificate could not be decoded (no certificate
+    finding then).
+    """
+    try:
+        facts = certificate_facts(load_certificate(der))
+    except PkiError as exc:
+        return CertificateEntry.undecodable(str(exc)), None
+    # the three fields the findings read, not the whole facts (kept per leaf)
+    return _entry(facts), _StoredLeaf(facts.subject, facts.self_signed, facts.not_after)
+
+
+#: Where a scan may find a leaf another process has read already (by SHA-256).
+LeafSource = Callable[[str], "tuple[CertificateEntry, LeafSummary | None] | None"]
+
+
 class LeafReader:
     """Reads each leaf certificate of a scan once: its entry, and what its findings need.
 
     A certificate met before by this reader is neither looked up nor parsed again; one
-    the inventory holds from an earlier scan is taken from there, not parsed. The
-    summary is None when the certificate could not be decoded (no certificate finding
-    then). At most :data:`LEAF_CACHE_SIZE` certificates are remembered, oldest dropped
-    first.
+    the inventory holds from an earlier scan is taken from there, not parsed; one that
+    *source* has read (a scan worker process, :mod:`rdptrust.engine.workers`) is taken
+    from there. At most :data:`LEAF_CACHE_SIZE` certificates are remembered, oldest
+    dropped first.
     """
 
-    def __init__(self, inventory: CertificateLookup, size: int = LEAF_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        inventory: CertificateLookup,
+        size: int = LEAF_CACHE_SIZE,
+        *,
+        source: LeafSource | None = None,
+    ) -> None:
         self._inventory = inventory
         self._size = size
+        self._source = source
         self._known: dict[str, tuple[CertificateEntry, LeafSummary | None]] = {}
 
     def read(self, der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
@@ -150,16 +175,7 @@ class LeafReader:
                 ),
             )
         else:
-            try:
-                facts = certificate_facts(load_certificate(der))
-            except PkiError as exc:
-                found = CertificateEntry.undecodable(str(exc)), None
-            else:
-                # the three fields the findings read, not the whole facts (kept per leaf)
-                found = (
-                    _entry(facts),
-                    _StoredLeaf(facts.subject, facts.self_signed, facts.not_after),
-                )
+            found = (self._source(sha256) if self._source is not None else None) or read_leaf(der)
         if len(self._known) >= self._size:
             del self._known[next(iter(self._known))]
         self._known[sha256] = found
@@ -285,6 +301,8 @@ async def observe_with_deadline(observer: Observer, target: Target, deadline: fl
         return HostResult(
             None, ProbeFailure("timeout", f"{target}: no result within {deadline:g} s")
         )
+    except WorkerError:
+        raise  # not the host's: the scan stops, the target stays pending
     except RdptrustError as exc:
         return HostResult(None, ProbeFailure.from_exception(exc))
     except Exception as exc:
@@ -301,6 +319,8 @@ async def run_scan(
     on_result: Callable[[ObservationRecord], None] | None = None,
     on_batch: Callable[[list[ObservationRecord]], None] | None = None,
     stop: asyncio.Event | None = None,
+    leaf_source: LeafSource | None = None,
+    grace_s: float = 0.0,
 ) -> ScanSummary:
     """Probe every pending target of *scan* and record each as it completes.
 
@@ -311,19 +331,21 @@ async def run_scan(
     batch at once, right after its commit), so a killed scan
     neither reports a host it then forgets nor reports one twice after ``--resume``.
     A :class:`StoreError` while recording stops the scan the same way and is raised
-    after the scan is marked interrupted (when the database still allows it).
+    after the scan is marked interrupted (when the database still allows it), as is a
+    :class:`WorkerError` from an observer in worker processes (*leaf_source* is where
+    those processes' readings of leaf certificates are found).
     """
     observe = observer or default_observer(options)
     stop = stop or asyncio.Event()
     bucket = TokenBucket(options.rate) if options.rate else None
-    deadline = options.host_deadline()
+    deadline = options.host_deadline() + grace_s
     pending = inventory.pending_targets(scan.id)
     counts = {"recorded": 0, "ok": 0, "errors": 0}
     failure: list[BaseException] = []
     started = time.monotonic()
     # Recorded but not yet committed; reported (on_result) only once durable.
     unflushed: list[ObservationRecord] = []
-    leaves = LeafReader(inventory)
+    leaves = LeafReader(inventory, source=leaf_source)
     # Targets to try again after a local limit, how often each was tried, and how many
     # workers may still run (halved at each limit; never below one).
     again: list[tuple[int, Target]] = []
