@@ -22,4 +22,4 @@ if _NETGUARD not in sys.path:
     sys.path.insert(0, _NETGUARD)
 import sitecustomize  # noqa: E402, F401  (the guard: installed by importing it)
 
-pytest_plugins = ["fixtures.peers", "fixtures.lab"]
+pytest_plugins = ["fixtures.peers", "fixtures.lab", "fixtures.postgres"]

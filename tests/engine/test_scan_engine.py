@@ -109,10 +109,10 @@ def check_outcome(record: ObservationRecord, f: Fleet) -> None:
         assert record.error_kind == "connect"
 
 
-async def test_scan_of_200_endpoints_records_each_once(tmp_path: Path) -> None:
+async def test_scan_of_200_endpoints_records_each_once(inventory_db: str) -> None:
     async with fleet() as f:
         assert len(f.expected) + len(f.hostile) == 200
-        with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        with Inventory.open(inventory_db) as inventory:
             # Given a scan whose target list names some endpoints twice
             scan = inventory.create_scan([], {}, f.targets + f.targets[:10])
             assert scan.target_count == 203
@@ -182,9 +182,9 @@ async def _scan_reporting_commits(
             reader.close()
 
 
-async def test_certificate_change_between_scans_is_an_event(tmp_path: Path) -> None:
+async def test_certificate_change_between_scans_is_an_event(inventory_db: str) -> None:
     async with Lab(LabConfig()) as recreating, Lab(LabConfig()) as enrolling:
-        with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        with Inventory.open(inventory_db) as inventory:
             targets = [recreating.target, enrolling.target]
             first = recreating.certificate_sha256
             scan = inventory.create_scan([], {}, targets)
@@ -277,9 +277,9 @@ async def test_per_host_deadline(tmp_path: Path) -> None:
             assert "0.5 s" in (record.error_message or "")
 
 
-async def test_enumerate_adds_protocols_and_tls_versions(tmp_path: Path) -> None:
+async def test_enumerate_adds_protocols_and_tls_versions(inventory_db: str) -> None:
     async with Lab(LabConfig()) as lab:
-        with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        with Inventory.open(inventory_db) as inventory:
             scan = inventory.create_scan([], {}, lab.targets)
             await run_scan(inventory, scan, ScanOptions(timeout=3, enumerate=True))
             (record,) = inventory.observations(scan_id=scan.id)
@@ -364,7 +364,7 @@ async def test_diagnose_stores_verdict_stall_problems_and_retrievals(
 
 
 async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a store that refuses the very first record (after the batch has begun)
     with contextlib.ExitStack() as bound:
@@ -372,7 +372,7 @@ async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         targets = [Target("127.0.0.1", s.getsockname()[1]) for s in sockets]
-        with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        with Inventory.open(inventory_db) as inventory:
             scan = inventory.create_scan([], {}, targets)
             real = inventory.record
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -30,11 +29,11 @@ from rdptrust.store.inventory import Inventory
     ],
 )
 def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
-    tmp_path: Path, credentials: HostCredentials, expected: list[tuple[str, str]]
+    inventory_db: str, credentials: HostCredentials, expected: list[tuple[str, str]]
 ) -> None:
     # Given two hosts serving the same certificate, recorded one after the other
     # (the first reads the certificate, the second finds it in the inventory)
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389)]
         scan_id = inventory.create_scan(["x"], {}, targets).id
         records = [
@@ -52,7 +51,7 @@ def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
 
 
 def test_a_known_certificate_is_not_parsed_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given three hosts serving the same certificate, counting certificate reads and lookups
     reads: list[bytes] = []
@@ -65,7 +64,7 @@ def test_a_known_certificate_is_not_parsed_again(
     monkeypatch.setattr(scan_module, "load_certificate", counting)
     credentials = windows_self_signed("WIN-A")
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         lookups: list[str] = []
         real_lookup = inventory.certificate
 
@@ -105,12 +104,12 @@ def test_a_known_certificate_is_not_parsed_again(
     assert [[p.code for p in r.problems] for r in records] == [["self-signed-certificate"]] * 3
 
 
-def test_the_leaf_reader_forgets_the_oldest_certificate_first(tmp_path: Path) -> None:
+def test_the_leaf_reader_forgets_the_oldest_certificate_first(inventory_db: str) -> None:
     ders = [
         served(Target("127.0.0.1", 3389), windows_self_signed(f"WIN-{n}")).leaf or b""
         for n in range(3)
     ]
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         leaves = LeafReader(inventory, size=2)
         entries = [leaves.read(der)[0] for der in ders]
         # the first was forgotten: reading it again makes a new (equal) entry
@@ -120,14 +119,14 @@ def test_the_leaf_reader_forgets_the_oldest_certificate_first(tmp_path: Path) ->
         assert leaves.read(ders[2])[0] is entries[2]
 
 
-def test_a_diagnosed_host_keeps_its_diagnosis_problems_only(tmp_path: Path) -> None:
+def test_a_diagnosed_host_keeps_its_diagnosis_problems_only(inventory_db: str) -> None:
     # Given a diagnosis that already holds the probe's findings
     target = Target("127.0.0.1", 3389)
     diagnosis = DiagnosisRecord(
         "warning", 15.0, (ProblemRecord("self-signed-certificate", "warning", "from diagnose"),)
     )
     result = HostResult(served(target, windows_self_signed()), diagnosis=diagnosis)
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         # When it is judged, no finding is added, but the new leaf gets its entry
         entry, problems = judge_host(LeafReader(inventory), result)
         assert problems == ()
@@ -138,14 +137,14 @@ def test_a_diagnosed_host_keeps_its_diagnosis_problems_only(tmp_path: Path) -> N
     assert recorded.problems == diagnosis.problems
 
 
-def test_an_undecodable_leaf_is_kept_with_why(tmp_path: Path) -> None:
+def test_an_undecodable_leaf_is_kept_with_why(inventory_db: str) -> None:
     # Given a host that sends bytes that are no certificate
     target = Target("127.0.0.1", 3389)
     probe = served(target, windows_self_signed())
     assert probe.tls is not None
     garbage = TlsSessionInfo(probe.tls.version, probe.tls.cipher, (b"\x30\x03\x02\x01\x00",))
     result = HostResult(dataclasses.replace(probe, tls=garbage))
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         # When it is judged and recorded
         entry, problems = judge_host(LeafReader(inventory), result)
         recorded = record_result(inventory, one_target_scan(inventory, target), 0, target, result)
@@ -159,10 +158,10 @@ def test_an_undecodable_leaf_is_kept_with_why(tmp_path: Path) -> None:
     assert recorded.problems == ()
 
 
-def test_no_probe_result_needs_nothing_judged(tmp_path: Path) -> None:
+def test_no_probe_result_needs_nothing_judged(inventory_db: str) -> None:
     target = Target("127.0.0.1", 3389)
     failure = ProbeFailure("timeout", f"{target}: no result within 1 s")
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         assert judge_host(LeafReader(inventory), HostResult(None, failure)) == (None, ())
         recorded = record_result(
             inventory, one_target_scan(inventory, target), 0, target, HostResult(None, failure)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +15,10 @@ from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import Inventory
 
 
-def test_a_certificate_is_found_by_its_sha256(tmp_path: Path) -> None:
+def test_a_certificate_is_found_by_its_sha256(inventory_db: str) -> None:
     target = Target("127.0.0.1", 3389)
     credentials = windows_self_signed("WIN-A")
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         assert inventory.certificate(credentials.sha256) is None
         scan_id = one_target_scan(inventory, target)
         recorded = record(inventory, scan_id, 0, target, served(target, credentials))
@@ -31,10 +30,10 @@ def test_a_certificate_is_found_by_its_sha256(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
-def test_hosts_json_streams_the_same_document(tmp_path: Path, count: int) -> None:
+def test_hosts_json_streams_the_same_document(inventory_db: str, count: int) -> None:
     # Given an inventory of *count* hosts, one with a hostile subject
     targets = [Target(f"127.0.0.{i + 1}", 3389) for i in range(count)]
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         if targets:
             scan_id = inventory.create_scan(["x"], {}, targets).id
             names = ['WIN-"A"', "WIN-B", "WIN-C"]

@@ -82,19 +82,19 @@ def test_corrupt_file_gives_one_clear_error(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_bad_target_file_leaves_no_scan_behind(tmp_path: Path) -> None:
+def test_bad_target_file_leaves_no_scan_behind(inventory_db: str) -> None:
     def targets() -> object:
         yield Target("127.0.0.1", 1)
         raise UsageError("targets.txt:2: bad")
 
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         with pytest.raises(UsageError):
             inventory.create_scan([], {}, targets())  # type: ignore[arg-type]
         assert inventory.scans() == []
 
 
-def test_duplicate_targets_are_stored_once(tmp_path: Path) -> None:
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+def test_duplicate_targets_are_stored_once(inventory_db: str) -> None:
+    with Inventory.open(inventory_db) as inventory:
         target = Target("127.0.0.1", 3389)
         scan = inventory.create_scan([], {}, [target, target, Target("127.0.0.1", 3390)])
         assert scan.target_count == 2
@@ -104,8 +104,8 @@ def test_duplicate_targets_are_stored_once(tmp_path: Path) -> None:
         ]
 
 
-def test_record_marks_done_and_refuses_a_second_record(tmp_path: Path) -> None:
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+def test_record_marks_done_and_refuses_a_second_record(inventory_db: str) -> None:
+    with Inventory.open(inventory_db) as inventory:
         target = Target("127.0.0.1", 3389)
         scan_id = one_target_scan(inventory, target)
         credentials = windows_self_signed("WIN-A")
@@ -163,8 +163,8 @@ def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None
         assert len(list(inventory.observations(scan_id=scan_id))) == 2
 
 
-def test_diagnosis_and_problems_are_stored(tmp_path: Path) -> None:
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+def test_diagnosis_and_problems_are_stored(inventory_db: str) -> None:
+    with Inventory.open(inventory_db) as inventory:
         target = Target("127.0.0.1", 3389)
         scan_id = one_target_scan(inventory, target)
         diagnosis = DiagnosisRecord(
@@ -188,11 +188,11 @@ def test_diagnosis_and_problems_are_stored(tmp_path: Path) -> None:
         assert stored.retrievals == diagnosis.retrievals
 
 
-def test_events_over_four_scans(tmp_path: Path) -> None:
+def test_events_over_four_scans(inventory_db: str) -> None:
     target = Target("127.0.0.1", 3389)
     first = windows_self_signed("WIN-A")
     recreated = windows_self_signed("WIN-A")
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         kinds = []
         for probe in (
             served(target, first),
@@ -268,7 +268,7 @@ def test_locked_inventory_gives_one_clear_error(tmp_path: Path) -> None:
         other.close()
 
 
-def test_record_keeps_what_it_is_given_and_judges_nothing(tmp_path: Path) -> None:
+def test_record_keeps_what_it_is_given_and_judges_nothing(inventory_db: str) -> None:
     # Given a leaf whose entry and findings were computed before recording (made up here,
     # so that anything the store worked out for itself would show)
     target = Target("127.0.0.1", 3389)
@@ -287,7 +287,7 @@ def test_record_keeps_what_it_is_given_and_judges_nothing(tmp_path: Path) -> Non
     )
     diagnosis = DiagnosisRecord("warning", 1.5, (ProblemRecord("first", "warning", "one"),))
     given = (ProblemRecord("second", "critical", "two"),)
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         scan_id = one_target_scan(inventory, target)
         # When it is recorded
         recorded = inventory.record(
@@ -322,9 +322,9 @@ def test_record_keeps_what_it_is_given_and_judges_nothing(tmp_path: Path) -> Non
         assert [p.code for p in observation.problems] == ["first", "second"]
 
 
-def test_record_refuses_a_new_leaf_without_its_entry(tmp_path: Path) -> None:
+def test_record_refuses_a_new_leaf_without_its_entry(inventory_db: str) -> None:
     target = Target("127.0.0.1", 3389)
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         scan_id = one_target_scan(inventory, target)
         with pytest.raises(ValueError, match="certificate entry"):
             inventory.record(scan_id, 0, target, served(target, windows_self_signed()))
@@ -333,7 +333,7 @@ def test_record_refuses_a_new_leaf_without_its_entry(tmp_path: Path) -> None:
         assert list(inventory.observations()) == []
 
 
-def test_every_column_comes_back_by_name(tmp_path: Path) -> None:
+def test_every_column_comes_back_by_name(inventory_db: str) -> None:
     # Given a probe that saw every part: enumeration, TLS versions, timings, a chain
     target = Target("127.0.0.1", 3389)
     credentials = make_host_credentials(CertKind.CA, computer_name="WIN-A")
@@ -350,7 +350,7 @@ def test_every_column_comes_back_by_name(tmp_path: Path) -> None:
             TlsVersionSupport("TLSv1.3", True, None),
         ),
     )
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         scan_id = one_target_scan(inventory, target)
         record(inventory, scan_id, 0, target, probe)
         (stored,) = inventory.observations(scan_id=scan_id)
@@ -387,7 +387,7 @@ def test_every_column_comes_back_by_name(tmp_path: Path) -> None:
 
 
 def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a record that fails after it wrote its new certificate (rolled back whole)
     from rdptrust.store import inventory as inventory_module
@@ -404,7 +404,7 @@ def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
     monkeypatch.setattr(inventory_module, "new_events", failing_once)
     target = Target("127.0.0.1", 3389)
     credentials = windows_self_signed("WIN-A")
-    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+    with Inventory.open(inventory_db) as inventory:
         scan_id = one_target_scan(inventory, target)
         with pytest.raises(RuntimeError):
             record(inventory, scan_id, 0, target, served(target, credentials))

@@ -26,6 +26,7 @@ from rdptrust.errors import (
 )
 from rdptrust.model.target import Target, parse_target
 from rdptrust.model.text import has_unsafe_layout, redact_credentials, safe_output, safe_text
+from rdptrust.store.postgres import unreachable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,6 +44,9 @@ EXIT_USAGE = 64
 EXIT_DATA = 65
 #: An input file that must exist does not (sysexits EX_NOINPUT).
 EXIT_NO_INPUT = 66
+#: The inventory's PostgreSQL server cannot be reached or refused the login
+#: (sysexits EX_UNAVAILABLE).
+EXIT_UNAVAILABLE = 69
 EXIT_INTERNAL = 70
 #: A file or folder cannot be created where it was asked for (sysexits EX_CANTCREAT).
 EXIT_CANT_CREATE = 73
@@ -83,10 +87,13 @@ _CANT_CREATE_ERRNOS = frozenset(
 
 
 def store_exit_code(exc: StoreError) -> int:
-    """73 when a file or folder cannot be created there (permissions, no such folder,
+    """69 when the inventory's PostgreSQL server cannot be reached or refuses the login,
+    73 when a file or folder cannot be created there (permissions, no such folder,
     read-only file system), 74 for any other local I/O failure (disk full, I/O error;
     an inventory that exists but is locked, read-only or corrupt)."""
     cause = exc.__cause__ or exc.__context__
+    if unreachable(cause):
+        return EXIT_UNAVAILABLE
     if isinstance(cause, OSError) and cause.errno in _CANT_CREATE_ERRNOS:
         return EXIT_CANT_CREATE
     if isinstance(cause, sqlite3.Error):

@@ -33,16 +33,27 @@ from rdptrust.report.inventory import (
 )
 from rdptrust.report.jsonform import dumps
 from rdptrust.store.inventory import Inventory, default_path
+from rdptrust.store.postgres import is_postgres
 
-DB_HELP = "Inventory file (default: inventory.sqlite3 in the user data directory)."
+DB_HELP = (
+    "Inventory: an SQLite file (default: inventory.sqlite3 in the user data directory) "
+    "or a postgresql:// URL shared by several scanners; its password, if any, is best "
+    "kept in PGPASSFILE (~/.pgpass) and is never shown or stored."
+)
+#: The ``--db`` option of every command that uses the inventory.
+db_option = click.option(
+    "--db", envvar="RDPTRUST_DB", show_envvar=True, metavar="FILE|URL", help=DB_HELP
+)
 
 
 def open_inventory(db: str | None) -> Inventory:
-    return Inventory.open(Path(db) if db else None)
+    return Inventory.open(db if db and is_postgres(db) else Path(db) if db else None)
 
 
 def open_to_read(db: str | None) -> Inventory:
     """The inventory of a command that only reads it: never created, opened read-only."""
+    if db and is_postgres(db):
+        return Inventory.open(db, read_only=True)
     path = Path(db) if db else default_path()
     if not path.exists():
         click.get_current_context().exit(
@@ -76,7 +87,7 @@ Examples:
 \b
 Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
 )
-@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
 def hosts(db: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
@@ -111,7 +122,7 @@ Exit codes: 0 shown, 64 the inventory never saw the host, 66 no inventory there 
 created), 74 it cannot be read.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
-@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
 def history(target: str, db: str | None, as_json: bool) -> None:
     """Show one host's certificate history and events (first seen, changes, reachability)."""
@@ -143,7 +154,7 @@ Without --scan the report holds each host's latest observation across all scans.
 Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never created),
 73 the output file cannot be created, 74 reading or writing failed.""",
 )
-@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@db_option
 @click.option(
     "--html",
     "html_file",

@@ -24,7 +24,7 @@ from rdptrust.cli.common import (
     fail,
     run,
 )
-from rdptrust.cli.inventory import DB_HELP, open_inventory, store_failure
+from rdptrust.cli.inventory import db_option, open_inventory, store_failure
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.scan_targets import checked_specs
@@ -143,7 +143,7 @@ limit, or a worker process that ended), 130 interrupted.""",
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Read targets from FILE, one per line ('-' for standard input).",
 )
-@click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
+@db_option
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 10000),

@@ -30,10 +30,11 @@ from rdptrust.errors import (
 )
 from rdptrust.model.probe import TlsSessionInfo
 from rdptrust.model.target import Target
-from rdptrust.net.resolve import open_stream
+from rdptrust.net.resolve import open_transport
+from rdptrust.net.wire import Wire
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum, parse_disconnect_provider_ultimatum
 from rdptrust.protocol.tls import ServerFlightReader
-from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, TPKT_MAX_LENGTH, packet_length
+from rdptrust.protocol.tpkt import TPKT_HEADER_LENGTH, packet_length
 from rdptrust.protocol.x224 import (
     X224_DATA,
     ConnectionConfirm,
@@ -131,24 +132,24 @@ class RdpConnection:
     """One TCP connection to an RDP host, driven step by step.
 
     Every step takes its own deadline (an absolute ``time.monotonic()`` value), so a
-    caller can spend one budget across connect, negotiation and TLS.
+    caller can spend one budget across connect, negotiation and TLS; the connection keeps
+    one timer for it (:class:`~rdptrust.net.wire.Wire`).
     """
 
-    def __init__(
-        self, target: Target, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, target: Target, transport: asyncio.Transport, wire: Wire) -> None:
         self.target = target
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._wire = wire
         self._tls: SSL.Connection | None = None
-        peer = writer.get_extra_info("peername")
+        peer = transport.get_extra_info("peername")
         self.peer_address: str | None = peer[0] if peer else None
 
     @classmethod
     async def open(cls, target: Target, deadline: float) -> RdpConnection:
+        wire = Wire()
         try:
             async with asyncio.timeout(_remaining(deadline)):
-                reader, writer = await open_stream(target.host, target.port, limit=TPKT_MAX_LENGTH)
+                transport = await open_transport(target.host, target.port, lambda: wire)
         except TimeoutError:
             raise TransportTimeout(
                 f"{target}: TCP connect timed out", target.host, target.port
@@ -171,15 +172,14 @@ class RdpConnection:
             raise ConnectError(
                 f"{target}: cannot connect ({exc.strerror or exc})", target.host, target.port
             ) from exc
-        return cls(target, reader, writer)
+        return cls(target, transport, wire)
 
     def _error(self, cls: type[TransportError], what: str) -> TransportError:
         return cls(f"{self.target}: {what}", self.target.host, self.target.port)
 
     async def _read(self, deadline: float, what: str) -> bytes:
         try:
-            async with asyncio.timeout(_remaining(deadline)):
-                data = await self._reader.read(_READ_CHUNK)
+            data = await self._wire.read(deadline)
         except TimeoutError:
             raise self._error(TransportTimeout, f"no answer to {what} in time") from None
         except (ConnectionResetError, BrokenPipeError):
@@ -190,9 +190,7 @@ class RdpConnection:
 
     async def _write(self, data: bytes, deadline: float, what: str) -> None:
         try:
-            self._writer.write(data)
-            async with asyncio.timeout(_remaining(deadline)):
-                await self._writer.drain()
+            await self._wire.write(data, deadline)
         except TimeoutError:
             raise self._error(TransportTimeout, f"could not send {what} in time") from None
         except OSError as exc:
@@ -255,12 +253,11 @@ class RdpConnection:
         """
         header = b""
         try:
-            async with asyncio.timeout(_remaining(deadline)):
-                header = await self._reader.readexactly(TPKT_HEADER_LENGTH)
-                length = packet_length(header)
-                if length is None:  # pragma: no cover - four bytes are always enough
-                    raise RemoteProtocolError("TPKT header truncated", 0)
-                body = await self._reader.readexactly(length - TPKT_HEADER_LENGTH)
+            header = await self._wire.read_exactly(TPKT_HEADER_LENGTH, deadline)
+            length = packet_length(header)
+            if length is None:  # pragma: no cover - four bytes are always enough
+                raise RemoteProtocolError("TPKT header truncated", 0)
+            body = await self._wire.read_exactly(length - TPKT_HEADER_LENGTH, deadline)
         except TimeoutError:
             raise self._error(TransportTimeout, f"no answer to {what} in time") from None
         except asyncio.IncompleteReadError as exc:
@@ -395,10 +392,8 @@ class RdpConnection:
                 return data
 
     async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(1.0):
-                await self._writer.wait_closed()
+        """Close the connection (what was written still goes out first)."""
+        self._wire.close()
 
 
 def _watch(flight: ServerFlightReader, data: bytes) -> None:

@@ -122,15 +122,16 @@ async def resolve(host: str, port: int) -> list[AddrInfo]:
     )
 
 
-async def open_stream(
-    host: str, port: int, *, limit: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """``asyncio.open_connection(host, port)`` over :func:`resolve`: each address in
+async def open_transport(
+    host: str, port: int, protocol_factory: Callable[[], asyncio.Protocol]
+) -> asyncio.Transport:
+    """A connected transport to *host* and *port* over :func:`resolve`: each address in
     turn until one connects; the first failure is raised when none does."""
+    loop = asyncio.get_running_loop()
     if ip_literal(host) is not None:
         # one address, no resolver: asyncio's own path is the short one
-        return await asyncio.open_connection(host, port, limit=limit)
-    loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(protocol_factory, host, port)
+        return transport
     infos = await resolve(host, port)
     first: OSError | None = None
     for family, kind, proto, _, address in infos:
@@ -145,5 +146,6 @@ async def open_stream(
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_connection(sock=sock, limit=limit)
+        transport, _ = await loop.create_connection(protocol_factory, sock=sock)
+        return transport
     raise first or OSError(f"{host} has no address")

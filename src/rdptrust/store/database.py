@@ -16,14 +16,66 @@ import os
 import sqlite3
 import stat
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rdptrust.errors import StoreError
-from rdptrust.store.queries import describe_error
 
 #: The first 16 bytes of every SQLite 3 database file (sqlite.org/fileformat.html 1.3.1).
 SQLITE_HEADER = b"SQLite format 3\x00"
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the inventory needs to know of the database under it."""
+
+    #: ``sqlite`` or ``postgresql``
+    name: str
+    #: the driver's exception root(s), each mapped to a StoreError
+    errors: tuple[type[BaseException], ...]
+    #: a constraint failed (a foreign key, a unique key)
+    integrity_errors: tuple[type[BaseException], ...]
+    #: one line a user can act on, for one of *errors* at the location shown
+    describe: Callable[[BaseException, str], str]
+
+
+def describe_error(exc: BaseException, path: str | Path) -> str:
+    """One line saying what went wrong with the SQLite inventory at *path*, and what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_BUSY") or "locked" in text:
+        return f"inventory {path} is locked by another rdptrust process; try again when it ends"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return f"inventory {path} is read-only; make it writable or choose another with --db"
+    if name.startswith("SQLITE_FULL") or "full" in text:
+        return (
+            f"the disk holding inventory {path} is full; free space and run again "
+            "(completed results are kept)"
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "not a database" in text:
+        return (
+            f"inventory {path} is corrupt or not an rdptrust inventory; move it aside "
+            "or choose another with --db"
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return f"cannot open inventory {path}; check that its directory exists and is writable"
+    if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
+        return f"inventory {path}: the disk reported an I/O error ({text})"
+    return f"inventory {path}: {text}"
+
+
+SQLITE = Backend("sqlite", (sqlite3.Error,), (sqlite3.IntegrityError,), describe_error)
+
+
+def postgres_backend() -> Backend:
+    """The PostgreSQL backend (imports psycopg: only when an inventory is on PostgreSQL)."""
+    from rdptrust.store import postgres
+
+    return Backend(
+        "postgresql", postgres.errors(), postgres.integrity_errors(), postgres.describe_error
+    )
 
 
 def connect(where: Path, *, read_only: bool, lock_timeout: float) -> sqlite3.Connection:

@@ -11,7 +11,6 @@ Certificate changes are classified when they are recorded:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +60,8 @@ _CHANGE_COLUMNS = (
 )
 
 
-def _change_facts(db: sqlite3.Connection, sha256: str) -> dict[str, Any]:
-    row: sqlite3.Row = db.execute(_CHANGE_COLUMNS, (sha256,)).fetchone()
+def _change_facts(db: Any, sha256: str) -> dict[str, Any]:
+    row = db.execute(_CHANGE_COLUMNS, (sha256,)).fetchone()
     return {
         "subject": row["subject"],
         "self_signed": row["self_signed"],
@@ -71,7 +70,7 @@ def _change_facts(db: sqlite3.Connection, sha256: str) -> dict[str, Any]:
 
 
 def new_events(
-    db: sqlite3.Connection,
+    db: Any,
     *,
     new_host: bool,
     was_ok: bool | None,

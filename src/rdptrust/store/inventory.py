@@ -1,7 +1,10 @@
-"""The inventory: scans, hosts, certificates, observations, problems and events in SQLite.
+"""The inventory: scans, hosts, certificates, observations, problems and events.
 
-One :class:`Inventory` wraps one database file (default
-``platformdirs.user_data_dir("rdptrust")/inventory.sqlite3``). It runs in WAL mode with
+One :class:`Inventory` wraps one database: an SQLite file (the default,
+``platformdirs.user_data_dir("rdptrust")/inventory.sqlite3``) or, for a fleet shared by
+several scanners, a PostgreSQL database named by a ``postgresql://`` URL
+(:mod:`rdptrust.store.postgres`): the same schema, migrations and queries on both. On
+SQLite it runs in WAL mode with
 ``synchronous=NORMAL``: a process killed at any moment loses no committed transaction,
 and :meth:`Inventory.record` stores each finished target in the same transaction that
 marks it done (a scan batches many targets per commit), so a scan killed midway loses
@@ -14,17 +17,18 @@ by the scan. The queries are :class:`~rdptrust.store.queries.InventoryReader`'s,
 SQL and row mapping live in :mod:`rdptrust.store.rows`, the events in
 :mod:`rdptrust.store.events`.
 
-Every SQLite failure becomes a :class:`~rdptrust.errors.StoreError` with one line a user
+Every database failure becomes a :class:`~rdptrust.errors.StoreError` with one line a user
 can act on (locked, read-only, corrupt, disk full).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
-import sqlite3
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,8 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
-from rdptrust.store.database import connect, process_alive
+from rdptrust.store import postgres
+from rdptrust.store.database import SQLITE, Backend, connect, postgres_backend, process_alive
 from rdptrust.store.events import new_events
 from rdptrust.store.queries import InventoryReader
 from rdptrust.store.rows import (
@@ -59,6 +64,7 @@ from rdptrust.store.rows import (
     parse_time,
     recorded_certificate,
     sha256_hex,
+    time_text,
 )
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -73,6 +79,17 @@ _HELD_CERTIFICATES = 4096
 LOCK_TIMEOUT = 10.0
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    """What :meth:`Inventory.prune` deleted: observations observed before *cutoff* (each
+    host's newest excepted), their problems, and certificates no longer named."""
+
+    cutoff: dt.datetime
+    observations: int
+    problems: int
+    certificates: int
+
+
 def default_path() -> Path:
     """Where the inventory lives unless ``--db`` says otherwise."""
     return Path(platformdirs.user_data_dir("rdptrust")) / DATABASE_NAME
@@ -82,7 +99,7 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _host_id(db: sqlite3.Connection, target: Target, at: str) -> tuple[int, bool]:
+def _host_id(db: Any, target: Target, at: str) -> tuple[int, bool]:
     """The id of *target*'s hosts row, and whether it was inserted now."""
     row = db.execute(
         "SELECT id FROM hosts WHERE host = ? AND port = ?", (target.host, target.port)
@@ -90,10 +107,16 @@ def _host_id(db: sqlite3.Connection, target: Target, at: str) -> tuple[int, bool
     if row is not None:
         return int(row["id"]), False
     cursor = db.execute(
-        "INSERT INTO hosts (host, port, first_seen) VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO hosts (host, port, first_seen) VALUES (?, ?, ?)",
         (target.host, target.port, at),
     )
-    return int(cursor.lastrowid or 0), True
+    if cursor.rowcount == 1:
+        return int(cursor.lastrowid or 0), True
+    # another scanner of a shared (PostgreSQL) inventory inserted it meanwhile
+    row = db.execute(
+        "SELECT id FROM hosts WHERE host = ? AND port = ?", (target.host, target.port)
+    ).fetchone()
+    return int(row["id"]), False
 
 
 class Inventory(InventoryReader):
@@ -103,12 +126,14 @@ class Inventory(InventoryReader):
     loop between awaits).
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        super().__init__(path, connection)
+    def __init__(self, path: Path | str, connection: Any, backend: Backend = SQLITE) -> None:
+        super().__init__(path, connection, backend)
         # Leaf certificates this connection knows are in the certificates table (written
         # or met by record()), so that a fleet sharing one is not inserted per host.
         # Forgotten whenever a rollback may have undone an insert.
         self._held: dict[str, CertificateRecord] = {}
+        #: the schema version found when this inventory was opened (before migrating)
+        self.migrated_from: int | None = None
 
     @classmethod
     def open(
@@ -120,11 +145,18 @@ class Inventory(InventoryReader):
     ) -> Inventory:
         """Open (creating if needed) the inventory at *path* and bring its schema up to date.
 
+        *path* is an SQLite file, or a ``postgresql://`` URL of an existing database
+        (its tables are created by the first open that may write).
+
         A write waits up to *lock_timeout* seconds for another process's write to end.
         With *read_only*, nothing is created or migrated (SQLite ``mode=ro``): a missing
         file, a symbolic link, a file that is not SQLite, or one whose schema is not this
         rdptrust's, is a StoreError (:func:`rdptrust.store.database.connect`).
         """
+        if path is not None and postgres.is_postgres(os.fspath(path)):
+            return cls._open_postgres(
+                os.fspath(path), lock_timeout=lock_timeout, read_only=read_only
+            )
         where = Path(path) if path is not None else default_path()
         if not read_only:
             try:
@@ -153,9 +185,34 @@ class Inventory(InventoryReader):
             raise
         return inventory
 
+    @classmethod
+    def _open_postgres(cls, url: str, *, lock_timeout: float, read_only: bool) -> Inventory:
+        db = postgres.connect(url, read_only=read_only, lock_timeout=lock_timeout)
+        inventory = cls(postgres.display_location(url), db, postgres_backend())
+        try:
+            with inventory._mapped():
+                if read_only:
+                    inventory._check_schema()
+                else:
+                    inventory._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return inventory
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.name
+
+    def _table_names(self) -> set[str]:
+        if isinstance(self._db, postgres.PostgresConnection):
+            return self._db.table_names()
+        return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+
     def _check_schema(self) -> None:
         """For a read-only open: the schema must be this rdptrust's, as it cannot migrate."""
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        tables = self._table_names()
         if "schema_migrations" not in tables:
             raise StoreError(f"{self.path} is not an rdptrust inventory (it has no schema)")
         current = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
@@ -169,7 +226,7 @@ class Inventory(InventoryReader):
             )
 
     @contextlib.contextmanager
-    def _transaction(self, *, batched: bool = False) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, batched: bool = False) -> Iterator[Any]:
         """One transaction; with *batched*, one savepoint in the open batch instead.
 
         A batched write joins (or begins) the batch transaction, which :meth:`commit`
@@ -184,7 +241,7 @@ class Inventory(InventoryReader):
                     yield self._db
                 except BaseException:
                     self._held.clear()
-                    with contextlib.suppress(sqlite3.Error):
+                    with contextlib.suppress(*self._backend.errors):
                         self._db.execute("ROLLBACK TO record")
                         self._db.execute("RELEASE record")
                     raise
@@ -197,7 +254,7 @@ class Inventory(InventoryReader):
                 yield self._db
             except BaseException:
                 self._held.clear()
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self._backend.errors):
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
@@ -205,7 +262,7 @@ class Inventory(InventoryReader):
     @property
     def uncommitted(self) -> bool:
         """Whether records made with ``commit=False`` wait for :meth:`commit`."""
-        return self._db.in_transaction
+        return bool(self._db.in_transaction)
 
     def commit(self) -> None:
         """Make the records written with ``commit=False`` durable (nothing when none wait).
@@ -220,38 +277,60 @@ class Inventory(InventoryReader):
                 self._db.execute("COMMIT")
         except StoreError:
             self._held.clear()
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self._backend.errors):
                 self._db.execute("ROLLBACK")
             raise
 
     def _migrate(self) -> None:
         db = self._db
-        db.execute(
+        pg = db if isinstance(db, postgres.PostgresConnection) else None
+        create = (
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        current = db.execute(
-            "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations"
-        ).fetchone()["version"]
+        if pg is not None:
+            pg.execute_schema(create)
+        else:
+            db.execute(create)
+        current = self._applied_version()
+        self.migrated_from = current
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"inventory {self.path} has schema version {current}, newer than this rdptrust "
                 f"knows ({SCHEMA_VERSION}); upgrade rdptrust"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        while current < SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
             try:
+                if pg is not None:
+                    pg.lock_migrations()
+                # another process may have migrated meanwhile: read again, under the lock
+                current = self._applied_version()
+                if current >= SCHEMA_VERSION:
+                    db.execute("COMMIT")
+                    return
+                version = current + 1
                 for statement in _statements(MIGRATIONS[version - 1]):
-                    db.execute(statement)
+                    if pg is not None:
+                        pg.execute_schema(statement)
+                    else:
+                        db.execute(statement)
                 db.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, now_text()),
                 )
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self._backend.errors):
                     db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            current = version
+
+    def _applied_version(self) -> int:
+        row = self._db.execute(
+            "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations"
+        ).fetchone()
+        return int(row["version"])
 
     # --- scans ----------------------------------------------------------------------
 
@@ -336,6 +415,43 @@ class Inventory(InventoryReader):
                 last = row["seq"]
                 yield last, Target(row["host"], row["port"])
 
+    # --- retention ------------------------------------------------------------------
+
+    def prune(self, keep_days: float, *, now: dt.datetime | None = None) -> PruneResult:
+        """Delete observations older than *keep_days* days, and what only they used.
+
+        Each host keeps its newest observation, however old, so ``hosts`` still shows
+        every host; every event is kept (one of a deleted observation loses only its
+        link to it), and so are the scans. Certificates that no observation and no event
+        names any more are deleted with them.
+        """
+        if keep_days < 0:
+            raise UsageError("--keep-days must be 0 or more")
+        cutoff = time_text((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days))
+        old = (
+            "SELECT o.id FROM observations o WHERE o.observed_at < ? AND o.id NOT IN "
+            "(SELECT MAX(i.id) FROM observations i GROUP BY i.host_id)"
+        )
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE events SET observation_id = NULL WHERE observation_id IN ({old})",
+                (cutoff,),
+            )
+            problems = db.execute(
+                f"DELETE FROM problems WHERE observation_id IN ({old})", (cutoff,)
+            ).rowcount
+            observations = db.execute(
+                f"DELETE FROM observations WHERE id IN ({old})", (cutoff,)
+            ).rowcount
+            certificates = db.execute(
+                "DELETE FROM certificates WHERE sha256 NOT IN (SELECT sha256 FROM observations "
+                "WHERE sha256 IS NOT NULL) AND sha256 NOT IN (SELECT old_sha256 FROM events "
+                "WHERE old_sha256 IS NOT NULL) AND sha256 NOT IN (SELECT new_sha256 FROM "
+                "events WHERE new_sha256 IS NOT NULL)"
+            ).rowcount
+        self._held.clear()
+        return PruneResult(parse_time(cutoff), observations, problems, certificates)
+
     # --- recording ------------------------------------------------------------------
 
     def record(
@@ -389,11 +505,11 @@ class Inventory(InventoryReader):
                 None
                 if new_host
                 else db.execute(
-                    "SELECT (SELECT ok FROM observations WHERE host_id = ?1 "
+                    "SELECT (SELECT ok FROM observations WHERE host_id = ? "
                     "ORDER BY id DESC LIMIT 1) AS ok, (SELECT sha256 FROM observations "
-                    "WHERE host_id = ?1 AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1) "
+                    "WHERE host_id = ? AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1) "
                     "AS sha256",
-                    (host_id,),
+                    (host_id, host_id),
                 ).fetchone()
             )
             was_ok = None if previous is None or previous["ok"] is None else bool(previous["ok"])
@@ -408,7 +524,7 @@ class Inventory(InventoryReader):
             params = observation_params(scan_id, host_id, at, probe, error, diagnosis)
             try:
                 cursor = db.execute(INSERT_OBSERVATION, params)
-            except sqlite3.IntegrityError as exc:
+            except self._backend.integrity_errors as exc:
                 # the observation's leaf must be in the certificates table (foreign key)
                 if leaf_sha is None or certificate is not None:
                     raise

@@ -3,7 +3,7 @@
 :class:`InventoryReader` holds the connection and every query;
 :class:`~rdptrust.store.inventory.Inventory` adds the writes. Every SQLite failure
 becomes a :class:`~rdptrust.errors.StoreError` with one line a user can act on
-(:func:`describe_error`).
+(:func:`rdptrust.store.database.describe_error`, or its PostgreSQL twin).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target, canonical_host
+from rdptrust.store.database import SQLITE, Backend
 from rdptrust.store.rows import (
     CERTIFICATE_SELECT,
     EVENT_SELECT,
@@ -40,41 +41,32 @@ from rdptrust.store.rows import (
     scan_info,
 )
 
+#: The tables ``rdptrust db check`` counts, in the order it lists them.
+COUNTED_TABLES = (
+    "scans",
+    "scan_targets",
+    "hosts",
+    "certificates",
+    "observations",
+    "problems",
+    "events",
+)
 #: Observation rows fetched at a time while observations stream out.
 _FETCH_BATCH = 256
 
 
-def describe_error(exc: sqlite3.Error, path: Path) -> str:
-    """One line saying what went wrong with the inventory at *path*, and what to do."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
-    if name.startswith("SQLITE_BUSY") or "locked" in text:
-        return f"inventory {path} is locked by another rdptrust process; try again when it ends"
-    if name.startswith("SQLITE_READONLY") or "readonly" in text:
-        return f"inventory {path} is read-only; make it writable or choose another with --db"
-    if name.startswith("SQLITE_FULL") or "full" in text:
-        return (
-            f"the disk holding inventory {path} is full; free space and run again "
-            "(completed results are kept)"
-        )
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "not a database" in text:
-        return (
-            f"inventory {path} is corrupt or not an rdptrust inventory; move it aside "
-            "or choose another with --db"
-        )
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-        return f"cannot open inventory {path}; check that its directory exists and is writable"
-    if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
-        return f"inventory {path}: the disk reported an I/O error ({text})"
-    return f"inventory {path}: {text}"
-
-
 class InventoryReader:
-    """The queries over one inventory connection (whose rows are :class:`sqlite3.Row`)."""
+    """The queries over one inventory connection (whose rows are :class:`sqlite3.Row`,
+    or :class:`rdptrust.store.postgres.Row` on PostgreSQL: both read by column name).
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    *path* is where the inventory is, as shown to users: a file, or a PostgreSQL URL
+    without its password.
+    """
+
+    def __init__(self, path: Path | str, connection: Any, backend: Backend = SQLITE) -> None:
         self.path = path
         self._db = connection
+        self._backend = backend
         self._db.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -90,8 +82,8 @@ class InventoryReader:
     def _mapped(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise StoreError(describe_error(exc, self.path)) from exc
+        except self._backend.errors as exc:
+            raise StoreError(self._backend.describe(exc, str(self.path))) from exc
 
     @property
     def schema_version(self) -> int:
@@ -100,6 +92,14 @@ class InventoryReader:
                 "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations"
             ).fetchone()
         return int(row["version"])
+
+    def counts(self) -> dict[str, int]:
+        """How many rows each of the inventory's tables holds (``rdptrust db check``)."""
+        with self._mapped():
+            return {
+                table: int(self._db.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"])
+                for table in COUNTED_TABLES
+            }
 
     # --- scans ----------------------------------------------------------------------
 
@@ -145,13 +145,13 @@ class InventoryReader:
         return certificate_record(row) if row is not None else None
 
     def _observation(
-        self, db: sqlite3.Connection, observation_id: int, *, with_events: bool = False
+        self, db: Any, observation_id: int, *, with_events: bool = False
     ) -> ObservationRecord:
         row = db.execute(RECORDED_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
         return self._observation_from_row(db, row, with_events=with_events)
 
     def _observation_from_row(
-        self, db: sqlite3.Connection, row: sqlite3.Row, *, with_events: bool
+        self, db: Any, row: sqlite3.Row, *, with_events: bool
     ) -> ObservationRecord:
         observation_id = row["id"]
         problems = tuple(problem_record(p) for p in db.execute(PROBLEM_SELECT, (observation_id,)))
