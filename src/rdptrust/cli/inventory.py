@@ -18,6 +18,7 @@ from rdptrust.cli.common import (
 )
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
+from rdptrust.model.site import parse_site
 from rdptrust.model.target import (
     Target,
     canonical_host,
@@ -29,9 +30,11 @@ from rdptrust.report.inventory import (
     observation_document,
     render_history,
     render_hosts,
+    render_site_differences,
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
+from rdptrust.report.sites import compare_sites
 from rdptrust.store.inventory import Inventory, default_path
 from rdptrust.store.postgres import is_postgres
 
@@ -43,6 +46,25 @@ DB_HELP = (
 #: The ``--db`` option of every command that uses the inventory.
 db_option = click.option(
     "--db", envvar="RDPTRUST_DB", show_envvar=True, metavar="FILE|URL", help=DB_HELP
+)
+
+
+def _site(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_site(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+#: ``--site`` of the commands that read: only what was seen from that site.
+site_filter_option = click.option(
+    "--site",
+    callback=_site,
+    default=None,
+    metavar="NAME",
+    help="Only what was seen from this site (scan --site); default: every site.",
 )
 
 
@@ -84,24 +106,31 @@ def write_lines(destination: str, lines: Iterator[str]) -> Path | None:
 Examples:
   rdptrust hosts
   rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'
+  rdptrust hosts --site branch-2
+\b
+A host scanned from several sites (scan --site) has a row per site; those the sites see
+differently (a stall from one, none from another) are listed after the table.
 \b
 Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
 )
 @db_option
+@site_filter_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
-def hosts(db: str | None, as_json: bool) -> None:
+def hosts(db: str | None, site: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
     try:
         with open_to_read(db) as inventory:
             if as_json:
                 # one host at a time: a fleet of any size fits in memory
-                write_hosts_json(inventory.iter_hosts(), sys.stdout)
+                write_hosts_json(inventory.iter_hosts(site=site), sys.stdout)
                 return
-            found = inventory.hosts()
+            found = inventory.hosts(site=site)
     except StoreError as exc:
         store_failure(exc)
         return
-    render_hosts(found, console())
+    out = console()
+    render_hosts(found, out)
+    render_site_differences(compare_sites(h.latest for h in found), out)
 
 
 def _history_target(text: str) -> Target:
@@ -117,19 +146,22 @@ def _history_target(text: str) -> Target:
 Examples:
   rdptrust history rdp01
   rdptrust history 10.0.0.5:3390 --json
+  rdptrust history rdp01 --site hq
 \b
 Exit codes: 0 shown, 64 the inventory never saw the host, 66 no inventory there (it is never
 created), 74 it cannot be read.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @db_option
+@site_filter_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
-def history(target: str, db: str | None, as_json: bool) -> None:
-    """Show one host's certificate history and events (first seen, changes, reachability)."""
+def history(target: str, db: str | None, site: str | None, as_json: bool) -> None:
+    """Show one host's certificate history and events (first seen, changes, reachability),
+    from every site that scanned it, or from one (--site)."""
     parsed = _history_target(target)
     try:
         with open_to_read(db) as inventory:
-            found = inventory.history(parsed)
+            found = inventory.history(parsed, site=site)
     except StoreError as exc:
         store_failure(exc)
         return
@@ -149,7 +181,9 @@ Examples:
   rdptrust report --db fleet.sqlite3 --csv fleet.csv --scan 4
   rdptrust report --jsonl - | jq -c 'select(.certificate.self_signed)'
 \b
-Without --scan the report holds each host's latest observation across all scans.
+Without --scan the report holds each host's latest observation across all scans, one per
+site that scanned it (--site: that site's only); the HTML report compares the sites' views
+of each host seen from more than one.
 \b
 Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never created),
 73 the output file cannot be created, 74 reading or writing failed.""",
@@ -176,8 +210,10 @@ Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never create
 @click.option(
     "--scan", "scan_id", type=click.IntRange(min=1), default=None, help="Report this scan only."
 )
+@site_filter_option
 def report(
     db: str | None,
+    site: str | None,
     html_file: str | None,
     csv_file: str | None,
     jsonl_file: str | None,
@@ -197,14 +233,14 @@ def report(
                 path = write_html_report(
                     Path(html_file),
                     functools.partial(
-                        inventory.observations, scan_id=scan_id, latest_per_host=True
+                        inventory.observations, scan_id=scan_id, latest_per_host=True, site=site
                     ),
-                    inventory.events(scan_id=scan_id, limit=MAX_EVENTS),
+                    inventory.events(scan_id=scan_id, limit=MAX_EVENTS, site=site),
                     scan=shown or inventory.latest_scan(),
                     scan_id=scan_id,
                 )
             else:
-                records = inventory.observations(scan_id=scan_id, latest_per_host=True)
+                records = inventory.observations(scan_id=scan_id, latest_per_host=True, site=site)
                 lines: Iterator[str]
                 if csv_file:
                     lines = csv_rows(records)

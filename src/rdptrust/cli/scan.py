@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.engine.workers import GRACE_S, ProcessObserver, default_workers
 from rdptrust.errors import StoreError, UsageError, WorkerError
 from rdptrust.model.records import ObservationRecord, ScanInfo
+from rdptrust.model.site import default_site, parse_site
 from rdptrust.model.target import (
     DEFAULT_MAX_TARGETS,
     expand_targets,
@@ -144,6 +146,16 @@ limit, or a worker process that ended), 130 interrupted.""",
     help="Read targets from FILE, one per line ('-' for standard input).",
 )
 @db_option
+@click.option(
+    "--site",
+    envvar="RDPTRUST_SITE",
+    show_envvar=True,
+    default=None,
+    metavar="NAME",
+    help="Where this scan runs: the network whose clients it speaks for, as hosts, history "
+    "and report show it (a host seen from two sites keeps both views). Default: this "
+    "machine's name.",
+)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 10000),
@@ -257,6 +269,7 @@ def scan(
     targets: tuple[str, ...],
     input_file: str | None,
     db: str | None,
+    site: str | None,
     concurrency: int,
     workers: int | None,
     timeout: float,
@@ -287,6 +300,12 @@ def scan(
     ctx = click.get_current_context()
     if resume is not None and (targets or input_file):
         raise click.UsageError("--resume continues a scan; give no targets with it")
+    if resume is not None and site is not None and not os.environ.get("RDPTRUST_SITE"):
+        raise click.UsageError("--resume continues a scan from its own site; give no --site")
+    try:
+        scan_site = parse_site(site) if site is not None else default_site()
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--site") from None
     if resume is None and not targets and not input_file:
         raise click.UsageError("give at least one TARGET or -i FILE (or --resume)")
     if client_state_file is not None:
@@ -339,7 +358,9 @@ def scan(
                     if input_file
                     else []
                 )
-                info = inventory.create_scan(arguments, options.to_json(), expand_targets(specs))
+                info = inventory.create_scan(
+                    arguments, options.to_json(), expand_targets(specs), site=scan_site
+                )
             fitted = fit_concurrency(options)
             if fitted < options.concurrency:
                 click.echo(

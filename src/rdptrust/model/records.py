@@ -153,6 +153,9 @@ class EventRecord:
     old_sha256: str | None
     new_sha256: str | None
     detail: str
+    #: the site of the observation the event compares with the previous one from there;
+    #: None for events recorded before sites existed
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ class ObservationRecord:
     events: tuple[EventRecord, ...] = field(default=())
     #: NTLM host information (names, ``os_version``, ``server_time``); None when not asked.
     ntlm: Mapping[str, Any] | None = None
+    #: where the scan ran (``scan --site``: the network the clients sit on); None when
+    #: recorded before sites existed
+    site: str | None = None
 
     @property
     def target(self) -> Target:
@@ -216,17 +222,26 @@ class ScanInfo:
     pid: int | None
     target_count: int
     done_count: int
+    #: where the scan ran (``scan --site``) and the machine it ran on; None for scans
+    #: recorded before sites existed
+    site: str | None = None
+    machine: str | None = None
 
 
 @dataclass(frozen=True)
 class HostSummary:
-    """A host's latest state: its last observation, and when it was first seen."""
+    """A host's latest state from one site: its last observation from there, and when the
+    host was first seen (from any site). *observations* counts those from that site."""
 
     host: str
     port: int
     first_seen: dt.datetime
     observations: int
     latest: ObservationRecord
+
+    @property
+    def site(self) -> str | None:
+        return self.latest.site
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,12 @@ from rdptrust import __version__
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.probe import ENUMERATION_REQUESTS
 from rdptrust.model.records import EventRecord, ObservationRecord, ScanInfo
+from rdptrust.report.sites import SiteComparison, compare_sites
 
 #: Newest events shown in the changes section.
 MAX_EVENTS = 500
+#: Hosts seen from several sites listed in the report's comparison of sites, at most.
+MAX_COMPARISONS = 500
 
 _EXPIRY_MONTHS = 12
 _STALL_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -295,6 +298,7 @@ class _Row:
     sha1: str
     sha256: str
     error: str
+    site: str
 
 
 def _row(r: ObservationRecord, now: dt.datetime) -> _Row:
@@ -329,6 +333,7 @@ def _row(r: ObservationRecord, now: dt.datetime) -> _Row:
         sha1=(cert.sha1 or "") if cert else "",
         sha256=cert.sha256 if cert else "",
         error=r.error_message or "",
+        site=r.site or "",
     )
 
 
@@ -365,8 +370,16 @@ def render_html_report(
     """
     moment = now or dt.datetime.now(dt.UTC)
     summary = _Summary(moment)
-    for record in observations():
-        summary.add(record)
+    comparisons: list[SiteComparison] = []
+
+    def summed() -> Iterator[ObservationRecord]:
+        for record in observations():
+            summary.add(record)
+            yield record
+
+    for comparison in compare_sites(summed()):
+        if len(comparisons) < MAX_COMPARISONS:
+            comparisons.append(comparison)
     nonce = secrets.token_urlsafe(18)
     template = _environment().get_template("report.html.j2")
     context: dict[str, Any] = {
@@ -379,6 +392,8 @@ def render_html_report(
         "charts": _charts(summary),
         "rows": _rows(observations(), moment),
         "events": list(events[:MAX_EVENTS]),
+        "comparisons": comparisons,
+        "max_comparisons": MAX_COMPARISONS,
         "max_events": MAX_EVENTS,
     }
     yield from template.generate(**context)

@@ -40,6 +40,7 @@ from rdptrust.model.records import (
 from rdptrust.model.target import Target
 from rdptrust.report.jsonform import dumps, optional_timestamp, timestamp, to_jsonable
 from rdptrust.report.objects import ntlm_summary_document
+from rdptrust.report.sites import SiteComparison
 
 HOST_SCHEMA = "rdptrust.scan-host/2"
 HOSTS_SCHEMA = "rdptrust.hosts/2"
@@ -91,6 +92,7 @@ def event_document(event: EventRecord) -> dict[str, Any]:
         "old_sha256": event.old_sha256,
         "new_sha256": event.new_sha256,
         "detail": event.detail,
+        "site": event.site,
     }
 
 
@@ -134,6 +136,7 @@ def observation_document(record: ObservationRecord) -> dict[str, Any]:
         if record.retrievals is None
         else [retrieval_summary_document(r) for r in record.retrievals],
         "events": [event_document(e) for e in record.events],
+        "site": record.site,
     }
 
 
@@ -204,6 +207,7 @@ CSV_COLUMNS = (
     "verdict",
     "predicted_stall_s",
     "total_ms",
+    "site",
 )
 
 
@@ -245,6 +249,7 @@ def csv_rows(records: Iterable[ObservationRecord]) -> Iterator[str]:
                     r.verdict,
                     r.predicted_stall_s,
                     r.total_ms,
+                    r.site,
                 )
             ]
         )
@@ -263,6 +268,7 @@ def render_hosts(hosts: Iterable[HostSummary], console: Console) -> int:
     """Print a table of hosts; returns how many there were. Certificate text stays literal."""
     table = Table(title="Hosts in the inventory", title_justify="left")
     table.add_column("Host", no_wrap=True)
+    table.add_column("Site", no_wrap=True)
     for column in ("State", "Name (CN)", "Self-signed", "Expires", "Verdict", "Last seen (UTC)"):
         table.add_column(column)
     count = 0
@@ -272,6 +278,7 @@ def render_hosts(hosts: Iterable[HostSummary], console: Console) -> int:
         cert = latest.certificate
         table.add_row(
             Text(str(Target(h.host, h.port))),
+            Text(latest.site or "-"),
             _state(latest),
             Text((cert.common_name or cert.subject) if cert else "-"),
             Text("-" if cert is None else "yes" if cert.self_signed else "no"),
@@ -283,6 +290,19 @@ def render_hosts(hosts: Iterable[HostSummary], console: Console) -> int:
         console.print(table)
     else:
         console.print(Text("The inventory holds no hosts yet; run 'rdptrust scan' first."))
+    return count
+
+
+def render_site_differences(comparisons: Iterable[SiteComparison], console: Console) -> int:
+    """Print each host the sites see differently; returns how many."""
+    count = 0
+    for comparison in comparisons:
+        if not comparison.differs:
+            continue
+        if count == 0:
+            console.print(Text("Seen differently from different sites:", style="bold"))
+        count += 1
+        console.print(Text(f"  {comparison.target}: {comparison.text()}"))
     return count
 
 
@@ -313,13 +333,14 @@ def render_history(history: HostHistory, console: Console) -> None:
         )
     console.print(table)
     events = Table(title="Events", title_justify="left")
-    for column in ("When", "Scan", "Event", "Detail"):
+    for column in ("When", "Scan", "Site", "Event", "Detail"):
         events.add_column(column)
     for event in history.events:
         kind = event.kind + (f" ({event.change})" if event.change else "")
         events.add_row(
             Text(f"{event.at:%Y-%m-%d %H:%M}"),
             Text(str(event.scan_id)),
+            Text(event.site or "-"),
             Text(kind, style="yellow" if event.kind == "certificate-changed" else ""),
             Text(event.detail),
         )

@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import socket
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,11 @@ class PruneResult:
     certificates: int
 
 
+def machine_name() -> str:
+    """This machine's name, as a scan records where it ran (and the default site)."""
+    return socket.gethostname() or "localhost"
+
+
 def default_path() -> Path:
     """Where the inventory lives unless ``--db`` says otherwise."""
     return Path(platformdirs.user_data_dir("rdptrust")) / DATABASE_NAME
@@ -132,6 +138,7 @@ class Inventory(InventoryReader):
         # or met by record()), so that a fleet sharing one is not inserted per host.
         # Forgotten whenever a rollback may have undone an insert.
         self._held: dict[str, CertificateRecord] = {}
+        self._sites: dict[int, str | None] = {}
         #: the schema version found when this inventory was opened (before migrating)
         self.migrated_from: int | None = None
 
@@ -339,17 +346,29 @@ class Inventory(InventoryReader):
         arguments: Sequence[str],
         options: Mapping[str, Any],
         targets: Iterable[Target],
+        *,
+        site: str | None = None,
     ) -> ScanInfo:
         """Start a scan: write its row and its whole target list, in one transaction.
+
+        *site* names where it runs (the network its clients sit on); each observation
+        of the scan keeps it.
 
         *targets* is consumed lazily; a :class:`UsageError` raised while reading it (a
         bad line in a target file) leaves nothing behind. Duplicates are ignored.
         """
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO scans (started_at, status, arguments, options, pid) "
-                "VALUES (?, 'running', ?, ?, ?)",
-                (now_text(), json.dumps(list(arguments)), json.dumps(dict(options)), os.getpid()),
+                "INSERT INTO scans (started_at, status, arguments, options, pid, site, machine) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?)",
+                (
+                    now_text(),
+                    json.dumps(list(arguments)),
+                    json.dumps(dict(options)),
+                    os.getpid(),
+                    site,
+                    machine_name(),
+                ),
             )
             scan_id = int(cursor.lastrowid or 0)
             seq = 0
@@ -375,13 +394,20 @@ class Inventory(InventoryReader):
         info = self.scan(scan_id)
         if info.status == "done":
             raise UsageError(f"scan {scan_id} is already done; nothing to resume")
+        here = machine_name()
         if info.status == "running" and info.pid and info.pid != os.getpid():
+            if info.machine not in (None, here):
+                raise UsageError(
+                    f"scan {scan_id} is marked running on {info.machine} (process {info.pid}); "
+                    "resume it there, or wait until it ends"
+                )
             if process_alive(info.pid):
                 raise UsageError(f"scan {scan_id} is still running in process {info.pid}")
         with self._transaction() as db:
             db.execute(
-                "UPDATE scans SET status = 'running', pid = ?, finished_at = NULL WHERE id = ?",
-                (os.getpid(), scan_id),
+                "UPDATE scans SET status = 'running', pid = ?, machine = ?, finished_at = NULL "
+                "WHERE id = ?",
+                (os.getpid(), here, scan_id),
             )
         return self.scan(scan_id)
 
@@ -414,6 +440,15 @@ class Inventory(InventoryReader):
             for row in rows:
                 last = row["seq"]
                 yield last, Target(row["host"], row["port"])
+
+    def _scan_site(self, scan_id: int) -> str | None:
+        if scan_id not in self._sites:
+            if len(self._sites) > 64:
+                self._sites.clear()
+            with self._mapped():
+                row = self._db.execute("SELECT site FROM scans WHERE id = ?", (scan_id,)).fetchone()
+            self._sites[scan_id] = row["site"] if row is not None else None
+        return self._sites[scan_id]
 
     # --- retention ------------------------------------------------------------------
 
@@ -489,6 +524,7 @@ class Inventory(InventoryReader):
         leaf = probe.leaf if probe is not None else None
         leaf_sha = sha256_hex(leaf) if leaf else None
         stored = [*(diagnosis.problems if diagnosis is not None else ()), *problems]
+        site = self._scan_site(scan_id)
         with self._transaction(batched=not commit) as db:
             done = db.execute(
                 "UPDATE scan_targets SET state = 'done' "
@@ -500,16 +536,17 @@ class Inventory(InventoryReader):
                     f"inventory {self.path}: target {target} of scan {scan_id} is already recorded"
                 )
             host_id, new_host = _host_id(db, target, at)
-            # the newest observation's reachability, and the newest certificate seen
+            # the newest observation's reachability, and the newest certificate seen, from
+            # this site (observations from before sites existed count as this site's)
             previous = (
                 None
                 if new_host
                 else db.execute(
                     "SELECT (SELECT ok FROM observations WHERE host_id = ? "
-                    "ORDER BY id DESC LIMIT 1) AS ok, (SELECT sha256 FROM observations "
-                    "WHERE host_id = ? AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1) "
-                    "AS sha256",
-                    (host_id, host_id),
+                    "AND COALESCE(site, ?) = ? ORDER BY id DESC LIMIT 1) AS ok, "
+                    "(SELECT sha256 FROM observations WHERE host_id = ? AND sha256 IS NOT NULL "
+                    "AND COALESCE(site, ?) = ? ORDER BY id DESC LIMIT 1) AS sha256",
+                    (host_id, site or "", site or "", host_id, site or "", site or ""),
                 ).fetchone()
             )
             was_ok = None if previous is None or previous["ok"] is None else bool(previous["ok"])
@@ -521,7 +558,7 @@ class Inventory(InventoryReader):
                 )
                 if inserted.rowcount == 1:
                     held = recorded_certificate(leaf_sha, certificate, parse_time(at))
-            params = observation_params(scan_id, host_id, at, probe, error, diagnosis)
+            params = observation_params(scan_id, host_id, at, probe, error, diagnosis, site)
             try:
                 cursor = db.execute(INSERT_OBSERVATION, params)
             except self._backend.integrity_errors as exc:
@@ -557,7 +594,8 @@ class Inventory(InventoryReader):
             ):
                 values = (event.kind, event.change, event.old_sha256, event.new_sha256)
                 inserted = db.execute(
-                    INSERT_EVENT, (host_id, scan_id, observation_id, at, *values, event.detail)
+                    INSERT_EVENT,
+                    (host_id, scan_id, observation_id, at, *values, event.detail, site),
                 )
                 events.append(
                     EventRecord(
@@ -568,6 +606,7 @@ class Inventory(InventoryReader):
                         parse_time(at),
                         *values,
                         event.detail,
+                        site,
                     )
                 )
         # what reading the rows back gives (without the SHA-1: no DER read), not read back

@@ -164,28 +164,36 @@ class InventoryReader:
         return observation_record(row, problems, events)
 
     def observations(
-        self, *, scan_id: int | None = None, latest_per_host: bool = False
+        self,
+        *,
+        scan_id: int | None = None,
+        latest_per_host: bool = False,
+        site: str | None = None,
     ) -> Iterator[ObservationRecord]:
-        """Yield observations, ordered by host and port, one query row at a time.
+        """Yield observations, ordered by host, port and site, one query row at a time.
 
-        With *scan_id*, those of that scan; with *latest_per_host*, only each host's
-        newest observation (within the scan when one is given).
+        With *scan_id*, those of that scan; with *site*, those made from that site; with
+        *latest_per_host*, only each host's newest observation from each site (within
+        the scan when one is given).
         """
         clauses: list[str] = []
         params: list[Any] = []
         if scan_id is not None:
             clauses.append("o.scan_id = ?")
             params.append(scan_id)
+        if site is not None:
+            clauses.append("o.site = ?")
+            params.append(site)
         if latest_per_host:
             inner = "SELECT MAX(i.id) FROM observations i"
             if scan_id is not None:
                 inner += " WHERE i.scan_id = ?"
                 params.append(scan_id)
-            clauses.append(f"o.id IN ({inner} GROUP BY i.host_id)")
+            clauses.append(f"o.id IN ({inner} GROUP BY i.host_id, i.site)")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._mapped():
             cursor = self._db.execute(
-                OBSERVATION_SELECT + where + " ORDER BY h.host, h.port, o.id", params
+                OBSERVATION_SELECT + where + " ORDER BY h.host, h.port, o.site, o.id", params
             )
             while True:
                 rows = cursor.fetchmany(_FETCH_BATCH)
@@ -196,26 +204,37 @@ class InventoryReader:
 
     # --- hosts ----------------------------------------------------------------------
 
-    def hosts(self) -> list[HostSummary]:
-        """Every host with its latest observation, sorted by host and port."""
-        return list(self.iter_hosts())
+    def hosts(self, *, site: str | None = None) -> list[HostSummary]:
+        """Every host with its latest observation from each site (from *site* only when
+        given), sorted by host, port and site."""
+        return list(self.iter_hosts(site=site))
 
-    def iter_hosts(self) -> Iterator[HostSummary]:
+    def iter_hosts(self, *, site: str | None = None) -> Iterator[HostSummary]:
         """:meth:`hosts` one at a time, for output that streams (a large fleet)."""
         with self._mapped():
             counts = {
-                (row["host"], row["port"]): (row["count"], row["first_seen"])
+                (row["host"], row["port"], row["site"]): (row["count"], row["first_seen"])
                 for row in self._db.execute(
-                    "SELECT h.host, h.port, COUNT(o.id) AS count, h.first_seen FROM hosts h "
-                    "LEFT JOIN observations o ON o.host_id = h.id GROUP BY h.id"
+                    "SELECT h.host, h.port, o.site, COUNT(o.id) AS count, h.first_seen "
+                    "FROM hosts h JOIN observations o ON o.host_id = h.id "
+                    "GROUP BY h.id, h.host, h.port, h.first_seen, o.site"
                 )
             }
-        for latest in self.observations(latest_per_host=True):
-            count, first = counts[(latest.host, latest.port)]
+        for latest in self.observations(latest_per_host=True, site=site):
+            count, first = counts[(latest.host, latest.port, latest.site)]
             yield HostSummary(latest.host, latest.port, parse_time(first), count, latest)
 
-    def history(self, target: Target) -> HostHistory:
-        """The whole record of one host; UsageError when the inventory never saw it."""
+    def sites(self) -> list[str]:
+        """The sites the inventory holds observations from, sorted."""
+        with self._mapped():
+            rows = self._db.execute(
+                "SELECT DISTINCT site FROM observations WHERE site IS NOT NULL ORDER BY site"
+            ).fetchall()
+        return [str(r["site"]) for r in rows]
+
+    def history(self, target: Target, *, site: str | None = None) -> HostHistory:
+        """The whole record of one host (from *site* only, when given); UsageError when
+        the inventory never saw it (from there)."""
         with self._mapped():
             row = self._db.execute(
                 "SELECT id, first_seen FROM hosts WHERE host = ? AND port = ?",
@@ -224,16 +243,24 @@ class InventoryReader:
             if row is None:
                 raise UsageError(f"inventory {self.path} has no record of {target}")
             host_id = row["id"]
+            only = "" if site is None else " AND o.site = ?"
+            where: tuple[Any, ...] = (host_id,) if site is None else (host_id, site)
             observations = tuple(
                 self._observation_from_row(self._db, r, with_events=False)
                 for r in self._db.execute(
-                    OBSERVATION_SELECT + " WHERE o.host_id = ? ORDER BY o.id", (host_id,)
+                    OBSERVATION_SELECT + " WHERE o.host_id = ?" + only + " ORDER BY o.id", where
                 ).fetchall()
             )
+            if site is not None and not observations:
+                raise UsageError(f"inventory {self.path} has no record of {target} from {site}")
             events = tuple(
                 event_record(e)
                 for e in self._db.execute(
-                    EVENT_SELECT + " WHERE e.host_id = ? ORDER BY e.id", (host_id,)
+                    EVENT_SELECT
+                    + " WHERE e.host_id = ?"
+                    + only.replace("o.", "e.")
+                    + " ORDER BY e.id",
+                    where,
                 )
             )
         spans: dict[str, CertificateSpan] = {}
@@ -257,13 +284,22 @@ class InventoryReader:
             events=events,
         )
 
-    def events(self, *, scan_id: int | None = None, limit: int | None = None) -> list[EventRecord]:
-        """Events, newest first; of one scan when *scan_id* is given."""
+    def events(
+        self, *, scan_id: int | None = None, limit: int | None = None, site: str | None = None
+    ) -> list[EventRecord]:
+        """Events, newest first; of one scan when *scan_id* is given, of one site when
+        *site* is."""
         query = EVENT_SELECT
         params: list[Any] = []
+        clauses: list[str] = []
         if scan_id is not None:
-            query += " WHERE e.scan_id = ?"
+            clauses.append("e.scan_id = ?")
             params.append(scan_id)
+        if site is not None:
+            clauses.append("e.site = ?")
+            params.append(site)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
         query += " ORDER BY e.id DESC"
         if limit is not None:
             query += " LIMIT ?"

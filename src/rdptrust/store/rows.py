@@ -38,20 +38,20 @@ INSERT_OBSERVATION = (
     "INSERT INTO observations (scan_id, host_id, observed_at, address, ok, error_kind, "
     "error_message, selected_protocol, negotiation_failure, sha256, chain, tls_version, "
     "tls_cipher, protocols, tls_versions, connect_ms, x224_ms, tls_ms, total_ms, verdict, "
-    "predicted_stall_s, retrievals, ntlm) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "predicted_stall_s, retrievals, ntlm, site) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PROBLEM = (
     "INSERT INTO problems (observation_id, code, severity, message) VALUES (?, ?, ?, ?)"
 )
 INSERT_EVENT = (
     "INSERT INTO events (host_id, scan_id, observation_id, at, kind, change, "
-    "old_sha256, new_sha256, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "old_sha256, new_sha256, detail, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SCAN_SELECT = (
     "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
-    "s.target_count, (SELECT COUNT(*) FROM scan_targets t WHERE t.scan_id = s.id AND "
-    "t.state = 'done') AS done_count FROM scans s"
+    "s.target_count, s.site, s.machine, (SELECT COUNT(*) FROM scan_targets t "
+    "WHERE t.scan_id = s.id AND t.state = 'done') AS done_count FROM scans s"
 )
 #: A certificate's columns, each named ``cert_…`` (an observation has columns of the same
 #: names).
@@ -68,7 +68,7 @@ _OBSERVATION_COLUMNS = (
     "SELECT o.id, o.scan_id, h.host, h.port, o.observed_at, o.ok, o.error_kind, "
     "o.error_message, o.address, o.selected_protocol, o.negotiation_failure, o.chain, "
     "o.tls_version, o.tls_cipher, o.protocols, o.tls_versions, o.connect_ms, o.x224_ms, "
-    "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, o.ntlm, "
+    "o.tls_ms, o.total_ms, o.verdict, o.predicted_stall_s, o.retrievals, o.ntlm, o.site, "
     f"{CERT_COLUMNS}"
 )
 _OBSERVATION_FROM = (
@@ -83,7 +83,7 @@ OBSERVATION_SELECT = _OBSERVATION_COLUMNS + ", c.der AS cert_der" + _OBSERVATION
 RECORDED_SELECT = _OBSERVATION_COLUMNS + _OBSERVATION_FROM
 EVENT_SELECT = (
     "SELECT e.id, e.scan_id, h.host, h.port, e.at, e.kind, e.change, e.old_sha256, "
-    "e.new_sha256, e.detail FROM events e JOIN hosts h ON h.id = e.host_id"
+    "e.new_sha256, e.detail, e.site FROM events e JOIN hosts h ON h.id = e.host_id"
 )
 PROBLEM_SELECT = "SELECT code, severity, message FROM problems WHERE observation_id = ?"
 
@@ -168,6 +168,7 @@ def observation_params(
     probe: ProbeResult | None,
     error: ProbeFailure | None,
     diagnosis: DiagnosisRecord | None,
+    site: str | None = None,
 ) -> tuple[Any, ...]:
     """The parameters of :data:`INSERT_OBSERVATION` for what a scan saw of one host."""
     outcome = (
@@ -191,7 +192,7 @@ def observation_params(
     if probe is None:
         # protocol, negotiation failure, leaf, chain, TLS, enumerations, timings
         unseen = (None, None, None, "[]", None, None, "{}", "{}", None, None, None, None)
-        return (scan_id, host_id, at, None, *outcome, *unseen, *judged, None)
+        return (scan_id, host_id, at, None, *outcome, *unseen, *judged, None, site)
     neg = probe.negotiation
     tls = probe.tls
     timings = probe.timings
@@ -215,6 +216,7 @@ def observation_params(
         timings.total_ms,
         *judged,
         _ntlm_json(probe),
+        site,
     )
 
 
@@ -253,6 +255,8 @@ def scan_info(row: sqlite3.Row) -> ScanInfo:
         pid=row["pid"],
         target_count=row["target_count"],
         done_count=row["done_count"],
+        site=row["site"],
+        machine=row["machine"],
     )
 
 
@@ -268,6 +272,7 @@ def event_record(row: sqlite3.Row) -> EventRecord:
         old_sha256=row["old_sha256"],
         new_sha256=row["new_sha256"],
         detail=row["detail"],
+        site=row["site"],
     )
 
 
@@ -341,6 +346,7 @@ _INSERTED = (
     "predicted_stall_s",
     "retrievals",
     "ntlm",
+    "site",
 )
 
 
@@ -404,4 +410,5 @@ def _observation(
         problems=problems,
         events=events,
         ntlm=json.loads(ntlm) if ntlm else None,
+        site=row["site"],
     )

@@ -19,6 +19,9 @@ Tables:
   the anonymous NTLM CHALLENGE, as JSON, when the scan enumerated.
 - ``events``: first-seen, certificate-changed (with its class), became-unreachable,
   became-reachable; indexed by host, by scan and (migration 3) by observation.
+- ``scans.site``, ``scans.machine``, ``observations.site``, ``events.site`` (migration
+  4): the site a scan ran from (``scan --site``) and the machine it ran on; a host's
+  events compare each observation with the previous one from the same site.
 """
 
 from __future__ import annotations
@@ -126,6 +129,16 @@ MIGRATIONS: tuple[str, ...] = (
     # it each record scanned every event, quadratic in the fleet size).
     """
     CREATE INDEX events_observation ON events (observation_id);
+    """,
+    # 4: sites. Where each scan ran (the network its clients sit on) and on which machine;
+    # each observation and event keeps its scan's site, so one host seen from two sites
+    # keeps both views (NULL: recorded before sites existed).
+    """
+    ALTER TABLE scans ADD COLUMN site TEXT;
+    ALTER TABLE scans ADD COLUMN machine TEXT;
+    ALTER TABLE observations ADD COLUMN site TEXT;
+    ALTER TABLE events ADD COLUMN site TEXT;
+    CREATE INDEX observations_host_site ON observations (host_id, site, id);
     """,
 )
 
