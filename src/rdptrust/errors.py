@@ -12,6 +12,7 @@
     │   └── TlsError                the TLS handshake or record layer failed
     ├── PkiError                    a certificate, CRL, OCSP response or trust source is unusable
     ├── StoreError                  the inventory or a known-hosts file cannot be read or written
+    │   └── AlreadyRecorded         a scan's target was recorded already (by another worker)
     ├── LocalResourceError          this machine ran out of something (open files, buffers, memory)
     └── UsageError                  arguments or input files given by the user are wrong
         └── DataError               an input file's content is not what the command reads
@@ -81,6 +82,11 @@ class PkiError(RdptrustError):
 
 class StoreError(RdptrustError):
     kind = "store"
+
+
+class AlreadyRecorded(StoreError):
+    """The target is recorded already: by this process earlier, or by another worker of a
+    queued scan that took it over when this one's lease passed. Nothing was changed."""
 
 
 class UsageError(RdptrustError):

@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "hosts": "rdptrust.cli.inventory:hosts",
     "history": "rdptrust.cli.inventory:history",
     "report": "rdptrust.cli.inventory:report",
+    "worker": "rdptrust.cli.worker:worker",
     "db": "rdptrust.cli.db:db",
 }
 

@@ -25,7 +25,7 @@ from rdptrust.cli.common import (
     fail,
     run,
 )
-from rdptrust.cli.inventory import db_option, open_inventory, store_failure
+from rdptrust.cli.inventory import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.scan_targets import checked_specs
@@ -103,6 +103,37 @@ async def _scan(
                     leaf_source=observe.leaf,
                     grace_s=GRACE_S,
                 )
+
+
+def _show_status(db: str | None, which: str) -> None:
+    ctx = click.get_current_context()
+    try:
+        with open_to_read(db) as inventory:
+            if which == "latest":
+                queued = [s for s in inventory.scans() if s.queued]
+                if not queued:
+                    ctx.exit(fail(f"inventory {inventory.path} holds no queued scan", EXIT_USAGE))
+                scan_id = queued[0].id
+            elif which.isdigit():
+                scan_id = int(which)
+            else:
+                raise UsageError(f"--status takes a scan id (a number), not {which!r}")
+            status = inventory.queue_status(scan_id)
+    except StoreError as exc:
+        store_failure(exc)
+        return
+    except UsageError as exc:
+        ctx.exit(fail(str(exc), EXIT_USAGE))
+        return
+    scan = status.scan
+    total = status.done + status.claimed + status.waiting
+    click.echo(
+        f"scan {scan.id} ({'queued' if scan.queued else 'not queued'}, site {scan.site or '-'}): "
+        f"{scan.status}; {status.done} of {total} targets done, {status.claimed} claimed by "
+        f"workers, {status.waiting} waiting"
+    )
+    for worker in status.workers:
+        click.echo(f"  {worker.worker}: {worker.done} done, {worker.claimed} claimed now")
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:
@@ -259,6 +290,21 @@ limit, or a worker process that ended), 130 interrupted.""",
     help="Continue an interrupted scan (the latest, or scan ID) with its own options.",
 )
 @click.option(
+    "--queue",
+    is_flag=True,
+    help="Only queue the scan (its targets and options) for 'rdptrust worker --site NAME' "
+    "processes of its --site, on this machine or others sharing the inventory; print its id.",
+)
+@click.option(
+    "--status",
+    "status_of",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    metavar="[ID]",
+    help="Show a queued scan's progress per worker (the latest queued scan, or scan ID).",
+)
+@click.option(
     "--max-targets",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_TARGETS,
@@ -287,6 +333,8 @@ def scan(
     jsonl: bool,
     resume: str | None,
     windows_model: WindowsModelChoice,
+    queue: bool,
+    status_of: str | None,
     max_targets: int,
     autoproxy: AutoProxyChoice,
 ) -> None:
@@ -298,6 +346,13 @@ def scan(
     changes (the six-month recreation, a new CA certificate, an unexpected one).
     """
     ctx = click.get_current_context()
+    if status_of is not None:
+        if targets or input_file or resume is not None or queue:
+            raise click.UsageError("--status shows a scan; give it alone (with --db)")
+        _show_status(db, status_of)
+        return
+    if queue and resume is not None:
+        raise click.UsageError("--queue starts a scan; --resume continues one")
     if resume is not None and (targets or input_file):
         raise click.UsageError("--resume continues a scan; give no targets with it")
     if resume is not None and site is not None and not os.environ.get("RDPTRUST_SITE"):
@@ -359,8 +414,20 @@ def scan(
                     else []
                 )
                 info = inventory.create_scan(
-                    arguments, options.to_json(), expand_targets(specs), site=scan_site
+                    arguments,
+                    options.to_json(),
+                    expand_targets(specs),
+                    site=scan_site,
+                    queued=queue,
                 )
+                if queue:
+                    click.echo(
+                        f"queued scan {info.id}: {info.target_count} targets for site "
+                        f"{scan_site}; start workers there with 'rdptrust worker --site "
+                        f"{scan_site}' (same --db); 'rdptrust scan --status {info.id}' shows "
+                        "progress"
+                    )
+                    return
             fitted = fit_concurrency(options)
             if fitted < options.concurrency:
                 click.echo(

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rdptrust.engine.scan_options import Observer, ScanOptions
-from rdptrust.errors import LocalResourceError, PkiError, RdptrustError, StoreError, WorkerError
+from rdptrust.errors import (
+    AlreadyRecorded,
+    LocalResourceError,
+    PkiError,
+    RdptrustError,
+    StoreError,
+    WorkerError,
+)
 from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
@@ -263,6 +270,9 @@ class ScanSummary:
     unjudged: int = 0
     local_limit: str | None = None
     concurrency: int = 0
+    #: targets of a queued scan that another worker recorded first (this one's lease
+    #: had passed); nothing was recorded for them here
+    taken: int = 0
 
     @property
     def interrupted(self) -> bool:
@@ -341,6 +351,7 @@ async def run_scan(
     deadline = options.host_deadline() + grace_s
     pending = inventory.pending_targets(scan.id)
     counts = {"recorded": 0, "ok": 0, "errors": 0}
+    taken = {"count": 0}
     failure: list[BaseException] = []
     started = time.monotonic()
     # Recorded but not yet committed; reported (on_result) only once durable.
@@ -408,6 +419,10 @@ async def run_scan(
                 record = record_result(
                     inventory, scan.id, seq, target, result, leaves=leaves, commit=False
                 )
+            except AlreadyRecorded:
+                # a worker of a queued scan whose lease passed: another took it over
+                taken["count"] += 1
+                continue
             except StoreError as exc:
                 failure.append(exc)
                 stop.set()
@@ -460,6 +475,7 @@ async def run_scan(
         unjudged=local["unjudged"] + len(again),
         local_limit=local["limit"],
         concurrency=local["allowed"],
+        taken=taken["count"],
     )
 
 

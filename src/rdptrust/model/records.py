@@ -226,6 +226,30 @@ class ScanInfo:
     #: recorded before sites existed
     site: str | None = None
     machine: str | None = None
+    #: queued with ``scan --queue``: worked by ``rdptrust worker`` processes of its site
+    queued: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerProgress:
+    """One worker's share of a queued scan: targets it recorded, and those it holds now
+    (claimed, lease not passed). *worker* is ``machine:pid``."""
+
+    worker: str
+    done: int
+    claimed: int
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """A queued scan's progress: its targets done, claimed (by a live lease) and waiting,
+    and each worker's share."""
+
+    scan: ScanInfo
+    done: int
+    claimed: int
+    waiting: int
+    workers: tuple[WorkerProgress, ...]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class Backend:
     integrity_errors: tuple[type[BaseException], ...]
     #: one line a user can act on, for one of *errors* at the location shown
     describe: Callable[[BaseException, str], str]
+    #: what ends a SELECT of rows to claim: PostgreSQL locks them and skips those another
+    #: worker holds; SQLite's write transaction already excludes every other writer
+    claim_lock: str = ""
 
 
 def describe_error(exc: BaseException, path: str | Path) -> str:
@@ -74,7 +77,11 @@ def postgres_backend() -> Backend:
     from rdptrust.store import postgres
 
     return Backend(
-        "postgresql", postgres.errors(), postgres.integrity_errors(), postgres.describe_error
+        "postgresql",
+        postgres.errors(),
+        postgres.integrity_errors(),
+        postgres.describe_error,
+        claim_lock=" FOR UPDATE SKIP LOCKED",
     )
 
 

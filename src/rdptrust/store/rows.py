@@ -50,7 +50,7 @@ INSERT_EVENT = (
 )
 SCAN_SELECT = (
     "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
-    "s.target_count, s.site, s.machine, (SELECT COUNT(*) FROM scan_targets t "
+    "s.target_count, s.site, s.machine, s.queued, (SELECT COUNT(*) FROM scan_targets t "
     "WHERE t.scan_id = s.id AND t.state = 'done') AS done_count FROM scans s"
 )
 #: A certificate's columns, each named ``cert_…`` (an observation has columns of the same
@@ -257,6 +257,7 @@ def scan_info(row: sqlite3.Row) -> ScanInfo:
         done_count=row["done_count"],
         site=row["site"],
         machine=row["machine"],
+        queued=bool(row["queued"]),
     )
 
 

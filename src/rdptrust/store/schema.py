@@ -22,6 +22,10 @@ Tables:
 - ``scans.site``, ``scans.machine``, ``observations.site``, ``events.site`` (migration
   4): the site a scan ran from (``scan --site``) and the machine it ran on; a host's
   events compare each observation with the previous one from the same site.
+- ``scans.queued``, ``scan_targets.worker``, ``scan_targets.lease_until`` (migration 4):
+  a scan queued with ``scan --queue`` is worked by ``rdptrust worker`` processes, which
+  claim batches of its pending targets until a lease time; a claim whose lease passed
+  (a worker killed) is claimed again. ``worker`` stays set on the targets it recorded.
 """
 
 from __future__ import annotations
@@ -130,15 +134,20 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX events_observation ON events (observation_id);
     """,
-    # 4: sites. Where each scan ran (the network its clients sit on) and on which machine;
-    # each observation and event keeps its scan's site, so one host seen from two sites
-    # keeps both views (NULL: recorded before sites existed).
+    # 4: sites and the shared queue. Where each scan ran (the network its clients sit
+    # on) and on which machine; each observation and event keeps its scan's site, so one
+    # host seen from two sites keeps both views (NULL: recorded before sites existed). A
+    # queued scan's targets are claimed by workers: who holds each and until when.
     """
     ALTER TABLE scans ADD COLUMN site TEXT;
     ALTER TABLE scans ADD COLUMN machine TEXT;
+    ALTER TABLE scans ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE observations ADD COLUMN site TEXT;
     ALTER TABLE events ADD COLUMN site TEXT;
+    ALTER TABLE scan_targets ADD COLUMN worker TEXT;
+    ALTER TABLE scan_targets ADD COLUMN lease_until TEXT;
     CREATE INDEX observations_host_site ON observations (host_id, site, id);
+    CREATE INDEX scans_queue ON scans (queued, status, site);
     """,
 )
 
