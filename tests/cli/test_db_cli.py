@@ -122,7 +122,7 @@ async def test_prune_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0, err
     document = json.loads(out)
     assert_valid(document)
-    assert document["pruned"]["observations"] == 1
+    assert document["pruned"]["deleted_observations"] == 1
     assert document["counts"]["observations"] == 1
     code, _, err = await run_rdptrust("db", "prune", "--db", str(path), "--keep-days", "-1")
     assert code == 64

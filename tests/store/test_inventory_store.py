@@ -501,3 +501,66 @@ def test_a_batch_remembers_its_leaves_without_reading_them_back(tmp_path: Path) 
         assert inventory.certificate(credentials.sha256) == dataclasses.replace(
             records[2].certificate, sha1=inventory.certificate(credentials.sha256).sha1
         )
+
+
+def test_a_version_4_inventory_gets_certificates_with_a_rowid_and_keeps_them(
+    tmp_path: Path,
+) -> None:
+    # Given an inventory of schema 4 (certificates WITHOUT ROWID) with an observation of a
+    # host and its certificate
+    from rdptrust.store.schema import MIGRATIONS
+
+    path = tmp_path / "v4.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    for version in range(1, 5):
+        for statement in MIGRATIONS[version - 1].split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 'then')", (version,))
+    at = "2026-11-01T00:00:00.000Z"
+    db.execute(
+        "INSERT INTO scans (id, started_at, status, arguments, options) "
+        "VALUES (1, ?, 'done', '[]', '{}')",
+        (at,),
+    )
+    db.execute(
+        "INSERT INTO hosts (id, host, port, first_seen) VALUES (1, '127.0.0.1', 3389, ?)", (at,)
+    )
+    db.execute(
+        "INSERT INTO certificates (sha256, der, subject, issuer, self_signed, first_seen) "
+        "VALUES (?, ?, 'CN=WIN-ROWID', 'CN=WIN-ROWID', 1, ?)",
+        ("ab" * 32, b"\x30" * 900, at),
+    )
+    db.execute(
+        "INSERT INTO observations (scan_id, host_id, observed_at, ok, sha256) "
+        "VALUES (1, 1, ?, 1, ?)",
+        (at, "ab" * 32),
+    )
+    db.commit()
+    assert (
+        "WITHOUT ROWID"
+        in db.execute("SELECT sql FROM sqlite_master WHERE name = 'certificates'").fetchone()[0]
+    )
+    db.close()
+    # When this rdptrust opens it
+    with Inventory.open(path) as inventory:
+        assert inventory.migrated_from == 4
+        assert inventory.schema_version == SCHEMA_VERSION
+        # Then foreign keys are on again, and the observation still has its certificate
+        assert inventory._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        (observation,) = inventory.history(Target("127.0.0.1", 3389)).observations
+        assert observation.certificate is not None
+        assert observation.certificate.sha256 == "ab" * 32
+        assert observation.certificate.subject == "CN=WIN-ROWID"
+    db = sqlite3.connect(path)
+    try:
+        # And the table has a rowid; every reference holds
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'certificates'").fetchone()[0]
+        assert "WITHOUT ROWID" not in sql
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert db.execute("SELECT length(der) FROM certificates").fetchone() == (900,)
+    finally:
+        db.close()

@@ -58,7 +58,7 @@ def test_version_1_inventory_is_migrated(tmp_path: Path) -> None:
     db.close()
     # When this rdptrust opens it
     with Inventory.open(path) as inventory:
-        assert inventory.schema_version == SCHEMA_VERSION == 4
+        assert inventory.schema_version == SCHEMA_VERSION == 5
         assert [s.id for s in inventory.scans()] == [1]
     # Then the new column exists and the old scan is still there
     db = sqlite3.connect(path)

@@ -53,9 +53,9 @@ def _document(
         else {
             "keep_days": pruned[0],
             "cutoff": timestamp(pruned[1].cutoff),
-            "observations": pruned[1].observations,
-            "problems": pruned[1].problems,
-            "certificates": pruned[1].certificates,
+            "deleted_observations": pruned[1].observations,
+            "deleted_problems": pruned[1].problems,
+            "deleted_certificates": pruned[1].certificates,
         },
     }
 

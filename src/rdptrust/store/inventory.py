@@ -69,7 +69,7 @@ from rdptrust.store.rows import (
     sha256_hex,
     time_text,
 )
-from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION
+from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY, SQLITE_REBUILDS
 
 DATABASE_NAME = "inventory.sqlite3"
 #: Targets inserted per transaction while a scan's target list is written.
@@ -309,31 +309,61 @@ class Inventory(InventoryReader):
                 f"knows ({SCHEMA_VERSION}); upgrade rdptrust"
             )
         while current < SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
+            rebuild = pg is None and current + 1 in SQLITE_REBUILDS
+            if rebuild:
+                # outside a transaction (SQLite ignores it inside one)
+                db.execute("PRAGMA foreign_keys = OFF")
             try:
-                if pg is not None:
-                    pg.lock_migrations()
-                # another process may have migrated meanwhile: read again, under the lock
-                current = self._applied_version()
-                if current >= SCHEMA_VERSION:
-                    db.execute("COMMIT")
-                    return
-                version = current + 1
-                for statement in _statements(MIGRATIONS[version - 1]):
-                    if pg is not None:
-                        pg.execute_schema(statement)
-                    else:
-                        db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, now_text()),
+                applied = self._migrate_one(pg, rebuild)
+            finally:
+                if rebuild:
+                    db.execute("PRAGMA foreign_keys = ON")
+            if applied is None:
+                return
+            current = applied
+
+    def _migrate_one(self, pg: postgres.PostgresConnection | None, rebuild: bool) -> int | None:
+        """Apply the next migration in its own transaction; its version, or None when
+        another process brought the schema up to date meanwhile."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if pg is not None:
+                pg.lock_migrations()
+            # another process may have migrated meanwhile: read again, under the lock
+            current = self._applied_version()
+            if current >= SCHEMA_VERSION:
+                db.execute("COMMIT")
+                return None
+            version = current + 1
+            if rebuild != (pg is None and version in SQLITE_REBUILDS):
+                raise StoreError(
+                    f"inventory {self.path} was migrated by another process meanwhile; "
+                    "run the command again"
                 )
-            except BaseException:
-                with contextlib.suppress(*self._backend.errors):
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            current = version
+            for statement in _statements(MIGRATIONS[version - 1]):
+                if pg is not None:
+                    if version not in SQLITE_ONLY:
+                        pg.execute_schema(statement)
+                else:
+                    db.execute(statement)
+            if rebuild:
+                broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(
+                        f"inventory {self.path}: migration {version} would break "
+                        f"{len(broken)} references; nothing was changed"
+                    )
+            db.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, now_text()),
+            )
+        except BaseException:
+            with contextlib.suppress(*self._backend.errors):
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return version
 
     def _applied_version(self) -> int:
         row = self._db.execute(
