@@ -9,13 +9,8 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import (
-    EXIT_NO_INPUT,
-    EXIT_USAGE,
-    console,
-    fail,
-    store_exit_code,
-)
+from rdptrust.cli.common import console
+from rdptrust.cli.exits import EXIT_NO_INPUT, EXIT_USAGE, fail, store_exit_code
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.target import (

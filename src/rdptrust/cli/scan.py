@@ -14,16 +14,13 @@ from rdptrust.cli.client_state import SCAN_CLIENT_STATE_OPTION
 from rdptrust.cli.common import (
     CA_FILE,
     CA_FILE_HELP,
-    EXIT_OK,
-    EXIT_TEMPFAIL,
-    EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
     PROXY_HELP,
     UrlType,
-    fail,
     run,
 )
+from rdptrust.cli.exits import EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, fail
 from rdptrust.cli.inventory import DB_HELP, open_inventory, store_failure
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
