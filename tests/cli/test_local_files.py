@@ -18,7 +18,7 @@ import pytest
 from fixtures.cli import RDPTRUST
 from fixtures.cli import run_rdptrust as rdptrust
 from fixtures.lab import LabFactory
-from rdptrust.cli.common import EXIT_CANT_CREATE, EXIT_IO_ERROR, store_exit_code
+from rdptrust.cli.exits import EXIT_CANT_CREATE, EXIT_IO_ERROR, store_exit_code
 from rdptrust.errors import StoreError
 from rdptrust.pki.pinning import KnownHosts
 

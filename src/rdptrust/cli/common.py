@@ -1,17 +1,13 @@
-"""Shared pieces of the command line: exit codes, error output, output streams, option types."""
+"""Shared pieces of the command line: output streams, option types, trust files, running."""
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import io
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -25,8 +21,7 @@ from rdptrust.errors import (
     local_resource_error,
 )
 from rdptrust.model.target import Target, parse_target
-from rdptrust.model.text import has_unsafe_layout, redact_credentials, safe_output, safe_text
-from rdptrust.store.postgres import unreachable
+from rdptrust.model.text import has_unsafe_layout, redact_credentials, safe_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,72 +30,7 @@ if TYPE_CHECKING:
 else:  # click before 8.2 has no generic ParamType
     _TextParam = click.ParamType
 
-EXIT_OK = 0
-EXIT_WARNING = 1
-EXIT_CRITICAL = 2
-EXIT_UNKNOWN = 3
-EXIT_USAGE = 64
-#: An input file's content is not what the command reads (sysexits EX_DATAERR).
-EXIT_DATA = 65
-#: An input file that must exist does not (sysexits EX_NOINPUT).
-EXIT_NO_INPUT = 66
-#: The inventory's PostgreSQL server cannot be reached or refused the login
-#: (sysexits EX_UNAVAILABLE).
-EXIT_UNAVAILABLE = 69
-EXIT_INTERNAL = 70
-#: A file or folder cannot be created where it was asked for (sysexits EX_CANTCREAT).
-EXIT_CANT_CREATE = 73
-#: Reading or writing a local file failed (sysexits EX_IOERR).
-EXIT_IO_ERROR = 74
-#: This machine hit a limit (open files, buffer space); try again later (EX_TEMPFAIL).
-EXIT_TEMPFAIL = 75
-
 T = TypeVar("T")
-
-
-def fail(message: str, code: int) -> int:
-    """Print one error line to standard error (:func:`error_line`) and return *code*."""
-    error_line(message)
-    return code
-
-
-def error_line(message: str) -> None:
-    """Print ``rdptrust: error: MESSAGE`` to standard error.
-
-    The message may quote a host's name, a server's words or a URL: its controls are
-    shown escaped and a password in a URL as ``***``.
-    """
-    click.echo(f"rdptrust: error: {safe_text(redact_credentials(message))}", err=True)
-
-
-_CANT_CREATE_ERRNOS = frozenset(
-    {
-        errno.EACCES,
-        errno.EPERM,
-        errno.EROFS,
-        errno.ENOENT,
-        errno.ENOTDIR,
-        errno.EISDIR,
-        errno.EEXIST,
-    }
-)
-
-
-def store_exit_code(exc: StoreError) -> int:
-    """69 when the inventory's PostgreSQL server cannot be reached or refuses the login,
-    73 when a file or folder cannot be created there (permissions, no such folder,
-    read-only file system), 74 for any other local I/O failure (disk full, I/O error;
-    an inventory that exists but is locked, read-only or corrupt)."""
-    cause = exc.__cause__ or exc.__context__
-    if unreachable(cause):
-        return EXIT_UNAVAILABLE
-    if isinstance(cause, OSError) and cause.errno in _CANT_CREATE_ERRNOS:
-        return EXIT_CANT_CREATE
-    if isinstance(cause, sqlite3.Error):
-        name = getattr(cause, "sqlite_errorname", "") or ""
-        if name.startswith("SQLITE_CANTOPEN"):
-            return EXIT_CANT_CREATE
-    return EXIT_IO_ERROR
 
 
 def target_argument(text: str) -> Target:
@@ -156,58 +86,6 @@ def safe_console(**options: Any) -> Console:
             )
 
     return _SafeConsole(**options)
-
-
-class _ReaderGone(io.RawIOBase):
-    """A file descriptor whose writes are dropped once the reader has gone (EPIPE)."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self.gone = False
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def isatty(self) -> bool:
-        return os.isatty(self._fd)
-
-    def write(self, data: Any) -> int:
-        size = len(memoryview(data))
-        if self.gone:
-            return size
-        try:
-            return os.write(self._fd, data)
-        except BrokenPipeError:
-            self.gone = True
-            return size
-
-
-def closed_pipe_safe(stream: TextIO) -> TextIO:
-    """*stream* rebuilt so that a closed pipe (``| head``) ends its output silently.
-
-    Everything written after the reader went away is dropped, so the command runs to
-    its end and exits with its own code, not with a BrokenPipeError. A stream without
-    a file descriptor (captured output) is returned as it is.
-    """
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return stream
-    if not isinstance(stream, io.TextIOWrapper):
-        return stream
-    stream.flush()
-    return io.TextIOWrapper(
-        io.BufferedWriter(_ReaderGone(fd)),
-        encoding=stream.encoding,
-        errors=stream.errors,
-        newline=None if sys.platform == "win32" else "\n",
-        line_buffering=stream.line_buffering,
-        write_through=stream.write_through,
-    )
 
 
 class SafeLogFormatter(logging.Formatter):
@@ -343,6 +221,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
                 pass
             else:
                 return uvloop.run(coro)
+        import asyncio  # here, not at the top: the command line starts without it
+
         return asyncio.run(coro)
     except (OSError, RuntimeError) as exc:
         # An event loop needs descriptors of its own (its selector, a wake-up pipe).

@@ -8,7 +8,8 @@ from rdptrust.cli.common import console
 from rdptrust.cli.inventory import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.errors import StoreError
 from rdptrust.report.jsonform import dumps, timestamp
-from rdptrust.store.inventory import Inventory, PruneResult
+from rdptrust.store.inventory import Inventory
+from rdptrust.store.retention import PruneResult
 from rdptrust.store.schema import SCHEMA_VERSION
 
 DB_SCHEMA = "rdptrust.db/1"

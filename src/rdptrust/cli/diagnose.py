@@ -21,10 +21,10 @@ from rdptrust.cli.common import (
     PROXY_HELP,
     UrlType,
     console,
-    error_line,
     run,
     target_argument,
 )
+from rdptrust.cli.exits import error_line
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.windows_options import WindowsModelChoice, windows_model_options
 from rdptrust.engine import AssessOptions, assess

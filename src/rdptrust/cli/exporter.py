@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import EXIT_OK, SafeLogFormatter, run
+from rdptrust.cli.common import SafeLogFormatter, run
+from rdptrust.cli.exits import EXIT_OK
 from rdptrust.cli.signals import stop_on_signals
 from rdptrust.errors import UsageError
 from rdptrust.monitor.config import ExporterConfig, default_config, load_config

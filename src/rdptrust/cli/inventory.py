@@ -9,13 +9,8 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import (
-    EXIT_NO_INPUT,
-    EXIT_USAGE,
-    console,
-    fail,
-    store_exit_code,
-)
+from rdptrust.cli.common import console
+from rdptrust.cli.exits import EXIT_NO_INPUT, EXIT_USAGE, fail, store_exit_code
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
 from rdptrust.model.site import parse_site
@@ -156,8 +151,10 @@ created), 74 it cannot be read.""",
 @site_filter_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
 def history(target: str, db: str | None, site: str | None, as_json: bool) -> None:
-    """Show one host's certificate history and events (first seen, changes, reachability),
-    from every site that scanned it, or from one (--site)."""
+    """Show one host's certificate history and events (first seen, changes, reachability).
+
+    Every site that scanned it is shown, or one (--site).
+    """
     parsed = _history_target(target)
     try:
         with open_to_read(db) as inventory:

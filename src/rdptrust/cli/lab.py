@@ -10,7 +10,8 @@ from typing import TypeVar
 
 import click
 
-from rdptrust.cli.common import EXIT_OK, run
+from rdptrust.cli.common import run
+from rdptrust.cli.exits import EXIT_OK
 from rdptrust.cli.signals import stop_on_signals
 from rdptrust.errors import LocalProtocolError, UsageError
 from rdptrust.lab.certs import CertKind

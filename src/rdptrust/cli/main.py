@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NamedTuple
 
 import click
 
 from rdptrust import __version__
-from rdptrust.cli.common import (
+from rdptrust.cli.exits import (
     EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_IO_ERROR,
@@ -35,45 +36,129 @@ from rdptrust.errors import (
     UsageError,
 )
 
-#: Each command and where it lives; a module is imported only when its command runs
-#: (or when the help lists the commands), so ``rdptrust scan`` starts without the
-#: HTTP client, the exporter or the CA code.
-COMMANDS: dict[str, str] = {
-    "demo": "rdptrust.cli.demo:demo",
-    "probe": "rdptrust.cli.probe:probe",
-    "diagnose": "rdptrust.cli.diagnose:diagnose_cmd",
-    "capi2": "rdptrust.cli.capi2:capi2",
-    "client-state": "rdptrust.cli.client_state:client_state",
-    "policy": "rdptrust.cli.policy:policy",
-    "ca": "rdptrust.cli.ca:ca",
-    "trust": "rdptrust.cli.trust:trust",
-    "check": "rdptrust.cli.check:check",
-    "exporter": "rdptrust.cli.exporter:exporter",
-    "lab": "rdptrust.cli.lab:lab",
-    "scan": "rdptrust.cli.scan:scan",
-    "hosts": "rdptrust.cli.inventory:hosts",
-    "history": "rdptrust.cli.inventory:history",
-    "report": "rdptrust.cli.inventory:report",
-    "worker": "rdptrust.cli.worker:worker",
-    "db": "rdptrust.cli.db:db",
+
+class Listed(NamedTuple):
+    """Where a command lives and the summary the command list shows for it."""
+
+    where: str
+    """``module:attribute`` of the click command."""
+    summary: str
+    """The first sentence of the command's help, as click shortens it for the list."""
+
+
+#: Each command, where it lives and its summary. A module is imported only when its
+#: command runs or its own help is asked, so ``rdptrust scan`` starts without the HTTP
+#: client, the exporter or the CA code, and ``rdptrust --help`` without any of them.
+#: tests/cli/test_startup.py checks that each summary is the command's own.
+COMMANDS: dict[str, Listed] = {
+    "demo": Listed(
+        "rdptrust.cli.demo:demo",
+        'See rdptrust find and fix the "Securing remote connection" stall on a built-in lab.',
+    ),
+    "probe": Listed(
+        "rdptrust.cli.probe:probe",
+        "Probe one RDP host: negotiation, TLS, the certificate chain and timings.",
+    ),
+    "diagnose": Listed(
+        "rdptrust.cli.diagnose:diagnose_cmd",
+        'Why does Remote Desktop hang on "Securing remote connection", and what to do.',
+    ),
+    "capi2": Listed(
+        "rdptrust.cli.capi2:capi2",
+        "Read the client's own record of a stall: the CAPI2 Operational log.",
+    ),
+    "client-state": Listed(
+        "rdptrust.cli.client_state:client_state",
+        "Read this Windows client's trust stores and chain-engine policy into "
+        "rdptrust.client-state/1, for 'diagnose --client-state FILE'.",
+    ),
+    "policy": Listed(
+        "rdptrust.cli.policy:policy",
+        "Write Group Policy files for the client side (KB 2915774 Method 2), or read one.",
+    ),
+    "ca": Listed(
+        "rdptrust.cli.ca:ca",
+        "Run a small CA that issues proper RDP host certificates.",
+    ),
+    "trust": Listed(
+        "rdptrust.cli.trust:trust",
+        "Pin an RDP host's certificate and write what clients need to trust it (Method 1).",
+    ),
+    "check": Listed(
+        "rdptrust.cli.check:check",
+        "Check one RDP host's certificate as a monitoring plugin: OK, WARNING, CRITICAL, UNKNOWN.",
+    ),
+    "exporter": Listed(
+        "rdptrust.cli.exporter:exporter",
+        "Serve Prometheus metrics about RDP hosts, probing each one when it is scraped.",
+    ),
+    "lab": Listed(
+        "rdptrust.cli.lab:lab",
+        "Serve a local RDP host and PKI responders that reproduce the stall.",
+    ),
+    "scan": Listed(
+        "rdptrust.cli.scan:scan",
+        "Probe many RDP hosts at once and keep the results in the inventory.",
+    ),
+    "hosts": Listed(
+        "rdptrust.cli.inventory:hosts",
+        "List every host in the inventory with its latest state and certificate.",
+    ),
+    "history": Listed(
+        "rdptrust.cli.inventory:history",
+        "Show one host's certificate history and events (first seen, changes, reachability).",
+    ),
+    "report": Listed(
+        "rdptrust.cli.inventory:report",
+        "Write the inventory as an HTML report, CSV or JSON lines.",
+    ),
+    "worker": Listed(
+        "rdptrust.cli.worker:worker",
+        "Scan the targets queued for one site (rdptrust scan --queue), with other workers.",
+    ),
+    "db": Listed(
+        "rdptrust.cli.db:db",
+        "The inventory database: bring its schema up to date, check it, prune old rows.",
+    ),
 }
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use, from :data:`COMMANDS`."""
+    """A group whose subcommands, listed in :data:`COMMANDS`, are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        where = COMMANDS.get(cmd_name)
-        if where is None:
+        listed = COMMANDS.get(cmd_name)
+        if listed is None:
             return super().get_command(ctx, cmd_name)
-        module_name, attribute = where.split(":")
+        module_name, attribute = listed.where.split(":")
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
-            raise TypeError(f"{where} is not a click command")
+            raise TypeError(f"{listed.where} is not a click command")
         return command
+
+    def listed_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A stand-in for a listed command (its summary as help), or the command itself."""
+        listed = COMMANDS.get(cmd_name)
+        if listed is None:
+            return super().get_command(ctx, cmd_name)
+        return click.Command(cmd_name, help=listed.summary)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own listing, fed the stand-ins: the same rows, no command imported.
+        commands = [
+            (name, command)
+            for name in self.list_commands(ctx)
+            if (command := self.listed_command(ctx, name)) is not None and not command.hidden
+        ]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(

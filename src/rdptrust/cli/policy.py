@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from rdptrust.cli.common import EXIT_OK, console
+from rdptrust.cli.common import console
+from rdptrust.cli.exits import EXIT_OK
 from rdptrust.errors import RemoteProtocolError, UsageError
 from rdptrust.fix.policy import (
     PolicySet,

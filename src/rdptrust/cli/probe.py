@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from rdptrust.cli.common import EXIT_OK, EXIT_UNKNOWN, console, error_line, run, target_argument
+from rdptrust.cli.common import console, run, target_argument
+from rdptrust.cli.exits import EXIT_OK, EXIT_UNKNOWN, error_line
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import as_utc
 from rdptrust.report.jsonform import dumps

@@ -15,16 +15,13 @@ from rdptrust.cli.client_state import SCAN_CLIENT_STATE_OPTION
 from rdptrust.cli.common import (
     CA_FILE,
     CA_FILE_HELP,
-    EXIT_OK,
-    EXIT_TEMPFAIL,
-    EXIT_USAGE,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
     PROXY_HELP,
     UrlType,
-    fail,
     run,
 )
+from rdptrust.cli.exits import EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, fail
 from rdptrust.cli.inventory import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
@@ -37,7 +34,7 @@ from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.engine.workers import GRACE_S, ProcessObserver, default_workers
 from rdptrust.errors import StoreError, UsageError, WorkerError
 from rdptrust.model.records import ObservationRecord, ScanInfo
-from rdptrust.model.site import default_site, parse_site
+from rdptrust.model.site import parse_site
 from rdptrust.model.target import (
     DEFAULT_MAX_TARGETS,
     expand_targets,
@@ -46,7 +43,7 @@ from rdptrust.report.inventory import (
     observation_document,
 )
 from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import Inventory
+from rdptrust.store.inventory import Inventory, default_site
 
 #: Pending targets from which a scan uses every core by default (starting the worker
 #: processes costs about a second).

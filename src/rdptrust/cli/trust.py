@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import (
-    EXIT_CRITICAL,
-    EXIT_OK,
-    EXIT_UNKNOWN,
-    KNOWN_HOSTS_HELP,
-    KNOWN_HOSTS_TO_WRITE,
-    error_line,
-    run,
-    target_argument,
-)
+from rdptrust.cli.common import KNOWN_HOSTS_HELP, KNOWN_HOSTS_TO_WRITE, run, target_argument
+from rdptrust.cli.exits import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, error_line
 from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
 from rdptrust.fix.method1 import write_trust_bundle

@@ -9,12 +9,8 @@ from collections.abc import Callable
 
 import click
 
-from rdptrust.cli.common import (
-    EXIT_OK,
-    EXIT_USAGE,
-    fail,
-    run,
-)
+from rdptrust.cli.common import run
+from rdptrust.cli.exits import EXIT_OK, EXIT_USAGE, fail
 from rdptrust.cli.inventory import db_option, open_inventory, store_failure
 from rdptrust.cli.scan import EXIT_INTERRUPTED
 from rdptrust.cli.signals import stop_on_signals
@@ -29,10 +25,10 @@ from rdptrust.engine.queue import (
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.model.records import ObservationRecord, ScanInfo
-from rdptrust.model.site import default_site, parse_site
+from rdptrust.model.site import parse_site
 from rdptrust.report.inventory import observation_document
 from rdptrust.report.jsonform import dumps
-from rdptrust.store.inventory import Inventory, machine_name
+from rdptrust.store.inventory import Inventory, default_site, machine_name
 
 
 @click.command(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 
 from rdptrust.errors import UsageError
 
@@ -19,9 +18,3 @@ def parse_site(text: str) -> str:
             "starting with a letter or digit"
         )
     return text
-
-
-def default_site() -> str:
-    """This machine's name (its first label), as the site of a scan that names none."""
-    name = (socket.gethostname() or "").split(".")[0]
-    return name if SITE_PATTERN.fullmatch(name) else "local"

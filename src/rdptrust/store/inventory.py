@@ -23,13 +23,10 @@ can act on (locked, read-only, corrupt, disk full).
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
 import os
 import socket
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +37,19 @@ from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import (
     CertificateEntry,
-    CertificateRecord,
     DiagnosisRecord,
     EventRecord,
     ObservationRecord,
     ProblemRecord,
-    QueueStatus,
     ScanInfo,
-    WorkerProgress,
 )
+from rdptrust.model.site import SITE_PATTERN
 from rdptrust.model.target import Target
 from rdptrust.store import postgres
-from rdptrust.store.database import SQLITE, Backend, connect, postgres_backend, process_alive
+from rdptrust.store.database import connect, postgres_backend, process_alive
 from rdptrust.store.events import new_events
-from rdptrust.store.queries import InventoryReader
+from rdptrust.store.queue import QueueStore
+from rdptrust.store.retention import RetentionStore
 from rdptrust.store.rows import (
     INSERT_CERTIFICATE,
     INSERT_EVENT,
@@ -67,9 +63,7 @@ from rdptrust.store.rows import (
     parse_time,
     recorded_certificate,
     sha256_hex,
-    time_text,
 )
-from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY, SQLITE_REBUILDS
 
 DATABASE_NAME = "inventory.sqlite3"
 #: Targets inserted per transaction while a scan's target list is written.
@@ -82,29 +76,20 @@ _HELD_CERTIFICATES = 4096
 LOCK_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class PruneResult:
-    """What :meth:`Inventory.prune` deleted: observations observed before *cutoff* (each
-    host's newest excepted), their problems, and certificates no longer named."""
-
-    cutoff: dt.datetime
-    observations: int
-    problems: int
-    certificates: int
-
-
 def machine_name() -> str:
     """This machine's name, as a scan records where it ran (and the default site)."""
     return socket.gethostname() or "localhost"
 
 
+def default_site() -> str:
+    """This machine's name (its first label), as the site of a scan that names none."""
+    name = machine_name().split(".")[0]
+    return name if SITE_PATTERN.fullmatch(name) else "local"
+
+
 def default_path() -> Path:
     """Where the inventory lives unless ``--db`` says otherwise."""
     return Path(platformdirs.user_data_dir("rdptrust")) / DATABASE_NAME
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _host_id(db: Any, target: Target, at: str) -> tuple[int, bool]:
@@ -127,22 +112,12 @@ def _host_id(db: Any, target: Target, at: str) -> tuple[int, bool]:
     return int(row["id"]), False
 
 
-class Inventory(InventoryReader):
+class Inventory(QueueStore, RetentionStore):
     """One open inventory database. Use as a context manager, or call :meth:`close`.
 
     Not thread-safe: use it from one thread (the scan engine calls it from its event
     loop between awaits).
     """
-
-    def __init__(self, path: Path | str, connection: Any, backend: Backend = SQLITE) -> None:
-        super().__init__(path, connection, backend)
-        # Leaf certificates this connection knows are in the certificates table (written
-        # or met by record()), so that a fleet sharing one is not inserted per host.
-        # Forgotten whenever a rollback may have undone an insert.
-        self._held: dict[str, CertificateRecord] = {}
-        self._sites: dict[int, str | None] = {}
-        #: the schema version found when this inventory was opened (before migrating)
-        self.migrated_from: int | None = None
 
     @classmethod
     def open(
@@ -208,168 +183,6 @@ class Inventory(InventoryReader):
             db.close()
             raise
         return inventory
-
-    @property
-    def backend(self) -> str:
-        """``sqlite`` or ``postgresql``."""
-        return self._backend.name
-
-    def _table_names(self) -> set[str]:
-        if isinstance(self._db, postgres.PostgresConnection):
-            return self._db.table_names()
-        return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
-
-    def _check_schema(self) -> None:
-        """For a read-only open: the schema must be this rdptrust's, as it cannot migrate."""
-        tables = self._table_names()
-        if "schema_migrations" not in tables:
-            raise StoreError(f"{self.path} is not an rdptrust inventory (it has no schema)")
-        current = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
-        if current != SCHEMA_VERSION:
-            raise StoreError(
-                f"inventory {self.path} has schema version {current}, this rdptrust reads "
-                f"{SCHEMA_VERSION}; a scan with this rdptrust brings it up to date"
-                if (current or 0) < SCHEMA_VERSION
-                else f"inventory {self.path} has schema version {current}, newer than this "
-                f"rdptrust knows ({SCHEMA_VERSION}); upgrade rdptrust"
-            )
-
-    @contextlib.contextmanager
-    def _transaction(self, *, batched: bool = False) -> Iterator[Any]:
-        """One transaction; with *batched*, one savepoint in the open batch instead.
-
-        A batched write joins (or begins) the batch transaction, which :meth:`commit`
-        ends; if it fails, only its own savepoint is rolled back.
-        """
-        with self._mapped():
-            if batched:
-                if not self._db.in_transaction:
-                    self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("SAVEPOINT record")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._held.clear()
-                    with contextlib.suppress(*self._backend.errors):
-                        self._db.execute("ROLLBACK TO record")
-                        self._db.execute("RELEASE record")
-                    raise
-                self._db.execute("RELEASE record")
-                return
-            if self._db.in_transaction:
-                raise RuntimeError("commit() the batched records before another write")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._held.clear()
-                with contextlib.suppress(*self._backend.errors):
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @property
-    def uncommitted(self) -> bool:
-        """Whether records made with ``commit=False`` wait for :meth:`commit`."""
-        return bool(self._db.in_transaction)
-
-    def commit(self) -> None:
-        """Make the records written with ``commit=False`` durable (nothing when none wait).
-
-        If the commit fails (a full disk), all of them are rolled back: their targets
-        stay pending, as if they had never been recorded.
-        """
-        if not self._db.in_transaction:
-            return
-        try:
-            with self._mapped():
-                self._db.execute("COMMIT")
-        except StoreError:
-            self._held.clear()
-            with contextlib.suppress(*self._backend.errors):
-                self._db.execute("ROLLBACK")
-            raise
-
-    def _migrate(self) -> None:
-        db = self._db
-        pg = db if isinstance(db, postgres.PostgresConnection) else None
-        create = (
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        if pg is not None:
-            pg.execute_schema(create)
-        else:
-            db.execute(create)
-        current = self._applied_version()
-        self.migrated_from = current
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"inventory {self.path} has schema version {current}, newer than this rdptrust "
-                f"knows ({SCHEMA_VERSION}); upgrade rdptrust"
-            )
-        while current < SCHEMA_VERSION:
-            rebuild = pg is None and current + 1 in SQLITE_REBUILDS
-            if rebuild:
-                # outside a transaction (SQLite ignores it inside one)
-                db.execute("PRAGMA foreign_keys = OFF")
-            try:
-                applied = self._migrate_one(pg, rebuild)
-            finally:
-                if rebuild:
-                    db.execute("PRAGMA foreign_keys = ON")
-            if applied is None:
-                return
-            current = applied
-
-    def _migrate_one(self, pg: postgres.PostgresConnection | None, rebuild: bool) -> int | None:
-        """Apply the next migration in its own transaction; its version, or None when
-        another process brought the schema up to date meanwhile."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if pg is not None:
-                pg.lock_migrations()
-            # another process may have migrated meanwhile: read again, under the lock
-            current = self._applied_version()
-            if current >= SCHEMA_VERSION:
-                db.execute("COMMIT")
-                return None
-            version = current + 1
-            if rebuild != (pg is None and version in SQLITE_REBUILDS):
-                raise StoreError(
-                    f"inventory {self.path} was migrated by another process meanwhile; "
-                    "run the command again"
-                )
-            for statement in _statements(MIGRATIONS[version - 1]):
-                if pg is not None:
-                    if version not in SQLITE_ONLY:
-                        pg.execute_schema(statement)
-                else:
-                    db.execute(statement)
-            if rebuild:
-                broken = db.execute("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise StoreError(
-                        f"inventory {self.path}: migration {version} would break "
-                        f"{len(broken)} references; nothing was changed"
-                    )
-            db.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                (version, now_text()),
-            )
-        except BaseException:
-            with contextlib.suppress(*self._backend.errors):
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return version
-
-    def _applied_version(self) -> int:
-        row = self._db.execute(
-            "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations"
-        ).fetchone()
-        return int(row["version"])
 
     # --- scans ----------------------------------------------------------------------
 
@@ -488,165 +301,6 @@ class Inventory(InventoryReader):
                 row = self._db.execute("SELECT site FROM scans WHERE id = ?", (scan_id,)).fetchone()
             self._sites[scan_id] = row["site"] if row is not None else None
         return self._sites[scan_id]
-
-    # --- the queue ------------------------------------------------------------------
-
-    def claim_targets(
-        self, site: str, worker: str, count: int, lease_s: float
-    ) -> tuple[ScanInfo, list[tuple[int, Target]]] | None:
-        """Claim up to *count* pending targets of the oldest queued scan of *site* that
-        has any free, for *worker* until *lease_s* seconds from now; None when none is.
-
-        A target is free when nobody holds it or its lease has passed (its worker was
-        killed, its machine is gone). On PostgreSQL the rows are locked as they are
-        chosen and rows another worker is choosing are skipped (``FOR UPDATE SKIP
-        LOCKED``), so workers on any number of machines never claim the same target at
-        once; on SQLite the write transaction does the same for processes of one machine.
-        """
-        now = dt.datetime.now(dt.UTC)
-        until = time_text(now + dt.timedelta(seconds=lease_s))
-        free = (
-            "SELECT seq, host, port FROM scan_targets WHERE scan_id = ? AND state = 'pending' "
-            "AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?"
-            + self._backend.claim_lock
-        )
-        with self._transaction() as db:
-            scans = db.execute(
-                "SELECT id FROM scans WHERE queued = 1 AND status = 'running' AND site = ? "
-                "ORDER BY id",
-                (site,),
-            ).fetchall()
-            for row in scans:
-                rows = db.execute(free, (row["id"], time_text(now), count)).fetchall()
-                if not rows:
-                    continue
-                scan_id = int(row["id"])
-                db.executemany(
-                    "UPDATE scan_targets SET worker = ?, lease_until = ? "
-                    "WHERE scan_id = ? AND seq = ?",
-                    [(worker, until, scan_id, r["seq"]) for r in rows],
-                )
-                claimed = [(int(r["seq"]), Target(r["host"], r["port"])) for r in rows]
-                break
-            else:
-                return None
-        return self.scan(scan_id), claimed
-
-    def renew_claims(self, scan_id: int, worker: str, lease_s: float) -> int:
-        """Move the lease of *worker*'s pending targets of the scan *lease_s* seconds from
-        now (a live worker keeps what it holds); how many it holds. Joins an open batch."""
-        until = time_text(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lease_s))
-        with self._transaction(batched=self.uncommitted) as db:
-            return int(
-                db.execute(
-                    "UPDATE scan_targets SET lease_until = ? "
-                    "WHERE scan_id = ? AND worker = ? AND state = 'pending'",
-                    (until, scan_id, worker),
-                ).rowcount
-            )
-
-    def release_claims(self, scan_id: int, worker: str) -> None:
-        """Give back *worker*'s pending targets of the scan (a batch not finished)."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE scan_targets SET worker = NULL, lease_until = NULL "
-                "WHERE scan_id = ? AND worker = ? AND state = 'pending'",
-                (scan_id, worker),
-            )
-
-    def finish_queued(self, scan_id: int) -> bool:
-        """Mark a queued scan done once none of its targets is pending; whether it is."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE scans SET status = 'done', finished_at = ? WHERE id = ? AND "
-                "status = 'running' AND NOT EXISTS (SELECT 1 FROM scan_targets "
-                "WHERE scan_id = ? AND state = 'pending')",
-                (now_text(), scan_id, scan_id),
-            )
-        return self.scan(scan_id).status == "done"
-
-    def open_queued(self, site: str) -> list[int]:
-        """The queued scans of *site* still running (those with no pending target left
-        are marked done first: a worker may have died between its last commit and that)."""
-        with self._mapped():
-            ids = [
-                int(r["id"])
-                for r in self._db.execute(
-                    "SELECT id FROM scans WHERE queued = 1 AND status = 'running' AND site = ? "
-                    "ORDER BY id",
-                    (site,),
-                ).fetchall()
-            ]
-        return [scan_id for scan_id in ids if not self.finish_queued(scan_id)]
-
-    def queue_status(self, scan_id: int) -> QueueStatus:
-        """A queued scan's progress, per worker (``scan --status``)."""
-        scan = self.scan(scan_id)
-        now = now_text()
-        with self._mapped():
-            rows = self._db.execute(
-                "SELECT worker, state, live, COUNT(*) AS n FROM (SELECT worker, state, "
-                "CASE WHEN state = 'pending' AND lease_until >= ? THEN 1 ELSE 0 END AS live "
-                "FROM scan_targets WHERE scan_id = ?) t GROUP BY worker, state, live",
-                (now, scan_id),
-            ).fetchall()
-        done = claimed = waiting = 0
-        workers: dict[str, list[int]] = {}
-        for row in rows:
-            n = int(row["n"])
-            if row["state"] == "done":
-                done += n
-                if row["worker"]:
-                    workers.setdefault(row["worker"], [0, 0])[0] += n
-            elif row["live"] and row["worker"]:
-                claimed += n
-                workers.setdefault(row["worker"], [0, 0])[1] += n
-            else:
-                waiting += n
-        return QueueStatus(
-            scan,
-            done,
-            claimed,
-            waiting,
-            tuple(WorkerProgress(w, d, c) for w, (d, c) in sorted(workers.items())),
-        )
-
-    # --- retention ------------------------------------------------------------------
-
-    def prune(self, keep_days: float, *, now: dt.datetime | None = None) -> PruneResult:
-        """Delete observations older than *keep_days* days, and what only they used.
-
-        Each host keeps its newest observation, however old, so ``hosts`` still shows
-        every host; every event is kept (one of a deleted observation loses only its
-        link to it), and so are the scans. Certificates that no observation and no event
-        names any more are deleted with them.
-        """
-        if keep_days < 0:
-            raise UsageError("--keep-days must be 0 or more")
-        cutoff = time_text((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days))
-        old = (
-            "SELECT o.id FROM observations o WHERE o.observed_at < ? AND o.id NOT IN "
-            "(SELECT MAX(i.id) FROM observations i GROUP BY i.host_id)"
-        )
-        with self._transaction() as db:
-            db.execute(
-                f"UPDATE events SET observation_id = NULL WHERE observation_id IN ({old})",
-                (cutoff,),
-            )
-            problems = db.execute(
-                f"DELETE FROM problems WHERE observation_id IN ({old})", (cutoff,)
-            ).rowcount
-            observations = db.execute(
-                f"DELETE FROM observations WHERE id IN ({old})", (cutoff,)
-            ).rowcount
-            certificates = db.execute(
-                "DELETE FROM certificates WHERE sha256 NOT IN (SELECT sha256 FROM observations "
-                "WHERE sha256 IS NOT NULL) AND sha256 NOT IN (SELECT old_sha256 FROM events "
-                "WHERE old_sha256 IS NOT NULL) AND sha256 NOT IN (SELECT new_sha256 FROM "
-                "events WHERE new_sha256 IS NOT NULL)"
-            ).rowcount
-        self._held.clear()
-        return PruneResult(parse_time(cutoff), observations, problems, certificates)
 
     # --- recording ------------------------------------------------------------------
 

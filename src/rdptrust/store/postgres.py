@@ -213,12 +213,6 @@ class PostgresConnection:
         self._connection.close()
 
 
-def unreachable(exc: BaseException | None) -> bool:
-    """Whether *exc* says the PostgreSQL server could not be reached or refused the login
-    (psycopg's OperationalError), without importing psycopg when it is something else."""
-    return type(exc).__module__.startswith("psycopg") and type(exc).__name__ == "OperationalError"
-
-
 def errors() -> tuple[type[BaseException], ...]:
     """psycopg's exception root, for the inventory's error mapping."""
     import psycopg

@@ -53,7 +53,9 @@ exist only once the responder has its port.
 Limits: request headers :data:`MAX_HEADER_BYTES`, bodies :data:`MAX_BODY_BYTES`, a
 request's head and its body must each arrive within ``request_timeout_s``, at most
 ``max_connections`` at once (more are closed at once). Every response says
-``Connection: close``: each retrieval is a connection of its own.
+``Connection: close``: each retrieval is a connection of its own. The responder keeps
+the last :data:`REQUESTS_KEPT` requests (``requests``) and counts every one by purpose
+(``request_counts``).
 
 Modules: :mod:`~rdptrust.lab.pki.modes` (the modes), :mod:`~rdptrust.lab.pki.content`
 (what is served: cabinets, certificates, CRLs, OCSP answers) and
@@ -89,7 +91,13 @@ from rdptrust.lab.pki.modes import (
     Purpose,
     ResponderMode,
 )
-from rdptrust.lab.pki.responder import MAX_BODY_BYTES, MAX_HEADER_BYTES, PkiRequest, PkiResponder
+from rdptrust.lab.pki.responder import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    REQUESTS_KEPT,
+    PkiRequest,
+    PkiResponder,
+)
 
 __all__ = [
     "AIA_INTERMEDIATE_PATH",
@@ -107,6 +115,7 @@ __all__ = [
     "OK",
     "PLACEHOLDER_STL",
     "PURPOSES",
+    "REQUESTS_KEPT",
     "ROOT_LIST_DIRECTORY",
     "ROOT_LIST_PATH",
     "ModeKind",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections import Counter, deque
 from typing import NamedTuple
 
 from rdptrust.errors import UsageError
@@ -34,6 +35,9 @@ from rdptrust.net.service import AsyncService
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
+#: Requests a responder keeps in :attr:`PkiResponder.requests`, the most recent (a lab
+#: answering a fleet's diagnoses for days would otherwise keep every one).
+REQUESTS_KEPT = 4096
 
 
 class PkiRequest(NamedTuple):
@@ -62,6 +66,7 @@ class PkiResponder(AsyncService):
         latency_ms: int = 0,
         max_connections: int = 128,
         request_timeout_s: float = 10.0,
+        requests_kept: int = REQUESTS_KEPT,
     ) -> None:
         if latency_ms < 0:
             raise UsageError(f"latency must be 0 ms or more, not {latency_ms}")
@@ -75,8 +80,10 @@ class PkiResponder(AsyncService):
         self.latency_ms = latency_ms
         self.max_connections = max_connections
         self.request_timeout_s = request_timeout_s
-        #: Every request received, in order.
-        self.requests: list[PkiRequest] = []
+        #: The requests received, in order: the last *requests_kept*.
+        self.requests: deque[PkiRequest] = deque(maxlen=requests_kept)
+        #: Every request received, counted by purpose (``other`` for unknown paths).
+        self.request_counts: Counter[str] = Counter()
         self._http: HttpServer | None = None
         self._refused: socket.socket | None = None
         self._url_host = ""
@@ -212,6 +219,7 @@ class PkiResponder(AsyncService):
     async def _respond(self, request: HttpRequest) -> HttpResponse | None:
         purpose = purpose_of(request.path)
         self.requests.append(PkiRequest(purpose or "other", request.target, request.received_at))
+        self.request_counts[purpose or "other"] += 1
         mode = self.modes.for_purpose(purpose) if purpose else OK
         if mode.kind == "blackhole":
             return None  # the connection is held, and never answered, until one side ends it

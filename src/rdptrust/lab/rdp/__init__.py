@@ -61,7 +61,14 @@ server).
 from __future__ import annotations
 
 from rdptrust.lab.rdp.credssp import NtlmIdentity
-from rdptrust.lab.rdp.endpoint import TLS_VERSIONS, ConnectionRecord, RdpEndpoint, server_context
+from rdptrust.lab.rdp.endpoint import (
+    CONNECTIONS_KEPT,
+    TLS_VERSIONS,
+    ConnectionCounts,
+    ConnectionRecord,
+    RdpEndpoint,
+    server_context,
+)
 from rdptrust.lab.rdp.hostile import ENDLESS_CHUNK, ENDLESS_RATE, GARBAGE, TLS_ALERT, HostileMode
 from rdptrust.lab.rdp.legacy_tls import LegacyTlsServer
 from rdptrust.lab.rdp.policy import (
@@ -77,6 +84,7 @@ from rdptrust.lab.rdp.policy import (
 from rdptrust.lab.rdp.tls_modes import StaplingTlsServer, TlsMode, TlsServer, TlsSession
 
 __all__ = [
+    "CONNECTIONS_KEPT",
     "DEFAULT_PROTOCOLS",
     "ENDLESS_CHUNK",
     "ENDLESS_RATE",
@@ -86,6 +94,7 @@ __all__ = [
     "SELECTION_ORDER",
     "TLS_ALERT",
     "TLS_VERSIONS",
+    "ConnectionCounts",
     "ConnectionRecord",
     "HostileMode",
     "LegacyTlsServer",

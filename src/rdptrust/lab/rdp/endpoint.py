@@ -14,6 +14,7 @@ import socket
 import ssl
 import struct
 import warnings
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,27 @@ def server_context(
     raise UsageError(f"OpenSSL refuses the certificate in {chain_file}")  # pragma: no cover
 
 
+#: Connection records an endpoint keeps, the most recent: what a test or the demo reads
+#: of its own connections, bounded for a lab that serves a fleet's scans for days (a
+#: record is about half a KiB; a million of them were 540 MiB).
+CONNECTIONS_KEPT = 1024
+
+
+@dataclass
+class ConnectionCounts:
+    """Every connection an endpoint recorded, counted; exact however many were dropped
+    from :attr:`RdpEndpoint.connections`."""
+
+    connections: int = 0
+    """Connections whose Connection Request arrived (each has had a record)."""
+    unparsed: int = 0
+    """Of those, the ones whose request could not be read (``request`` None)."""
+    ntlm_negotiate: int = 0
+    """Connections that sent an NTLM NEGOTIATE inside CredSSP."""
+    authenticate: int = 0
+    """Connections that sent an NTLM AUTHENTICATE."""
+
+
 @dataclass(frozen=True)
 class ConnectionRecord:
     """What one client connection sent; ``request`` is ``None`` when none was parsed."""
@@ -122,6 +144,7 @@ class RdpEndpoint(AsyncService):
         request_timeout_s: float = 30.0,
         max_connections: int = 256,
         tls_server: TlsServer | None = None,
+        connections_kept: int = CONNECTIONS_KEPT,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UsageError(f"port must be 0 to 65535, not {port}")
@@ -134,8 +157,10 @@ class RdpEndpoint(AsyncService):
         self.port = port
         self.request_timeout_s = request_timeout_s
         self.max_connections = max_connections
-        #: One record per connection whose Connection Request arrived, in order.
-        self.connections: list[ConnectionRecord] = []
+        #: One record per connection whose Connection Request arrived, in order: the
+        #: last *connections_kept*; :attr:`counts` counts them all.
+        self.connections: deque[ConnectionRecord] = deque(maxlen=connections_kept)
+        self.counts = ConnectionCounts()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -232,14 +257,14 @@ class RdpEndpoint(AsyncService):
         try:
             request = await self._read_request(reader)
         except (asyncio.IncompleteReadError, RemoteProtocolError):
-            self.connections.append(ConnectionRecord(peer, None, None))
+            self._record(ConnectionRecord(peer, None, None))
             return False
         if hostile is HostileMode.RESET:
-            self.connections.append(ConnectionRecord(peer, request, None))
+            self._record(ConnectionRecord(peer, request, None))
             return True
         confirm = self.policy.confirm_for(request)
         record = ConnectionRecord(peer, request, confirm)
-        self.connections.append(record)
+        self._record(record)
         pdu = confirm.to_bytes()
         latency_s = self.policy.latency_ms / 1000
         respond = functools.partial(self._respond, writer)
@@ -350,15 +375,26 @@ class RdpEndpoint(AsyncService):
             on_authenticate=lambda: mark(authenticate=True),
         )
 
+    def _record(self, record: ConnectionRecord) -> None:
+        self.connections.append(record)
+        self.counts.connections += 1
+        if record.request is None:
+            self.counts.unparsed += 1
+
     def _update(
         self, record: ConnectionRecord, *, ntlm_negotiate: bool = False, authenticate: bool = False
     ) -> ConnectionRecord:
-        """Replace *record* in :attr:`connections` by a copy with the flags set; return it."""
+        """Replace *record* in :attr:`connections` by a copy with the flags set (counted,
+        also when the record is no longer kept); return it."""
         updated = dataclasses.replace(
             record,
             ntlm_negotiate=record.ntlm_negotiate or ntlm_negotiate,
             authenticate=record.authenticate or authenticate,
         )
+        if updated.ntlm_negotiate and not record.ntlm_negotiate:
+            self.counts.ntlm_negotiate += 1
+        if updated.authenticate and not record.authenticate:
+            self.counts.authenticate += 1
         for index in range(len(self.connections) - 1, -1, -1):
             if self.connections[index] is record:
                 self.connections[index] = updated
