@@ -377,12 +377,12 @@ async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
             real = inventory.record
 
             def refuse_first(scan_id: int, seq: int, *args: Any, **kwargs: Any) -> Any:
-                # a target that is not pending: StoreError inside the open batch
+                # a target the scan does not have: StoreError inside the open batch
                 return real(scan_id, 10_000 + seq, *args, **kwargs)
 
             monkeypatch.setattr(inventory, "record", refuse_first)
             # When the scan runs, the error comes out as itself
-            with pytest.raises(StoreError, match="already recorded"):
+            with pytest.raises(StoreError, match="is not a target of scan"):
                 await run_scan(inventory, scan, ScanOptions(concurrency=1, timeout=1))
             # Then the batch was closed and the scan marked interrupted, nothing recorded
             assert not inventory.uncommitted

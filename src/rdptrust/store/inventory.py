@@ -347,6 +347,13 @@ class Inventory(QueueStore, RetentionStore):
                 (scan_id, seq),
             )
             if done.rowcount != 1:
+                found = db.execute(
+                    "SELECT state FROM scan_targets WHERE scan_id = ? AND seq = ?", (scan_id, seq)
+                ).fetchone()
+                if found is None:
+                    raise StoreError(
+                        f"inventory {self.path}: {target} is not a target of scan {scan_id}"
+                    )
                 raise AlreadyRecorded(
                     f"inventory {self.path}: target {target} of scan {scan_id} is already recorded"
                 )
