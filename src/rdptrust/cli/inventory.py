@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from rdptrust.cli.common import (
     EXIT_USAGE,
     console,
     fail,
+    stdout_is_terminal,
     store_exit_code,
 )
 from rdptrust.errors import StoreError, UsageError
@@ -23,12 +25,12 @@ from rdptrust.model.target import (
     canonical_host,
     parse_target,
 )
+from rdptrust.report.hosts import render_hosts, write_hosts_text
 from rdptrust.report.inventory import (
     csv_rows,
     history_document,
     observation_document,
     render_history,
-    render_hosts,
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
@@ -77,20 +79,30 @@ Examples:
 Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
 )
 @click.option("--db", type=click.Path(dir_okay=False), help=DB_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema rdptrust.hosts/2), one host per line.",
+)
 def hosts(db: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
+    # one batch of hosts at a time, printed as it is read: a fleet of any size fits in memory
     try:
         with open_to_read(db) as inventory:
+            found = itertools.chain.from_iterable(inventory.host_batches())
             if as_json:
-                # one host at a time: a fleet of any size fits in memory
-                write_hosts_json(inventory.iter_hosts(), sys.stdout)
-                return
-            found = inventory.hosts()
+                write_hosts_json(found, sys.stdout)
+            else:
+                host, name = inventory.longest_names()
+                at_least = (host, 0, name)
+                if stdout_is_terminal():
+                    render_hosts(found, console(), at_least=at_least)
+                else:
+                    write_hosts_text(found, sys.stdout, at_least=at_least)
+            sys.stdout.flush()
     except StoreError as exc:
         store_failure(exc)
-        return
-    render_hosts(found, console())
 
 
 def _history_target(text: str) -> Target:
