@@ -184,8 +184,7 @@ class _BoxedRows:
                 text += " " + (vertical if n < len(columns) - 1 else right)
                 if n < len(columns) - 1:
                     text += " "
-            yield Segment(text)
-            yield Segment.line()
+            yield Segment(text + "\n")
 
 
 def render_hosts(
@@ -206,11 +205,11 @@ def render_hosts(
     boxed = _BoxedRows(_fit(_widths(sample, at_least), console.width), console)
     console.print(Text("Hosts in the inventory", style="table.title"), crop=False)
     b = boxed.box
-    head: list[Segment] = [Segment(boxed.top), Segment.line()]
+    head: list[Segment] = [Segment(boxed.top + "\n")]
     head += boxed.row(
         HOST_COLUMNS, ["header"] * len(HOST_COLUMNS), (b.head_left, b.head_vertical, b.head_right)
     )
-    head += [Segment(boxed.head_rule), Segment.line()]
+    head += [Segment(boxed.head_rule + "\n")]
     body = (b.mid_left, b.mid_vertical, b.mid_right)
     plain = [""] * len(HOST_COLUMNS)
 
@@ -227,6 +226,6 @@ def render_hosts(
         if count % WIDTH_SAMPLE == 0:
             console.print(Segments(batch), crop=False, end="")
             batch = []
-    batch += [Segment(boxed.bottom), Segment.line()]
+    batch += [Segment(boxed.bottom + "\n")]
     console.print(Segments(batch), crop=False, end="")
     return count
