@@ -93,10 +93,10 @@ def write_hosts_text(
 ) -> int:
     """Write *hosts* as plain text, one line per host after a header line; returns how many.
 
-    Columns are two spaces apart, as wide as the headers and the first
-    :data:`WIDTH_SAMPLE` hosts need; a longer value later is written whole (its line's
-    later columns shift right), so every value can be copied or cut from the output.
-    No colour, no box, nothing wrapped.
+    Columns are two spaces apart, as wide as the headers, the first :data:`WIDTH_SAMPLE`
+    hosts and *at_least* (a width per column) need; a longer value later is written whole
+    (its line's later columns shift right), so every value can be copied or cut from the
+    output. No colour, no box, nothing wrapped.
     """
     sample, rest = _sample(hosts)
     if not sample:
