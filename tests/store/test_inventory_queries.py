@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from fixtures.inventory import one_target_scan, record, served
+from fixtures.documents import assert_valid
+from fixtures.inventory import one_target_scan, record, served, small_fleet
 from rdptrust.lab.certs import windows_self_signed
 from rdptrust.model.target import Target
 from rdptrust.report.inventory import hosts_document, write_hosts_json
@@ -42,8 +43,51 @@ def test_hosts_json_streams_the_same_document(inventory_db: str, count: int) -> 
                 record(inventory, scan_id, seq, target, served(target, credentials))
         # When the document is written host by host
         out = io.StringIO()
-        write_hosts_json(inventory.iter_hosts(), out)
-        whole = dumps(hosts_document(inventory.hosts()))
-    # Then it is the same text as the whole document at once, and valid JSON
-    assert out.getvalue() == whole + "\n"
-    assert len(json.loads(out.getvalue())["hosts"]) == count
+        written = write_hosts_json(inventory.iter_hosts(), out)
+        whole = hosts_document(inventory.hosts())
+    # Then it is the whole document at once, valid, each host on a line of its own
+    document = json.loads(out.getvalue())
+    assert document == json.loads(dumps(whole))
+    assert_valid(document)
+    assert written == len(document["hosts"]) == count
+    lines = out.getvalue().splitlines()
+    assert len(lines) == count + 2 if count else len(lines) == 1
+    for line, host in zip(lines[1:], document["hosts"], strict=False):
+        assert json.loads(line.rstrip(",")) == host
+
+
+@pytest.mark.parametrize("size", [1, 2, 256])
+def test_host_batches_hold_the_hosts_of_hosts(inventory_db: str, size: int) -> None:
+    # Given a fleet, one host seen twice
+    with Inventory.open(inventory_db) as inventory:
+        latest = small_fleet(inventory)
+        # When its hosts are read a batch at a time
+        batches = list(inventory.host_batches(size))
+        listed = inventory.hosts()
+    # Then the batches are at most *size* long and hold what hosts() lists, in order
+    assert all(0 < len(batch) <= size for batch in batches)
+    found = [host for batch in batches for host in batch]
+    assert found == listed
+    # and each host's latest observation is the one the record API returned last
+    assert [h.latest.id for h in found] == [latest[t].id for t in sorted(latest, key=_order)]
+    for host in found:
+        recorded = latest[Target(host.host, host.port)]
+        assert host.latest.problems == recorded.problems
+        assert host.latest.verdict == recorded.verdict
+        assert host.observations == (2 if host.host == "10.0.0.1" else 1)
+    assert found[0].latest.certificate is not None
+    assert found[0].latest.certificate.common_name == "WIN-0-RENEWED"
+
+
+def _order(target: Target) -> tuple[str, int]:
+    return target.host, target.port
+
+
+def test_longest_names_bound_the_host_and_name_columns(inventory_db: str) -> None:
+    with Inventory.open(inventory_db) as inventory:
+        assert inventory.longest_names() == (0, 0)
+        latest = small_fleet(inventory)
+        host, name = inventory.longest_names()
+    assert host == max(len(str(t)) for t in latest)
+    # the certificate replaced on the first host still counts: it is in the inventory
+    assert name == len("WIN-0-RENEWED")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import console
+from rdptrust.cli.common import console, stdout_is_terminal
 from rdptrust.cli.exits import EXIT_NO_INPUT, EXIT_USAGE, fail, store_exit_code
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
@@ -19,17 +20,17 @@ from rdptrust.model.target import (
     canonical_host,
     parse_target,
 )
+from rdptrust.report.hosts import render_hosts, write_hosts_text
 from rdptrust.report.inventory import (
     csv_rows,
     history_document,
     observation_document,
     render_history,
-    render_hosts,
     render_site_differences,
     write_hosts_json,
 )
 from rdptrust.report.jsonform import dumps
-from rdptrust.report.sites import compare_sites
+from rdptrust.report.sites import SiteDifferences, write_site_differences
 from rdptrust.store.inventory import Inventory, default_path
 from rdptrust.store.postgres import is_postgres
 
@@ -110,22 +111,35 @@ Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot 
 )
 @db_option
 @site_filter_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.hosts/1).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema rdptrust.hosts/2), one host per line.",
+)
 def hosts(db: str | None, site: str | None, as_json: bool) -> None:
     """List every host in the inventory with its latest state and certificate."""
+    # one batch of hosts at a time, printed as it is read: a fleet of any size fits in memory
     try:
         with open_to_read(db) as inventory:
+            found = itertools.chain.from_iterable(inventory.host_batches(site=site))
             if as_json:
-                # one host at a time: a fleet of any size fits in memory
-                write_hosts_json(inventory.iter_hosts(site=site), sys.stdout)
-                return
-            found = inventory.hosts(site=site)
+                write_hosts_json(found, sys.stdout)
+            else:
+                host, name = inventory.longest_names()
+                at_least = (host, 0, 0, name)
+                differences = SiteDifferences()
+                watched = differences.watch(found)
+                if stdout_is_terminal():
+                    out = console()
+                    render_hosts(watched, out, at_least=at_least)
+                    render_site_differences(differences.found, out)
+                else:
+                    write_hosts_text(watched, sys.stdout, at_least=at_least)
+                    write_site_differences(differences.found, sys.stdout)
+            sys.stdout.flush()
     except StoreError as exc:
         store_failure(exc)
-        return
-    out = console()
-    render_hosts(found, out)
-    render_site_differences(compare_sites(h.latest for h in found), out)
 
 
 def _history_target(text: str) -> Target:

@@ -1,4 +1,4 @@
-"""Inventory renderers: the per-host JSON line, CSV, and terminal views of hosts and history.
+"""Inventory renderers: the per-host JSON line, CSV, the hosts JSON and the history view.
 
 ``rdptrust.scan-host/2`` is one object per host per scan (``scan --jsonl`` prints it as
 each host completes, ``report --jsonl`` from the inventory); ``rdptrust.hosts/2`` holds
@@ -155,19 +155,26 @@ def host_document(host: HostSummary) -> dict[str, Any]:
     }
 
 
-def write_hosts_json(hosts: Iterable[HostSummary], out: TextIO) -> None:
-    """Write the :func:`hosts_document` of *hosts* to *out* one host at a time.
+def write_hosts_json(hosts: Iterable[HostSummary], out: TextIO) -> int:
+    """Write the :func:`hosts_document` of *hosts* to *out* as it reads them; returns how
+    many it wrote.
 
-    The text is the same as ``dumps(hosts_document(hosts))``, but memory does not grow
-    with the fleet.
+    Each host is one compact line of the ``hosts`` list (``jq`` or ``json.load`` read the
+    same document as :func:`hosts_document`'s), so memory does not grow with the fleet and
+    each host costs one pass of the C JSON encoder.
     """
-    out.write('{\n  "schema": ' + json.dumps(HOSTS_SCHEMA) + ',\n  "hosts": [')
-    first = True
+    out.write('{"schema": ' + json.dumps(HOSTS_SCHEMA) + ', "hosts": [')
+    count = 0
+    batch: list[str] = []
     for host in hosts:
-        item = dumps(host_document(host)).replace("\n", "\n    ")
-        out.write(("\n    " if first else ",\n    ") + item)
-        first = False
-    out.write("\n  ]\n}\n" if not first else "]\n}\n")
+        batch.append(("\n" if not count else ",\n") + dumps(host_document(host), pretty=False))
+        count += 1
+        if len(batch) >= 64:
+            out.writelines(batch)
+            batch.clear()
+    out.writelines(batch)
+    out.write("\n]}\n" if count else "]}\n")
+    return count
 
 
 def history_document(history: HostHistory) -> dict[str, Any]:
@@ -254,43 +261,6 @@ def csv_rows(records: Iterable[ObservationRecord]) -> Iterator[str]:
             ]
         )
         yield buffer.getvalue()
-
-
-def _state(record: ObservationRecord) -> Text:
-    if not record.ok:
-        return Text(f"{record.error_kind}", style="red")
-    if record.certificate is None:
-        return Text("no TLS", style="yellow")
-    return Text("ok", style="green")
-
-
-def render_hosts(hosts: Iterable[HostSummary], console: Console) -> int:
-    """Print a table of hosts; returns how many there were. Certificate text stays literal."""
-    table = Table(title="Hosts in the inventory", title_justify="left")
-    table.add_column("Host", no_wrap=True)
-    table.add_column("Site", no_wrap=True)
-    for column in ("State", "Name (CN)", "Self-signed", "Expires", "Verdict", "Last seen (UTC)"):
-        table.add_column(column)
-    count = 0
-    for h in hosts:
-        count += 1
-        latest = h.latest
-        cert = latest.certificate
-        table.add_row(
-            Text(str(Target(h.host, h.port))),
-            Text(latest.site or "-"),
-            _state(latest),
-            Text((cert.common_name or cert.subject) if cert else "-"),
-            Text("-" if cert is None else "yes" if cert.self_signed else "no"),
-            Text(f"{cert.not_after:%Y-%m-%d}" if cert and cert.not_after else "-"),
-            Text(latest.verdict or "-"),
-            Text(f"{latest.observed_at:%Y-%m-%d %H:%M}"),
-        )
-    if count:
-        console.print(table)
-    else:
-        console.print(Text("The inventory holds no hosts yet; run 'rdptrust scan' first."))
-    return count
 
 
 def render_site_differences(comparisons: Iterable[SiteComparison], console: Console) -> int:

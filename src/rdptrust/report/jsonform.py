@@ -27,6 +27,10 @@ from rdptrust.model.text import BIDI_CONTROLS
 def timestamp(value: dt.datetime) -> str:
     """*value* as RFC 3339 UTC text: ``2026-05-01T12:00:00Z``, or ``….123Z`` with a
     fraction of a second (milliseconds). A naive *value* is taken to be UTC already."""
+    if value.tzinfo is dt.UTC:
+        # what the inventory reads back: no conversion, and no copy without the zone
+        spec = "milliseconds" if value.microsecond else "seconds"
+        return value.isoformat(timespec=spec)[:-6] + "Z"
     moment = value.astimezone(dt.UTC) if value.tzinfo is not None else value
     spec = "milliseconds" if moment.microsecond else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

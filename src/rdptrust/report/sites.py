@@ -8,9 +8,11 @@ report can say "stalls 15.0 s from branch-2, no stall from hq".
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TextIO
 
-from rdptrust.model.records import ObservationRecord
+from rdptrust.model.records import HostSummary, ObservationRecord
+from rdptrust.model.text import safe_text
 from rdptrust.pki.judge import STALL_WARNING_S
 
 
@@ -66,3 +68,48 @@ def compare_sites(records: Iterable[ObservationRecord]) -> Iterator[SiteComparis
             current = []
         current.append(record)
     yield from flush()
+
+
+#: Hosts the sites see differently kept to print after a table, at most.
+MAX_DIFFERENCES = 500
+
+
+@dataclass
+class SiteDifferences:
+    """Collects, from hosts as a table streams them, those the sites see differently."""
+
+    found: list[SiteComparison] = field(default_factory=list)
+    #: how many differed in all (more than :data:`MAX_DIFFERENCES` are counted, not kept)
+    count: int = 0
+
+    def watch(self, hosts: Iterable[HostSummary]) -> Iterator[HostSummary]:
+        """*hosts*, unchanged, one at a time; their differences are in :attr:`found`
+        once the iteration has ended (hosts ordered by host, port and site)."""
+        group: list[HostSummary] = []
+        for host in hosts:
+            if group and (host.host, host.port) != (group[0].host, group[0].port):
+                self._add(group)
+                group = []
+            group.append(host)
+            yield host
+        self._add(group)
+
+    def _add(self, group: list[HostSummary]) -> None:
+        for comparison in compare_sites(h.latest for h in group):
+            if comparison.differs:
+                self.count += 1
+                if len(self.found) < MAX_DIFFERENCES:
+                    self.found.append(comparison)
+
+
+def write_site_differences(comparisons: Iterable[SiteComparison], out: TextIO) -> int:
+    """Write each host the sites see differently as plain lines; returns how many."""
+    count = 0
+    for comparison in comparisons:
+        if not comparison.differs:
+            continue
+        if count == 0:
+            out.write("Seen differently from different sites:\n")
+        count += 1
+        out.write(safe_text(f"  {comparison.target}: {comparison.text()}") + "\n")
+    return count

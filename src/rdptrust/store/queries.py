@@ -22,6 +22,7 @@ from rdptrust.model.records import (
     HostHistory,
     HostSummary,
     ObservationRecord,
+    ProblemRecord,
     ScanInfo,
 )
 from rdptrust.model.target import Target, canonical_host
@@ -231,6 +232,67 @@ class InventoryReader:
                 "SELECT DISTINCT site FROM observations WHERE site IS NOT NULL ORDER BY site"
             ).fetchall()
         return [str(r["site"]) for r in rows]
+
+    def host_batches(
+        self, size: int = _FETCH_BATCH, *, site: str | None = None
+    ) -> Iterator[list[HostSummary]]:
+        """The hosts of :meth:`hosts` (one per host and site; of *site* only, when given),
+        in the same order, *size* at a time.
+
+        The latest observations are read *size* rows per fetch; each batch's counts and
+        problems take one query each, so memory holds one batch whatever the fleet's size.
+        """
+        only = "" if site is None else " AND o.site = ?"
+        with self._mapped():
+            # host by host in the hosts index's order: no sort holds the fleet first
+            cursor = self._db.execute(
+                OBSERVATION_SELECT + " WHERE o.id = (SELECT MAX(i.id) FROM observations i "
+                "WHERE i.host_id = h.id AND COALESCE(i.site, '') = COALESCE(o.site, ''))"
+                + only
+                + " ORDER BY h.host, h.port, o.site",
+                () if site is None else (site,),
+            )
+            while rows := cursor.fetchmany(size):
+                ids = [row["id"] for row in rows]
+                marks = ",".join("?" * len(ids))
+                hosts = {
+                    found["id"]: (parse_time(found["first_seen"]), found["count"])
+                    for found in self._db.execute(
+                        "SELECT o.id, h.first_seen, (SELECT COUNT(*) FROM observations n "
+                        "WHERE n.host_id = o.host_id AND COALESCE(n.site, '') = "
+                        "COALESCE(o.site, '')) AS count FROM observations o "
+                        f"JOIN hosts h ON h.id = o.host_id WHERE o.id IN ({marks})",
+                        ids,
+                    )
+                }
+                problems: dict[int, list[ProblemRecord]] = {i: [] for i in ids}
+                for found in self._db.execute(
+                    "SELECT observation_id, code, severity, message FROM problems "
+                    f"WHERE observation_id IN ({marks}) ORDER BY observation_id",
+                    ids,
+                ):
+                    problems[found["observation_id"]].append(problem_record(found))
+                yield [
+                    HostSummary(
+                        row["host"],
+                        row["port"],
+                        *hosts[row["id"]],
+                        observation_record(row, tuple(problems[row["id"]]), ()),
+                    )
+                    for row in rows
+                ]
+
+    def longest_names(self) -> tuple[int, int]:
+        """The characters in the longest ``host:port`` of any host (IPv6 in brackets) and
+        in the longest common name (or, without one, subject) of any certificate: the
+        widest a table of :meth:`host_batches` can need, without reading it (0 when none)."""
+        with self._mapped():
+            row = self._db.execute(
+                "SELECT (SELECT MAX(LENGTH(host) + LENGTH(CAST(port AS TEXT)) + 1 + "
+                "CASE WHEN host LIKE '%:%' THEN 2 ELSE 0 END) FROM hosts) AS host, "
+                "(SELECT MAX(LENGTH(COALESCE(common_name, subject))) FROM certificates) AS name"
+            ).fetchone()
+        return int(row["host"] or 0), int(row["name"] or 0)
 
     def history(self, target: Target, *, site: str | None = None) -> HostHistory:
         """The whole record of one host (from *site* only, when given); UsageError when
