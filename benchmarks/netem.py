@@ -196,14 +196,20 @@ class LabNetwork:
             argv += ["--port", str(first), "--count", str(n), "--distinct-certs"]
             started.append(subprocess.Popen(in_lab(*argv), stdout=subprocess.PIPE, text=True))
         self.labs.extend(started)
+        per_lab = []
         for proc in started:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             if not line:
                 raise SystemExit("a lab did not start")
             info = json.loads(line)
-            self.targets.extend(info["rdp"])
+            per_lab.append(info["rdp"])
             self.truth.update(zip(info["rdp"], info["endpoint_sha256"], strict=True))
+        # Interleaved, one endpoint of each lab process after the other: the hosts a tool
+        # has in flight are spread over every lab process (each serves on one core), as a
+        # fleet's hosts are separate machines, and any prefix of the list is too.
+        for i in range(PER_LAB):
+            self.targets.extend(rdp[i] for rdp in per_lab if i < len(rdp))
 
 
 # --- the tools ------------------------------------------------------------------------
@@ -315,7 +321,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "rdptrust scan": Tool(
             "rdptrust scan",
             rdptrust_argv(["--workers", "1"]),
-            [100, 200, 400],
+            [200, 400, 800],
             args.rdptrust_concurrency,
             lambda c: f"`--concurrency {c} --workers 1`",
             rdptrust_certs,
@@ -323,7 +329,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "rdptrust scan --workers 2": Tool(
             "rdptrust scan --workers 2",
             rdptrust_argv(["--workers", "2"]),
-            [200, 400],
+            [400, 800],
             args.rdptrust_concurrency,
             lambda c: f"`--concurrency {c} --workers 2`",
             rdptrust_certs,
@@ -331,7 +337,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "rdptrust scan --enumerate": Tool(
             "rdptrust scan --enumerate",
             rdptrust_argv(["--workers", "1", "--enumerate"]),
-            [50, 100, 200],
+            [100, 200],
             args.enumerate_concurrency,
             lambda c: f"`--enumerate --concurrency {c} --workers 1`",
             rdptrust_certs,
@@ -339,7 +345,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "minimal client": Tool(
             "minimal client",
             minimal_argv,
-            [100, 200, 400],
+            [200, 400],
             args.minimal_concurrency,
             lambda c: f"`--concurrency {c}`",
             json_certs("minimal.json"),
@@ -347,7 +353,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "sslyze certinfo": Tool(
             "sslyze certinfo",
             sslyze_argv("certinfo"),
-            [(10, 5), (50, 1), (100, 1), (200, 1)],
+            [(100, 1), (200, 1), (400, 1)],
             tuple(args.sslyze_certinfo),
             lambda s: f"`concurrent_server_scans_limit={s[0]}`, `per_server…={s[1]}`",
             json_certs("sslyze.json"),
@@ -355,7 +361,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "sslyze versions": Tool(
             "sslyze versions",
             sslyze_argv("versions"),
-            [(10, 5), (50, 5), (100, 5)],
+            [(50, 5), (50, 10)],
             tuple(args.sslyze_versions),
             lambda s: f"`concurrent_server_scans_limit={s[0]}`, `per_server…={s[1]}`",
             json_certs("sslyze.json"),
@@ -364,7 +370,7 @@ def tools(args: argparse.Namespace) -> dict[str, Tool]:
         "nmap rdp-enum-encryption": Tool(
             "nmap rdp-enum-encryption",
             nmap_argv("+rdp-enum-encryption"),
-            [256, 1000, 2000],
+            [1000, 2000],
             args.nmap_parallelism,
             lambda p: f"`-T4 --max-parallelism {p}`",
         ),
@@ -541,11 +547,13 @@ def render(
             rates = [r["hosts_per_s"] for r in runs]
             certs = [r.get("certificates") for r in runs]
             n = runs[0]["targets"]
-            cert_text = (
-                f"{min(x for x in certs if x is not None):,} of {n:,}"
-                if any(x is not None for x in certs)
-                else "-"
-            )
+            layers = [r.get("security_layer_lists") for r in runs]
+            if any(x is not None for x in certs):
+                cert_text = f"{min(x for x in certs if x is not None):,} of {n:,}"
+            elif any(x is not None for x in layers):
+                cert_text = f"none; security layers of {min(x or 0 for x in layers):,}"
+            else:
+                cert_text = "-"
             lines.append(
                 f"| {tool.name} | {tool.describe(tool.setting)} | {per_host} | {n:,}"
                 f" | {len(runs)} | {statistics.median(rates):,.1f} ({min(rates):,.1f}\u2013"
@@ -556,17 +564,23 @@ def render(
 
 
 def render_growth(tool: Tool) -> str:
+    """CPU per host by fleet size, and per added host between sizes (the slope)."""
     lines = [
-        "| targets | runs | hosts/s (median) | CPU per host (median) | peak RSS (median) |",
-        "|---|---|---|---|---|",
+        "| targets | runs | hosts/s (median) | CPU, whole run (median) | CPU per host"
+        " | CPU per added host | peak RSS (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    previous: tuple[int, float] | None = None
     for size in sorted({r["targets"] for r in tool.runs if r["phase"] != "sweep"}):
         runs = [r for r in tool.runs if r["targets"] == size and r["phase"] != "sweep"]
+        cpu_s = statistics.median(r["cpu_ms_per_host"] * size / 1000 for r in runs)
+        slope = f"{(cpu_s - previous[1]) / (size - previous[0]) * 1000:.2f} ms" if previous else "-"
         lines.append(
             f"| {size:,} | {len(runs)} | {median_row(runs, 'hosts_per_s'):,.1f}"
-            f" | {median_row(runs, 'cpu_ms_per_host'):.3f} ms"
+            f" | {cpu_s:.1f} s | {cpu_s / size * 1000:.2f} ms | {slope}"
             f" | {median_row(runs, 'peak_rss_mib'):.0f} MiB |"
         )
+        previous = (size, cpu_s)
     return "\n".join(lines)
 
 
