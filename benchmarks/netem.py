@@ -13,7 +13,7 @@ end, also on Ctrl-C.
 
 Tools, each as a user runs it, in a process of its own under a wrapper that takes the
 RUSAGE_CHILDREN CPU and peak RSS of the tool's whole process tree (the tree's RSS sampled
-every 50 ms, so ``--workers 2`` counts its three processes):
+every 200 ms, so ``--workers 2`` counts its three processes):
 
 - ``rdptrust scan --workers 1`` and ``--workers 2``: one connection per host;
 - ``rdptrust scan --enumerate``: per security protocol, TLS version, Standard RDP
@@ -92,7 +92,7 @@ proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys
 peak = 0
 while proc.poll() is None:
     peak = max(peak, tree_rss(proc.pid))
-    time.sleep(0.05)
+    time.sleep(0.2)
 wall = time.monotonic() - start
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(proc.returncode, wall, max(peak, usage.ru_maxrss), usage.ru_utime + usage.ru_stime)
@@ -620,7 +620,9 @@ def measure_all(args: argparse.Namespace, net: LabNetwork) -> None:
         for tool in found.values():
             best = None
             for setting in tool.sweep:
-                run, _ = run_tool(net, tool, targets[:size], setting)
+                run, _ = run_tool(
+                    net, tool, targets[: min(size, tool.max_targets or size)], setting
+                )
                 run["phase"] = "sweep"
                 tool.runs.append(run)
                 emit(run)
