@@ -36,10 +36,12 @@ Prints JSON lines as it goes and the Markdown tables of benchmarks/README.md at 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -67,6 +69,8 @@ FIRST_PORT = 20000
 #: The lab namespace's ephemeral ports, above every RDP port (at most 25,000 endpoints).
 EPHEMERAL_PORTS = (45000, 65000)
 COUNT_SAMPLE = 20
+#: Each run's directory (targets, inventory, outputs), removed at the end.
+WORK_DIRS: list[Path] = []
 
 MEASURE = r"""
 import os, resource, subprocess, sys, threading, time
@@ -403,6 +407,7 @@ def run_tool(
     net: LabNetwork, tool: Tool, targets: list[str], setting: Any
 ) -> tuple[dict[str, Any], Path]:
     work = Path(tempfile.mkdtemp(prefix="rdpt-bench-"))
+    WORK_DIRS.append(work)
     targets_file = work / "targets.txt"
     targets_file.write_text("\n".join(targets) + "\n")
     argv = tool.argv(targets_file, work, setting)
@@ -729,7 +734,9 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    with LabNetwork() as net:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: [shutil.rmtree(d, ignore_errors=True) for d in WORK_DIRS])
+        net = cleanup.enter_context(LabNetwork())
         net.start_labs(max([*args.sizes, *args.growth]))
         rtt = connect_rtt_ms(net.targets[0])
         emit(
