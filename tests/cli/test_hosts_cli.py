@@ -37,7 +37,7 @@ def test_into_a_pipe_hosts_prints_plain_lines(db: tuple[Path, list[str]]) -> Non
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:2] == ["Host", "State"]
+    assert lines[0].split()[:3] == ["Host", "Site", "State"]
     assert [line.split()[0] for line in lines[1:]] == targets
 
 

@@ -174,3 +174,32 @@ async def test_status_of_an_inventory_without_queued_scans(tmp_path: Path) -> No
     code, _, err = await run_rdptrust("scan", "--status", "x", "--db", db)
     assert code == 64
     assert "Traceback" not in err
+
+
+async def test_status_shows_every_site_queued_scan_still_running(inventory_db: str) -> None:
+    # Given scans queued for two sites, nothing claimed yet
+    for site, port in (("hq", "1"), ("branch-2", "2")):
+        code, _, err = await run_rdptrust(
+            "scan",
+            "--queue",
+            "--site",
+            site,
+            f"127.0.0.1:{port}",
+            f"127.0.0.2:{port}",
+            "--db",
+            inventory_db,
+        )
+        assert code == 0, err
+    # Then --status without an id shows both, per site
+    code, out, err = await run_rdptrust("scan", "--status", "--db", inventory_db)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines == [
+        "scan 1 (queued, site hq): running; 0 of 2 targets done, 0 claimed by workers, 2 waiting",
+        "scan 2 (queued, site branch-2): running; 0 of 2 targets done, 0 claimed by workers, "
+        "2 waiting",
+    ]
+    # And a queued scan is not resumed by scan, which says who works it
+    code, _, err = await run_rdptrust("scan", "--resume", "2", "--db", inventory_db)
+    assert code == 64
+    assert "rdptrust worker --site branch-2" in err

@@ -103,6 +103,8 @@ async def _scan(
 
 
 def _show_status(db: str | None, which: str) -> None:
+    """One scan's progress per worker; without an ID, every queued scan still running
+    (one per site and enqueueing), or the latest queued one when none is."""
     ctx = click.get_current_context()
     try:
         with open_to_read(db) as inventory:
@@ -110,27 +112,29 @@ def _show_status(db: str | None, which: str) -> None:
                 queued = [s for s in inventory.scans() if s.queued]
                 if not queued:
                     ctx.exit(fail(f"inventory {inventory.path} holds no queued scan", EXIT_USAGE))
-                scan_id = queued[0].id
+                running = [s for s in queued if s.status == "running"]
+                ids = [s.id for s in reversed(running)] or [queued[0].id]
             elif which.isdigit():
-                scan_id = int(which)
+                ids = [int(which)]
             else:
                 raise UsageError(f"--status takes a scan id (a number), not {which!r}")
-            status = inventory.queue_status(scan_id)
+            statuses = [inventory.queue_status(scan_id) for scan_id in ids]
     except StoreError as exc:
         store_failure(exc)
         return
     except UsageError as exc:
         ctx.exit(fail(str(exc), EXIT_USAGE))
         return
-    scan = status.scan
-    total = status.done + status.claimed + status.waiting
-    click.echo(
-        f"scan {scan.id} ({'queued' if scan.queued else 'not queued'}, site {scan.site or '-'}): "
-        f"{scan.status}; {status.done} of {total} targets done, {status.claimed} claimed by "
-        f"workers, {status.waiting} waiting"
-    )
-    for worker in status.workers:
-        click.echo(f"  {worker.worker}: {worker.done} done, {worker.claimed} claimed now")
+    for status in statuses:
+        scan = status.scan
+        total = status.done + status.claimed + status.waiting
+        click.echo(
+            f"scan {scan.id} ({'queued' if scan.queued else 'not queued'}, site "
+            f"{scan.site or '-'}): {scan.status}; {status.done} of {total} targets done, "
+            f"{status.claimed} claimed by workers, {status.waiting} waiting"
+        )
+        for worker in status.workers:
+            click.echo(f"  {worker.worker}: {worker.done} done, {worker.claimed} claimed now")
 
 
 def _resume_id(inventory: Inventory, resume: str) -> int:
@@ -303,7 +307,8 @@ limit, or a worker process that ended), 130 interrupted.""",
     flag_value="latest",
     default=None,
     metavar="[ID]",
-    help="Show a queued scan's progress per worker (the latest queued scan, or scan ID).",
+    help="Show queued scans' progress per site and worker (every queued scan still "
+    "running, or scan ID).",
 )
 @click.option(
     "--max-targets",
