@@ -41,6 +41,7 @@ DOCUMENTS = {
     "rdptrust.lab/1",
     "rdptrust.capi2/1",
     "rdptrust.client-state/1",
+    "rdptrust.db/1",
 }
 
 
@@ -262,3 +263,15 @@ def test_lab_line(args: tuple[str, ...]) -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_db(tmp_path: Path) -> None:
+    db = str(tmp_path / "inv.sqlite3")
+    migrated = await _document("rdptrust.db/1", "db", "migrate", "--db", db, "--json")
+    assert migrated["migrated_from"] == 0
+    checked = await _document("rdptrust.db/1", "db", "check", "--db", db, "--json")
+    assert checked["pruned"] is None
+    pruned = await _document(
+        "rdptrust.db/1", "db", "prune", "--db", db, "--keep-days", "30", "--json"
+    )
+    assert pruned["pruned"]["deleted_observations"] == 0
