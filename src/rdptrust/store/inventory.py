@@ -64,6 +64,7 @@ from rdptrust.store.rows import (
     recorded_certificate,
     sha256_hex,
 )
+from rdptrust.store.schema import SCHEMA_VERSION
 
 DATABASE_NAME = "inventory.sqlite3"
 #: Targets inserted per transaction while a scan's target list is written.
@@ -164,6 +165,8 @@ class Inventory(QueueStore, RetentionStore):
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
                 inventory._migrate()
+                if inventory.migrated_from != SCHEMA_VERSION:
+                    inventory._checkpoint()
         except BaseException:
             db.close()
             raise
@@ -235,7 +238,18 @@ class Inventory(QueueStore, RetentionStore):
             if count == 0:
                 raise UsageError("no targets to scan")
             db.execute("UPDATE scans SET target_count = ? WHERE id = ?", (count, scan_id))
+        self._checkpoint()
         return self.scan(scan_id)
+
+    def _checkpoint(self) -> None:
+        """On SQLite, move the write-ahead log into the database and truncate it, after a
+        large write (migrations, a scan's target list): the log would otherwise keep
+        the space of all of it until SQLite's automatic checkpoint at 1,000 pages, and
+        records would be written after it. Nothing on PostgreSQL; a checkpoint that
+        another connection's reading keeps from finishing is left to SQLite."""
+        if self._backend.name == "sqlite":
+            with self._mapped():
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def claim_scan(self, scan_id: int) -> ScanInfo:
         """Mark an unfinished scan as running in this process, to resume it."""
