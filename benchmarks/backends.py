@@ -35,24 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-PER_LAB = 250
+from workers import start_labs  # benchmarks/workers.py: lab processes of 250 endpoints
+
 RDPTRUST = [sys.executable, "-m", "rdptrust.cli.main"]
-
-
-def start_labs(count: int) -> tuple[list[subprocess.Popen[str]], list[str]]:
-    labs: list[subprocess.Popen[str]] = []
-    targets: list[str] = []
-    while len(targets) < count:
-        n = min(PER_LAB, count - len(targets))
-        argv = [*RDPTRUST, "lab", "--count", str(n), "--distinct-certs"]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("a lab did not start")
-        labs.append(proc)
-        targets.extend(json.loads(line)["rdp"])
-    return labs, targets
 
 
 def children_cpu() -> float:
@@ -144,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite"] + (["postgresql"] if args.postgres else [])
     modes = ["scan", "queue-1", "queue-4"]
-    labs, targets = start_labs(args.count)
+    labs, targets = start_labs(args.count, latency_ms=0)
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -65,7 +65,8 @@ site_filter_option = click.option(
 
 
 def open_inventory(db: str | None) -> Inventory:
-    return Inventory.open(db if db and is_postgres(db) else Path(db) if db else None)
+    # a file or a postgresql:// URL: Inventory.open tells them apart
+    return Inventory.open(db or None)
 
 
 def open_to_read(db: str | None) -> Inventory:

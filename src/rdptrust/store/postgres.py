@@ -43,7 +43,7 @@ CONNECT_TIMEOUT = 10
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 #: Tables whose key is an ``id`` column (an INSERT into them returns it).
 _ID_TABLES = frozenset({"scans", "hosts", "observations", "events"})
-_INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
+_INSERT_INTO = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 
 
 def is_postgres(location: str | None) -> bool:
@@ -87,14 +87,13 @@ def statement(sql: str) -> tuple[str, bool]:
     if text.upper() == "BEGIN IMMEDIATE":
         return "BEGIN", False
     insert = _INSERT_INTO.match(text)
-    ignore = False
-    if insert is not None and re.match(r"^\s*INSERT\s+OR\s+IGNORE\s", text, re.IGNORECASE):
-        text = re.sub(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", "INSERT INTO", text, flags=re.I)
-        ignore = True
+    ignore = insert is not None and insert.group(1) is not None
+    if insert is not None and ignore:
+        text = "INSERT INTO " + text[insert.start(2) :]
     text = text.replace("%", "%%").replace("?", "%s")
     if ignore:
         text += " ON CONFLICT DO NOTHING"
-    returns = insert is not None and insert.group(1).lower() in _ID_TABLES
+    returns = insert is not None and insert.group(2).lower() in _ID_TABLES
     if returns:
         text += " RETURNING id"
     return text, returns
