@@ -42,10 +42,12 @@ Examples:
   rdptrust capi2 capi2.xml --process mstsc.exe --json
   rdptrust capi2 capi2.evtx --thumbprint 9617094A1CFB59AE7C1F7DFDB6739E4E7C40508F
   rdptrust capi2 capi2.evtx --host rdp01.example.com   model beside record
+
 \b
 On the Windows client (as administrator), before and after reproducing the stall:
   wevtutil sl Microsoft-Windows-CAPI2/Operational /e:true
   wevtutil epl Microsoft-Windows-CAPI2/Operational capi2.evtx
+
 \b
 Exit codes: 0 read, 3 --host could not be probed, 64 usage error (also a FILE that is
 not there), 65 a file that is no CAPI2 log (not EVTX or event XML, truncated, another

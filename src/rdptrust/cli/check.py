@@ -41,15 +41,18 @@ States (worst wins: CRITICAL, UNKNOWN, WARNING, OK):
             --max-stall; no CRL or OCSP answer for a trusted chain
   UNKNOWN   the host cannot be probed (refused, time-out, not RDP); a --ca-file
             or the --known-hosts store is missing or cannot be read
+
 \b
 Output: one line 'RDPTRUST STATE - summary | perfdata'. Perfdata: days_left (d, ranges
 WARN: and CRIT: alert below), stall (s, with --diagnose), tls_handshake (s), time (s).
+
 \b
 Examples:
   rdptrust check rdp01.example.com --ca-file /etc/ssl/corp-root.pem
   rdptrust check 10.0.0.5:3390 --warn-days 21 --crit-days 7
   rdptrust check rdp01 --diagnose --max-stall 3 --root-list-url http://wsus/authrootstl.cab
   rdptrust check rdp01 --diagnose --client-state /etc/rdptrust/pc042.json
+
 \b
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
 )

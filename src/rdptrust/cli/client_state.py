@@ -62,6 +62,7 @@ Examples:
       then on the client: powershell -NoProfile -ExecutionPolicy Bypass -File
       client-state.ps1 -Out client-state.json
   rdptrust diagnose rdp01 --client-state client-state.json
+
 \b
 Exit codes: 0 written, 64 usage (reading the live state anywhere but on Windows),
 65 the client's registry holds a malformed value, 73/74 the file cannot be written.""",

@@ -21,6 +21,7 @@ Examples:
   rdptrust db check
   rdptrust db migrate --db postgresql://rdptrust@db.example.net/rdptrust
   RDPTRUST_DB=postgresql://rdptrust@db.example.net/rdptrust rdptrust db prune --keep-days 90
+
 \b
 Exit codes: 0 done, 64 bad arguments, 66 no inventory there (check and prune never create
 one), 69 the PostgreSQL server cannot be reached or refused the login, 74 the inventory
@@ -139,6 +140,7 @@ def check(db: str | None, as_json: bool) -> None:
 @db.command(
     epilog="""\b
 Each host keeps its newest observation, however old; events and scans are always kept.
+
 \b
 Examples:
   rdptrust db prune --keep-days 90

@@ -57,6 +57,7 @@ Examples:
   rdptrust diagnose rdp01 --domain corp.example   measure ldap:/// CRLs against its DCs
   rdptrust diagnose rdp01 --domain lab.test --dns-server 127.0.0.1:5353
                                            ask that DNS server for the DCs' SRV records
+
 \b
 Exit codes (monitoring convention): 0 ok, 1 warning, 2 critical, 3 unknown (could not
 probe), 64 usage error (a malformed URL, --proxy with --pac/--wpad, a --pac file that

@@ -22,16 +22,19 @@ from rdptrust.monitor.webconfig import WebConfig, load_web_config
 Endpoints:
   /probe?target=HOST:PORT[&module=NAME][&timeout=S]   probe now, answer its metrics
   /metrics                                           the exporter's own metrics
+
 \b
 Without --config there are two modules: 'default' (probe, 10 s) and 'diagnose'
 (probe and time the URLs Windows fetches, 30 s). The README shows a configuration
 file and a Prometheus scrape configuration with relabelling.
+
 \b
 Examples:
   rdptrust exporter
   rdptrust exporter --listen 127.0.0.1:{DEFAULT_PORT} --config /etc/rdptrust/exporter.yml
   rdptrust exporter --config exporter.yml --check-config
   rdptrust exporter --listen 0.0.0.0:{DEFAULT_PORT} --web.config.file web.yml
+
 \b
 Exit codes: 0 stopped by SIGINT or SIGTERM (or a valid config with --check-config),
 64 bad arguments or configuration.""",

@@ -104,9 +104,11 @@ Examples:
   rdptrust hosts
   rdptrust hosts --db fleet.sqlite3 --json | jq '.hosts[].target'
   rdptrust hosts --site branch-2
+
 \b
 A host scanned from several sites (scan --site) has a row per site; those the sites see
 differently (a stall from one, none from another) are listed after the table.
+
 \b
 Exit codes: 0 listed, 66 no inventory there (it is never created), 74 it cannot be read.""",
 )
@@ -157,6 +159,7 @@ Examples:
   rdptrust history rdp01
   rdptrust history 10.0.0.5:3390 --json
   rdptrust history rdp01 --site hq
+
 \b
 Exit codes: 0 shown, 64 the inventory never saw the host, 66 no inventory there (it is never
 created), 74 it cannot be read.""",
@@ -192,10 +195,12 @@ Examples:
   rdptrust report --html fleet.html
   rdptrust report --db fleet.sqlite3 --csv fleet.csv --scan 4
   rdptrust report --jsonl - | jq -c 'select(.certificate.self_signed)'
+
 \b
 Without --scan the report holds each host's latest observation across all scans, one per
 site that scanned it (--site: that site's only); the HTML report compares the sites' views
 of each host seen from more than one.
+
 \b
 Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never created),
 73 the output file cannot be created, 74 reading or writing failed.""",

@@ -79,6 +79,7 @@ Examples:
   rdptrust lab --cert ca --tls-mode stapled-stale   staples an out-of-date one
   rdptrust lab --cert ca --ldap blackhole        AD CS-style ldap:// CRL that never answers
   rdptrust lab --cert ca --ldap dc               ldap:/// CRL; DCs listed by a local dnsmasq
+
 \b
 The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
 ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM.""",

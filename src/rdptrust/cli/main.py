@@ -198,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+#: What click (8.2 and later) raises for a group given no command; older click prints the
+#: help itself and exits 0, which the ``Exit`` branch below handles.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_NeverRaised", (click.UsageError,), {})
+)
+
+
 def _run(argv: list[str] | None, debug: bool) -> int:
     try:
         code = cli.main(args=argv, prog_name="rdptrust", standalone_mode=False)
@@ -206,6 +213,11 @@ def _run(argv: list[str] | None, debug: bool) -> int:
     except click.exceptions.Abort:
         click.echo("rdptrust: interrupted", err=True)
         code = 130
+    except _NO_ARGS_IS_HELP as exc:
+        # ``rdptrust`` or ``rdptrust db`` alone: the help asked for by its absence, as --help
+        assert exc.ctx is not None
+        click.echo(exc.ctx.get_help())
+        code = 0
     except click.UsageError as exc:
         if debug:
             raise

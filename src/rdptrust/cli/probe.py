@@ -18,6 +18,7 @@ Examples:
   rdptrust probe rdp01.example.com
   rdptrust probe 10.0.0.5:3390 --timeout 5
   rdptrust probe rdp01 --json | jq .certificate.sha256
+
 \b
 Exit codes: 0 probed, 3 could not probe (refused, timed out, not RDP), 64 usage error.""",
 )

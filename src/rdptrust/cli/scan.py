@@ -162,11 +162,13 @@ Examples:
   rdptrust scan -i fleet.txt --site branch-2 --db postgresql://rdptrust@db/rdptrust
   rdptrust scan --queue --site hq -i fleet.txt   # for 'rdptrust worker --site hq' processes
   rdptrust scan --status 7          # a queued scan's progress, per worker
+
 \b
 A target is HOST, HOST:PORT, [IPv6]:PORT or a network (10.0.0.0/24, [fd00::/120]:3390;
 at most a /12 for IPv4 and a /108 for IPv6). A target file holds one per line; '#' starts
 a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are kept and
 '--resume' does the rest.
+
 \b
 Exit codes: 0 scan done (whatever the hosts answered) or queued, 64 usage error, 69 the
 inventory's PostgreSQL server cannot be reached, 73 the inventory cannot be created there,

@@ -27,6 +27,7 @@ Examples:
   rdptrust trust rdp01 --replace                       accept a changed certificate
   rdptrust trust --list
   rdptrust trust --remove rdp01
+
 \b
 Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refused without
 --replace), 3 could not probe, 64 usage error, 73 a file or folder cannot be created,

@@ -37,12 +37,14 @@ Examples:
   rdptrust scan --queue --site branch-2 -i branch-2.txt --diagnose   # anywhere, once
   rdptrust worker --site branch-2              # on each scanner in branch-2, as a service
   rdptrust worker --site hq --exit-when-idle   # work what is queued for hq, then stop
+
 \b
 Workers share the inventory's queue: each claims a batch of a queued scan's targets for a
 lease, renewed while it works; a worker that is killed (or a machine that is gone) holds
 its batch only until the lease passes, and another worker takes what was not recorded.
 On PostgreSQL, workers on any number of machines share one queue (SELECT ... FOR UPDATE
 SKIP LOCKED); on an SQLite file, the worker processes of one machine do.
+
 \b
 Exit codes: 0 stopped when idle (--exit-when-idle), 64 usage error, 69 the PostgreSQL
 server cannot be reached, 74 the inventory cannot be used, 130 interrupted (Ctrl-C or
