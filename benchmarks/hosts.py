@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hosts.py --sizes 1000,5000,20000 --repeat 3
 
 Fills one inventory per size through the store's recording API, as a scan does
-(:func:`rdptrust.engine.scan.record_result`, a batch of hosts per commit), with results
+(:func:`rdptrust.engine.scan.stage_result`, a batch of hosts per flush), with results
 shaped like a fleet's: most hosts serve a self-signed certificate of their own
 (``WIN-…``, made at run time with one shared RSA key) judged ``warning`` with its
 problems; one in ten refuses the connection and one in ten times out; a second scan
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from rdptrust.engine.scan import record_result
+from rdptrust.engine.scan import stage_result
 from rdptrust.lab.certs import HostCredentials, windows_self_signed
 from rdptrust.lab.certs.signing import cached_rsa_key
 from rdptrust.model.outcome import ProbeFailure
@@ -139,10 +139,10 @@ def fill(path: Path, count: int) -> None:
             result = HostResult(
                 probe_of(target, served, kind), diagnosis=DIAGNOSIS if served else None
             )
-            record_result(inventory, scan_id, seq, target, result, commit=False)
+            stage_result(inventory, scan_id, seq, target, result)
             if seq % COMMIT_EVERY == 0:
-                inventory.commit()
-        inventory.commit()
+                inventory.flush()
+        inventory.flush()
         inventory.finish_scan(scan_id, "done")
 
     with Inventory.open(path) as inventory:

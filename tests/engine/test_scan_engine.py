@@ -374,13 +374,13 @@ async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
         targets = [Target("127.0.0.1", s.getsockname()[1]) for s in sockets]
         with Inventory.open(inventory_db) as inventory:
             scan = inventory.create_scan([], {}, targets)
-            real = inventory.record
+            real = inventory.stage
 
             def refuse_first(scan_id: int, seq: int, *args: Any, **kwargs: Any) -> Any:
-                # a target the scan does not have: StoreError inside the open batch
+                # a target the scan does not have: StoreError when its batch is stored
                 return real(scan_id, 10_000 + seq, *args, **kwargs)
 
-            monkeypatch.setattr(inventory, "record", refuse_first)
+            monkeypatch.setattr(inventory, "stage", refuse_first)
             # When the scan runs, the error comes out as itself
             with pytest.raises(StoreError, match="is not a target of scan"):
                 await run_scan(inventory, scan, ScanOptions(concurrency=1, timeout=1))

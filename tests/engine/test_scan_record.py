@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.inventory import one_target_scan, served
 from rdptrust.engine import scan as scan_module
-from rdptrust.engine.scan import LeafReader, judge_host, record_result
+from rdptrust.engine.scan import LeafReader, judge_host, record_result, stage_result
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import TlsSessionInfo
@@ -76,21 +76,14 @@ def test_a_known_certificate_is_not_parsed_again(
         scan_id = inventory.create_scan(["x"], {}, targets).id
         leaves = LeafReader(inventory)
         # When they are recorded in one batch with one reader, as a scan does
-        records = [
-            record_result(
-                inventory,
-                scan_id,
-                seq,
-                t,
-                HostResult(served(t, credentials)),
-                leaves=leaves,
-                commit=False,
+        for seq, t in enumerate(targets):
+            stage_result(
+                inventory, scan_id, seq, t, HostResult(served(t, credentials)), leaves=leaves
             )
-            for seq, t in enumerate(targets)
-        ]
         # Then the certificate was looked up and read for the first host only
         assert (len(lookups), len(reads)) == (1, 1)
-        inventory.commit()
+        records = inventory.flush().records
+        assert len(records) == len(targets)
         # And a reader of a later scan finds it in the inventory, without reading it
         entry, problems = judge_host(
             LeafReader(inventory), HostResult(served(targets[0], credentials))

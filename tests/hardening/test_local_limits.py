@@ -29,8 +29,8 @@ from rdptrust.model.records import (
     CertificateEntry,
     CertificateRecord,
     DiagnosisRecord,
+    Flushed,
     HostResult,
-    ObservationRecord,
     ProblemRecord,
     ScanInfo,
 )
@@ -46,6 +46,7 @@ class _Inventory:
     def __init__(self, targets: Sequence[Target]) -> None:
         self.targets = list(enumerate(targets))
         self.recorded: dict[int, HostResult] = {}
+        self.staged: list[_Observation] = []
 
     def certificate(self, sha256: str) -> CertificateRecord | None:
         return None
@@ -53,7 +54,7 @@ class _Inventory:
     def pending_targets(self, scan_id: int) -> Generator[tuple[int, Target], None, None]:
         yield from ((seq, t) for seq, t in self.targets if seq not in self.recorded)
 
-    def record(
+    def stage(
         self,
         scan_id: int,
         seq: int,
@@ -64,14 +65,14 @@ class _Inventory:
         diagnosis: DiagnosisRecord | None = None,
         certificate: CertificateEntry | None = None,
         problems: Sequence[ProblemRecord] = (),
-        commit: bool = True,
-    ) -> ObservationRecord:
+    ) -> None:
         assert seq not in self.recorded, "recorded twice"
         self.recorded[seq] = HostResult(probe, failure, diagnosis)
-        return _Observation(failure is None)  # type: ignore[return-value]
+        self.staged.append(_Observation(failure is None))
 
-    def commit(self) -> None:
-        pass
+    def flush(self) -> Flushed:
+        records, self.staged = self.staged, []
+        return Flushed(tuple(records))  # type: ignore[arg-type]
 
     def finish_scan(self, scan_id: int, status: str) -> None:
         self.status = status

@@ -1,14 +1,16 @@
-"""The one serializer: every time RFC 3339 UTC with Z, whatever zone it came in."""
+"""The one serializer: every time RFC 3339 UTC with Z, whatever zone it came in, and
+nothing raw in the text that a terminal would act on."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 
 import pytest
 
 from rdptrust.model.problems import Problem, Severity
-from rdptrust.report.jsonform import timestamp, to_jsonable
+from rdptrust.report.jsonform import dumps, timestamp, to_jsonable
 
 PLUS_TWO = dt.timezone(dt.timedelta(hours=2))
 
@@ -38,3 +40,28 @@ def test_values_become_json_types() -> None:
         "01ff",
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("WIN-\x7f", "WIN-\\u007f"),  # DEL, the one ASCII character JSON leaves raw
+        ("a\x9b31mb", "a\\u009b31mb"),  # C1 CSI
+        ("evil\u202etxt.exe", "evil\\u202etxt.exe"),  # bidi override
+        ("line\u2028break", "line\\u2028break"),
+    ],
+)
+def test_dumps_escapes_what_a_terminal_acts_on(value: str, escaped: str) -> None:
+    for pretty in (True, False):
+        text = dumps({"subject": value, "name": "Zürich"}, pretty=pretty)
+        assert escaped in text and value not in text
+        assert "Zürich" in text  # letters stay UTF-8
+        assert json.loads(text) == {"subject": value, "name": "Zürich"}
+        alone = dumps({"subject": value}, pretty=pretty)  # no other non-ASCII letter
+        assert escaped in alone and value not in alone
+
+
+def test_dumps_of_plain_ascii_is_the_json_encoders_text() -> None:
+    document = {"subject": "CN=WIN-HOST", "n": [1, None, True], "s": 'q"\\\n'}
+    assert dumps(document, pretty=False) == json.dumps(document)
+    assert dumps(document) == json.dumps(document, indent=2)

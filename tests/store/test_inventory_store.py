@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from fixtures.inventory import one_target_scan, record, served
-from rdptrust.engine.scan import LeafReader, record_result
+from fixtures.inventory import one_target_scan, record, served, stage
+from rdptrust.engine.scan import LeafReader, stage_result
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.lab.certs import CertKind, make_host_credentials, windows_self_signed
+from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProtocolSupport, TlsVersionSupport
 from rdptrust.model.records import CertificateEntry, DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
@@ -121,44 +122,37 @@ def test_record_marks_done_and_refuses_a_second_record(inventory_db: str) -> Non
         assert len(list(inventory.observations(scan_id=scan_id))) == 1
 
 
-def test_batched_records_are_durable_only_once_committed(tmp_path: Path) -> None:
-    path = tmp_path / "inv.sqlite3"
+def test_staged_records_are_durable_only_once_flushed(inventory_db: str) -> None:
     targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389), Target("127.0.0.3", 3389)]
     credentials = windows_self_signed("WIN-A")
-    with Inventory.open(path) as inventory:
+    with Inventory.open(inventory_db) as inventory:
         scan_id = inventory.create_scan(["x"], {}, targets).id
-        # Given two records in a batch
-        for seq in (0, 1):
-            record(
-                inventory,
-                scan_id,
-                seq,
-                targets[seq],
-                served(targets[seq], credentials),
-                commit=False,
-            )
-        assert inventory.uncommitted
-        # Then another connection does not see them yet
-        other = sqlite3.connect(path)
-        try:
-            assert other.execute("SELECT COUNT(*) FROM observations").fetchone() == (0,)
-            # And a failing record in the batch rolls back only itself
-            with pytest.raises(StoreError, match="already recorded"):
-                record(
-                    inventory, scan_id, 0, targets[0], served(targets[0], credentials), commit=False
-                )
-            # And another write must wait for the commit
-            with pytest.raises(RuntimeError, match="commit"):
-                inventory.finish_scan(scan_id, "done")
-            # When the batch is committed, both are there
-            inventory.commit()
-            assert not inventory.uncommitted
-            assert other.execute("SELECT COUNT(*) FROM observations").fetchone() == (2,)
-        finally:
-            other.close()
-        # And a batch never committed is lost whole when the inventory closes
-        record(inventory, scan_id, 2, targets[2], served(targets[2], credentials), commit=False)
-    with Inventory.open(path) as inventory:
+        # Given two records staged, and the first of them staged a second time
+        for seq in (0, 1, 0):
+            stage(inventory, scan_id, seq, targets[seq], served(targets[seq], credentials))
+        assert inventory.staged == 3
+        # Then nothing is stored yet
+        assert len(list(inventory.observations(scan_id=scan_id))) == 0
+        assert inventory.target_states(scan_id) == {"pending": 3, "done": 0}
+        # When they are flushed, the two are stored and the repeat is left out as taken
+        flushed = inventory.flush()
+        assert [(r.host, r.ok) for r in flushed.records] == [
+            ("127.0.0.1", True),
+            ("127.0.0.2", True),
+        ]
+        assert flushed.taken == ((scan_id, 0),)
+        assert not inventory.uncommitted
+        assert len(list(inventory.observations(scan_id=scan_id))) == 2
+        # And a batch with a target that is not the scan's stores nothing of the batch
+        stage(inventory, scan_id, 2, targets[2], served(targets[2], credentials))
+        stage(inventory, scan_id, 99, targets[2], served(targets[2], credentials))
+        with pytest.raises(StoreError, match="is not a target of scan"):
+            inventory.flush()
+        assert not inventory.uncommitted
+        assert inventory.target_states(scan_id) == {"pending": 1, "done": 2}
+        # And a batch never flushed is lost whole when the inventory closes
+        stage(inventory, scan_id, 2, targets[2], served(targets[2], credentials))
+    with Inventory.open(inventory_db) as inventory:
         assert inventory.target_states(scan_id) == {"pending": 1, "done": 2}
         assert len(list(inventory.observations(scan_id=scan_id))) == 2
 
@@ -390,9 +384,9 @@ def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
     inventory_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a record that fails after it wrote its new certificate (rolled back whole)
-    from rdptrust.store import inventory as inventory_module
+    from rdptrust.store import recording as recording_module
 
-    real = inventory_module.new_events
+    real = recording_module.new_events
     calls = []
 
     def failing_once(*args: Any, **kwargs: Any) -> Any:
@@ -401,7 +395,7 @@ def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
             raise RuntimeError("fails after the certificate was written")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(inventory_module, "new_events", failing_once)
+    monkeypatch.setattr(recording_module, "new_events", failing_once)
     target = Target("127.0.0.1", 3389)
     credentials = windows_self_signed("WIN-A")
     with Inventory.open(inventory_db) as inventory:
@@ -410,8 +404,8 @@ def test_a_rolled_back_record_does_not_leave_its_certificate_assumed(
             record(inventory, scan_id, 0, target, served(target, credentials))
         assert inventory.certificate(credentials.sha256) is None
         # When the target is recorded again, batched as a scan does
-        again = record(inventory, scan_id, 0, target, served(target, credentials), commit=False)
-        inventory.commit()
+        stage(inventory, scan_id, 0, target, served(target, credentials))
+        (again,) = inventory.flush().records
         # Then its certificate is written again, not assumed to be there
         assert again.certificate is not None
         assert inventory.certificate(credentials.sha256) == again.certificate
@@ -476,26 +470,18 @@ def test_a_batch_remembers_its_leaves_without_reading_them_back(tmp_path: Path) 
         statements: list[str] = []
         inventory._db.set_trace_callback(statements.append)
         leaves = LeafReader(inventory)  # one per scan, as the scan engine keeps it
-        records = [
-            record_result(
-                inventory,
-                scan_id,
-                i,
-                t,
-                HostResult(served(t, credentials)),
-                commit=False,
-                leaves=leaves,
+        for i, t in enumerate(targets):
+            stage_result(
+                inventory, scan_id, i, t, HostResult(served(t, credentials)), leaves=leaves
             )
-            for i, t in enumerate(targets)
-        ]
+        records = inventory.flush().records
         inventory._db.set_trace_callback(None)
-        inventory.commit()
-        # Then the certificate is looked up once (the leaf is new to the inventory) and
-        # inserted once, and nothing recorded is selected back
-        assert sum("FROM certificates c" in s for s in statements) == 1
+        # Then the certificate is looked up twice (by the reader, and by the batch before
+        # it inserts the new ones) and inserted once, and nothing recorded is selected back
+        assert sum("FROM certificates c" in s for s in statements) == 2
         assert sum("INSERT OR IGNORE INTO certificates" in s for s in statements) == 1
         assert not any("FROM observations o JOIN hosts" in s for s in statements)
-        assert not any("FROM problems" in s or "FROM events" in s for s in statements)
+        assert not any("FROM problems" in s or "FROM events e" in s for s in statements)
         first_seen = {r.certificate.first_seen for r in records if r.certificate}
         assert len(first_seen) == 1
         assert inventory.certificate(credentials.sha256) == dataclasses.replace(
@@ -564,3 +550,62 @@ def test_a_version_4_inventory_gets_certificates_with_a_rowid_and_keeps_them(
         assert db.execute("SELECT length(der) FROM certificates").fetchone() == (900,)
     finally:
         db.close()
+
+
+class _Counting:
+    """A connection that notes each call of execute/executemany (SQLite's trace callback
+    sees each row of an executemany as a statement)."""
+
+    def __init__(self, db: Any, calls: list[str]) -> None:
+        self._db, self._calls = db, calls
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._calls.append(sql)
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        self._calls.append(sql)
+        return self._db.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_batch_costs_the_same_statements_for_8_hosts_as_for_64(tmp_path: Path) -> None:
+    # Given two scans of the same fleet (the second sees every host again, some with a
+    # new certificate, one unreachable), recorded a batch at a time as a scan does
+    targets = [Target(f"127.0.1.{i}", 3389) for i in range(64)]
+    first = [windows_self_signed(f"WIN-{i}") for i in range(64)]
+
+    def statements_per_batch(inventory: Inventory, size: int, generation: int) -> int:
+        scan_id = inventory.create_scan([str(generation)], {}, targets[:size]).id
+        statements: list[str] = []
+        for seq, t in enumerate(targets[:size]):
+            if generation and seq == 0:
+                failure = ProbeFailure("refused", "connection refused")
+                inventory.stage(scan_id, seq, t, None, failure=failure)
+                continue
+            credentials = first[seq] if seq % 2 else windows_self_signed(f"WIN-{seq}")
+            stage(inventory, scan_id, seq, t, served(t, credentials))
+        real = inventory._db
+        inventory._db = _Counting(real, statements)
+        try:
+            flushed = inventory.flush()
+        finally:
+            inventory._db = real
+        assert len(flushed.records) == size
+        if generation:
+            kinds = {e.kind for r in flushed.records for e in r.events}
+            assert kinds == {"became-unreachable", "certificate-changed"}
+        return len(statements)
+
+    counts = {}
+    for size in (8, 64):
+        with Inventory.open(tmp_path / f"inv{size}.sqlite3") as inventory:
+            counts[size] = (
+                statements_per_batch(inventory, size, 0),
+                statements_per_batch(inventory, size, 1),
+            )
+    # Then a batch is the same few statements whatever its size, new hosts or known ones
+    assert counts[8] == counts[64], counts
+    assert max(counts[64]) <= 16, counts

@@ -29,6 +29,7 @@ from rdptrust.model.records import (
     CertificateEntry,
     CertificateRecord,
     DiagnosisRecord,
+    Flushed,
     ObservationRecord,
     ProblemRecord,
     ScanInfo,
@@ -79,7 +80,7 @@ class _Claimed:
     def certificate(self, sha256: str) -> CertificateRecord | None:
         return self._inventory.certificate(sha256)
 
-    def record(
+    def stage(
         self,
         scan_id: int,
         seq: int,
@@ -90,9 +91,8 @@ class _Claimed:
         diagnosis: DiagnosisRecord | None = None,
         certificate: CertificateEntry | None = None,
         problems: Sequence[ProblemRecord] = (),
-        commit: bool = True,
-    ) -> ObservationRecord:
-        return self._inventory.record(
+    ) -> None:
+        self._inventory.stage(
             scan_id,
             seq,
             target,
@@ -101,11 +101,10 @@ class _Claimed:
             diagnosis=diagnosis,
             certificate=certificate,
             problems=problems,
-            commit=commit,
         )
 
-    def commit(self) -> None:
-        self._inventory.commit()
+    def flush(self) -> Flushed:
+        return self._inventory.flush()
 
     def finish_scan(self, scan_id: int, status: str) -> None:
         self._inventory.finish_queued(scan_id)

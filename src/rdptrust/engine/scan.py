@@ -43,6 +43,7 @@ from rdptrust.model.records import (
     CertificateEntry,
     CertificateRecord,
     DiagnosisRecord,
+    Flushed,
     HostResult,
     ObservationRecord,
     ProblemRecord,
@@ -52,7 +53,8 @@ from rdptrust.model.target import Target
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.findings import LeafSummary, probe_findings
 
-#: Recorded hosts committed together (one SQLite commit costs as much as recording a host).
+#: Hosts stored together in one transaction (a batch takes the same 14 statements for 8
+#: hosts as for 64, so the cost per host falls with its size).
 COMMIT_EVERY = 64
 #: Seconds a recorded host waits at most for its commit (and for on_result).
 COMMIT_INTERVAL = 0.25
@@ -79,7 +81,7 @@ class ScanInventory(CertificateLookup, Protocol):
 
     def pending_targets(self, scan_id: int) -> Generator[tuple[int, Target], None, None]: ...
 
-    def record(
+    def stage(
         self,
         scan_id: int,
         seq: int,
@@ -90,10 +92,9 @@ class ScanInventory(CertificateLookup, Protocol):
         diagnosis: DiagnosisRecord | None = None,
         certificate: CertificateEntry | None = None,
         problems: Sequence[ProblemRecord] = (),
-        commit: bool = True,
-    ) -> ObservationRecord: ...
+    ) -> None: ...
 
-    def commit(self) -> None: ...
+    def flush(self) -> Flushed: ...
 
     def finish_scan(self, scan_id: int, status: str) -> None: ...
 
@@ -211,7 +212,7 @@ def judge_host(
     return entry, tuple(ProblemRecord(f.code, f.severity.value, f.message) for f in findings)
 
 
-def record_result(
+def stage_result(
     inventory: ScanInventory,
     scan_id: int,
     seq: int,
@@ -219,14 +220,14 @@ def record_result(
     result: HostResult,
     *,
     leaves: LeafReader | None = None,
-    commit: bool = True,
-) -> ObservationRecord:
-    """Judge *result* (:func:`judge_host`) and record it as target *seq* of the scan.
+) -> None:
+    """Judge *result* (:func:`judge_host`) and stage it as target *seq* of the scan, for
+    the inventory's next flush.
 
     *leaves* is the scan's reader of leaf certificates (a new one when None).
     """
     certificate, problems = judge_host(leaves or LeafReader(inventory), result)
-    return inventory.record(
+    inventory.stage(
         scan_id,
         seq,
         target,
@@ -235,8 +236,25 @@ def record_result(
         diagnosis=result.diagnosis,
         certificate=certificate,
         problems=problems,
-        commit=commit,
     )
+
+
+def record_result(
+    inventory: ScanInventory,
+    scan_id: int,
+    seq: int,
+    target: Target,
+    result: HostResult,
+    *,
+    leaves: LeafReader | None = None,
+) -> ObservationRecord:
+    """Judge *result* and store it at once as target *seq* of the scan (with whatever
+    else was staged); AlreadyRecorded when that target is recorded already."""
+    stage_result(inventory, scan_id, seq, target, result, leaves=leaves)
+    flushed = inventory.flush()
+    if (scan_id, seq) in flushed.taken:
+        raise AlreadyRecorded(f"target {target} of scan {scan_id} is already recorded")
+    return flushed.records[-1]
 
 
 def default_observer(options: ScanOptions) -> Observer:
@@ -354,8 +372,8 @@ async def run_scan(
     taken = {"count": 0}
     failure: list[BaseException] = []
     started = time.monotonic()
-    # Recorded but not yet committed; reported (on_result) only once durable.
-    unflushed: list[ObservationRecord] = []
+    # Staged but not yet stored; reported (on_result) only once durable.
+    unflushed = {"count": 0}
     leaves = LeafReader(inventory, source=leaf_source)
     # Targets to try again after a local limit, how often each was tried, and how many
     # workers may still run (halved at each limit; never below one).
@@ -364,17 +382,17 @@ async def run_scan(
     local: dict[str, Any] = {"allowed": options.concurrency, "unjudged": 0, "limit": None}
 
     def flush() -> None:
-        # Commits whatever batch is open, even with nothing to report (a record that
-        # failed first in its batch leaves the batch open); a no-op when none is.
+        # Stores what is staged, in one transaction; a no-op when nothing is.
+        unflushed["count"] = 0
         try:
-            inventory.commit()
-        except StoreError as exc:
-            unflushed.clear()
+            flushed = inventory.flush()
+        except (StoreError, ValueError) as exc:
             failure.append(exc)
             stop.set()
             return
-        batch = unflushed.copy()
-        unflushed.clear()
+        # a worker of a queued scan whose lease passed: another took those over
+        taken["count"] += len(flushed.taken)
+        batch = list(flushed.records)
         for record in batch:
             counts["recorded"] += 1
             counts["ok" if record.ok else "errors"] += 1
@@ -416,19 +434,13 @@ async def run_scan(
                 await asyncio.sleep(LOCAL_PAUSE_S)
                 continue
             try:
-                record = record_result(
-                    inventory, scan.id, seq, target, result, leaves=leaves, commit=False
-                )
-            except AlreadyRecorded:
-                # a worker of a queued scan whose lease passed: another took it over
-                taken["count"] += 1
-                continue
+                stage_result(inventory, scan.id, seq, target, result, leaves=leaves)
             except StoreError as exc:
                 failure.append(exc)
                 stop.set()
                 return
-            unflushed.append(record)
-            if len(unflushed) >= COMMIT_EVERY:
+            unflushed["count"] += 1
+            if unflushed["count"] >= COMMIT_EVERY:
                 flush()
 
     workers = {asyncio.create_task(worker(index)) for index in range(options.concurrency)}

@@ -210,6 +210,16 @@ class ObservationRecord:
 
 
 @dataclass(frozen=True)
+class Flushed:
+    """A batch of staged records stored: its records in the order staged, and the
+    ``(scan_id, seq)`` of the targets left out because another worker of a queued scan
+    had recorded them first."""
+
+    records: tuple[ObservationRecord, ...] = ()
+    taken: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class ScanInfo:
     """One scan run. ``finished_at`` is None while running or when it was killed."""
 

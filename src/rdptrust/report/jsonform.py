@@ -69,6 +69,8 @@ def dumps(document: Mapping[str, Any], *, pretty: bool = True) -> str:
     written as ``\\uXXXX`` escapes: the same value to a parser, inert on a terminal.
     """
     text = json.dumps(document, indent=2 if pretty else None, ensure_ascii=False, sort_keys=False)
+    if text.isascii() and "\x7f" not in text:
+        return text  # the usual case, two scans in C: DEL is the one such ASCII character
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -55,22 +55,13 @@ CHANGE_DETAIL = {
     "this may be an interception",
 }
 
-_CHANGE_COLUMNS = (
-    "SELECT subject, self_signed, public_key_sha256 FROM certificates WHERE sha256 = ?"
-)
-
-
-def _change_facts(db: Any, sha256: str) -> dict[str, Any]:
-    row = db.execute(_CHANGE_COLUMNS, (sha256,)).fetchone()
-    return {
-        "subject": row["subject"],
-        "self_signed": row["self_signed"],
-        "public_key_sha256": row["public_key_sha256"],
-    }
+#: What classifying a change needs of each certificate (``subject``, ``self_signed``,
+#: ``public_key_sha256``), by SHA-256.
+ChangeFacts = dict[str, Mapping[str, Any]]
 
 
 def new_events(
-    db: Any,
+    facts: Mapping[str, Mapping[str, Any]],
     *,
     new_host: bool,
     was_ok: bool | None,
@@ -82,7 +73,7 @@ def new_events(
     """The events of an observation, from the host's previous one.
 
     *was_ok* is the previous observation's reachability, *old_sha* the newest leaf seen
-    before; both certificates are already in the certificates table.
+    before; *facts* holds both certificates when they differ.
     """
     if new_host:
         detail = "first scan of this host" + (
@@ -96,7 +87,7 @@ def new_events(
     elif was_ok is False and now_ok:
         events.append(NewEvent("became-reachable", None, None, new_sha, "the host answers again"))
     if new_sha is not None and old_sha is not None and new_sha != old_sha:
-        change = classify_change(_change_facts(db, old_sha), _change_facts(db, new_sha))
+        change = classify_change(facts[old_sha], facts[new_sha])
         events.append(
             NewEvent("certificate-changed", change, old_sha, new_sha, CHANGE_DETAIL[change])
         )

@@ -5,14 +5,15 @@ One :class:`Inventory` wraps one database: an SQLite file (the default,
 several scanners, a PostgreSQL database named by a ``postgresql://`` URL
 (:mod:`rdptrust.store.postgres`): the same schema, migrations and queries on both. On
 SQLite it runs in WAL mode with
-``synchronous=NORMAL``: a process killed at any moment loses no committed transaction,
-and :meth:`Inventory.record` stores each finished target in the same transaction that
-marks it done (a scan batches many targets per commit), so a scan killed midway loses
-only the targets in flight or not yet committed, which stay pending, and never records
-one twice.
+``synchronous=NORMAL``: a process killed at any moment loses no committed transaction.
+A scan stages each finished target (:meth:`Inventory.stage`) and :meth:`Inventory.flush`
+stores the staged batch in one transaction, with the same few statements whatever its
+size (:mod:`rdptrust.store.recording`), that also marks its targets done; so a scan
+killed midway loses only the targets in flight or staged, which stay pending, and never
+records one twice.
 
 The inventory persists and queries; it does not judge. What a record needs to have
-computed (a new leaf's facts, the probe's findings) is handed to :meth:`Inventory.record`
+computed (a new leaf's facts, the probe's findings) is handed to :meth:`Inventory.stage`
 by the scan. The queries are :class:`~rdptrust.store.queries.InventoryReader`'s, the
 SQL and row mapping live in :mod:`rdptrust.store.rows`, the events in
 :mod:`rdptrust.store.events`.
@@ -38,7 +39,7 @@ from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import (
     CertificateEntry,
     DiagnosisRecord,
-    EventRecord,
+    Flushed,
     ObservationRecord,
     ProblemRecord,
     ScanInfo,
@@ -47,23 +48,10 @@ from rdptrust.model.site import SITE_PATTERN
 from rdptrust.model.target import Target
 from rdptrust.store import postgres
 from rdptrust.store.database import connect, postgres_backend, process_alive
-from rdptrust.store.events import new_events
 from rdptrust.store.queue import QueueStore
+from rdptrust.store.recording import Staged, postgres_ids, sqlite_ids, write_batch
 from rdptrust.store.retention import RetentionStore
-from rdptrust.store.rows import (
-    INSERT_CERTIFICATE,
-    INSERT_EVENT,
-    INSERT_OBSERVATION,
-    INSERT_PROBLEM,
-    INSERT_TARGET,
-    certificate_params,
-    inserted_observation,
-    now_text,
-    observation_params,
-    parse_time,
-    recorded_certificate,
-    sha256_hex,
-)
+from rdptrust.store.rows import INSERT_TARGET, now_text, sha256_hex
 from rdptrust.store.schema import SCHEMA_VERSION
 
 DATABASE_NAME = "inventory.sqlite3"
@@ -71,8 +59,6 @@ DATABASE_NAME = "inventory.sqlite3"
 _INSERT_BATCH = 5000
 #: Pending targets read per query while a scan runs.
 _PENDING_BATCH = 512
-#: Leaf certificates remembered as already stored (memory stays flat for any fleet).
-_HELD_CERTIFICATES = 4096
 #: Seconds to wait for another process's write lock before giving up.
 LOCK_TIMEOUT = 10.0
 
@@ -91,26 +77,6 @@ def default_site() -> str:
 def default_path() -> Path:
     """Where the inventory lives unless ``--db`` says otherwise."""
     return Path(platformdirs.user_data_dir("rdptrust")) / DATABASE_NAME
-
-
-def _host_id(db: Any, target: Target, at: str) -> tuple[int, bool]:
-    """The id of *target*'s hosts row, and whether it was inserted now."""
-    row = db.execute(
-        "SELECT id FROM hosts WHERE host = ? AND port = ?", (target.host, target.port)
-    ).fetchone()
-    if row is not None:
-        return int(row["id"]), False
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO hosts (host, port, first_seen) VALUES (?, ?, ?)",
-        (target.host, target.port, at),
-    )
-    if cursor.rowcount == 1:
-        return int(cursor.lastrowid or 0), True
-    # another scanner of a shared (PostgreSQL) inventory inserted it meanwhile
-    row = db.execute(
-        "SELECT id FROM hosts WHERE host = ? AND port = ?", (target.host, target.port)
-    ).fetchone()
-    return int(row["id"]), False
 
 
 class Inventory(QueueStore, RetentionStore):
@@ -318,6 +284,83 @@ class Inventory(QueueStore, RetentionStore):
 
     # --- recording ------------------------------------------------------------------
 
+    def stage(
+        self,
+        scan_id: int,
+        seq: int,
+        target: Target,
+        probe: ProbeResult | None,
+        *,
+        failure: ProbeFailure | None = None,
+        diagnosis: DiagnosisRecord | None = None,
+        certificate: CertificateEntry | None = None,
+        problems: Sequence[ProblemRecord] = (),
+    ) -> None:
+        """Keep what a scan saw of one target for the next :meth:`flush`, which stores it
+        and marks the target done. Until then it is in this process's memory only: a
+        crash loses it, and the target, still pending, is simply probed again on resume.
+
+        *probe* is None when there is no probe result (the host's deadline passed);
+        *failure* then says why. *certificate* is what was read of ``probe.leaf``, kept unless
+        the inventory holds that certificate already; without it the leaf must be held
+        already (ValueError at the flush otherwise). The problems stored are those of
+        *diagnosis* followed by *problems*.
+        """
+        if probe is None and failure is None:
+            raise ValueError("record needs a probe result or a failure")
+        error = failure if failure is not None else probe.error if probe is not None else None
+        leaf = probe.leaf if probe is not None and probe.leaf else None
+        self._staged.append(
+            Staged(
+                scan_id=scan_id,
+                seq=seq,
+                target=target,
+                probe=probe,
+                error=error,
+                diagnosis=diagnosis,
+                certificate=certificate,
+                problems=(*(diagnosis.problems if diagnosis is not None else ()), *problems),
+                leaf=leaf,
+                leaf_sha=sha256_hex(leaf) if leaf else None,
+                at=now_text(),
+                site=self._scan_site(scan_id),
+            )
+        )
+
+    @property
+    def staged(self) -> int:
+        """How many records :meth:`stage` keeps for the next :meth:`flush`."""
+        return len(self._staged)
+
+    @property
+    def uncommitted(self) -> bool:
+        """Whether staged records wait for :meth:`flush`."""
+        return bool(self._staged)
+
+    def flush(self) -> Flushed:
+        """Store every staged record in one transaction, with a few statements for the
+        whole batch (:mod:`rdptrust.store.recording`); what was stored.
+
+        Events (first seen, certificate changed, reachability) are derived from each
+        host's previous observation. A target already recorded (by another worker of a
+        queued scan) is left out and listed in ``taken``. On any failure (a full disk, a
+        target that is not the scan's) nothing of the batch is stored, its targets stay
+        pending, and the staged records are dropped.
+        """
+        if not self._staged:
+            return Flushed()
+        items, self._staged = self._staged, []
+        pg = self._backend.name == "postgresql"
+        with self._transaction() as db:
+            return write_batch(
+                db,
+                items,
+                where=str(self.path),
+                held=self._held,
+                ids=postgres_ids(db) if pg else sqlite_ids(db),
+                lock_rows=pg,
+            )
+
     def record(
         self,
         scan_id: int,
@@ -329,123 +372,25 @@ class Inventory(QueueStore, RetentionStore):
         diagnosis: DiagnosisRecord | None = None,
         certificate: CertificateEntry | None = None,
         problems: Sequence[ProblemRecord] = (),
-        commit: bool = True,
     ) -> ObservationRecord:
-        """Store what a scan saw of one target and mark the target done, atomically.
+        """Store what a scan saw of one target and mark the target done, atomically
+        (:meth:`stage` then :meth:`flush`; a scan stages many per flush).
 
-        With *commit* False the record joins a batch that :meth:`commit` makes durable
-        (one commit for many hosts is what lets a scan record hundreds per second);
-        until then it is visible only to this connection, and a crash loses it together
-        with its "done" mark, so the target is simply probed again on resume.
-
-        *probe* is None when there is no probe result (the host's deadline passed);
-        *failure* then says why. *certificate* is what was read of ``probe.leaf``, kept unless
-        the inventory holds that certificate already; without it the leaf must be held
-        already (ValueError otherwise). The problems stored are those
-        of *diagnosis* followed by *problems*. Events (first seen, certificate changed,
-        reachability) are derived from the host's previous observation in the same
-        transaction. Recording a target twice raises StoreError and changes nothing.
+        Recording a target twice raises AlreadyRecorded and changes nothing.
         """
-        if probe is None and failure is None:
-            raise ValueError("record needs a probe result or a failure")
-        error = failure if failure is not None else probe.error if probe is not None else None
-        at = now_text()
-        leaf = probe.leaf if probe is not None else None
-        leaf_sha = sha256_hex(leaf) if leaf else None
-        stored = [*(diagnosis.problems if diagnosis is not None else ()), *problems]
-        site = self._scan_site(scan_id)
-        with self._transaction(batched=not commit) as db:
-            done = db.execute(
-                "UPDATE scan_targets SET state = 'done' "
-                "WHERE scan_id = ? AND seq = ? AND state = 'pending'",
-                (scan_id, seq),
-            )
-            if done.rowcount != 1:
-                found = db.execute(
-                    "SELECT state FROM scan_targets WHERE scan_id = ? AND seq = ?", (scan_id, seq)
-                ).fetchone()
-                if found is None:
-                    raise StoreError(
-                        f"inventory {self.path}: {target} is not a target of scan {scan_id}"
-                    )
-                raise AlreadyRecorded(
-                    f"inventory {self.path}: target {target} of scan {scan_id} is already recorded"
-                )
-            host_id, new_host = _host_id(db, target, at)
-            # the newest observation's reachability, and the newest certificate seen, from
-            # this site (observations from before sites existed count as this site's)
-            previous = (
-                None
-                if new_host
-                else db.execute(
-                    "SELECT (SELECT ok FROM observations WHERE host_id = ? "
-                    "AND COALESCE(site, ?) = ? ORDER BY id DESC LIMIT 1) AS ok, "
-                    "(SELECT sha256 FROM observations WHERE host_id = ? AND sha256 IS NOT NULL "
-                    "AND COALESCE(site, ?) = ? ORDER BY id DESC LIMIT 1) AS sha256",
-                    (host_id, site or "", site or "", host_id, site or "", site or ""),
-                ).fetchone()
-            )
-            was_ok = None if previous is None or previous["ok"] is None else bool(previous["ok"])
-            old_sha = None if previous is None else previous["sha256"]
-            held = self._held.get(leaf_sha) if leaf_sha is not None else None
-            if leaf and leaf_sha is not None and certificate is not None and held is None:
-                inserted = db.execute(
-                    INSERT_CERTIFICATE, certificate_params(leaf_sha, leaf, certificate, at)
-                )
-                if inserted.rowcount == 1:
-                    held = recorded_certificate(leaf_sha, certificate, parse_time(at))
-            params = observation_params(scan_id, host_id, at, probe, error, diagnosis, site)
-            try:
-                cursor = db.execute(INSERT_OBSERVATION, params)
-            except self._backend.integrity_errors as exc:
-                # the observation's leaf must be in the certificates table (foreign key)
-                if leaf_sha is None or certificate is not None:
-                    raise
-                raise ValueError(
-                    f"record of {target} needs the certificate entry of its leaf, "
-                    "which the inventory does not hold"
-                ) from exc
-            observation_id = int(cursor.lastrowid or 0)
-            if leaf_sha is not None and held is None:
-                # held before this connection met it: read once, then remembered
-                held = self.certificate(leaf_sha)
-            if leaf_sha is not None and held is not None:
-                if len(self._held) >= _HELD_CERTIFICATES:
-                    self._held.clear()
-                self._held[leaf_sha] = held
-            if stored:
-                db.executemany(
-                    INSERT_PROBLEM,
-                    [(observation_id, p.code, p.severity, p.message) for p in stored],
-                )
-            events: list[EventRecord] = []
-            for event in new_events(
-                db,
-                new_host=was_ok is None,
-                was_ok=was_ok,
-                now_ok=error is None,
-                old_sha=old_sha,
-                new_sha=leaf_sha,
-                error=error,
-            ):
-                values = (event.kind, event.change, event.old_sha256, event.new_sha256)
-                inserted = db.execute(
-                    INSERT_EVENT,
-                    (host_id, scan_id, observation_id, at, *values, event.detail, site),
-                )
-                events.append(
-                    EventRecord(
-                        int(inserted.lastrowid or 0),
-                        scan_id,
-                        target.host,
-                        target.port,
-                        parse_time(at),
-                        *values,
-                        event.detail,
-                        site,
-                    )
-                )
-        # what reading the rows back gives (without the SHA-1: no DER read), not read back
-        return inserted_observation(
-            observation_id, target.host, target.port, params, held, tuple(stored), tuple(events)
+        self.stage(
+            scan_id,
+            seq,
+            target,
+            probe,
+            failure=failure,
+            diagnosis=diagnosis,
+            certificate=certificate,
+            problems=problems,
         )
+        flushed = self.flush()
+        if (scan_id, seq) in flushed.taken:
+            raise AlreadyRecorded(
+                f"inventory {self.path}: target {target} of scan {scan_id} is already recorded"
+            )
+        return flushed.records[-1]

@@ -32,8 +32,8 @@ from rdptrust.store.rows import (
     EVENT_SELECT,
     OBSERVATION_SELECT,
     PROBLEM_SELECT,
-    RECORDED_SELECT,
     SCAN_SELECT,
+    SUMMARY_SELECT,
     certificate_record,
     event_record,
     observation_record,
@@ -148,7 +148,7 @@ class InventoryReader:
     def _observation(
         self, db: Any, observation_id: int, *, with_events: bool = False
     ) -> ObservationRecord:
-        row = db.execute(RECORDED_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
+        row = db.execute(SUMMARY_SELECT + " WHERE o.id = ?", (observation_id,)).fetchone()
         return self._observation_from_row(db, row, with_events=with_events)
 
     def _observation_from_row(
@@ -241,12 +241,13 @@ class InventoryReader:
 
         The latest observations are read *size* rows per fetch; each batch's counts and
         problems take one query each, so memory holds one batch whatever the fleet's size.
+        Their certificates come without the SHA-1 thumbprint (no DER is read).
         """
         only = "" if site is None else " AND o.site = ?"
         with self._mapped():
             # host by host in the hosts index's order: no sort holds the fleet first
             cursor = self._db.execute(
-                OBSERVATION_SELECT + " WHERE o.id = (SELECT MAX(i.id) FROM observations i "
+                SUMMARY_SELECT + " WHERE o.id = (SELECT MAX(i.id) FROM observations i "
                 "WHERE i.host_id = h.id AND COALESCE(i.site, '') = COALESCE(o.site, ''))"
                 + only
                 + " ORDER BY h.host, h.port, o.site",

@@ -64,9 +64,9 @@ class QueueStore(InventoryWriter):
 
     def renew_claims(self, scan_id: int, worker: str, lease_s: float) -> int:
         """Move the lease of *worker*'s pending targets of the scan *lease_s* seconds from
-        now (a live worker keeps what it holds); how many it holds. Joins an open batch."""
+        now (a live worker keeps what it holds); how many it holds."""
         until = time_text(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lease_s))
-        with self._transaction(batched=self.uncommitted) as db:
+        with self._transaction() as db:
             return int(
                 db.execute(
                     "UPDATE scan_targets SET lease_until = ? "

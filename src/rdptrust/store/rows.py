@@ -41,12 +41,19 @@ INSERT_OBSERVATION = (
     "predicted_stall_s, retrievals, ntlm, site) VALUES "
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The same with the id given (ids handed out for a whole batch: store/recording.py).
+INSERT_OBSERVATION_WITH_ID = INSERT_OBSERVATION.replace("(scan_id,", "(id, scan_id,", 1).replace(
+    "VALUES (?,", "VALUES (?, ?,", 1
+)
 INSERT_PROBLEM = (
     "INSERT INTO problems (observation_id, code, severity, message) VALUES (?, ?, ?, ?)"
 )
 INSERT_EVENT = (
     "INSERT INTO events (host_id, scan_id, observation_id, at, kind, change, "
     "old_sha256, new_sha256, detail, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_EVENT_WITH_ID = INSERT_EVENT.replace("(host_id,", "(id, host_id,", 1).replace(
+    "VALUES (?,", "VALUES (?, ?,", 1
 )
 SCAN_SELECT = (
     "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
@@ -78,9 +85,10 @@ _OBSERVATION_FROM = (
 #: Observations as queries and reports read them: with the certificate's DER, whose
 #: SHA-1 is the thumbprint Windows shows.
 OBSERVATION_SELECT = _OBSERVATION_COLUMNS + ", c.der AS cert_der" + _OBSERVATION_FROM
-#: The observation a scan just recorded, read back without the DER (and so without the
-#: SHA-1, which no scan output shows): one blob read and hash less per host.
-RECORDED_SELECT = _OBSERVATION_COLUMNS + _OBSERVATION_FROM
+#: Observations without the certificate's DER (and so without the SHA-1), for what shows
+#: no thumbprint (a record just made, the hosts listing): one blob read and hash less per
+#: host.
+SUMMARY_SELECT = _OBSERVATION_COLUMNS + _OBSERVATION_FROM
 EVENT_SELECT = (
     "SELECT e.id, e.scan_id, h.host, h.port, e.at, e.kind, e.change, e.old_sha256, "
     "e.new_sha256, e.detail, e.site FROM events e JOIN hosts h ON h.id = e.host_id"
@@ -102,8 +110,9 @@ def time_text(value: dt.datetime) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
-    """Read a timestamp as stored (ISO 8601, UTC)."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Read a timestamp as stored (ISO 8601, UTC: ``…Z``, or ``…+00:00`` as written
+    before)."""
+    return dt.datetime.fromisoformat(text)
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -316,7 +325,7 @@ def recorded_certificate(
     sha256: str, entry: CertificateEntry, first_seen: dt.datetime
 ) -> CertificateRecord:
     """The certificate record of a leaf just stored from *entry* (as a read-back of it
-    with :data:`RECORDED_SELECT` gives it: without the SHA-1)."""
+    with :data:`SUMMARY_SELECT` gives it: without the SHA-1)."""
     fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
     # the dates as the table keeps them (milliseconds)
     fields["not_before"] = _opt_time(_opt_time_text(entry.not_before))
@@ -375,6 +384,15 @@ def observation_record(
     return _observation(row, _certificate(row), problems, events)
 
 
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    # most columns of a fleet hold the empty value: no parse for it
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def _json_mapping(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else dict(json.loads(text))
+
+
 def _observation(
     row: Mapping[str, Any],
     certificate: CertificateRecord | None,
@@ -396,18 +414,18 @@ def _observation(
         selected_protocol=row["selected_protocol"],
         negotiation_failure=row["negotiation_failure"],
         certificate=certificate,
-        chain=tuple(json.loads(row["chain"])),
+        chain=_json_tuple(row["chain"]),
         tls_version=row["tls_version"],
         tls_cipher=row["tls_cipher"],
-        protocols=json.loads(row["protocols"]),
-        tls_versions=json.loads(row["tls_versions"]),
+        protocols=_json_mapping(row["protocols"]),
+        tls_versions=_json_mapping(row["tls_versions"]),
         connect_ms=row["connect_ms"],
         x224_ms=row["x224_ms"],
         tls_ms=row["tls_ms"],
         total_ms=row["total_ms"],
         verdict=row["verdict"],
         predicted_stall_s=_opt_float(row["predicted_stall_s"]),
-        retrievals=tuple(json.loads(retrievals)) if retrievals is not None else None,
+        retrievals=_json_tuple(retrievals) if retrievals is not None else None,
         problems=problems,
         events=events,
         ntlm=json.loads(ntlm) if ntlm else None,

@@ -1,7 +1,7 @@
-"""The inventory's writing half: transactions, batched commits and migrations.
+"""The inventory's writing half: transactions and migrations.
 
-:class:`InventoryWriter` holds what every write needs: one transaction at a time (or
-a savepoint in the open batch), the batch's commit, and bringing the schema up to date
+:class:`InventoryWriter` holds what every write needs: one transaction at a time, the
+records staged for the next batch, and bringing the schema up to date
 (:data:`rdptrust.store.schema.MIGRATIONS`, each in its own transaction, on SQLite and
 PostgreSQL alike). :class:`~rdptrust.store.inventory.Inventory` builds the scans and
 records on it; :mod:`rdptrust.store.queue` the shared queue, :mod:`rdptrust.store.retention`
@@ -20,6 +20,7 @@ from rdptrust.model.records import CertificateRecord
 from rdptrust.store import postgres
 from rdptrust.store.database import SQLITE, Backend
 from rdptrust.store.queries import InventoryReader
+from rdptrust.store.recording import Staged
 from rdptrust.store.rows import now_text
 from rdptrust.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY, SQLITE_REBUILDS
 
@@ -38,6 +39,8 @@ class InventoryWriter(InventoryReader):
         # Forgotten whenever a rollback may have undone an insert.
         self._held: dict[str, CertificateRecord] = {}
         self._sites: dict[int, str | None] = {}
+        # what scans have staged for the next flush (store/recording.py)
+        self._staged: list[Staged] = []
         #: the schema version found when this inventory was opened (before migrating)
         self.migrated_from: int | None = None
 
@@ -67,29 +70,11 @@ class InventoryWriter(InventoryReader):
             )
 
     @contextlib.contextmanager
-    def _transaction(self, *, batched: bool = False) -> Iterator[Any]:
-        """One transaction; with *batched*, one savepoint in the open batch instead.
-
-        A batched write joins (or begins) the batch transaction, which :meth:`commit`
-        ends; if it fails, only its own savepoint is rolled back.
-        """
+    def _transaction(self) -> Iterator[Any]:
+        """One write transaction (on SQLite it takes the write lock at once)."""
         with self._mapped():
-            if batched:
-                if not self._db.in_transaction:
-                    self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("SAVEPOINT record")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._held.clear()
-                    with contextlib.suppress(*self._backend.errors):
-                        self._db.execute("ROLLBACK TO record")
-                        self._db.execute("RELEASE record")
-                    raise
-                self._db.execute("RELEASE record")
-                return
             if self._db.in_transaction:
-                raise RuntimeError("commit() the batched records before another write")
+                raise RuntimeError("a write transaction is already open on this connection")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -99,28 +84,6 @@ class InventoryWriter(InventoryReader):
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-
-    @property
-    def uncommitted(self) -> bool:
-        """Whether records made with ``commit=False`` wait for :meth:`commit`."""
-        return bool(self._db.in_transaction)
-
-    def commit(self) -> None:
-        """Make the records written with ``commit=False`` durable (nothing when none wait).
-
-        If the commit fails (a full disk), all of them are rolled back: their targets
-        stay pending, as if they had never been recorded.
-        """
-        if not self._db.in_transaction:
-            return
-        try:
-            with self._mapped():
-                self._db.execute("COMMIT")
-        except StoreError:
-            self._held.clear()
-            with contextlib.suppress(*self._backend.errors):
-                self._db.execute("ROLLBACK")
-            raise
 
     def _migrate(self) -> None:
         db = self._db
