@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from fixtures.lab import LabFactory
+from rdptrust.engine import leaves as leaves_module
 from rdptrust.engine.scan import ScanSummary, TokenBucket, run_scan
 from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.errors import StoreError
@@ -388,3 +389,35 @@ async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
             assert not inventory.uncommitted
             assert inventory.scan(scan.id).status == "interrupted"
             assert inventory.target_states(scan.id) == {"pending": 5, "done": 0}
+
+
+async def test_a_scan_looks_up_its_leaves_a_batch_at_a_time(
+    lab_factory: LabFactory, inventory_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 40 endpoints, each with a certificate of its own, scanned once already
+    lab = await lab_factory(count=40, distinct_certs=True)
+    with Inventory.open(inventory_db) as inventory:
+        first = inventory.create_scan([], {}, lab.targets)
+        await run_scan(inventory, first, ScanOptions(concurrency=40, timeout=5))
+        singles: list[str] = []
+        batches: list[int] = []
+        real_single, real_batch = inventory.certificate, inventory.certificates
+        monkeypatch.setattr(inventory, "certificate", lambda s: singles.append(s) or real_single(s))
+        monkeypatch.setattr(
+            inventory, "certificates", lambda s: batches.append(len(s)) or real_batch(s)
+        )
+        parsed: list[bytes] = []
+        monkeypatch.setattr(leaves_module, "read_leaf", lambda der: parsed.append(der))
+        # When the fleet is scanned again
+        again = inventory.create_scan([], {}, lab.targets)
+        summary = await run_scan(inventory, again, ScanOptions(concurrency=40, timeout=5))
+        records = list(inventory.observations(scan_id=again.id))
+    # Then its 40 leaves were asked for in batches, never one host at a time, and each
+    # came from the inventory: none was parsed again
+    assert summary.recorded == summary.ok == 40
+    assert singles == []
+    assert parsed == []
+    assert 1 <= len(batches) <= 40
+    assert sum(batches) == 40
+    assert len({r.certificate.sha256 for r in records if r.certificate}) == 40
+    assert {r.certificate.sha256 for r in records if r.certificate} == set(lab.endpoint_sha256)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from fixtures.inventory import one_target_scan, served
-from rdptrust.engine import scan as scan_module
+from rdptrust.engine import leaves as leaves_module
 from rdptrust.engine.scan import LeafReader, judge_host, record_result, stage_result
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
@@ -55,13 +55,13 @@ def test_a_known_certificate_is_not_parsed_again(
 ) -> None:
     # Given three hosts serving the same certificate, counting certificate reads and lookups
     reads: list[bytes] = []
-    real = scan_module.load_certificate
+    real = leaves_module.load_certificate
 
     def counting(data: bytes) -> object:
         reads.append(data)
         return real(data)
 
-    monkeypatch.setattr(scan_module, "load_certificate", counting)
+    monkeypatch.setattr(leaves_module, "load_certificate", counting)
     credentials = windows_self_signed("WIN-A")
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
     with Inventory.open(inventory_db) as inventory:
@@ -95,6 +95,77 @@ def test_a_known_certificate_is_not_parsed_again(
     # And every record has the same certificate and findings
     assert {r.certificate for r in records} == {records[0].certificate}
     assert [[p.code for p in r.problems] for r in records] == [["self-signed-certificate"]] * 3
+
+
+def test_a_prefetch_looks_up_a_batch_of_leaves_in_one_query(
+    inventory_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an inventory that holds the first of three certificates
+    reads: list[bytes] = []
+    real = leaves_module.load_certificate
+
+    def counting(data: bytes) -> object:
+        reads.append(data)
+        return real(data)
+
+    monkeypatch.setattr(leaves_module, "load_certificate", counting)
+    targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
+    probes = [served(t, windows_self_signed(f"WIN-{n}")) for n, t in enumerate(targets)]
+    ders = [p.leaf or b"" for p in probes]
+    with Inventory.open(inventory_db) as inventory:
+        scan_id = inventory.create_scan(["x"], {}, targets).id
+        stored = record_result(inventory, scan_id, 0, targets[0], HostResult(probes[0]))
+        assert stored.certificate is not None
+        singles: list[str] = []
+        batches: list[list[str]] = []
+        real_single, real_batch = inventory.certificate, inventory.certificates
+        monkeypatch.setattr(inventory, "certificate", lambda s: singles.append(s) or real_single(s))
+        monkeypatch.setattr(
+            inventory, "certificates", lambda s: batches.append(sorted(s)) or real_batch(s)
+        )
+        reads.clear()
+        # When a new reader prefetches all three, twice, and then reads them
+        leaves = LeafReader(inventory)
+        leaves.prefetch([*ders, ders[1]])
+        entries = [leaves.read(der)[0] for der in ders]
+        leaves.prefetch(ders)
+    # Then one query asked for the three, none for each, and the second prefetch asked
+    # nothing: the stored one came from the inventory, the two others were parsed
+    assert len(batches) == 1
+    assert sorted(batches[0]) == sorted({leaves_module.sha256_hex(d) for d in ders})
+    assert singles == []
+    assert reads == ders[1:]
+    assert entries[0].subject == stored.certificate.subject
+    assert [e.common_name for e in entries] == ["WIN-0", "WIN-1", "WIN-2"]
+
+
+def test_a_leaf_absent_at_one_prefetch_is_looked_up_after_the_next(
+    inventory_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a reader that prefetched a leaf the inventory did not hold yet
+    reads: list[bytes] = []
+    real = leaves_module.load_certificate
+
+    def counting(data: bytes) -> object:
+        reads.append(data)
+        return real(data)
+
+    monkeypatch.setattr(leaves_module, "load_certificate", counting)
+    target = Target("127.0.0.1", 3389)
+    probe = served(target, windows_self_signed("WIN-A"))
+    der = probe.leaf or b""
+    with Inventory.open(inventory_db) as inventory:
+        scan_id = inventory.create_scan(["x"], {}, [target]).id
+        leaves = LeafReader(inventory)
+        leaves.prefetch([der])
+        # When another reader stores it, and the next prefetch holds other leaves
+        record_result(inventory, scan_id, 0, target, HostResult(probe))
+        reads.clear()
+        leaves.prefetch([])
+        entry = leaves.read(der)[0]
+    # Then reading it takes it from the inventory, not from a new parse
+    assert reads == []
+    assert entry.common_name == "WIN-A"
 
 
 def test_the_leaf_reader_forgets_the_oldest_certificate_first(inventory_db: str) -> None:

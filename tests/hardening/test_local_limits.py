@@ -14,7 +14,7 @@ import errno
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Generator, Sequence
+from collections.abc import Collection, Generator, Sequence
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,9 @@ class _Inventory:
 
     def certificate(self, sha256: str) -> CertificateRecord | None:
         return None
+
+    def certificates(self, sha256s: Collection[str]) -> dict[str, CertificateRecord]:
+        return {}
 
     def pending_targets(self, scan_id: int) -> Generator[tuple[int, Target], None, None]:
         yield from ((seq, t) for seq, t in self.targets if seq not in self.recorded)

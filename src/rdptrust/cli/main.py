@@ -215,8 +215,7 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         code = 130
     except _NO_ARGS_IS_HELP as exc:
         # ``rdptrust`` or ``rdptrust db`` alone: the help asked for by its absence, as --help
-        assert exc.ctx is not None
-        click.echo(exc.ctx.get_help())
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
         code = 0
     except click.UsageError as exc:
         if debug:

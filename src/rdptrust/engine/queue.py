@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,6 +79,9 @@ class _Claimed:
 
     def certificate(self, sha256: str) -> CertificateRecord | None:
         return self._inventory.certificate(sha256)
+
+    def certificates(self, sha256s: Collection[str]) -> dict[str, CertificateRecord]:
+        return self._inventory.certificates(sha256s)
 
     def stage(
         self,

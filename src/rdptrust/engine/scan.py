@@ -10,38 +10,43 @@ targets still pending.
 
 The inventory does not judge: the observer assesses each host (:func:`rdptrust.engine.assess`,
 the same judgement as ``diagnose``); :func:`judge_host` reads the leaf's entry (once per
-certificate, :class:`LeafReader`), and the probe's findings for an observer that
-returned no assessment, before :func:`record_result` hands them to
-:meth:`Inventory.record <rdptrust.store.inventory.Inventory.record>`.
+certificate, :class:`~rdptrust.engine.leaves.LeafReader`), and the probe's findings for
+an observer that returned no assessment, before :func:`stage_result` hands them to
+:meth:`Inventory.stage <rdptrust.store.inventory.Inventory.stage>`. The scan loop holds
+each finished host until its batch is stored: then it looks up the batch's leaves in one
+query, stages each host and flushes them in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import datetime as dt
-import hashlib
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rdptrust.engine.leaves import (
+    LEAF_CACHE_SIZE,
+    CertificateLookup,
+    LeafReader,
+    LeafSource,
+    judge_host,
+    read_leaf,
+    sha256_hex,
+)
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.errors import (
     AlreadyRecorded,
     LocalResourceError,
-    PkiError,
     RdptrustError,
     StoreError,
     WorkerError,
 )
-from rdptrust.model.certificate import CertificateFacts
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import (
     CertificateEntry,
-    CertificateRecord,
     DiagnosisRecord,
     Flushed,
     HostResult,
@@ -50,8 +55,20 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
-from rdptrust.pki.facts import certificate_facts, load_certificate
-from rdptrust.pki.findings import LeafSummary, probe_findings
+
+__all__ = [
+    "LEAF_CACHE_SIZE",
+    "LeafReader",
+    "LeafSource",
+    "ScanInventory",
+    "ScanSummary",
+    "judge_host",
+    "read_leaf",
+    "record_result",
+    "run_scan",
+    "sha256_hex",
+    "stage_result",
+]
 
 #: Hosts stored together in one transaction (a batch takes the same 14 statements for 8
 #: hosts as for 64, so the cost per host falls with its size).
@@ -64,15 +81,6 @@ COMMIT_INTERVAL = 0.25
 LOCAL_RETRIES = 3
 #: Seconds a worker pauses after a local limit before it takes the next target.
 LOCAL_PAUSE_S = 0.5
-
-#: Certificates a :class:`LeafReader` remembers (a fleet of any size keeps memory flat).
-LEAF_CACHE_SIZE = 4096
-
-
-class CertificateLookup(Protocol):
-    """Where a scan finds the leaf certificates it has already recorded."""
-
-    def certificate(self, sha256: str) -> CertificateRecord | None: ...
 
 
 class ScanInventory(CertificateLookup, Protocol):
@@ -99,117 +107,6 @@ class ScanInventory(CertificateLookup, Protocol):
     def finish_scan(self, scan_id: int, status: str) -> None: ...
 
     def target_states(self, scan_id: int) -> dict[str, int]: ...
-
-
-def sha256_hex(der: bytes) -> str:
-    """How the inventory names a certificate: the SHA-256 of its DER, lowercase hex."""
-    return hashlib.sha256(der).hexdigest()
-
-
-@dataclass(frozen=True)
-class _StoredLeaf:
-    """What the findings need of a leaf read back from its entry."""
-
-    subject: str
-    self_signed: bool
-    not_after: dt.datetime
-
-
-_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateEntry))
-
-
-def _entry(source: CertificateFacts | CertificateRecord) -> CertificateEntry:
-    """The inventory entry of a leaf, from its facts or from what the inventory holds."""
-    entry = CertificateEntry(**{name: getattr(source, name) for name in _ENTRY_FIELDS})
-    if not entry.public_key_sha256:  # facts say "" for a key that could not be read
-        entry = dataclasses.replace(entry, public_key_sha256=None)
-    return entry
-
-
-def read_leaf(der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
-    """A leaf's inventory entry and what its findings need, parsed from *der*.
-
-    The summary is None when the certificate could not be decoded (no certificate
-    finding then).
-    """
-    try:
-        facts = certificate_facts(load_certificate(der))
-    except PkiError as exc:
-        return CertificateEntry.undecodable(str(exc)), None
-    # the three fields the findings read, not the whole facts (kept per leaf)
-    return _entry(facts), _StoredLeaf(facts.subject, facts.self_signed, facts.not_after)
-
-
-#: Where a scan may find a leaf another process has read already (by SHA-256).
-LeafSource = Callable[[str], "tuple[CertificateEntry, LeafSummary | None] | None"]
-
-
-class LeafReader:
-    """Reads each leaf certificate of a scan once: its entry, and what its findings need.
-
-    A certificate met before by this reader is neither looked up nor parsed again; one
-    the inventory holds from an earlier scan is taken from there, not parsed; one that
-    *source* has read (a scan worker process, :mod:`rdptrust.engine.workers`) is taken
-    from there. At most :data:`LEAF_CACHE_SIZE` certificates are remembered, oldest
-    dropped first.
-    """
-
-    def __init__(
-        self,
-        inventory: CertificateLookup,
-        size: int = LEAF_CACHE_SIZE,
-        *,
-        source: LeafSource | None = None,
-    ) -> None:
-        self._inventory = inventory
-        self._size = size
-        self._source = source
-        self._known: dict[str, tuple[CertificateEntry, LeafSummary | None]] = {}
-
-    def read(self, der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
-        sha256 = sha256_hex(der)
-        found = self._known.get(sha256)
-        if found is not None:
-            return found
-        stored = self._inventory.certificate(sha256)
-        if stored is not None:
-            entry = _entry(stored)
-            found = (
-                entry,
-                (
-                    _StoredLeaf(entry.subject, entry.self_signed, entry.not_after)
-                    if entry.not_after is not None
-                    else None
-                ),
-            )
-        else:
-            found = (self._source(sha256) if self._source is not None else None) or read_leaf(der)
-        if len(self._known) >= self._size:
-            del self._known[next(iter(self._known))]
-        self._known[sha256] = found
-        return found
-
-
-def judge_host(
-    leaves: LeafReader, result: HostResult
-) -> tuple[CertificateEntry | None, tuple[ProblemRecord, ...]]:
-    """What recording *result* needs computed: the leaf's entry and the probe's findings.
-
-    The entry is None when there is no leaf. The findings are empty for a diagnosed
-    host, whose diagnosis already holds them.
-    """
-    probe = result.probe
-    if probe is None:
-        return None, ()
-    entry: CertificateEntry | None = None
-    summary: LeafSummary | None = None
-    if probe.leaf:
-        entry, summary = leaves.read(probe.leaf)
-    if result.diagnosis is not None:
-        return entry, ()
-    # without a diagnosis, the security findings the probe allows
-    findings = probe_findings(probe, leaf=summary)
-    return entry, tuple(ProblemRecord(f.code, f.severity.value, f.message) for f in findings)
 
 
 def stage_result(
@@ -372,8 +269,9 @@ async def run_scan(
     taken = {"count": 0}
     failure: list[BaseException] = []
     started = time.monotonic()
-    # Staged but not yet stored; reported (on_result) only once durable.
-    unflushed = {"count": 0}
+    # Finished but not yet stored: staged and stored at the next flush, reported
+    # (on_result) only once durable.
+    held: list[tuple[int, Target, HostResult]] = []
     leaves = LeafReader(inventory, source=leaf_source)
     # Targets to try again after a local limit, how often each was tried, and how many
     # workers may still run (halved at each limit; never below one).
@@ -382,9 +280,14 @@ async def run_scan(
     local: dict[str, Any] = {"allowed": options.concurrency, "unjudged": 0, "limit": None}
 
     def flush() -> None:
-        # Stores what is staged, in one transaction; a no-op when nothing is.
-        unflushed["count"] = 0
+        # Stages what is held (its leaves looked up in one query) and stores it, in one
+        # transaction; a no-op when nothing is.
+        batch = held.copy()
+        held.clear()
         try:
+            leaves.prefetch(r.probe.leaf for _, _, r in batch if r.probe and r.probe.leaf)
+            for seq, target, result in batch:
+                stage_result(inventory, scan.id, seq, target, result, leaves=leaves)
             flushed = inventory.flush()
         except (StoreError, ValueError) as exc:
             failure.append(exc)
@@ -392,14 +295,14 @@ async def run_scan(
             return
         # a worker of a queued scan whose lease passed: another took those over
         taken["count"] += len(flushed.taken)
-        batch = list(flushed.records)
-        for record in batch:
+        records = list(flushed.records)
+        for record in records:
             counts["recorded"] += 1
             counts["ok" if record.ok else "errors"] += 1
             if on_result is not None:
                 on_result(record)
-        if on_batch is not None and batch:
-            on_batch(batch)
+        if on_batch is not None and records:
+            on_batch(records)
 
     async def flusher() -> None:
         while True:
@@ -433,14 +336,8 @@ async def run_scan(
                 local_limit(seq, target, result.failure)
                 await asyncio.sleep(LOCAL_PAUSE_S)
                 continue
-            try:
-                stage_result(inventory, scan.id, seq, target, result, leaves=leaves)
-            except StoreError as exc:
-                failure.append(exc)
-                stop.set()
-                return
-            unflushed["count"] += 1
-            if unflushed["count"] >= COMMIT_EVERY:
+            held.append((seq, target, result))
+            if len(held) >= COMMIT_EVERY:
                 flush()
 
     workers = {asyncio.create_task(worker(index)) for index in range(options.concurrency)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -36,6 +36,8 @@ from rdptrust.store.rows import (
     SUMMARY_SELECT,
     certificate_record,
     event_record,
+    in_chunks,
+    marks,
     observation_record,
     parse_time,
     problem_record,
@@ -144,6 +146,20 @@ class InventoryReader:
         with self._mapped():
             row = self._db.execute(CERTIFICATE_SELECT + " WHERE c.sha256 = ?", (sha256,)).fetchone()
         return certificate_record(row) if row is not None else None
+
+    def certificates(self, sha256s: Collection[str]) -> dict[str, CertificateRecord]:
+        """Those of the certificates with these SHA-256s that were ever recorded, by
+        SHA-256: one query per :data:`~rdptrust.store.rows.IN_CHUNK` of them."""
+        found: dict[str, CertificateRecord] = {}
+        with self._mapped():
+            for part in in_chunks(sorted(sha256s)):
+                for row in self._db.execute(
+                    CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({marks(len(part))})", part
+                ):
+                    record = certificate_record(row)
+                    if record is not None:
+                        found[record.sha256] = record
+        return found
 
     def _observation(
         self, db: Any, observation_id: int, *, with_events: bool = False

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from rdptrust.errors import StoreError
 from rdptrust.model.outcome import ProbeFailure
@@ -44,18 +44,16 @@ from rdptrust.store.rows import (
     INSERT_PROBLEM,
     certificate_params,
     certificate_record,
+    in_chunks,
     inserted_observation,
+    marks,
     observation_params,
     parse_time,
     recorded_certificate,
 )
 
-#: Values per ``IN (…)`` list (SQLite before 3.32 allows 999 parameters per statement).
-_IN_CHUNK = 500
 #: Leaf certificates a connection remembers as stored (memory stays flat for any fleet).
 HELD_CERTIFICATES = 4096
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,15 +102,6 @@ def postgres_ids(db: Any) -> IdSource:
         return sorted(int(r[0]) for r in rows)
 
     return take
-
-
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _groups(items: Sequence[Staged]) -> Iterator[list[Staged]]:
@@ -169,10 +158,10 @@ def _mark_done(
     states: dict[tuple[int, int], str] = {}
     for scan_id in dict.fromkeys(i.scan_id for i in group):
         seqs = [i.seq for i in group if i.scan_id == scan_id]
-        for part in _chunks(seqs):
+        for part in in_chunks(seqs):
             rows = db.execute(
                 "SELECT seq, state FROM scan_targets WHERE scan_id = ? "
-                f"AND seq IN ({_marks(len(part))}) ORDER BY seq"
+                f"AND seq IN ({marks(len(part))}) ORDER BY seq"
                 + (" FOR UPDATE" if lock_rows else ""),
                 (scan_id, *part),
             ).fetchall()
@@ -202,9 +191,9 @@ def _host_ids(db: Any, items: Sequence[Staged]) -> tuple[dict[tuple[str, int], i
     def look_up(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         found: dict[tuple[str, int], int] = {}
         names = list(dict.fromkeys(host for host, _ in keys))
-        for part in _chunks(names):
+        for part in in_chunks(names):
             for row in db.execute(
-                f"SELECT id, host, port FROM hosts WHERE host IN ({_marks(len(part))})", part
+                f"SELECT id, host, port FROM hosts WHERE host IN ({marks(len(part))})", part
             ):
                 found[(row["host"], int(row["port"]))] = int(row["id"])
         return {key: found[key] for key in keys if key in found}
@@ -230,13 +219,13 @@ def _previous(
     from before sites existed count as every site's)."""
     found: dict[int, tuple[bool | None, str | None]] = {}
     here = site or ""
-    for part in _chunks(list(host_ids)):
+    for part in in_chunks(list(host_ids)):
         rows = db.execute(
             "SELECT h.id AS host_id, (SELECT o.ok FROM observations o WHERE o.host_id = h.id "
             "AND COALESCE(o.site, ?) = ? ORDER BY o.id DESC LIMIT 1) AS ok, "
             "(SELECT o.sha256 FROM observations o WHERE o.host_id = h.id "
             "AND o.sha256 IS NOT NULL AND COALESCE(o.site, ?) = ? ORDER BY o.id DESC LIMIT 1) "
-            f"AS sha256 FROM hosts h WHERE h.id IN ({_marks(len(part))})",
+            f"AS sha256 FROM hosts h WHERE h.id IN ({marks(len(part))})",
             (here, here, here, here, *part),
         ).fetchall()
         for row in rows:
@@ -254,9 +243,9 @@ def _store_certificates(
     wanted = list(dict.fromkeys(i.leaf_sha for i in items if i.leaf_sha and i.leaf_sha not in held))
     if not wanted:
         return
-    for part in _chunks(wanted):
+    for part in in_chunks(wanted):
         for row in db.execute(
-            CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({_marks(len(part))})", part
+            CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({marks(len(part))})", part
         ):
             record = certificate_record(row)
             if record is not None:
@@ -289,10 +278,10 @@ def _store_certificates(
 
 def _change_facts(db: Any, shas: set[str]) -> ChangeFacts:
     facts: ChangeFacts = {}
-    for part in _chunks(sorted(shas)):
+    for part in in_chunks(sorted(shas)):
         for row in db.execute(
             "SELECT sha256, subject, self_signed, public_key_sha256 FROM certificates "
-            f"WHERE sha256 IN ({_marks(len(part))})",
+            f"WHERE sha256 IN ({marks(len(part))})",
             part,
         ):
             facts[row["sha256"]] = {

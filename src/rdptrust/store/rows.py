@@ -12,8 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import ENUMERATION_REQUESTS, ProbeResult
@@ -94,6 +94,23 @@ EVENT_SELECT = (
     "e.new_sha256, e.detail, e.site FROM events e JOIN hosts h ON h.id = e.host_id"
 )
 PROBLEM_SELECT = "SELECT code, severity, message FROM problems WHERE observation_id = ?"
+
+
+T = TypeVar("T")
+
+#: Values per ``IN (…)`` list (SQLite before 3.32 allows 999 parameters per statement).
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """*values* in slices of at most :data:`IN_CHUNK`, one ``IN (…)`` list each."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+def marks(count: int) -> str:
+    """The placeholders of an ``IN (…)`` list of *count* values."""
+    return ", ".join("?" * count)
 
 
 # --- times --------------------------------------------------------------------------
