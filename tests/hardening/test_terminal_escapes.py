@@ -193,3 +193,17 @@ def test_the_sanitiser_escapes_each_attack_visibly() -> None:
         assert safe_text(raw) == shown
     assert safe_text("a\nb") == "a\\x0ab"
     assert safe_output("a\nb\tc\x1b") == "a\nb\tc\\x1b"
+
+
+def test_has_unsafe_finds_every_character_the_sanitisers_escape() -> None:
+    # the checks skip the search for printable text: every character they would miss
+    # that way, over the Basic Multilingual Plane, would be one the sanitisers escape
+    from rdptrust.model.text import has_unsafe, has_unsafe_layout, safe_output, safe_text
+
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # surrogates: no text holds them alone
+        char = chr(code)
+        for text in (char, f"CN=WIN-{char}-01"):
+            assert has_unsafe(text) == (safe_text(text) != text), hex(code)
+            assert has_unsafe_layout(text) == (safe_output(text) != text), hex(code)

@@ -43,12 +43,15 @@ def safe_output(text: str) -> str:
 
 def has_unsafe(text: str) -> bool:
     """Whether *text* holds a character :func:`safe_text` would escape."""
-    return _UNSAFE.search(text) is not None
+    # Every escaped character is a control (Cc), a format character (Cf: the bidi
+    # controls) or a line or paragraph separator, none of them printable: a printable
+    # text, the usual case, needs no search.
+    return not text.isprintable() and _UNSAFE.search(text) is not None
 
 
 def has_unsafe_layout(text: str) -> bool:
     """Whether *text* holds a character :func:`safe_output` would escape."""
-    return _UNSAFE_IN_LAYOUT.search(text) is not None
+    return not text.isprintable() and _UNSAFE_IN_LAYOUT.search(text) is not None
 
 
 #: ``scheme://user:password@`` in a URL, anywhere in a text.

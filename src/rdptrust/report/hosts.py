@@ -83,10 +83,15 @@ def _sample(
     return [host_cells(h) for h in itertools.islice(rest, WIDTH_SAMPLE)], rest
 
 
+def _cell_width(text: str) -> int:
+    # a cell is escaped already (host_cells): ASCII text is one column a character
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def _widths(rows: Iterable[tuple[list[str], str]], at_least: Sequence[int]) -> list[int]:
-    widths = [max([cell_len(c), *at_least[n : n + 1]]) for n, c in enumerate(HOST_COLUMNS)]
+    widths = [max([_cell_width(c), *at_least[n : n + 1]]) for n, c in enumerate(HOST_COLUMNS)]
     for cells, _ in rows:
-        widths = [max(w, cell_len(c)) for w, c in zip(widths, cells, strict=True)]
+        widths = [max(w, _cell_width(c)) for w, c in zip(widths, cells, strict=True)]
     return widths
 
 
@@ -107,7 +112,7 @@ def write_hosts_text(
     widths = _widths(sample, at_least)
 
     def line(cells: Sequence[str]) -> str:
-        padded = [c + " " * (w - cell_len(c)) for c, w in zip(cells, widths, strict=True)]
+        padded = [c + " " * (w - _cell_width(c)) for c, w in zip(cells, widths, strict=True)]
         return "  ".join(padded).rstrip() + "\n"
 
     out.write(line(HOST_COLUMNS))
@@ -159,8 +164,8 @@ class _BoxedRows:
         return style
 
     def _lines(self, cell: str, width: int) -> list[str]:
-        if cell_len(cell) <= width:
-            return [cell + " " * (width - cell_len(cell))]
+        if _cell_width(cell) <= width:
+            return [cell + " " * (width - _cell_width(cell))]
         folded = Text(cell).wrap(self.console, width, overflow="fold")
         return [line.plain + " " * (width - line.cell_len) for line in folded]
 

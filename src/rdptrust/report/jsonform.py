@@ -68,11 +68,14 @@ def dumps(document: Mapping[str, Any], *, pretty: bool = True) -> str:
     Letters stay UTF-8, but C1 controls and bidi overrides, which JSON allows raw, are
     written as ``\\uXXXX`` escapes: the same value to a parser, inert on a terminal.
     """
-    text = json.dumps(document, indent=2 if pretty else None, ensure_ascii=False, sort_keys=False)
+    text = (_PRETTY if pretty else _COMPACT).encode(document)
     if text.isascii() and "\x7f" not in text:
         return text  # the usual case, two scans in C: DEL is the one such ASCII character
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+#: The encoders of :func:`dumps`, made once (``json.dumps`` with options makes one a call).
+_PRETTY = json.JSONEncoder(ensure_ascii=False, indent=2)
+_COMPACT = json.JSONEncoder(ensure_ascii=False)
 #: What ``ensure_ascii=False`` leaves raw that a terminal would act on (model/text.py).
 _RAW_IN_JSON = re.compile(f"[\\x7f-\\x9f\u2028\u2029{BIDI_CONTROLS}]")
