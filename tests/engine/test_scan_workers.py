@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_scan_engine import FLEET, check_outcome, fleet
 
-import rdptrust.engine.scan as scan_engine
+import rdptrust.engine.leaves as leaves_module
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.engine.workers import GRACE_S, ProcessObserver, share
@@ -31,13 +31,13 @@ async def test_workers_record_every_target_once(
 ) -> None:
     # The scanning process parses no leaf itself: the workers send what they read.
     parsed: list[bytes] = []
-    real_read_leaf = scan_engine.read_leaf
+    real_read_leaf = leaves_module.read_leaf
 
     def counting(der: bytes) -> Any:
         parsed.append(der)
         return real_read_leaf(der)
 
-    monkeypatch.setattr(scan_engine, "read_leaf", counting)
+    monkeypatch.setattr(leaves_module, "read_leaf", counting)
     async with fleet() as f:
         options = ScanOptions(concurrency=48, timeout=1.5)
         with Inventory.open(tmp_path / "inv.sqlite3") as inventory:

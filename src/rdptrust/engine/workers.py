@@ -87,7 +87,8 @@ def _run_loop(coro: Any) -> None:
 
 
 async def _serve(targets: Connection, results: Connection, options: ScanOptions) -> None:
-    from rdptrust.engine.scan import default_observer, observe_with_deadline, read_leaf, sha256_hex
+    from rdptrust.engine.leaves import read_leaf, sha256_hex
+    from rdptrust.engine.scan import default_observer, observe_with_deadline
 
     observe = default_observer(options)
     deadline = options.host_deadline()
