@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.inventory import counted_lookups
 from fixtures.lab import LabFactory
 from rdptrust.engine import leaves as leaves_module
 from rdptrust.engine.scan import ScanSummary, TokenBucket, run_scan
@@ -399,13 +400,7 @@ async def test_a_scan_looks_up_its_leaves_a_batch_at_a_time(
     with Inventory.open(inventory_db) as inventory:
         first = inventory.create_scan([], {}, lab.targets)
         await run_scan(inventory, first, ScanOptions(concurrency=40, timeout=5))
-        singles: list[str] = []
-        batches: list[int] = []
-        real_single, real_batch = inventory.certificate, inventory.certificates
-        monkeypatch.setattr(inventory, "certificate", lambda s: singles.append(s) or real_single(s))
-        monkeypatch.setattr(
-            inventory, "certificates", lambda s: batches.append(len(s)) or real_batch(s)
-        )
+        singles, batches = counted_lookups(monkeypatch, inventory)
         parsed: list[bytes] = []
         monkeypatch.setattr(leaves_module, "read_leaf", lambda der: parsed.append(der))
         # When the fleet is scanned again
@@ -418,6 +413,6 @@ async def test_a_scan_looks_up_its_leaves_a_batch_at_a_time(
     assert singles == []
     assert parsed == []
     assert 1 <= len(batches) <= 40
-    assert sum(batches) == 40
+    assert sum(len(b) for b in batches) == 40
     assert len({r.certificate.sha256 for r in records if r.certificate}) == 40
     assert {r.certificate.sha256 for r in records if r.certificate} == set(lab.endpoint_sha256)

@@ -6,15 +6,29 @@ import dataclasses
 
 import pytest
 
-from fixtures.inventory import one_target_scan, served
+from fixtures.inventory import counted_lookups, one_target_scan, served
 from rdptrust.engine import leaves as leaves_module
 from rdptrust.engine.scan import LeafReader, judge_host, record_result, stage_result
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import TlsSessionInfo
-from rdptrust.model.records import CertificateRecord, DiagnosisRecord, HostResult, ProblemRecord
+from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every certificate the leaf reader parses, in order."""
+    parsed: list[bytes] = []
+    real = leaves_module.load_certificate
+
+    def counting(data: bytes) -> object:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(leaves_module, "load_certificate", counting)
+    return parsed
 
 
 @pytest.mark.parametrize(
@@ -51,28 +65,13 @@ def test_findings_are_the_same_for_a_new_and_a_stored_certificate(
 
 
 def test_a_known_certificate_is_not_parsed_again(
-    inventory_db: str, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, reads: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given three hosts serving the same certificate, counting certificate reads and lookups
-    reads: list[bytes] = []
-    real = leaves_module.load_certificate
-
-    def counting(data: bytes) -> object:
-        reads.append(data)
-        return real(data)
-
-    monkeypatch.setattr(leaves_module, "load_certificate", counting)
     credentials = windows_self_signed("WIN-A")
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
     with Inventory.open(inventory_db) as inventory:
-        lookups: list[str] = []
-        real_lookup = inventory.certificate
-
-        def looking_up(sha256: str) -> CertificateRecord | None:
-            lookups.append(sha256)
-            return real_lookup(sha256)
-
-        monkeypatch.setattr(inventory, "certificate", looking_up)
+        lookups, _ = counted_lookups(monkeypatch, inventory)
         scan_id = inventory.create_scan(["x"], {}, targets).id
         leaves = LeafReader(inventory)
         # When they are recorded in one batch with one reader, as a scan does
@@ -98,17 +97,9 @@ def test_a_known_certificate_is_not_parsed_again(
 
 
 def test_a_prefetch_looks_up_a_batch_of_leaves_in_one_query(
-    inventory_db: str, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, reads: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an inventory that holds the first of three certificates
-    reads: list[bytes] = []
-    real = leaves_module.load_certificate
-
-    def counting(data: bytes) -> object:
-        reads.append(data)
-        return real(data)
-
-    monkeypatch.setattr(leaves_module, "load_certificate", counting)
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2, 3)]
     probes = [served(t, windows_self_signed(f"WIN-{n}")) for n, t in enumerate(targets)]
     ders = [p.leaf or b"" for p in probes]
@@ -116,13 +107,7 @@ def test_a_prefetch_looks_up_a_batch_of_leaves_in_one_query(
         scan_id = inventory.create_scan(["x"], {}, targets).id
         stored = record_result(inventory, scan_id, 0, targets[0], HostResult(probes[0]))
         assert stored.certificate is not None
-        singles: list[str] = []
-        batches: list[list[str]] = []
-        real_single, real_batch = inventory.certificate, inventory.certificates
-        monkeypatch.setattr(inventory, "certificate", lambda s: singles.append(s) or real_single(s))
-        monkeypatch.setattr(
-            inventory, "certificates", lambda s: batches.append(sorted(s)) or real_batch(s)
-        )
+        singles, batches = counted_lookups(monkeypatch, inventory)
         reads.clear()
         # When a new reader prefetches all three, twice, and then reads them
         leaves = LeafReader(inventory)
@@ -140,17 +125,9 @@ def test_a_prefetch_looks_up_a_batch_of_leaves_in_one_query(
 
 
 def test_a_leaf_absent_at_one_prefetch_is_looked_up_after_the_next(
-    inventory_db: str, monkeypatch: pytest.MonkeyPatch
+    inventory_db: str, reads: list[bytes]
 ) -> None:
     # Given a reader that prefetched a leaf the inventory did not hold yet
-    reads: list[bytes] = []
-    real = leaves_module.load_certificate
-
-    def counting(data: bytes) -> object:
-        reads.append(data)
-        return real(data)
-
-    monkeypatch.setattr(leaves_module, "load_certificate", counting)
     target = Target("127.0.0.1", 3389)
     probe = served(target, windows_self_signed("WIN-A"))
     der = probe.leaf or b""
