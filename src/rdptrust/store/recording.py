@@ -39,8 +39,8 @@ from rdptrust.store.events import ChangeFacts, new_events
 from rdptrust.store.rows import (
     CERTIFICATE_SELECT,
     INSERT_CERTIFICATE,
-    INSERT_EVENT_WITH_ID,
-    INSERT_OBSERVATION_WITH_ID,
+    INSERT_EVENT,
+    INSERT_OBSERVATION,
     INSERT_PROBLEM,
     certificate_params,
     certificate_record,
@@ -318,7 +318,7 @@ def _write_group(
         rows.append(params)
         problems.extend((oid, p.code, p.severity, p.message) for p in item.problems)
     db.executemany(
-        INSERT_OBSERVATION_WITH_ID,
+        INSERT_OBSERVATION,
         [(oid, *r) for oid, r in zip(observation_ids, rows, strict=True)],
     )
     if problems:
@@ -358,7 +358,7 @@ def _write_group(
     event_ids = ids("events", len(planned)) if planned else []
     if planned:
         db.executemany(
-            INSERT_EVENT_WITH_ID,
+            INSERT_EVENT,
             [
                 (
                     eid,

@@ -34,26 +34,20 @@ INSERT_CERTIFICATE = (
     "self_signed, not_before, not_after, public_key_sha256, key_type, key_bits, "
     "signature_hash, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The ids are handed out first, for a whole batch (store/recording.py).
 INSERT_OBSERVATION = (
-    "INSERT INTO observations (scan_id, host_id, observed_at, address, ok, error_kind, "
+    "INSERT INTO observations (id, scan_id, host_id, observed_at, address, ok, error_kind, "
     "error_message, selected_protocol, negotiation_failure, sha256, chain, tls_version, "
     "tls_cipher, protocols, tls_versions, connect_ms, x224_ms, tls_ms, total_ms, verdict, "
     "predicted_stall_s, retrievals, ntlm, site) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-#: The same with the id given (ids handed out for a whole batch: store/recording.py).
-INSERT_OBSERVATION_WITH_ID = INSERT_OBSERVATION.replace("(scan_id,", "(id, scan_id,", 1).replace(
-    "VALUES (?,", "VALUES (?, ?,", 1
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PROBLEM = (
     "INSERT INTO problems (observation_id, code, severity, message) VALUES (?, ?, ?, ?)"
 )
 INSERT_EVENT = (
-    "INSERT INTO events (host_id, scan_id, observation_id, at, kind, change, "
-    "old_sha256, new_sha256, detail, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-INSERT_EVENT_WITH_ID = INSERT_EVENT.replace("(host_id,", "(id, host_id,", 1).replace(
-    "VALUES (?,", "VALUES (?, ?,", 1
+    "INSERT INTO events (id, host_id, scan_id, observation_id, at, kind, change, "
+    "old_sha256, new_sha256, detail, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SCAN_SELECT = (
     "SELECT s.id, s.started_at, s.finished_at, s.status, s.arguments, s.options, s.pid, "
@@ -196,7 +190,8 @@ def observation_params(
     diagnosis: DiagnosisRecord | None,
     site: str | None = None,
 ) -> tuple[Any, ...]:
-    """The parameters of :data:`INSERT_OBSERVATION` for what a scan saw of one host."""
+    """The parameters of :data:`INSERT_OBSERVATION` after the id for what a scan saw of
+    one host."""
     outcome = (
         int(error is None),
         error.kind if error is not None else None,
@@ -350,7 +345,7 @@ def recorded_certificate(
     return CertificateRecord(sha256=sha256, first_seen=first_seen, **fields)
 
 
-#: The columns of :data:`INSERT_OBSERVATION` after ``scan_id, host_id``, in order.
+#: The columns of :data:`INSERT_OBSERVATION` after ``id, scan_id, host_id``, in order.
 _INSERTED = (
     "observed_at",
     "address",
