@@ -8,7 +8,8 @@ import pytest
 
 from fixtures.inventory import counted_lookups, one_target_scan, served
 from rdptrust.engine import leaves as leaves_module
-from rdptrust.engine.scan import LeafReader, judge_host, record_result, stage_result
+from rdptrust.engine.leaves import LeafReader, judge_host
+from rdptrust.engine.scan import record_result, stage_result
 from rdptrust.lab.certs import CertKind, HostCredentials, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
 from rdptrust.model.probe import TlsSessionInfo

@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from fixtures.inventory import one_target_scan, record, served, stage
-from rdptrust.engine.scan import LeafReader, stage_result
+from rdptrust.engine.leaves import LeafReader
+from rdptrust.engine.scan import stage_result
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.lab.certs import CertKind, make_host_credentials, windows_self_signed
 from rdptrust.model.outcome import ProbeFailure

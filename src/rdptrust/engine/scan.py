@@ -9,12 +9,12 @@ is marked interrupted: :func:`run_scan` on the same scan later probes exactly th
 targets still pending.
 
 The inventory does not judge: the observer assesses each host (:func:`rdptrust.engine.assess`,
-the same judgement as ``diagnose``); :func:`judge_host` reads the leaf's entry (once per
-certificate, :class:`~rdptrust.engine.leaves.LeafReader`), and the probe's findings for
-an observer that returned no assessment, before :func:`stage_result` hands them to
-:meth:`Inventory.stage <rdptrust.store.inventory.Inventory.stage>`. The scan loop holds
-each finished host until its batch is stored: then it looks up the batch's leaves in one
-query, stages each host and flushes them in one transaction.
+the same judgement as ``diagnose``); :func:`~rdptrust.engine.leaves.judge_host` reads the
+leaf's entry (once per certificate, :class:`~rdptrust.engine.leaves.LeafReader`), and the
+probe's findings for an observer that returned no assessment, before :func:`stage_result`
+hands them to :meth:`Inventory.stage <rdptrust.store.inventory.Inventory.stage>`. The scan
+loop holds each finished host until its batch is stored: then it looks up the batch's
+leaves in one query, stages each host and flushes them in one transaction.
 """
 
 from __future__ import annotations
@@ -26,15 +26,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rdptrust.engine.leaves import (
-    LEAF_CACHE_SIZE,
-    CertificateLookup,
-    LeafReader,
-    LeafSource,
-    judge_host,
-    read_leaf,
-    sha256_hex,
-)
+from rdptrust.engine.leaves import CertificateLookup, LeafReader, LeafSource, judge_host
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.errors import (
     AlreadyRecorded,
@@ -55,20 +47,6 @@ from rdptrust.model.records import (
     ScanInfo,
 )
 from rdptrust.model.target import Target
-
-__all__ = [
-    "LEAF_CACHE_SIZE",
-    "LeafReader",
-    "LeafSource",
-    "ScanInventory",
-    "ScanSummary",
-    "judge_host",
-    "read_leaf",
-    "record_result",
-    "run_scan",
-    "sha256_hex",
-    "stage_result",
-]
 
 #: Hosts stored together in one transaction (a batch takes the same 14 statements for 8
 #: hosts as for 64, so the cost per host falls with its size).
