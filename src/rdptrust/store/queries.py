@@ -36,12 +36,11 @@ from rdptrust.store.rows import (
     SUMMARY_SELECT,
     certificate_record,
     event_record,
-    in_chunks,
-    marks,
     observation_record,
     parse_time,
     problem_record,
     scan_info,
+    select_certificates,
 )
 
 #: The tables ``rdptrust db check`` counts, in the order it lists them.
@@ -150,16 +149,8 @@ class InventoryReader:
     def certificates(self, sha256s: Collection[str]) -> dict[str, CertificateRecord]:
         """Those of the certificates with these SHA-256s that were ever recorded, by
         SHA-256: one query per :data:`~rdptrust.store.rows.IN_CHUNK` of them."""
-        found: dict[str, CertificateRecord] = {}
         with self._mapped():
-            for part in in_chunks(sorted(sha256s)):
-                for row in self._db.execute(
-                    CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({marks(len(part))})", part
-                ):
-                    record = certificate_record(row)
-                    if record is not None:
-                        found[record.sha256] = record
-        return found
+            return select_certificates(self._db, sha256s)
 
     def _observation(
         self, db: Any, observation_id: int, *, with_events: bool = False

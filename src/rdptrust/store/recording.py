@@ -37,19 +37,18 @@ from rdptrust.model.records import (
 from rdptrust.model.target import Target
 from rdptrust.store.events import ChangeFacts, new_events
 from rdptrust.store.rows import (
-    CERTIFICATE_SELECT,
     INSERT_CERTIFICATE,
     INSERT_EVENT,
     INSERT_OBSERVATION,
     INSERT_PROBLEM,
     certificate_params,
-    certificate_record,
     in_chunks,
     inserted_observation,
     marks,
     observation_params,
     parse_time,
     recorded_certificate,
+    select_certificates,
 )
 
 #: Leaf certificates a connection remembers as stored (memory stays flat for any fleet).
@@ -243,13 +242,7 @@ def _store_certificates(
     wanted = list(dict.fromkeys(i.leaf_sha for i in items if i.leaf_sha and i.leaf_sha not in held))
     if not wanted:
         return
-    for part in in_chunks(wanted):
-        for row in db.execute(
-            CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({marks(len(part))})", part
-        ):
-            record = certificate_record(row)
-            if record is not None:
-                held[record.sha256] = record
+    held.update(select_certificates(db, wanted))
     new: dict[str, Staged] = {}
     for item in items:
         sha = item.leaf_sha

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from rdptrust.model.outcome import ProbeFailure
@@ -310,6 +310,20 @@ def _named(row: sqlite3.Row) -> dict[str, Any]:
 def certificate_record(row: sqlite3.Row) -> CertificateRecord | None:
     """The certificate in a row with :data:`CERT_COLUMNS`; None when it has none."""
     return _certificate(_named(row))
+
+
+def select_certificates(db: Any, sha256s: Iterable[str]) -> dict[str, CertificateRecord]:
+    """The certificates of these SHA-256s that *db* holds, by SHA-256: one query per
+    :data:`IN_CHUNK` of them."""
+    found: dict[str, CertificateRecord] = {}
+    for part in in_chunks(sorted(set(sha256s))):
+        for row in db.execute(
+            CERTIFICATE_SELECT + f" WHERE c.sha256 IN ({marks(len(part))})", part
+        ):
+            record = certificate_record(row)
+            if record is not None:
+                found[record.sha256] = record
+    return found
 
 
 def _certificate(row: Mapping[str, Any]) -> CertificateRecord | None:
