@@ -387,7 +387,7 @@ async def test_a_failing_first_record_of_a_batch_interrupts_cleanly(
             with pytest.raises(StoreError, match="is not a target of scan"):
                 await run_scan(inventory, scan, ScanOptions(concurrency=1, timeout=1))
             # Then the batch was closed and the scan marked interrupted, nothing recorded
-            assert not inventory.uncommitted
+            assert inventory.staged == 0
             assert inventory.scan(scan.id).status == "interrupted"
             assert inventory.target_states(scan.id) == {"pending": 5, "done": 0}
 

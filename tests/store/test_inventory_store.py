@@ -142,14 +142,14 @@ def test_staged_records_are_durable_only_once_flushed(inventory_db: str) -> None
             ("127.0.0.2", True),
         ]
         assert flushed.taken == ((scan_id, 0),)
-        assert not inventory.uncommitted
+        assert inventory.staged == 0
         assert len(list(inventory.observations(scan_id=scan_id))) == 2
         # And a batch with a target that is not the scan's stores nothing of the batch
         stage(inventory, scan_id, 2, targets[2], served(targets[2], credentials))
         stage(inventory, scan_id, 99, targets[2], served(targets[2], credentials))
         with pytest.raises(StoreError, match="is not a target of scan"):
             inventory.flush()
-        assert not inventory.uncommitted
+        assert inventory.staged == 0
         assert inventory.target_states(scan_id) == {"pending": 1, "done": 2}
         # And a batch never flushed is lost whole when the inventory closes
         stage(inventory, scan_id, 2, targets[2], served(targets[2], credentials))

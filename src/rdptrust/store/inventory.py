@@ -332,11 +332,6 @@ class Inventory(QueueStore, RetentionStore):
         """How many records :meth:`stage` keeps for the next :meth:`flush`."""
         return len(self._staged)
 
-    @property
-    def uncommitted(self) -> bool:
-        """Whether staged records wait for :meth:`flush`."""
-        return bool(self._staged)
-
     def flush(self) -> Flushed:
         """Store every staged record in one transaction, with a few statements for the
         whole batch (:mod:`rdptrust.store.recording`); what was stored.
