@@ -610,3 +610,42 @@ def test_a_batch_costs_the_same_statements_for_8_hosts_as_for_64(tmp_path: Path)
     # Then a batch is the same few statements whatever its size, new hosts or known ones
     assert counts[8] == counts[64], counts
     assert max(counts[64]) <= 16, counts
+
+
+class _FullAtCommit(_Counting):
+    """A connection whose next COMMIT fails as on a full disk."""
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and "COMMIT" not in self._calls:
+            self._calls.append(sql)
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+
+def test_a_batch_whose_commit_fails_is_not_stored_and_the_next_one_is(tmp_path: Path) -> None:
+    # Given two hosts with certificates of their own, staged
+    targets = [Target("127.0.0.1", 3389), Target("127.0.0.2", 3389)]
+    with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
+        scan_id = inventory.create_scan(["x"], {}, targets).id
+        for seq, t in enumerate(targets):
+            stage(inventory, scan_id, seq, t, served(t, windows_self_signed(f"WIN-{seq}")))
+        # When the flush's commit fails
+        real = inventory._db
+        inventory._db = _FullAtCommit(real, [])
+        try:
+            with pytest.raises(StoreError, match="full"):
+                inventory.flush()
+        finally:
+            inventory._db = real
+        # Then nothing of the batch is stored and no transaction is left open
+        assert not real.in_transaction
+        assert inventory.target_states(scan_id) == {"pending": 2, "done": 0}
+        assert inventory.counts()["certificates"] == 0
+        # And the same hosts staged again are stored whole, their certificates with them
+        for seq, t in enumerate(targets):
+            stage(inventory, scan_id, seq, t, served(t, windows_self_signed(f"WIN-{seq}")))
+        flushed = inventory.flush()
+    assert [r.certificate is not None for r in flushed.records] == [True, True]
+    with Inventory.open(tmp_path / "inv.sqlite3", read_only=True) as inventory:
+        assert inventory.target_states(scan_id) == {"pending": 0, "done": 2}
+        assert inventory.counts()["certificates"] == 2

@@ -71,19 +71,21 @@ class InventoryWriter(InventoryReader):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
-        """One write transaction (on SQLite it takes the write lock at once)."""
+        """One write transaction (on SQLite it takes the write lock at once). On any
+        failure, the commit's own (a full disk) included, it is rolled back and the
+        leaves remembered as stored are forgotten."""
         with self._mapped():
             if self._db.in_transaction:
                 raise RuntimeError("a write transaction is already open on this connection")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
                 self._held.clear()
                 with contextlib.suppress(*self._backend.errors):
                     self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
         db = self._db
