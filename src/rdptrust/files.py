@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import filelock
-
 from rdptrust.errors import StoreError
 
 PRIVATE_MODE = 0o600
@@ -162,6 +160,8 @@ def state_lock(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -
     Whoever reads, changes and rewrites *path* does it inside this block, so two
     commands run at once serialise and neither loses the other's change.
     """
+    import filelock  # (here: start-up of the commands that never lock stays short)
+
     target = Path(path)
     lock_path = str(target.with_name(target.name + ".lock"))
     # POSIX: 0644 whatever the umask, so no other user can take or hold the lock.

@@ -72,6 +72,23 @@ def test_a_commands_help_imports_that_command_only(tmp_path: Path) -> None:
     assert "rdptrust.cli.inventory" not in modules
 
 
+#: What a scan of hosts does not need to start: DNS SRV (--domain), the HTTP client
+#: (--diagnose), file locks, rich (a progress bar on a terminal only) and the inventory
+#: listing commands' views.
+NOT_FOR_A_SCAN = ("dns", "httpx", "httpcore", "rich", "filelock")
+
+
+@pytest.mark.parametrize("command", ["scan", "worker"])
+def test_a_scan_starts_without_what_only_some_scans_use(tmp_path: Path, command: str) -> None:
+    out, modules = imported(tmp_path, command, "--help")
+    assert out.startswith(f"Usage: rdptrust {command}")
+    assert "rdptrust.cli.scan" in modules or command != "scan"
+    assert top_level_packages(modules).isdisjoint(NOT_FOR_A_SCAN), sorted(
+        top_level_packages(modules) & set(NOT_FOR_A_SCAN)
+    )
+    assert {"rdptrust.cli.inventory", "rdptrust.report.hosts"}.isdisjoint(modules)
+
+
 def test_the_help_lists_every_command_with_its_summary(tmp_path: Path) -> None:
     out, _ = imported(tmp_path, "--help")
     listing = out.partition("Commands:\n")[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rdptrust.cli.common import console
-from rdptrust.cli.inventory import db_option, open_inventory, open_to_read, store_failure
+from rdptrust.cli.db_options import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.errors import StoreError
 from rdptrust.report.jsonform import dumps, timestamp
 from rdptrust.store.inventory import Inventory

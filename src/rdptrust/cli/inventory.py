@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from rdptrust.cli.common import console, stdout_is_terminal
-from rdptrust.cli.exits import EXIT_NO_INPUT, EXIT_USAGE, fail, store_exit_code
+from rdptrust.cli.db_options import db_option, open_to_read, site_filter_option, store_failure
+from rdptrust.cli.exits import EXIT_USAGE, fail
 from rdptrust.errors import StoreError, UsageError
 from rdptrust.files import write_atomic_lines
-from rdptrust.model.site import parse_site
 from rdptrust.model.target import (
     Target,
     canonical_host,
@@ -25,68 +25,11 @@ from rdptrust.report.inventory import (
     csv_rows,
     history_document,
     observation_document,
-    render_history,
-    render_site_differences,
     write_hosts_json,
 )
+from rdptrust.report.inventory_text import render_history, render_site_differences
 from rdptrust.report.jsonform import dumps
 from rdptrust.report.sites import SiteDifferences, write_site_differences
-from rdptrust.store.inventory import Inventory, default_path
-from rdptrust.store.postgres import is_postgres
-
-DB_HELP = (
-    "Inventory: an SQLite file (default: inventory.sqlite3 in the user data directory) "
-    "or a postgresql:// URL shared by several scanners; its password, if any, is best "
-    "kept in PGPASSFILE (~/.pgpass) and is never shown or stored."
-)
-#: The ``--db`` option of every command that uses the inventory.
-db_option = click.option(
-    "--db", envvar="RDPTRUST_DB", show_envvar=True, metavar="FILE|URL", help=DB_HELP
-)
-
-
-def _site(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return parse_site(value)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-#: ``--site`` of the commands that read: only what was seen from that site.
-site_filter_option = click.option(
-    "--site",
-    callback=_site,
-    default=None,
-    metavar="NAME",
-    help="Only what was seen from this site (scan --site); default: every site.",
-)
-
-
-def open_inventory(db: str | None) -> Inventory:
-    # a file or a postgresql:// URL: Inventory.open tells them apart
-    return Inventory.open(db or None)
-
-
-def open_to_read(db: str | None) -> Inventory:
-    """The inventory of a command that only reads it: never created, opened read-only."""
-    if db and is_postgres(db):
-        return Inventory.open(db, read_only=True)
-    path = Path(db) if db else default_path()
-    if not path.exists():
-        click.get_current_context().exit(
-            fail(
-                f"no inventory at {path}: 'rdptrust scan' creates one"
-                + ("" if db else ", or give another with --db"),
-                EXIT_NO_INPUT,
-            )
-        )
-    return Inventory.open(path, read_only=True)
-
-
-def store_failure(exc: StoreError) -> None:
-    click.get_current_context().exit(fail(str(exc), store_exit_code(exc)))
 
 
 def write_lines(destination: str, lines: Iterator[str]) -> Path | None:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from rdptrust.model.records import ObservationRecord
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 class ScanProgress:
@@ -24,6 +18,18 @@ class ScanProgress:
         self.errors = 0
         self._progress: Progress | None = None
         if enabled:
+            # rich is imported only for a bar that is shown (a scan piped or run by
+            # cron or a worker starts without it).
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]scan"),
                 BarColumn(),

@@ -21,8 +21,8 @@ from rdptrust.cli.common import (
     UrlType,
     run,
 )
+from rdptrust.cli.db_options import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.cli.exits import EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, fail
-from rdptrust.cli.inventory import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
 from rdptrust.cli.scan_targets import checked_specs

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import click
 
 from rdptrust.cli.common import run
+from rdptrust.cli.db_options import db_option, open_inventory, store_failure
 from rdptrust.cli.exits import EXIT_OK, EXIT_USAGE, fail
-from rdptrust.cli.inventory import db_option, open_inventory, store_failure
 from rdptrust.cli.scan import EXIT_INTERRUPTED
 from rdptrust.cli.signals import stop_on_signals
 from rdptrust.engine.queue import (

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from rdptrust.engine.destinations import DestinationPolicy
 from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
-from rdptrust.net.connector import AsyncLookup
+from rdptrust.net.resolve import AsyncLookup
 from rdptrust.pki.limits import WINDOWS_LIMITS
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import TrustAnchors

@@ -24,9 +24,8 @@ from urllib.parse import urlsplit
 
 from rdptrust.errors import UsageError
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
-from rdptrust.net.connector import AsyncLookup
 from rdptrust.net.http import ProxyRoute, fetch, retrieval_client
-from rdptrust.net.resolve import resolve
+from rdptrust.net.resolve import AsyncLookup, resolve
 
 #: The largest PAC script read (rdptrust's bound; WinHTTP documents none).
 MAX_PAC_BYTES = 1024 * 1024

@@ -21,17 +21,14 @@ import errno
 import socket
 import time
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import httpcore
 from anyio.abc import SocketStream
 from httpcore._backends.anyio import AnyIOBackend, AnyIOStream
 
 from rdptrust.model.retrieval import ConnectAttempt, ConnectOutcome
-from rdptrust.net.resolve import AddrInfo, resolve
-
-#: Resolves a host name to TCP addresses, in the order they are tried (a seam for tests).
-AsyncLookup = Callable[[str, int], Awaitable[list[AddrInfo]]]
+from rdptrust.net.resolve import AsyncLookup, resolve
 
 #: When a connect that gets no answer is given up, per address: TCP's give-up on
 #: Windows (about 21 s: the initial SYN and two retransmissions, KB 2786464).

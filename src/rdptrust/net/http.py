@@ -27,8 +27,8 @@ import httpx
 
 from rdptrust.errors import local_limit_text, local_resource_error
 from rdptrust.model.retrieval import FetchOutcome, HttpResult
-from rdptrust.net.connector import TCP_GIVE_UP_S, AsyncLookup, OrderedBackend, recording
-from rdptrust.net.resolve import resolve
+from rdptrust.net.connector import TCP_GIVE_UP_S, OrderedBackend, recording
+from rdptrust.net.resolve import AsyncLookup, resolve
 
 #: MaxUrlRetrievalByteCount, the SDK default for one URL (WINDOWS.md §3): 100 MiB.
 MAX_BODY = 100 * 1024 * 1024

@@ -19,7 +19,7 @@ import contextlib
 import queue
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,9 @@ class _Request:
 
 
 Lookup = Callable[[str, int], list[AddrInfo]]
+
+#: Resolves a host name to TCP addresses, in the order they are tried (a seam for tests).
+AsyncLookup = Callable[[str, int], Awaitable[list[AddrInfo]]]
 
 
 def system_lookup(host: str, port: int) -> list[AddrInfo]:

@@ -14,11 +14,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
-import dns.rdatatype
-import dns.resolver
-
 DNS_PORT = 53
 
 
@@ -63,6 +58,13 @@ async def srv_targets(
 ) -> tuple[tuple[SrvTarget, ...], str | None]:
     """The servers SRV record *name* lists (for DCs: ``_ldap._tcp.dc._msdcs.DOMAIN``),
     in order, and None; or () and why not."""
+    # dnspython is imported when a query is made: every command that takes a DNS
+    # server option imports this module, few of their runs ask DNS (start-up time).
+    import dns.asyncresolver
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+
     resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
     if nameserver is not None:
         address, port = parse_nameserver(nameserver)

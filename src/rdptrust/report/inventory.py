@@ -1,4 +1,4 @@
-"""Inventory renderers: the per-host JSON line, CSV, the hosts JSON and the history view.
+"""Inventory documents: the per-host JSON line, CSV, the hosts JSON and the history.
 
 ``rdptrust.scan-host/2`` is one object per host per scan (``scan --jsonl`` prints it as
 each host completes, ``report --jsonl`` from the inventory); ``rdptrust.hosts/2`` holds
@@ -16,6 +16,8 @@ Version 2 (from 1): ``selected_protocol`` and ``negotiation_failure`` are
 ``public_key_sha256``. In ``hosts/2`` and ``history/2`` a count of observations is
 ``observation_count``, and in ``history/2`` each certificate span holds its
 ``certificate`` object instead of spreading its keys.
+
+The terminal views of the same records are in :mod:`rdptrust.report.inventory_text`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,6 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from rdptrust.model.records import (
     CertificateRecord,
@@ -40,7 +38,6 @@ from rdptrust.model.records import (
 from rdptrust.model.target import Target
 from rdptrust.report.jsonform import dumps, optional_timestamp, timestamp, to_jsonable
 from rdptrust.report.objects import ntlm_summary_document
-from rdptrust.report.sites import SiteComparison
 
 HOST_SCHEMA = "rdptrust.scan-host/2"
 HOSTS_SCHEMA = "rdptrust.hosts/2"
@@ -261,57 +258,3 @@ def csv_rows(records: Iterable[ObservationRecord]) -> Iterator[str]:
             ]
         )
         yield buffer.getvalue()
-
-
-def render_site_differences(comparisons: Iterable[SiteComparison], console: Console) -> int:
-    """Print each host the sites see differently; returns how many."""
-    count = 0
-    for comparison in comparisons:
-        if not comparison.differs:
-            continue
-        if count == 0:
-            console.print(Text("Seen differently from different sites:", style="bold"))
-        count += 1
-        console.print(Text(f"  {comparison.target}: {comparison.text()}"))
-    return count
-
-
-def render_history(history: HostHistory, console: Console) -> None:
-    """Print a host's certificates over time and its events."""
-    console.print(
-        Text.assemble(
-            ("History of ", "bold"),
-            str(Target(history.host, history.port)),
-            f" (first seen {history.first_seen:%Y-%m-%d %H:%M} UTC, "
-            f"{len(history.observations)} observations)",
-        )
-    )
-    table = Table(title="Certificates", title_justify="left")
-    # whole fingerprints (what an admin compares): a narrow terminal folds, never cuts
-    table.add_column("SHA-256", overflow="fold")
-    for column in ("Subject", "Self-signed", "Expires", "First seen", "Last seen"):
-        table.add_column(column)
-    for span in history.certificates:
-        cert = span.certificate
-        table.add_row(
-            Text(cert.sha256),
-            Text(cert.subject),
-            Text("yes" if cert.self_signed else "no"),
-            Text(f"{cert.not_after:%Y-%m-%d}" if cert.not_after else "-"),
-            Text(f"{span.first_seen:%Y-%m-%d %H:%M}"),
-            Text(f"{span.last_seen:%Y-%m-%d %H:%M}"),
-        )
-    console.print(table)
-    events = Table(title="Events", title_justify="left")
-    for column in ("When", "Scan", "Site", "Event", "Detail"):
-        events.add_column(column)
-    for event in history.events:
-        kind = event.kind + (f" ({event.change})" if event.change else "")
-        events.add_row(
-            Text(f"{event.at:%Y-%m-%d %H:%M}"),
-            Text(str(event.scan_id)),
-            Text(event.site or "-"),
-            Text(kind, style="yellow" if event.kind == "certificate-changed" else ""),
-            Text(event.detail),
-        )
-    console.print(events)
