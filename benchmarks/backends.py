@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
 from workers import start_labs  # benchmarks/workers.py: lab processes of 250 endpoints
 
 RDPTRUST = [sys.executable, "-m", "rdptrust.cli.main"]
@@ -122,6 +123,7 @@ def one_run(db: str, targets_file: Path, mode: str, count: int) -> dict[str, Any
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)

@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 CONFIG = """\
 modules:
   diagnose:
@@ -91,6 +93,7 @@ def one_round(exporter: subprocess.Popen[str], url: str, scrapes: int) -> dict[s
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)

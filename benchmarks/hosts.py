@@ -30,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from rdptrust.engine.scan import stage_result
@@ -183,6 +184,7 @@ def measure(rdptrust: list[str], db: Path, mode: str) -> dict[str, object]:
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--repeat", type=int, default=3)

@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 SSLYZE_PYTHON = Path("/work/main/.venv-sslyze/bin/python")
@@ -699,6 +701,7 @@ def ints(text: str) -> list[int]:
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=ints, default=[1000], help="endpoints per table block")
     parser.add_argument("--rounds", type=int, default=3)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 from rdptrust.cli.common import EVENT_LOOP_VARIABLE
 from rdptrust.cli.common import run as run_loop
 from rdptrust.model.target import parse_target
@@ -73,6 +75,7 @@ async def run(targets: list[str], concurrency: int, enumerate_: bool) -> tuple[f
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--latency-ms", type=int, default=0)

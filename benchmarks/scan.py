@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SSLYZE = ROOT / ".venv-sslyze" / "bin" / "sslyze"
 PER_LAB = 250
@@ -230,6 +232,7 @@ def run_nmap(work: Path, targets: list[str]) -> tuple[int, float, float, float]:
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=50)

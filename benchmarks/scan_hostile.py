@@ -26,6 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 ROOT = Path(__file__).resolve().parents[1]
 RDPTRUST = str(Path(sys.executable).with_name("rdptrust"))
 
@@ -172,6 +174,7 @@ def run(count: int, concurrency: int, timeout: float) -> dict[str, object]:
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=500)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 try:
     import resource
 except ImportError:  # Windows: wall time only
@@ -55,6 +57,7 @@ def imported_modules(code: str, *args: str) -> int:
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     options = parser.parse_args()

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bytecode import use_compiled_bytecode  # benchmarks/bytecode.py
+
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions, fit_concurrency
 from rdptrust.engine.workers import GRACE_S, ProcessObserver
@@ -99,6 +101,7 @@ async def one_run(db: Path, targets: list[str], workers: int, concurrency: int) 
 
 
 def main() -> None:
+    use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=0)
