@@ -56,6 +56,33 @@ def test_duplicates_are_kept_once(tmp_path: Path) -> None:
     assert loaded.certificates == (CHAIN.root.cert,)
 
 
+def test_the_same_unchanged_files_are_read_once_and_a_change_is_read_again(
+    tmp_path: Path,
+) -> None:
+    # Given a CA file and a CA directory, loaded once
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(CHAIN.root.pem)
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    (folder / "a.pem").write_bytes(OTHER.root.pem)
+    first = load_trust_anchors(system=False, ca_files=[bundle], ca_dirs=[folder])
+    # When they are loaded again unchanged, the same anchors (and their index) are shared
+    assert load_trust_anchors(system=False, ca_files=[bundle], ca_dirs=[folder]) is first
+    # When the file is rewritten, or the directory gains a file, they are read again
+    bundle.write_bytes(CHAIN.root.pem + CHAIN.intermediate.pem)
+    second = load_trust_anchors(system=False, ca_files=[bundle], ca_dirs=[folder])
+    assert second is not first
+    assert CHAIN.intermediate.cert in second.certificates
+    (folder / "b.pem").write_bytes(CHAIN.intermediate.pem)
+    (folder / "a.pem").unlink()
+    third = load_trust_anchors(system=False, ca_dirs=[folder])
+    assert set(third.certificates) == {CHAIN.intermediate.cert}
+    # And a file that has gone is an error again, not an answer kept from before
+    bundle.unlink()
+    with pytest.raises(PkiError):
+        load_trust_anchors(system=False, ca_files=[bundle])
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

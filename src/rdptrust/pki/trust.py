@@ -19,6 +19,7 @@ between steps; when a limit stops it, the best path found so far is returned and
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,61 @@ def load_trust_anchors(
     The system store is whatever of OpenSSL's default CA file, CA directory and
     certifi's bundle exists; missing system paths are skipped. A file or directory the
     user names must be readable and hold at least one certificate, else PkiError.
+
+    The anchors of the same files, unchanged since (each file's and each directory
+    entry's size, modification time and inode), are read once per process and shared,
+    their index with them: a program that diagnoses host after host does not parse the
+    system store each time. A changed, added or removed file is read again.
     """
+    paths = tuple(system_paths()) if system else ()
+    files = tuple(Path(f) for f in ca_files)
+    dirs = tuple(Path(d) for d in ca_dirs)
+    stamps = (_stamps(paths), _stamps(files), _stamps(dirs))
+    return _load_trust_anchors(paths, files, dirs, stamps)
+
+
+#: The stat of a file, or of a directory and every entry in it (None: missing).
+_Stamp = tuple[str, "tuple[int, int, int] | None", tuple[tuple[str, int, int, int], ...]]
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _stamps(paths: Iterable[Path]) -> tuple[_Stamp, ...]:
+    stamps: list[_Stamp] = []
+    for path in paths:
+        entries: list[tuple[str, int, int, int]] = []
+        if path.is_dir():
+            try:
+                with os.scandir(path) as listing:
+                    for entry in listing:
+                        found = _stat(entry.path)  # a hash link: its target's stat
+                        if found is not None:
+                            entries.append((entry.name, *found))
+            except OSError:
+                pass
+        stamps.append((str(path), _stat(str(path)), tuple(sorted(entries))))
+    return tuple(stamps)
+
+
+#: Sets of trust anchors kept (a program that changes its CA files often keeps the last few).
+ANCHOR_CACHE_SIZE = 8
+
+
+@functools.lru_cache(maxsize=ANCHOR_CACHE_SIZE)
+def _load_trust_anchors(
+    system_store: tuple[Path, ...],
+    ca_files: tuple[Path, ...],
+    ca_dirs: tuple[Path, ...],
+    stamps: object,
+) -> TrustAnchors:
+    # *stamps* only keys the cache: files changed since are read again
+    del stamps
     certificates: dict[bytes, x509.Certificate] = {}
     sources: list[str] = []
 
@@ -115,12 +170,12 @@ def load_trust_anchors(
         if count and source not in sources:
             sources.append(source)
 
-    if system:
+    if system_store:
         # The system paths hold the same certificates several times over (a bundle, a
         # directory of the same files and their hash links, certifi): each file and
         # each PEM block is read once.
         seen = Seen()
-        for path in system_paths():
+        for path in system_store:
             skipped = seen.skipped
             if path.is_dir():
                 add(read_dir(path, strict=False, seen=seen), str(path))
@@ -129,12 +184,12 @@ def load_trust_anchors(
             if seen.skipped > skipped and str(path) not in sources:
                 sources.append(str(path))  # it holds certificates, read from another path
     for file in ca_files:
-        found = read_bundle(Path(file), strict=True)
+        found = read_bundle(file, strict=True)
         if not found:
             raise PkiError(f"{file}: holds no certificate (expected PEM or DER)")
         add(found, str(file))
     for directory in ca_dirs:
-        found = read_dir(Path(directory), strict=True)
+        found = read_dir(directory, strict=True)
         if not found:
             raise PkiError(f"{directory}: holds no certificate files")
         add(found, str(directory))
