@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -434,7 +435,10 @@ def _spki_der(tbs: bytes) -> bytes:
     types ``cryptography`` does not know and would not keep the sender's encoding.
     """
     outer = der.read_element(tbs, 0, len(tbs), what="TBSCertificate")
-    fields = list(der.children(tbs, outer.start, outer.end, what="TBSCertificate field"))
+    # the version, if any, and the six fields up to the key: the rest is not read
+    fields = list(
+        itertools.islice(der.children(tbs, outer.start, outer.end, what="TBSCertificate field"), 7)
+    )
     if fields and fields[0].tag == der.CONTEXT_CONSTRUCTED:  # explicit [0] version
         fields = fields[1:]
     # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
