@@ -75,8 +75,13 @@ def test_the_same_unchanged_files_are_read_once_and_a_change_is_read_again(
     assert CHAIN.intermediate.cert in second.certificates
     (folder / "b.pem").write_bytes(CHAIN.intermediate.pem)
     (folder / "a.pem").unlink()
-    third = load_trust_anchors(system=False, ca_dirs=[folder])
-    assert set(third.certificates) == {CHAIN.intermediate.cert}
+    third = load_trust_anchors(system=False, ca_files=[bundle], ca_dirs=[folder])
+    assert third is not second
+    assert set(third.certificates) == {CHAIN.root.cert, CHAIN.intermediate.cert}
+    # (a file in the directory rewritten in place leaves the directory's own stat as it was)
+    (folder / "b.pem").write_bytes(CHAIN.intermediate.pem + OTHER.root.pem)
+    fourth = load_trust_anchors(system=False, ca_files=[bundle], ca_dirs=[folder])
+    assert OTHER.root.cert in fourth.certificates
     # And a file that has gone is an error again, not an answer kept from before
     bundle.unlink()
     with pytest.raises(PkiError):
