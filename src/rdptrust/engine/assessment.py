@@ -17,6 +17,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 
@@ -99,6 +100,37 @@ async def assess(
     return await assess_probe(target, probe, options, start=start)
 
 
+def judged_now(probe: ProbeResult, options: AssessOptions) -> bool:
+    """Whether :func:`judge_probe` can assess *probe* on this thread: no retrievals to
+    make (``options.diagnose`` off) and a chain light enough to judge on the event loop
+    (:data:`LIGHT_CHAIN` certificates at most, no client intermediate store)."""
+    return not options.diagnose and not options.intermediates and len(probe.chain) <= LIGHT_CHAIN
+
+
+def judge_probe(
+    target: Target,
+    probe: ProbeResult,
+    options: AssessOptions,
+    *,
+    start: float | None = None,
+) -> Assessment:
+    """Assess *target* from a probe already made, on this thread, without retrievals:
+    what :func:`assess_probe` gives when :func:`judged_now` says so (for any other probe
+    it judges as if ``options.diagnose`` were off, the path built here, however large).
+    *start* is when the assessment began (monotonic)."""
+    began = time.monotonic() if start is None else start
+    anchors = trust_anchors(options)
+    deadline = began + options.deadline_s()
+    judged = _judgement(target, probe, options, began)
+    read = _read_served(probe)
+    if not isinstance(read, list):
+        return _early(judged, read, options)
+    served = read
+    pin, store_error = _pin(options, target, served[0])
+    path = build_path(served, anchors, intermediates(options), budget=WorkBudget(deadline))
+    return judged(served=served, path=path, pin=pin, store_error=store_error)
+
+
 async def assess_probe(
     target: Target,
     probe: ProbeResult,
@@ -109,55 +141,17 @@ async def assess_probe(
     """Assess *target* from a probe already made (the retrievals still run with
     ``options.diagnose``). *start* is when the assessment began (monotonic)."""
     began = time.monotonic() if start is None else start
+    if judged_now(probe, options):
+        return judge_probe(target, probe, options, start=began)
     anchors = trust_anchors(options)
     # CPU-bound steps stop at the host's deadline (see rdptrust.engine.cpu).
     deadline = began + options.deadline_s()
-
-    def judged(
-        *,
-        served: list[x509.Certificate] | None = None,
-        path: ChainPath | None = None,
-        pin: PinCheck | None = None,
-        fetched: tuple[Fetched, ...] | None = None,
-        store_error: str | None = None,
-        unreadable: str | None = None,
-        omitted: tuple[Omission, ...] = (),
-    ) -> Assessment:
-        return assessment(
-            target,
-            probe,
-            served=served,
-            path=path,
-            pin=pin,
-            fetched=fetched,
-            settings=options.windows,
-            fetch_timeout_s=options.fetch_timeout_s,
-            now=options.now,
-            warn_days=options.warn_days,
-            elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
-            store_error=store_error,
-            unreadable=unreadable,
-            disallowed=options.disallowed,
-            omitted=omitted,
-        )
-
-    if probe.error is not None:
-        return judged()
-    served: list[x509.Certificate] = []
-    for index, der in enumerate(probe.chain):
-        try:
-            served.append(load_certificate(der))
-        except PkiError as exc:
-            if index == 0:
-                return judged(unreadable=str(exc))
-    if not served:
-        return judged(fetched=() if options.diagnose else None)
-    pin: PinCheck | None = None
-    store_error: str | None = None
-    try:
-        pin = check_pin(known_hosts(options), target, served[0])
-    except (StoreError, PkiError) as exc:
-        store_error = str(exc)
+    judged = _judgement(target, probe, options, began)
+    read = _read_served(probe)
+    if not isinstance(read, list):
+        return _early(judged, read, options)
+    served = read
+    pin, store_error = _pin(options, target, served[0])
     light = len(served) <= LIGHT_CHAIN and not options.intermediates
     if light:
         path = build_path(served, anchors, (), budget=WorkBudget(deadline))
@@ -227,3 +221,91 @@ async def assess_probe(
         store_error=store_error,
         omitted=omitted,
     )
+
+
+class _Judgement(Protocol):
+    def __call__(
+        self,
+        *,
+        served: list[x509.Certificate] | None = None,
+        path: ChainPath | None = None,
+        pin: PinCheck | None = None,
+        fetched: tuple[Fetched, ...] | None = None,
+        store_error: str | None = None,
+        unreadable: str | None = None,
+        omitted: tuple[Omission, ...] = (),
+    ) -> Assessment: ...
+
+
+def _judgement(
+    target: Target, probe: ProbeResult, options: AssessOptions, began: float
+) -> _Judgement:
+    """The judgement of *target* with what was seen (its elapsed time counted from *began*)."""
+
+    def judged(
+        *,
+        served: list[x509.Certificate] | None = None,
+        path: ChainPath | None = None,
+        pin: PinCheck | None = None,
+        fetched: tuple[Fetched, ...] | None = None,
+        store_error: str | None = None,
+        unreadable: str | None = None,
+        omitted: tuple[Omission, ...] = (),
+    ) -> Assessment:
+        return assessment(
+            target,
+            probe,
+            served=served,
+            path=path,
+            pin=pin,
+            fetched=fetched,
+            settings=options.windows,
+            fetch_timeout_s=options.fetch_timeout_s,
+            now=options.now,
+            warn_days=options.warn_days,
+            elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
+            store_error=store_error,
+            unreadable=unreadable,
+            disallowed=options.disallowed,
+            omitted=omitted,
+        )
+
+    return judged
+
+
+#: What reading the served chain gave when there is no chain to judge: the probe failed
+#: (None), the leaf cannot be read (why), or no certificate was served (an empty tuple).
+_Unjudged = str | tuple[()] | None
+
+
+def _read_served(probe: ProbeResult) -> list[x509.Certificate] | _Unjudged:
+    """The served certificates, read (a later one that cannot be read is left out)."""
+    if probe.error is not None:
+        return None
+    served: list[x509.Certificate] = []
+    for index, der in enumerate(probe.chain):
+        try:
+            served.append(load_certificate(der))
+        except PkiError as exc:
+            if index == 0:
+                return str(exc)
+    return served or ()
+
+
+def _early(judged: _Judgement, read: _Unjudged, options: AssessOptions) -> Assessment:
+    """The assessment of a probe with no chain to judge (see :data:`_Unjudged`)."""
+    if read is None:
+        return judged()
+    if isinstance(read, str):
+        return judged(unreadable=read)
+    return judged(fetched=() if options.diagnose else None)
+
+
+def _pin(
+    options: AssessOptions, target: Target, leaf: x509.Certificate
+) -> tuple[PinCheck | None, str | None]:
+    """The pin check of *leaf*, or why the pinned-host store could not be read."""
+    try:
+        return check_pin(known_hosts(options), target, leaf), None
+    except (StoreError, PkiError) as exc:
+        return None, str(exc)

@@ -1,21 +1,26 @@
 """The scan observer: each target assessed as ``rdptrust diagnose`` assesses a host.
 
-Every scan judges every host through :func:`rdptrust.engine.assess` (trust, pins,
-certificate and security findings, verdict). ``scan --diagnose`` adds the client's
+Every scan judges every host as :func:`rdptrust.engine.assess` does (trust, pins,
+certificate and security findings, verdict); the judgements that need no retrieval run
+in batches, the hosts whose probes ended in one turn of the event loop back to back
+(:mod:`rdptrust.engine.batching`). ``scan --diagnose`` adds the client's
 retrievals and the predicted stall; without it no URL is fetched and the record says
 so (``retrievals`` None).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from rdptrust.engine.assessment import assess
+from rdptrust.engine.assessment import assess_probe, default_prober, judge_probe, judged_now
+from rdptrust.engine.batching import Batch
 from rdptrust.engine.client_state import load_client_state, options_with_client_state
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.model.assessment import Assessment, Retrieval
+from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import DiagnosisRecord, HostResult, ProblemRecord
 from rdptrust.model.target import Target
 from rdptrust.model.windows import (
@@ -98,10 +103,23 @@ def assessment_observer(options: ScanOptions) -> Observer:
     """Assess each target like ``rdptrust diagnose`` (the retrievals with ``diagnose``)."""
     settings = assessment_options(options)
 
-    async def observe(target: Target) -> HostResult:
-        assessment = await assess(target, settings)
+    def result(assessment: Assessment) -> HostResult:
         return HostResult(
             assessment.probe, None, assessment_record(assessment, diagnosed=settings.diagnose)
         )
+
+    def judged(seen: tuple[Target, ProbeResult, float]) -> HostResult:
+        target, probe, start = seen
+        return result(judge_probe(target, probe, settings, start=start))
+
+    # the judgements without retrievals run in batches (rdptrust.engine.batching)
+    batch = Batch(judged)
+
+    async def observe(target: Target) -> HostResult:
+        start = time.monotonic()
+        probe = await default_prober(target, settings)
+        if judged_now(probe, settings):
+            return await batch((target, probe, start))
+        return result(await assess_probe(target, probe, settings, start=start))
 
     return observe
