@@ -14,6 +14,7 @@ from certs_for_tests import (
     NOW,
     RDP_EKU,
     SERVER_AUTH,
+    _der_length,
     ec_key,
     ed25519_key,
     hierarchy,
@@ -24,6 +25,9 @@ from certs_for_tests import (
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,13 +38,16 @@ from rdptrust.pki.facts import (
     certificate_facts,
     fingerprint_sha1,
     fingerprint_sha256,
+    is_self_issued,
     load_certificate,
     load_certificates,
     public_key_sha256,
 )
 from rdptrust.pki.pinning import KnownHosts, check_pin
 from rdptrust.pki.problems import judge_chain
+from rdptrust.pki.tbs import tbs_parts
 from rdptrust.pki.trust import TrustAnchors, build_path
+from rdptrust.protocol import der
 
 OPENSSL = shutil.which("openssl")
 
@@ -353,3 +360,76 @@ def test_mutated_der_raises_only_pki_error(changes: list[tuple[int, int]], keep:
     for index, value in changes:
         data[index] = value
     _facts_or_pki_error(bytes(data[:keep]) if keep % 3 == 0 else bytes(data))
+
+
+def _resigned(cert: x509.Certificate, key: object, tbs: bytes) -> x509.Certificate:
+    """*cert* with its TBSCertificate replaced by *tbs*, signed again (RSA, SHA-256)."""
+    algorithm = bytes.fromhex("300d06092a864886f70d01010b0500")
+    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = tbs + algorithm + bit_string
+    return load_certificate(b"\x30" + _der_length(len(body)) + body)
+
+
+def test_names_encoded_differently_are_compared_decoded() -> None:
+    # Given a self-signed certificate whose issuer CN is a PrintableString and whose
+    # subject CN is a UTF8String, with the same text (the encodings differ)
+    key = rsa_key()
+    printable = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "WIN-ODD", _type=_ASN1Type.PrintableString)]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("WIN-ODD"))
+        .issuer_name(printable)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=10))
+        .sign(key, hashes.SHA256())
+    )
+    parts = tbs_parts(cert)
+    assert not isinstance(parts, str)
+    assert parts.issuer != parts.subject
+    # Then it names itself as issuer and is self-signed, as the decoded names say
+    assert is_self_issued(cert)
+    facts = certificate_facts(cert, now=NOW)
+    assert facts.self_signed is True
+    assert facts.issuer == facts.subject == "CN=WIN-ODD"
+    path = build_path([cert], TrustAnchors((), ()))
+    assert path.complete
+    assert path.root_self_signed_untrusted
+
+
+def test_signed_undecodable_names_are_not_self_signed() -> None:
+    # Given a certificate whose subject and issuer hold the same invalid UTF-8, signed
+    # again after the change so that its own key verifies it
+    issued = issue("fuzzname")
+    tbs = issued.cert.tbs_certificate_bytes
+    assert tbs.count(b"fuzzname") == 2
+    cert = _resigned(issued.cert, issued.key, tbs.replace(b"fuzzname", b"fuzz\xffame"))
+    # Then names that cannot be decoded match nothing, not even each other
+    assert is_self_issued(cert) is False
+    facts = certificate_facts(cert, now=NOW)
+    assert facts.self_signed is False
+    assert facts.subject == facts.issuer == UNDECODABLE_NAME
+    assert not build_path([cert], TrustAnchors((), ())).complete
+
+
+def test_key_hash_of_a_version_1_certificate() -> None:
+    # Given a version 1 certificate (no version field, no extensions)
+    issued = issue("WIN-V1", eku=None)
+    tbs = issued.cert.tbs_certificate_bytes
+    outer = der.read_element(tbs, 0, len(tbs))
+    fields = list(der.children(tbs, outer.start, outer.end))
+    assert fields[0].tag == der.CONTEXT_CONSTRUCTED  # [0] version
+    assert fields[-1].tag == 0xA3  # [3] extensions
+    body = b"".join(f.encoding(tbs) for f in fields[1:-1])
+    cert = _resigned(issued.cert, issued.key, b"\x30" + _der_length(len(body)) + body)
+    assert cert.version == x509.Version.v1
+    # Then its key hash is the SHA-256 of its SubjectPublicKeyInfo, and it is self-signed
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert public_key_sha256(cert) == hashlib.sha256(spki).hexdigest()
+    assert certificate_facts(cert, now=NOW).self_signed is True

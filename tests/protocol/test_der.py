@@ -266,3 +266,41 @@ def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> No
     if parsed is not None:
         element, consumed = parsed
         assert element.end == consumed <= len(data)
+
+
+# --- spans: the top-level fields of a structure, as (tag, offset, end) -------------------
+
+
+@pytest.mark.parametrize(("encoding", "tag", "content"), VECTORS)
+def test_spans_reads_what_children_reads(encoding: str, tag: int, content: str) -> None:
+    # Given the vector twice in a row, then a NULL
+    data = bytes.fromhex(encoding) * 2 + bytes.fromhex("0500")
+    expected = [(e.tag, e.offset, e.end) for e in der.children(data, 0, len(data))]
+    assert der.spans(data, 0, len(data), 10) == expected
+    # and at most count of them
+    assert der.spans(data, 0, len(data), 2) == expected[:2]
+
+
+@given(st.lists(st.binary(max_size=300), max_size=6), st.integers(0, 7))
+def test_spans_agree_with_children_on_any_content(values: list[bytes], count: int) -> None:
+    data = b"".join(der.octet_string(v) for v in values)
+    expected = [(e.tag, e.offset, e.end) for e in der.children(data, 0, len(data))][:count]
+    assert der.spans(data, 0, len(data), count) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("0403616263", "parent holds"),  # runs past the end given (4 bytes of it)
+        ("0480", "indefinite length"),
+        ("048500000000010000", "too long"),
+        ("1f0100", "multi-byte form"),
+        ("04", "past the end"),
+        ("0482", "past the end"),
+    ],
+)
+def test_spans_refuse_what_read_element_refuses(data: str, message: str) -> None:
+    raw = bytes.fromhex(data)
+    end = 4 if data == "0403616263" else len(raw)
+    with pytest.raises(RemoteProtocolError, match=message):
+        der.spans(raw, 0, end, 3)

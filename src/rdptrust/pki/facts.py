@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import itertools
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -39,7 +38,7 @@ from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
 from rdptrust.pki.legacy_signatures import verify_legacy_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.pki.quiet import quiet_parsing
-from rdptrust.protocol import der
+from rdptrust.pki.tbs import tbs_parts as _tbs_parts
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
 RDP_AUTHENTICATION_OID = "1.3.6.1.4.1.311.54.1.2"
@@ -135,10 +134,10 @@ def fingerprint_sha1(cert: x509.Certificate) -> str:
 @functools.lru_cache(maxsize=NAME_CACHE_SIZE)
 def public_key_sha256(cert: x509.Certificate) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex; works for any key type."""
-    try:
-        return hashlib.sha256(_spki_der(cert.tbs_certificate_bytes)).hexdigest()
-    except Exception as exc:
-        raise PkiError(f"cannot read the certificate's public key ({_reason(exc)})") from exc
+    parts = _tbs_parts(cert)
+    if isinstance(parts, str):
+        raise PkiError(f"cannot read the certificate's public key ({parts})")
+    return hashlib.sha256(parts.spki).hexdigest()
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -167,7 +166,7 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     # Certificates hash and compare by their DER: the same pair parsed twice is one entry.
     try:
         with quiet_parsing():
-            if cert.issuer != issuer.subject:
+            if not _names_equal(cert, issuer):
                 return False
             try:
                 cert.verify_directly_issued_by(issuer)
@@ -234,7 +233,9 @@ def issuer_name(cert: x509.Certificate) -> x509.Name | None:
 def _facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     warnings_: list[str] = []
     subject = subject_name(cert)
-    issuer = issuer_name(cert)
+    # a self-issued certificate's issuer is its subject, byte for byte: decoded once
+    self_issued = _raw_self_issued(cert)
+    issuer = subject if self_issued and subject is not None else issuer_name(cert)
     if subject is None:
         warnings_.append("the subject name could not be decoded")
     if issuer is None:
@@ -243,7 +244,7 @@ def _facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     not_after = cert.not_valid_after_utc
     key_type, key_bits = _key_description(cert)
     try:
-        extensions: x509.Extensions | None = cert.extensions
+        extensions: _Extensions | None = _by_type(cert.extensions)
     except Exception as exc:
         extensions = None
         warnings_.append(f"extensions could not be decoded ({_reason(exc)})")
@@ -251,9 +252,14 @@ def _facts(cert: x509.Certificate, days_left: int) -> CertificateFacts:
     eku = _eku(extensions)
     crl_urls = _crl_urls(extensions)
     ocsp_urls, ca_issuers_urls = _aia_urls(extensions)
+    subject_text = name_text(subject) if subject is not None else UNDECODABLE_NAME
+    if issuer is None:
+        issuer_text = UNDECODABLE_NAME
+    else:
+        issuer_text = subject_text if issuer is subject else name_text(issuer)
     return CertificateFacts(
-        subject=name_text(subject) if subject is not None else UNDECODABLE_NAME,
-        issuer=name_text(issuer) if issuer is not None else UNDECODABLE_NAME,
+        subject=subject_text,
+        issuer=issuer_text,
         common_name=name_common_name(subject) if subject is not None else None,
         self_signed=is_self_signed(cert),
         serial=_serial_hex(cert.serial_number),
@@ -292,7 +298,7 @@ def eku_oids(cert: x509.Certificate) -> tuple[str, ...] | None:
     """Dotted EKU OIDs; ``()`` when there is no EKU extension, None when undecodable."""
     try:
         with quiet_parsing():
-            extensions = cert.extensions
+            extensions = _by_type(cert.extensions)
     except Exception:
         return None
     return _eku(extensions)
@@ -302,7 +308,7 @@ def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...] | None:
     """Typed SAN entries (``DNS:name``, ``IP:addr``...); None when undecodable."""
     try:
         with quiet_parsing():
-            extensions = cert.extensions
+            extensions = _by_type(cert.extensions)
     except Exception:
         return None
     return _san(extensions)
@@ -360,23 +366,33 @@ def _serial_hex(serial: int) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
-def _extension(extensions: x509.Extensions | None, kind: type[x509.ExtensionType]) -> object:
+#: A certificate's extension values by their type (the first of each).
+_Extensions = dict[type, x509.ExtensionType]
+
+
+def _by_type(extensions: x509.Extensions) -> _Extensions:
+    """The values of *extensions* by type, read in one pass (what
+    ``get_extension_for_class`` finds for each of them, without one pass each)."""
+    values: _Extensions = {}
+    for extension in extensions:
+        values.setdefault(type(extension.value), extension.value)
+    return values
+
+
+def _extension(extensions: _Extensions | None, kind: type[x509.ExtensionType]) -> object:
     if extensions is None:
         return None
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
+    return extensions.get(kind)
 
 
-def _san(extensions: x509.Extensions | None) -> tuple[str, ...]:
+def _san(extensions: _Extensions | None) -> tuple[str, ...]:
     value = _extension(extensions, x509.SubjectAlternativeName)
     if not isinstance(value, x509.SubjectAlternativeName):
         return ()
     return tuple(general_name_text(name) for name in value)
 
 
-def _eku(extensions: x509.Extensions | None) -> tuple[str, ...]:
+def _eku(extensions: _Extensions | None) -> tuple[str, ...]:
     value = _extension(extensions, x509.ExtendedKeyUsage)
     if not isinstance(value, x509.ExtendedKeyUsage):
         return ()
@@ -389,7 +405,7 @@ def _uris(names: Iterable[x509.GeneralName] | None) -> list[str]:
     return [printable_text(n.value) for n in names if isinstance(n, x509.UniformResourceIdentifier)]
 
 
-def _crl_urls(extensions: x509.Extensions | None) -> tuple[str, ...]:
+def _crl_urls(extensions: _Extensions | None) -> tuple[str, ...]:
     value = _extension(extensions, x509.CRLDistributionPoints)
     if not isinstance(value, x509.CRLDistributionPoints):
         return ()
@@ -399,7 +415,7 @@ def _crl_urls(extensions: x509.Extensions | None) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def _aia_urls(extensions: x509.Extensions | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _aia_urls(extensions: _Extensions | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     value = _extension(extensions, x509.AuthorityInformationAccess)
     if not isinstance(value, x509.AuthorityInformationAccess):
         return (), ()
@@ -416,7 +432,7 @@ def _aia_urls(extensions: x509.Extensions | None) -> tuple[tuple[str, ...], tupl
     return tuple(ocsp), tuple(issuers)
 
 
-def _is_ca(extensions: x509.Extensions | None) -> bool:
+def _is_ca(extensions: _Extensions | None) -> bool:
     value = _extension(extensions, x509.BasicConstraints)
     return isinstance(value, x509.BasicConstraints) and value.ca
 
@@ -428,23 +444,34 @@ def _fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str
         raise PkiError(f"cannot encode the certificate ({_reason(exc)})") from exc
 
 
-def _spki_der(tbs: bytes) -> bytes:
-    """The SubjectPublicKeyInfo element of a DER TBSCertificate (RFC 5280 4.1).
+def _raw_self_issued(cert: x509.Certificate) -> bool:
+    """True when *cert*'s issuer and subject are encoded alike (then they are equal)."""
+    parts = _tbs_parts(cert)
+    return not isinstance(parts, str) and parts.issuer == parts.subject
 
-    Read from the bytes rather than re-encoded from ``public_key()``, which fails for key
-    types ``cryptography`` does not know and would not keep the sender's encoding.
+
+def _names_equal(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when *issuer*'s subject is *cert*'s issuer name.
+
+    Names encoded alike are equal; names encoded differently are compared decoded, as
+    ``cryptography`` compares them (raises when one cannot be decoded).
     """
-    outer = der.read_element(tbs, 0, len(tbs), what="TBSCertificate")
-    # the version, if any, and the six fields up to the key: the rest is not read
-    fields = list(
-        itertools.islice(der.children(tbs, outer.start, outer.end, what="TBSCertificate field"), 7)
-    )
-    if fields and fields[0].tag == der.CONTEXT_CONSTRUCTED:  # explicit [0] version
-        fields = fields[1:]
-    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-    if len(fields) < 6:
-        raise ValueError("TBSCertificate is too short")
-    return fields[5].encoding(tbs)
+    ours, theirs = _tbs_parts(cert), _tbs_parts(issuer)
+    if not isinstance(ours, str) and not isinstance(theirs, str) and ours.issuer == theirs.subject:
+        # the same bytes decode alike: equal, as long as they decode at all
+        if subject_name(issuer) is None:
+            raise ValueError("the name cannot be decoded")
+        return True
+    return bool(cert.issuer == issuer.subject)
+
+
+def is_self_issued(cert: x509.Certificate) -> bool:
+    """True when *cert* names itself as issuer (its signature is not checked; False
+    when a name cannot be decoded)."""
+    if _raw_self_issued(cert):
+        return subject_name(cert) is not None
+    subject, issuer = subject_name(cert), issuer_name(cert)
+    return subject is not None and subject == issuer
 
 
 def as_utc(now: dt.datetime | None) -> dt.datetime:

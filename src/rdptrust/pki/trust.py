@@ -32,6 +32,7 @@ from rdptrust.pki.budget import MAX_EXPLORED_PATHS, WorkBudget
 from rdptrust.pki.certfiles import Seen, read_bundle, read_dir, system_paths
 from rdptrust.pki.facts import (
     NAME_CACHE_SIZE,
+    is_self_issued,
     is_self_signed,
     is_signed_by,
     issuer_name,
@@ -275,12 +276,12 @@ def build_path(
     # The anchors are indexed once per set (TrustAnchors caches it); only the served
     # and fetched certificates are indexed per path.
     pool: list[x509.Certificate] = []
-    seen: set[bytes] = set(anchors.ders)
-    seen.add(_der(leaf))
+    anchored = anchors.ders
+    seen: set[bytes] = {_der(leaf)}
     left_out = 0
     for cert in (*served[1:], *extra):
         der = _der(cert)
-        if der not in seen:
+        if der not in seen and der not in anchored:
             seen.add(der)
             if len(pool) < MAX_POOL_CERTIFICATES:
                 pool.append(cert)
@@ -377,8 +378,7 @@ class _PathBuilder:
         if kind is None:
             anchor = self._anchors.anchor_for(cert) is not None
             own = False
-            named = issuer_name(cert)
-            if not anchor and named is not None and named == subject_name(cert):
+            if not anchor and is_self_issued(cert):
                 own = self._budget.signature() and is_self_signed(cert)
             kind = self._ends_at[key] = (anchor, own)
         return kind

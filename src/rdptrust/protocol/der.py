@@ -203,6 +203,44 @@ def children(
         pos = element.end
 
 
+def spans(
+    data: bytes, start: int, end: int, count: int, *, what: str = "DER"
+) -> list[tuple[int, int, int]]:
+    """The first *count* elements filling ``[start, end)``, as ``(tag, offset, end)``.
+
+    What :func:`children` reads, without an :class:`Element` per element: for the few
+    top-level fields of a structure read once per certificate. Fewer than *count* when
+    the content holds fewer; the same errors as :func:`read_element`.
+    """
+    found: list[tuple[int, int, int]] = []
+    pos = start
+    while pos < end and len(found) < count:
+        tag = data[pos]
+        if tag & _HIGH_TAG_NUMBER == _HIGH_TAG_NUMBER or pos + 1 >= end:
+            # the rare and the broken: the full reader says what is wrong
+            element = read_element(data, pos, end, what=what)
+            found.append((element.tag, pos, element.end))
+            pos = element.end
+            continue
+        first = data[pos + 1]
+        if first < 0x80:
+            stop = pos + 2 + first
+        else:
+            count_octets = first & 0x7F
+            head = pos + 2 + count_octets
+            if count_octets == 0 or count_octets > MAX_LENGTH_OCTETS or head > end:
+                element = read_element(data, pos, end, what=what)
+                found.append((element.tag, pos, element.end))
+                pos = element.end
+                continue
+            stop = head + int.from_bytes(data[pos + 2 : head], "big")
+        if stop > end:
+            read_element(data, pos, end, what=what)  # raises: runs past its parent
+        found.append((tag, pos, stop))
+        pos = stop
+    return found
+
+
 def read_integer(
     data: bytes,
     element: Element,

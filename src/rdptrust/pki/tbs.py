@@ -1,0 +1,60 @@
+"""The encodings inside a certificate's TBSCertificate that are compared or hashed as bytes.
+
+The issuer and subject names as encoded (names encoded alike are equal, which decides
+most name comparisons without decoding either) and the SubjectPublicKeyInfo (whose
+SHA-256 names a key). Read once per certificate from its DER.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+from cryptography import x509
+
+from rdptrust.protocol import der
+
+#: Certificates whose parts are remembered (the same as the decoded names' cache).
+CACHE_SIZE = 256
+
+
+class TbsParts(NamedTuple):
+    """Encodings read from a DER TBSCertificate (RFC 5280 4.1), header included."""
+
+    issuer: bytes
+    subject: bytes
+    spki: bytes
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def tbs_parts(cert: x509.Certificate) -> TbsParts | str:
+    """The issuer, subject and SubjectPublicKeyInfo encodings of *cert*, or why they
+    cannot be read.
+
+    Read from the bytes rather than re-encoded (``public_key()``), which fails for key
+    types ``cryptography`` does not know and would not keep the sender's encoding.
+    """
+    try:
+        tbs = cert.tbs_certificate_bytes
+        (outer,) = der.spans(tbs, 0, len(tbs), 1, what="TBSCertificate")
+        if outer[0] != der.Tag.SEQUENCE:
+            raise ValueError("TBSCertificate is not a SEQUENCE")
+        start = outer[1] + 1 + _length_octets(tbs[outer[1] + 1])
+        # the version, if any, and the six fields up to the key: the rest is not read
+        fields = der.spans(tbs, start, outer[2], 7, what="TBSCertificate field")
+    except Exception as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if fields and fields[0][0] == der.CONTEXT_CONSTRUCTED:  # explicit [0] version
+        fields = fields[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    if len(fields) < 6:
+        return "TBSCertificate is too short"
+    issuer, subject, spki = fields[2], fields[4], fields[5]
+    return TbsParts(
+        tbs[issuer[1] : issuer[2]], tbs[subject[1] : subject[2]], tbs[spki[1] : spki[2]]
+    )
+
+
+def _length_octets(first: int) -> int:
+    """How many octets a DER length whose first octet is *first* takes."""
+    return 1 if first < 0x80 else 1 + (first & 0x7F)
