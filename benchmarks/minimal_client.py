@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 #: TPKT + X.224 Connection Request (no cookie) + RDP_NEG_REQ asking for
 #: PROTOCOL_SSL | PROTOCOL_HYBRID (MS-RDPBCGR 2.2.1.1, 2.2.1.1.1).
@@ -145,8 +144,8 @@ class ChainReader(asyncio.Protocol):
             self._fail(f"TLS handshake failed: {exc}")
             return
         self._flush()
-        chain = self._tls.get_peer_cert_chain(as_cryptography=True) or []
-        self.done.set_result([cert.public_bytes(Encoding.DER) for cert in chain])
+        chain = self._tls.get_peer_cert_chain() or []
+        self.done.set_result([crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain])
         self._transport.close()
 
     def _flush(self) -> None:

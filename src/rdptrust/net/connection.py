@@ -14,9 +14,7 @@ import socket
 import time
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from rdptrust.errors import (
     LOCAL_RESOURCE_ERRNOS,
@@ -347,7 +345,7 @@ class RdpConnection:
                     return partial
                 raise self._error(TlsError, why) from exc
         await self._flush_tls(deadline)
-        chain = conn.get_peer_cert_chain(as_cryptography=True) or []
+        chain = conn.get_peer_cert_chain() or []
         version = _PYOPENSSL_VERSION_NAMES.get(
             conn.get_protocol_version_name(), conn.get_protocol_version_name()
         )
@@ -439,8 +437,9 @@ def _cipher_name(conn: SSL.Connection, suite: int) -> str:
     return f"0x{suite:04X}"
 
 
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
+def _der(cert: crypto.X509) -> bytes:
+    # OpenSSL's own encoding of what it read, without a round trip through cryptography
+    return crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
 
 
 def _remaining(deadline: float) -> float:
