@@ -17,7 +17,6 @@ from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import (
     dsa,
     ec,
@@ -38,6 +37,7 @@ from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
 from rdptrust.pki.legacy_signatures import verify_legacy_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.pki.quiet import quiet_parsing
+from rdptrust.pki.tbs import certificate_der
 from rdptrust.pki.tbs import tbs_parts as _tbs_parts
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
@@ -123,12 +123,12 @@ def parse_issuers(body: bytes) -> list[x509.Certificate]:
 
 def fingerprint_sha256(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
-    return _fingerprint(cert, hashes.SHA256())
+    return hashlib.sha256(_encoded(cert)).hexdigest()
 
 
 def fingerprint_sha1(cert: x509.Certificate) -> str:
     """SHA-1 thumbprint (what Windows calls the certificate hash), lowercase hex."""
-    return _fingerprint(cert, hashes.SHA1())
+    return hashlib.sha1(_encoded(cert)).hexdigest()
 
 
 @functools.lru_cache(maxsize=NAME_CACHE_SIZE)
@@ -437,9 +437,9 @@ def _is_ca(extensions: _Extensions | None) -> bool:
     return isinstance(value, x509.BasicConstraints) and value.ca
 
 
-def _fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
+def _encoded(cert: x509.Certificate) -> bytes:
     try:
-        return cert.fingerprint(algorithm).hex()
+        return certificate_der(cert)
     except Exception as exc:
         raise PkiError(f"cannot encode the certificate ({_reason(exc)})") from exc
 

@@ -1,8 +1,10 @@
-"""The encodings inside a certificate's TBSCertificate that are compared or hashed as bytes.
+"""A certificate's encodings that are compared or hashed as bytes: the whole DER, and the
+parts of its TBSCertificate.
 
-The issuer and subject names as encoded (names encoded alike are equal, which decides
-most name comparisons without decoding either) and the SubjectPublicKeyInfo (whose
-SHA-256 names a key). Read once per certificate from its DER.
+The whole DER names a certificate (its fingerprints) and tells copies apart. The issuer
+and subject names as encoded: names encoded alike are equal, which decides most name
+comparisons without decoding either. The SubjectPublicKeyInfo, whose SHA-256 names a
+key. Each is read once per certificate.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ import functools
 from typing import NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from rdptrust.protocol import der
 
 #: Certificates whose parts are remembered (the same as the decoded names' cache).
 CACHE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """*cert*'s DER encoding (fingerprints and path building ask for it several times)."""
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 class TbsParts(NamedTuple):

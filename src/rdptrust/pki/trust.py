@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from rdptrust.errors import PkiError
 from rdptrust.pki.budget import MAX_EXPLORED_PATHS, WorkBudget
 from rdptrust.pki.certfiles import Seen, read_bundle, read_dir, system_paths
 from rdptrust.pki.facts import (
-    NAME_CACHE_SIZE,
     is_self_issued,
     is_self_signed,
     is_signed_by,
@@ -40,6 +38,7 @@ from rdptrust.pki.facts import (
     public_key_sha256,
     subject_name,
 )
+from rdptrust.pki.tbs import certificate_der
 
 #: A path longer than this is not followed (real chains have 2 to 4 certificates).
 MAX_PATH_LENGTH = 10
@@ -442,9 +441,7 @@ def _ca_issuers_urls(cert: x509.Certificate) -> tuple[str, ...]:
     )
 
 
-@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
+_der = certificate_der
 
 
 def _safe_key_hash(cert: x509.Certificate) -> str | None:
