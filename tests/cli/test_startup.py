@@ -141,3 +141,29 @@ def test_every_command_a_module_defines_is_listed() -> None:
                     subcommands.update(id(sub) for sub in value.commands.values())
     top_level = {where for key, where in defined.items() if key not in subcommands}
     assert top_level == {listed.where for listed in COMMANDS.values()}
+
+
+#: Loaded only by the scans that use them: Standard RDP Security and NTLM connections
+#: (--enumerate) and PKCS #7 bundles (an AIA answer that is not a certificate).
+ONLY_WHEN_ASKED = (
+    "rdptrust.net.standard_security",
+    "rdptrust.net.ntlm_info",
+    "rdptrust.protocol.gcc",
+    "cryptography.hazmat.primitives.serialization.pkcs7",
+)
+
+
+def test_the_scan_observer_loads_no_enumeration_code() -> None:
+    # Given a fresh interpreter that loads what a plain scan runs for each host
+    code = (
+        "import json, sys\n"
+        "import rdptrust.cli.scan, rdptrust.engine.scan_assessment, rdptrust.net.probe\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules = set(json.loads(done.stdout))
+    # Then the observer and the probe are loaded, and none of what only some scans use
+    assert {"rdptrust.engine.scan_assessment", "rdptrust.net.probe"} <= modules
+    assert modules.isdisjoint(ONLY_WHEN_ASKED), sorted(modules & set(ONLY_WHEN_ASKED))

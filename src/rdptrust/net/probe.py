@@ -26,8 +26,6 @@ from rdptrust.model.probe import (
 from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import TLS_VERSIONS, RdpConnection
-from rdptrust.net.ntlm_info import get_ntlm_info
-from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.mcs import DisconnectProviderUltimatum
 from rdptrust.protocol.x224 import (
     CLIENT_REQUESTED_PROTOCOLS,
@@ -194,14 +192,23 @@ async def probe_host(
             if enumerate_tls_versions and negotiation is not None and not negotiation.legacy
             else []
         )
-        jobs_s = [probe_standard_security(target, timeout=timeout)] if standard_security else []
+        jobs_s = []
+        if standard_security:
+            # imported when asked: a scan without --enumerate never loads them
+            from rdptrust.net.standard_security import probe_standard_security
+
+            jobs_s = [probe_standard_security(target, timeout=timeout)]
         wants_ntlm = (
             ntlm
             and negotiation is not None
             and negotiation.selected is not None
             and bool(negotiation.selected & (SecurityProtocol.HYBRID | SecurityProtocol.HYBRID_EX))
         )
-        jobs_n = [get_ntlm_info(target, timeout=timeout)] if wants_ntlm else []
+        jobs_n = []
+        if wants_ntlm:
+            from rdptrust.net.ntlm_info import get_ntlm_info
+
+            jobs_n = [get_ntlm_info(target, timeout=timeout)]
         outcomes = await asyncio.gather(*jobs_p, *jobs_v, *jobs_s, *jobs_n, return_exceptions=True)
         # Every attempt ends before one fails the probe: none is left running unawaited.
         for outcome in outcomes:

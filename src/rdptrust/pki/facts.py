@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import (
     x448,
     x25519,
 )
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     PublicKeyAlgorithmOID,
@@ -116,6 +115,9 @@ def parse_issuers(body: bytes) -> list[x509.Certificate]:
     except PkiError:
         pass
     try:
+        # imported when an answer is no certificate: it loads the email package
+        from cryptography.hazmat.primitives.serialization import pkcs7
+
         return list(pkcs7.load_der_pkcs7_certificates(body))
     except (ValueError, x509.InvalidVersion):
         return []

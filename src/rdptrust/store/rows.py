@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import sqlite3
@@ -150,6 +151,12 @@ def protocol_name(value: SecurityProtocol | None) -> str | None:
     """The stored name of a selected protocol (``RDP``, ``SSL``, ``HYBRID|…``)."""
     if value is None:
         return None
+    return _protocol_name(int(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _protocol_name(value: int) -> str:
+    # a fleet selects a handful of values: each is named once
     if value == SecurityProtocol.RDP:
         return "RDP"
     names = [p.name or "" for p in SecurityProtocol if p and (value & p) == p]
@@ -229,8 +236,10 @@ def observation_params(
         json.dumps([sha256_hex(d) for d in probe.chain]),
         tls.version if tls is not None else None,
         tls.cipher if tls is not None else None,
-        json.dumps(_protocols(probe)),
-        json.dumps({v.version: v.accepted for v in probe.tls_versions}),
+        json.dumps(_protocols(probe)) if probe.protocols else "{}",
+        json.dumps({v.version: v.accepted for v in probe.tls_versions})
+        if probe.tls_versions
+        else "{}",
         timings.connect_ms,
         timings.x224_ms,
         timings.tls_ms,
