@@ -125,6 +125,32 @@ def test_a_prefetch_looks_up_a_batch_of_leaves_in_one_query(
     assert [e.common_name for e in entries] == ["WIN-0", "WIN-1", "WIN-2"]
 
 
+def test_a_batch_hashes_each_leaf_once(inventory_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a reader, and a count of the SHA-256s it works out
+    targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2)]
+    ders = [served(t, windows_self_signed(f"WIN-H{n}")).leaf or b"" for n, t in enumerate(targets)]
+    hashed: list[bytes] = []
+    real = leaves_module.sha256_hex
+
+    def counting(der: bytes) -> str:
+        hashed.append(der)
+        return real(der)
+
+    monkeypatch.setattr(leaves_module, "sha256_hex", counting)
+    with Inventory.open(inventory_db) as inventory:
+        leaves = LeafReader(inventory)
+        # When a batch is prefetched and each of its leaves read
+        leaves.prefetch(ders)
+        entries = [leaves.read(der)[0] for der in ders]
+        # Then each leaf was hashed once, by the prefetch
+        assert sorted(hashed) == sorted(ders)
+        # and a leaf of no prefetch is hashed when it is read
+        other = served(targets[0], windows_self_signed("WIN-H9")).leaf or b""
+        leaves.read(other)
+    assert hashed[-1] == other
+    assert [e.common_name for e in entries] == ["WIN-H0", "WIN-H1"]
+
+
 def test_a_leaf_absent_at_one_prefetch_is_looked_up_after_the_next(
     inventory_db: str, reads: list[bytes]
 ) -> None:

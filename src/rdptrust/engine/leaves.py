@@ -102,12 +102,15 @@ class LeafReader:
         self._known: dict[str, tuple[CertificateEntry, LeafSummary | None]] = {}
         # looked up by prefetch and not in the inventory: read without asking again
         self._absent: set[str] = set()
+        # the last prefetch's leaves and their SHA-256, so that reading them hashes none again
+        self._names: dict[bytes, str] = {}
 
     def prefetch(self, ders: Iterable[bytes]) -> None:
         """Look up, in one query, those of *ders* this reader has not met: the ones the
         inventory holds are remembered from there, the others are then parsed by
         :meth:`read` without another lookup (until the next prefetch)."""
-        wanted = {sha256_hex(der) for der in ders} - self._known.keys()
+        self._names = {der: sha256_hex(der) for der in ders}
+        wanted = set(self._names.values()) - self._known.keys()
         self._absent.clear()
         if not wanted:
             return
@@ -117,7 +120,7 @@ class LeafReader:
         self._absent = wanted - stored.keys()
 
     def read(self, der: bytes) -> tuple[CertificateEntry, LeafSummary | None]:
-        sha256 = sha256_hex(der)
+        sha256 = self._names.get(der) or sha256_hex(der)
         found = self._known.get(sha256)
         if found is not None:
             return found

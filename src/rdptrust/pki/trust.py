@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,28 +122,31 @@ def load_trust_anchors(
 _Stamp = tuple[str, "tuple[int, int, int] | None", tuple[tuple[str, int, int, int], ...]]
 
 
-def _stat(path: str) -> tuple[int, int, int] | None:
+def _stat(path: str) -> tuple[int, int, int, bool] | None:
+    """Size, modification time and inode of *path* (followed), and whether it is a
+    directory; None when it cannot be read."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, stat.S_ISDIR(st.st_mode))
 
 
 def _stamps(paths: Iterable[Path]) -> tuple[_Stamp, ...]:
     stamps: list[_Stamp] = []
     for path in paths:
+        own = _stat(str(path))
         entries: list[tuple[str, int, int, int]] = []
-        if path.is_dir():
+        if own is not None and own[3]:
             try:
                 with os.scandir(path) as listing:
                     for entry in listing:
                         found = _stat(entry.path)  # a hash link: its target's stat
                         if found is not None:
-                            entries.append((entry.name, *found))
+                            entries.append((entry.name, *found[:3]))
             except OSError:
                 pass
-        stamps.append((str(path), _stat(str(path)), tuple(sorted(entries))))
+        stamps.append((str(path), own[:3] if own is not None else None, tuple(sorted(entries))))
     return tuple(stamps)
 
 
