@@ -95,11 +95,22 @@ def tree_rss(pid):
 
 start = time.monotonic()
 proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], 'w'))
-peak = 0
-while proc.poll() is None:
-    peak = max(peak, tree_rss(proc.pid))
-    time.sleep(0.2)
+peak = [0]
+ended = threading.Event()
+
+def sample():
+    # the tree's RSS every 200 ms, beside the wait (the wall time is the wait's own)
+    while not ended.wait(0.2):
+        peak[0] = max(peak[0], tree_rss(proc.pid))
+
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+peak[0] = tree_rss(proc.pid)
+proc.wait()
 wall = time.monotonic() - start
+ended.set()
+sampler.join()
+peak = peak[0]
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(proc.returncode, wall, max(peak, usage.ru_maxrss), usage.ru_utime + usage.ru_stime)
 """
