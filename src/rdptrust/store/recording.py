@@ -37,6 +37,7 @@ from rdptrust.model.records import (
 from rdptrust.model.target import Target
 from rdptrust.store.events import ChangeFacts, new_events
 from rdptrust.store.rows import (
+    IN_CHUNK,
     INSERT_CERTIFICATE,
     INSERT_EVENT,
     INSERT_OBSERVATION,
@@ -188,14 +189,18 @@ def _host_ids(db: Any, items: Sequence[Staged]) -> tuple[dict[tuple[str, int], i
     wanted = list(dict.fromkeys((i.target.host, i.target.port) for i in items))
 
     def look_up(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        # Each (host, port) through the unique index: a name shared by many ports (a
+        # gateway, NAT, a lab) must not make every batch read all of that name's rows.
         found: dict[tuple[str, int], int] = {}
-        names = list(dict.fromkeys(host for host, _ in keys))
-        for part in in_chunks(names):
+        for part in in_chunks(keys, IN_CHUNK // 2):
+            pairs = ", ".join(["(?, ?)"] * len(part))
             for row in db.execute(
-                f"SELECT id, host, port FROM hosts WHERE host IN ({marks(len(part))})", part
+                f"SELECT h.id, h.host, h.port FROM (VALUES {pairs}) AS wanted JOIN hosts h"
+                " ON h.host = wanted.column1 AND h.port = wanted.column2",
+                [value for key in part for value in key],
             ):
                 found[(row["host"], int(row["port"]))] = int(row["id"])
-        return {key: found[key] for key in keys if key in found}
+        return found
 
     known = look_up(wanted)
     missing = [key for key in wanted if key not in known]

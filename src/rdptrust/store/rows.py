@@ -97,10 +97,10 @@ T = TypeVar("T")
 IN_CHUNK = 500
 
 
-def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    """*values* in slices of at most :data:`IN_CHUNK`, one ``IN (…)`` list each."""
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """*values* in slices of at most *size* (:data:`IN_CHUNK`), one ``IN (…)`` list each."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def marks(count: int) -> str:
