@@ -3,7 +3,7 @@
 A scan judges each host right after its probe. Run there, one host at a time between
 the TLS handshakes of others, the judgement's Python code starts cold every time; run
 back to back for all the hosts whose probes finished in one turn of the event loop, it
-costs the scan about a sixth less CPU per host (benchmarks/README.md). :class:`Batch`
+costs the scan about a quarter less CPU per host (benchmarks/README.md). :class:`Batch`
 gathers the calls made in one turn of the loop (at most :data:`BATCH_SIZE`), runs them
 together at the start of the next turn, and hands each caller its result or its
 exception. A caller that stopped waiting (its deadline passed, the scan was stopped)
