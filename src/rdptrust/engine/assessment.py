@@ -16,6 +16,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -118,17 +119,13 @@ def judge_probe(
     what :func:`assess_probe` gives when :func:`judged_now` says so (for any other probe
     it judges as if ``options.diagnose`` were off, the path built here, however large).
     *start* is when the assessment began (monotonic)."""
-    began = time.monotonic() if start is None else start
-    anchors = trust_anchors(options)
-    deadline = began + options.deadline_s()
-    judged = _judgement(target, probe, options, began)
-    read = _read_served(probe)
-    if not isinstance(read, list):
-        return _early(judged, read, options)
-    served = read
-    pin, store_error = _pin(options, target, served[0])
-    path = build_path(served, anchors, intermediates(options), budget=WorkBudget(deadline))
-    return judged(served=served, path=path, pin=pin, store_error=store_error)
+    seen = _seen(target, probe, options, time.monotonic() if start is None else start)
+    if isinstance(seen, Assessment):
+        return seen
+    path = build_path(
+        seen.served, seen.anchors, intermediates(options), budget=WorkBudget(seen.deadline)
+    )
+    return seen.judged(served=seen.served, path=path, pin=seen.pin, store_error=seen.store_error)
 
 
 async def assess_probe(
@@ -143,15 +140,11 @@ async def assess_probe(
     began = time.monotonic() if start is None else start
     if judged_now(probe, options):
         return judge_probe(target, probe, options, start=began)
-    anchors = trust_anchors(options)
-    # CPU-bound steps stop at the host's deadline (see rdptrust.engine.cpu).
-    deadline = began + options.deadline_s()
-    judged = _judgement(target, probe, options, began)
-    read = _read_served(probe)
-    if not isinstance(read, list):
-        return _early(judged, read, options)
-    served = read
-    pin, store_error = _pin(options, target, served[0])
+    seen = _seen(target, probe, options, began)
+    if isinstance(seen, Assessment):
+        return seen
+    judged, served, anchors = seen.judged, seen.served, seen.anchors
+    pin, store_error, deadline = seen.pin, seen.store_error, seen.deadline
     light = len(served) <= LIGHT_CHAIN and not options.intermediates
     if light:
         path = build_path(served, anchors, (), budget=WorkBudget(deadline))
@@ -271,6 +264,34 @@ def _judgement(
         )
 
     return judged
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What every judgement of a served chain starts from."""
+
+    judged: _Judgement
+    served: list[x509.Certificate]
+    anchors: TrustAnchors
+    pin: PinCheck | None
+    store_error: str | None
+    #: CPU-bound steps stop at the host's deadline (see rdptrust.engine.cpu).
+    deadline: float
+
+
+def _seen(
+    target: Target, probe: ProbeResult, options: AssessOptions, began: float
+) -> _Seen | Assessment:
+    """The served chain read, with the trust anchors and the pin check, or the assessment
+    of a probe that leaves no chain to judge."""
+    anchors = trust_anchors(options)
+    deadline = began + options.deadline_s()
+    judged = _judgement(target, probe, options, began)
+    read = _read_served(probe)
+    if not isinstance(read, list):
+        return _early(judged, read, options)
+    pin, store_error = _pin(options, target, read[0])
+    return _Seen(judged, read, anchors, pin, store_error, deadline)
 
 
 #: What reading the served chain gave when there is no chain to judge: the probe failed
