@@ -45,7 +45,7 @@ from rdptrust.pki.facts import (
 )
 from rdptrust.pki.pinning import KnownHosts, check_pin
 from rdptrust.pki.problems import judge_chain
-from rdptrust.pki.tbs import tbs_parts
+from rdptrust.pki.tbs import TbsParts, tbs_parts
 from rdptrust.pki.trust import TrustAnchors, build_path
 from rdptrust.protocol import der
 
@@ -389,7 +389,7 @@ def test_names_encoded_differently_are_compared_decoded() -> None:
         .sign(key, hashes.SHA256())
     )
     parts = tbs_parts(cert)
-    assert not isinstance(parts, str)
+    assert isinstance(parts, TbsParts)
     assert parts.issuer != parts.subject
     # Then it names itself as issuer and is self-signed, as the decoded names say
     assert is_self_issued(cert)

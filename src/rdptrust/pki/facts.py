@@ -36,7 +36,7 @@ from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
 from rdptrust.pki.legacy_signatures import verify_legacy_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.pki.quiet import quiet_parsing
-from rdptrust.pki.tbs import certificate_der
+from rdptrust.pki.tbs import TbsParts, certificate_der
 from rdptrust.pki.tbs import tbs_parts as _tbs_parts
 
 #: Remote Desktop Authentication, the EKU Windows issues RDP host certificates with.
@@ -137,8 +137,8 @@ def fingerprint_sha1(cert: x509.Certificate) -> str:
 def public_key_sha256(cert: x509.Certificate) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex; works for any key type."""
     parts = _tbs_parts(cert)
-    if isinstance(parts, str):
-        raise PkiError(f"cannot read the certificate's public key ({parts})")
+    if isinstance(parts, Exception):
+        raise PkiError(f"cannot read the certificate's public key ({_reason(parts)})")
     return hashlib.sha256(parts.spki).hexdigest()
 
 
@@ -449,31 +449,28 @@ def _encoded(cert: x509.Certificate) -> bytes:
 def _raw_self_issued(cert: x509.Certificate) -> bool:
     """True when *cert*'s issuer and subject are encoded alike (then they are equal)."""
     parts = _tbs_parts(cert)
-    return not isinstance(parts, str) and parts.issuer == parts.subject
+    return isinstance(parts, TbsParts) and parts.issuer == parts.subject
 
 
 def _names_equal(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when *issuer*'s subject is *cert*'s issuer name.
+    """True when *issuer*'s subject is *cert*'s issuer name; False when a name cannot be
+    decoded.
 
-    Names encoded alike are equal; names encoded differently are compared decoded, as
-    ``cryptography`` compares them (raises when one cannot be decoded).
+    Names encoded alike are equal (when they decode at all); names encoded differently
+    are compared decoded, as ``cryptography`` compares them.
     """
     ours, theirs = _tbs_parts(cert), _tbs_parts(issuer)
-    if not isinstance(ours, str) and not isinstance(theirs, str) and ours.issuer == theirs.subject:
-        # the same bytes decode alike: equal, as long as they decode at all
-        if subject_name(issuer) is None:
-            raise ValueError("the name cannot be decoded")
-        return True
-    return bool(cert.issuer == issuer.subject)
+    if isinstance(ours, TbsParts) and isinstance(theirs, TbsParts):
+        if ours.issuer == theirs.subject:
+            return subject_name(issuer) is not None
+    named, subject = issuer_name(cert), subject_name(issuer)
+    return named is not None and subject is not None and named == subject
 
 
 def is_self_issued(cert: x509.Certificate) -> bool:
     """True when *cert* names itself as issuer (its signature is not checked; False
     when a name cannot be decoded)."""
-    if _raw_self_issued(cert):
-        return subject_name(cert) is not None
-    subject, issuer = subject_name(cert), issuer_name(cert)
-    return subject is not None and subject == issuer
+    return _names_equal(cert, cert)
 
 
 def as_utc(now: dt.datetime | None) -> dt.datetime:

@@ -36,34 +36,28 @@ class TbsParts(NamedTuple):
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def tbs_parts(cert: x509.Certificate) -> TbsParts | str:
-    """The issuer, subject and SubjectPublicKeyInfo encodings of *cert*, or why they
-    cannot be read.
+def tbs_parts(cert: x509.Certificate) -> TbsParts | Exception:
+    """The issuer, subject and SubjectPublicKeyInfo encodings of *cert*, or the error that
+    says why they cannot be read (returned, and remembered, not raised).
 
     Read from the bytes rather than re-encoded (``public_key()``), which fails for key
     types ``cryptography`` does not know and would not keep the sender's encoding.
     """
     try:
         tbs = cert.tbs_certificate_bytes
-        (outer,) = der.spans(tbs, 0, len(tbs), 1, what="TBSCertificate")
-        if outer[0] != der.Tag.SEQUENCE:
+        outer = der.read_element(tbs, 0, len(tbs), what="TBSCertificate")
+        if outer.tag != der.Tag.SEQUENCE:
             raise ValueError("TBSCertificate is not a SEQUENCE")
-        start = outer[1] + 1 + _length_octets(tbs[outer[1] + 1])
         # the version, if any, and the six fields up to the key: the rest is not read
-        fields = der.spans(tbs, start, outer[2], 7, what="TBSCertificate field")
+        fields = der.spans(tbs, outer.start, outer.end, 7, what="TBSCertificate field")
     except Exception as exc:
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return exc
     if fields and fields[0][0] == der.CONTEXT_CONSTRUCTED:  # explicit [0] version
         fields = fields[1:]
     # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
     if len(fields) < 6:
-        return "TBSCertificate is too short"
+        return ValueError("TBSCertificate is too short")
     issuer, subject, spki = fields[2], fields[4], fields[5]
     return TbsParts(
         tbs[issuer[1] : issuer[2]], tbs[subject[1] : subject[2]], tbs[spki[1] : spki[2]]
     )
-
-
-def _length_octets(first: int) -> int:
-    """How many octets a DER length whose first octet is *first* takes."""
-    return 1 if first < 0x80 else 1 + (first & 0x7F)
