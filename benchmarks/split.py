@@ -27,7 +27,6 @@ import collections
 import functools
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -147,7 +146,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    from workers import start_labs  # benchmarks/workers.py
+    from workers import start_labs, stop_labs  # benchmarks/workers.py
 
     _instrument()
     labs, targets = start_labs(args.count, 0)
@@ -163,10 +162,7 @@ def main() -> None:
                     print(json.dumps(run), flush=True)
                     runs.append(run)
     finally:
-        for lab in labs:
-            lab.send_signal(signal.SIGTERM)
-        for lab in labs:
-            lab.wait(timeout=30)
+        stop_labs(labs)
 
     def median(kind: str, key: str) -> float:
         values = [r[key] for r in runs if r["kind"] == kind and key in r]

@@ -58,6 +58,14 @@ def start_labs(count: int, latency_ms: int) -> tuple[list[subprocess.Popen[str]]
     return labs, targets
 
 
+def stop_labs(labs: list[subprocess.Popen[str]]) -> None:
+    """Ask every lab to end, then wait for each."""
+    for lab in labs:
+        lab.send_signal(signal.SIGTERM)
+    for lab in labs:
+        lab.wait(timeout=30)
+
+
 def cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -125,10 +133,7 @@ def main() -> None:
                     print(json.dumps(run), flush=True)
                     runs.append(run)
     finally:
-        for lab in labs:
-            lab.send_signal(signal.SIGTERM)
-        for lab in labs:
-            lab.wait(timeout=30)
+        stop_labs(labs)
     keys = ("hosts_per_s", "scanner_cpu_ms_per_host", "workers_cpu_ms_per_host")
     medians = {
         str(w): {k: statistics.median(r[k] for r in runs if r["workers"] == w) for k in keys}
