@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from fixtures.inventory import counted_lookups, one_target_scan, served
+from fixtures.inventory import counted_lookups, leaf_calls, one_target_scan, served
 from rdptrust.engine import leaves as leaves_module
 from rdptrust.engine.leaves import LeafReader, judge_host
 from rdptrust.engine.scan import record_result, stage_result
@@ -21,15 +21,7 @@ from rdptrust.store.inventory import Inventory
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every certificate the leaf reader parses, in order."""
-    parsed: list[bytes] = []
-    real = leaves_module.load_certificate
-
-    def counting(data: bytes) -> object:
-        parsed.append(data)
-        return real(data)
-
-    monkeypatch.setattr(leaves_module, "load_certificate", counting)
-    return parsed
+    return leaf_calls(monkeypatch, "load_certificate")
 
 
 @pytest.mark.parametrize(
@@ -129,14 +121,7 @@ def test_a_batch_hashes_each_leaf_once(inventory_db: str, monkeypatch: pytest.Mo
     # Given a reader, and a count of the SHA-256s it works out
     targets = [Target(f"127.0.0.{n}", 3389) for n in (1, 2)]
     ders = [served(t, windows_self_signed(f"WIN-H{n}")).leaf or b"" for n, t in enumerate(targets)]
-    hashed: list[bytes] = []
-    real = leaves_module.sha256_hex
-
-    def counting(der: bytes) -> str:
-        hashed.append(der)
-        return real(der)
-
-    monkeypatch.setattr(leaves_module, "sha256_hex", counting)
+    hashed = leaf_calls(monkeypatch, "sha256_hex")
     with Inventory.open(inventory_db) as inventory:
         leaves = LeafReader(inventory)
         # When a batch is prefetched and each of its leaves read

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_scan_engine import FLEET, check_outcome, fleet
 
-import rdptrust.engine.leaves as leaves_module
+from fixtures.inventory import leaf_calls
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.engine.workers import GRACE_S, ProcessObserver, share
@@ -30,14 +29,7 @@ async def test_workers_record_every_target_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The scanning process parses no leaf itself: the workers send what they read.
-    parsed: list[bytes] = []
-    real_read_leaf = leaves_module.read_leaf
-
-    def counting(der: bytes) -> Any:
-        parsed.append(der)
-        return real_read_leaf(der)
-
-    monkeypatch.setattr(leaves_module, "read_leaf", counting)
+    parsed = leaf_calls(monkeypatch, "read_leaf")
     async with fleet() as f:
         options = ScanOptions(concurrency=48, timeout=1.5)
         with Inventory.open(tmp_path / "inv.sqlite3") as inventory:
