@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from cryptography import x509
 
@@ -216,7 +215,15 @@ async def assess_probe(
     )
 
 
-class _Judgement(Protocol):
+@dataclass(frozen=True)
+class _Judgement:
+    """The judgement of *target* with what was seen (its elapsed time counted from *began*)."""
+
+    target: Target
+    probe: ProbeResult
+    options: AssessOptions
+    began: float
+
     def __call__(
         self,
         *,
@@ -227,27 +234,11 @@ class _Judgement(Protocol):
         store_error: str | None = None,
         unreadable: str | None = None,
         omitted: tuple[Omission, ...] = (),
-    ) -> Assessment: ...
-
-
-def _judgement(
-    target: Target, probe: ProbeResult, options: AssessOptions, began: float
-) -> _Judgement:
-    """The judgement of *target* with what was seen (its elapsed time counted from *began*)."""
-
-    def judged(
-        *,
-        served: list[x509.Certificate] | None = None,
-        path: ChainPath | None = None,
-        pin: PinCheck | None = None,
-        fetched: tuple[Fetched, ...] | None = None,
-        store_error: str | None = None,
-        unreadable: str | None = None,
-        omitted: tuple[Omission, ...] = (),
     ) -> Assessment:
+        options = self.options
         return assessment(
-            target,
-            probe,
+            self.target,
+            self.probe,
             served=served,
             path=path,
             pin=pin,
@@ -256,14 +247,12 @@ def _judgement(
             fetch_timeout_s=options.fetch_timeout_s,
             now=options.now,
             warn_days=options.warn_days,
-            elapsed_ms=round((time.monotonic() - began) * 1000.0, 3),
+            elapsed_ms=round((time.monotonic() - self.began) * 1000.0, 3),
             store_error=store_error,
             unreadable=unreadable,
             disallowed=options.disallowed,
             omitted=omitted,
         )
-
-    return judged
 
 
 @dataclass(frozen=True)
@@ -286,7 +275,7 @@ def _seen(
     of a probe that leaves no chain to judge."""
     anchors = trust_anchors(options)
     deadline = began + options.deadline_s()
-    judged = _judgement(target, probe, options, began)
+    judged = _Judgement(target, probe, options, began)
     read = _read_served(probe)
     if not isinstance(read, list):
         return _early(judged, read, options)
