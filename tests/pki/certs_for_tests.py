@@ -198,6 +198,7 @@ _SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")
 _RSA_ALGORITHMS = {
     "sha1": bytes.fromhex("300d06092a864886f70d0101050500"),
     "md5": bytes.fromhex("300d06092a864886f70d0101040500"),
+    "sha256": _SHA256_WITH_RSA,
 }
 
 
@@ -208,18 +209,34 @@ def _der_length(length: int) -> bytes:
     return bytes([0x80 | len(body)]) + body
 
 
+#: ecdsa-with-SHA256's AlgorithmIdentifier (RFC 5758), to label an RSA signature wrongly.
+ECDSA_WITH_SHA256_LABEL = bytes.fromhex("300a06082a8648ce3d040302")
+
+
 def resign_rsa(
-    cert: x509.Certificate, signer: rsa.RSAPrivateKey, hash_name: str
+    cert: x509.Certificate,
+    signer: rsa.RSAPrivateKey,
+    hash_name: str,
+    *,
+    label: bytes | None = None,
 ) -> x509.Certificate:
     """Re-sign an RSA/SHA-256 certificate with SHA-1 or MD5, which cryptography will not sign.
 
     Old Windows hosts still present such certificates, so the judging code must see them.
+    With *label*, the signature (PKCS#1 v1.5 with *hash_name*, which may be "sha256" then)
+    carries that AlgorithmIdentifier instead of its own.
     """
-    algorithm = _RSA_ALGORITHMS[hash_name]
+    algorithm = label or _RSA_ALGORITHMS[hash_name]
     tbs = cert.tbs_certificate_bytes
     assert tbs.count(_SHA256_WITH_RSA) == 1
-    tbs = tbs.replace(_SHA256_WITH_RSA, algorithm)
-    hash_algorithm: hashes.HashAlgorithm = hashes.SHA1() if hash_name == "sha1" else hashes.MD5()
+    header = 2 + (tbs[1] & 0x7F if tbs[1] & 0x80 else 0)
+    body = tbs[header:].replace(_SHA256_WITH_RSA, algorithm)
+    tbs = b"\x30" + _der_length(len(body)) + body  # a label of another length: a new header
+    hash_algorithm: hashes.HashAlgorithm = {
+        "sha1": hashes.SHA1(),
+        "md5": hashes.MD5(),
+        "sha256": hashes.SHA256(),
+    }[hash_name]
     signature = signer.sign(tbs, padding.PKCS1v15(), hash_algorithm)
     bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
     body = tbs + algorithm + bit_string

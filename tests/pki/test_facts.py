@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from certs_for_tests import (
     CLIENT_AUTH,
+    ECDSA_WITH_SHA256_LABEL,
     NOW,
     RDP_EKU,
     SERVER_AUTH,
@@ -218,6 +219,23 @@ def test_legacy_self_signed_hosts(hash_name: str, algorithm: str) -> None:
     # And a foreign key does not verify it
     foreign = resign_rsa(original.cert, rsa_key(2048, 1), hash_name)
     assert certificate_facts(foreign, now=NOW).self_signed is False
+
+
+def test_a_signature_labelled_with_another_algorithm_does_not_verify() -> None:
+    # Given an RSA PKCS#1 v1.5 signature that the certificate labels ecdsa-with-SHA256
+    original = issue("WIN-LABEL")
+    relabelled = resign_rsa(
+        original.cert,
+        original.key,  # type: ignore[arg-type]
+        "sha256",
+        label=ECDSA_WITH_SHA256_LABEL,
+    )
+    assert relabelled.signature_algorithm_oid.dotted_string == "1.2.840.10045.4.3.2"
+    # Then the RSA key does not verify it: the label names the algorithm, as CryptoAPI reads it
+    assert certificate_facts(relabelled, now=NOW).self_signed is False
+    # And the same signature labelled as what it is verifies
+    honest = resign_rsa(original.cert, original.key, "sha256")  # type: ignore[arg-type]
+    assert certificate_facts(honest, now=NOW).self_signed is True
 
 
 def test_no_eku_no_cn_other_eku_names() -> None:

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import (
     dsa,
     ec,
@@ -33,7 +33,7 @@ from cryptography.x509.oid import (
 
 from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
-from rdptrust.pki.legacy_signatures import verify_legacy_signature
+from rdptrust.pki.legacy_signatures import verify_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.pki.quiet import quiet_parsing
 from rdptrust.pki.tbs import TbsParts, certificate_der
@@ -170,12 +170,13 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         with quiet_parsing():
             if not _names_equal(cert, issuer):
                 return False
+            verified = verify_signature(cert, issuer)
+            if verified is not None:
+                return verified
             try:
                 cert.verify_directly_issued_by(issuer)
             except InvalidSignature:
                 return False
-            except (ValueError, TypeError, UnsupportedAlgorithm):
-                return verify_legacy_signature(cert, issuer)
             return True
     except Exception:
         return False

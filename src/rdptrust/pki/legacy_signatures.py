@@ -1,33 +1,83 @@
-"""Certificate signatures cryptography's own check refuses (SHA-1, MD5), verified by hand.
+"""Certificate signatures verified with the issuer's key as already read, by algorithm.
 
-Old Windows hosts still present them; judging them needs to know whether they verify.
+Two reasons to verify here rather than with cryptography's ``verify_directly_issued_by``:
+
+- SHA-1 and MD5 signatures, which cryptography's own check refuses. Old Windows hosts
+  still present them; judging them needs to know whether they verify.
+- Speed. cryptography's check decodes the issuer's key again on every call, which costs
+  as much as the RSA verification itself; ``public_key()`` is decoded once per certificate.
+
+The algorithm comes from the certificate's signature algorithm identifier, and the key must
+be of that algorithm's kind: an RSA key never verifies a signature labelled ECDSA.
 """
 
 from __future__ import annotations
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
-from cryptography.x509.oid import SignatureAlgorithmOID
+from cryptography.x509.oid import SignatureAlgorithmOID as Oid
+
+_RSA_PKCS1 = frozenset(
+    {
+        Oid.RSA_WITH_MD5,
+        Oid.RSA_WITH_SHA1,
+        Oid._RSA_WITH_SHA1,
+        Oid.RSA_WITH_SHA224,
+        Oid.RSA_WITH_SHA256,
+        Oid.RSA_WITH_SHA384,
+        Oid.RSA_WITH_SHA512,
+    }
+)
+_ECDSA = frozenset(
+    {
+        Oid.ECDSA_WITH_SHA1,
+        Oid.ECDSA_WITH_SHA224,
+        Oid.ECDSA_WITH_SHA256,
+        Oid.ECDSA_WITH_SHA384,
+        Oid.ECDSA_WITH_SHA512,
+    }
+)
+_DSA = frozenset(
+    {
+        Oid.DSA_WITH_SHA1,
+        Oid.DSA_WITH_SHA224,
+        Oid.DSA_WITH_SHA256,
+        Oid.DSA_WITH_SHA384,
+        Oid.DSA_WITH_SHA512,
+    }
+)
 
 
-def verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether *issuer*'s key verifies *cert*'s signature (RSA PKCS#1 v1.5, ECDSA, DSA)."""
-    algorithm = cert.signature_hash_algorithm
-    if algorithm is None:
-        return False
+def verify_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool | None:
+    """Whether *issuer*'s key verifies *cert*'s signature (RSA PKCS#1 v1.5, ECDSA, DSA).
+
+    None when the signature algorithm is none of these (RSA-PSS, EdDSA, unknown): the caller
+    asks cryptography's own check then. Raises what cryptography raises for a key or a hash
+    it cannot read.
+    """
+    oid = cert.signature_algorithm_oid
+    if oid in _RSA_PKCS1:
+        kind: type = rsa.RSAPublicKey
+    elif oid in _ECDSA:
+        kind = ec.EllipticCurvePublicKey
+    elif oid in _DSA:
+        kind = dsa.DSAPublicKey
+    else:
+        return None
     key = issuer.public_key()
+    algorithm = cert.signature_hash_algorithm
+    if not isinstance(key, kind) or not isinstance(algorithm, hashes.HashAlgorithm):
+        return False
     try:
         if isinstance(key, rsa.RSAPublicKey):
-            if cert.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
-                return False
             key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
         else:
-            return False
+            assert isinstance(key, dsa.DSAPublicKey)
+            key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
     except InvalidSignature:
         return False
     return True
