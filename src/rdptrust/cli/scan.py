@@ -99,6 +99,7 @@ async def _scan(
                     stop=stop,
                     leaf_source=observe.leaf,
                     grace_s=GRACE_S,
+                    remote_lag=observe.lag,
                 )
 
 
@@ -199,7 +200,8 @@ limit, or a worker process that ended), 130 interrupted.""",
     type=click.IntRange(1, 10000),
     default=ScanOptions.concurrency,
     show_default=True,
-    help="Hosts probed at the same time (lowered to fit the open-file limit).",
+    help="Hosts probed at the same time, at most (lowered to fit the open-file limit; "
+    "fewer while this machine's CPU cannot serve that many before their --timeout).",
 )
 @click.option(
     "--workers",
@@ -465,8 +467,14 @@ def scan(
     line = (
         f"scan {summary.scan_id} {summary.status}: {summary.done} of {summary.targets} targets "
         f"recorded ({summary.recorded} now: {summary.ok} ok, {summary.errors} errors) in "
-        f"{summary.elapsed_s:.1f} s, {summary.hosts_per_second:.0f} hosts/s; "
-        f"inventory {inventory.path}"
+        f"{summary.elapsed_s:.1f} s, {summary.hosts_per_second:.0f} hosts/s"
+        + (
+            f" (paced to {summary.paced} hosts at once: this machine's CPU could not serve "
+            f"--concurrency {options.concurrency} on time)"
+            if summary.paced is not None
+            else ""
+        )
+        + f"; inventory {inventory.path}"
     )
     if summary.interrupted:
         line += f"; continue with 'rdptrust scan --resume {summary.scan_id}'"

@@ -3,10 +3,11 @@
 A fixed pool of workers pulls pending targets from the inventory a batch at a time, so
 memory stays flat however many targets a scan has: nothing is kept per target once it
 is recorded. Each target gets a deadline of its own; an optional token bucket limits
-how many targets start per second. Setting the *stop* event (the command line does so
-on Ctrl-C and SIGTERM) cancels the targets in flight, which stay pending, and the scan
-is marked interrupted: :func:`run_scan` on the same scan later probes exactly the
-targets still pending.
+how many targets start per second, and fewer than ``--concurrency`` are in flight while
+this machine's CPU cannot serve more on time (:mod:`rdptrust.engine.pace`). Setting the
+*stop* event (the command line does so on Ctrl-C and SIGTERM) cancels the targets in
+flight, which stay pending, and the scan is marked interrupted: :func:`run_scan` on the
+same scan later probes exactly the targets still pending.
 
 The inventory does not judge: the observer assesses each host (:func:`rdptrust.engine.assess`,
 the same judgement as ``diagnose``); :func:`~rdptrust.engine.leaves.judge_host` reads the
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rdptrust.engine.leaves import CertificateLookup, LeafReader, LeafSource, judge_host
+from rdptrust.engine.pace import LoopLag, Window
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.errors import (
     AlreadyRecorded,
@@ -166,6 +168,9 @@ class ScanSummary:
     #: targets of a queued scan that another worker recorded first (this one's lease
     #: had passed); nothing was recorded for them here
     taken: int = 0
+    #: at most this many hosts were in flight once this machine's CPU could not keep up
+    #: with more (:mod:`rdptrust.engine.pace`); None when it always could
+    paced: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -224,6 +229,7 @@ async def run_scan(
     stop: asyncio.Event | None = None,
     leaf_source: LeafSource | None = None,
     grace_s: float = 0.0,
+    remote_lag: Callable[[], float] | None = None,
 ) -> ScanSummary:
     """Probe every pending target of *scan* and record each as it completes.
 
@@ -236,7 +242,9 @@ async def run_scan(
     A :class:`StoreError` while recording stops the scan the same way and is raised
     after the scan is marked interrupted (when the database still allows it), as is a
     :class:`WorkerError` from an observer in worker processes (*leaf_source* is where
-    those processes' readings of leaf certificates are found).
+    those processes' readings of leaf certificates are found; *remote_lag* how late their
+    event loops run, which paces the scan as this loop's own lag does: see
+    :mod:`rdptrust.engine.pace`).
     """
     observe = observer or default_observer(options)
     stop = stop or asyncio.Event()
@@ -300,16 +308,20 @@ async def run_scan(
 
     async def worker(index: int) -> None:
         while not stop.is_set() and index < local["allowed"]:
-            if again:
-                seq, target = again.pop(0)
-            else:
-                try:
-                    seq, target = next(pending)
-                except StopIteration:
-                    return
-            if bucket is not None:
-                await bucket.acquire()
-            result = await observe_with_deadline(observe, target, deadline)
+            await window.admit()
+            try:
+                if again:
+                    seq, target = again.pop(0)
+                else:
+                    try:
+                        seq, target = next(pending)
+                    except StopIteration:
+                        return
+                if bucket is not None:
+                    await bucket.acquire()
+                result = await observe_with_deadline(observe, target, deadline)
+            finally:
+                window.release()
             if result.failure is not None and result.failure.kind == LocalResourceError.kind:
                 local_limit(seq, target, result.failure)
                 await asyncio.sleep(LOCAL_PAUSE_S)
@@ -318,6 +330,10 @@ async def run_scan(
             if len(held) >= COMMIT_EVERY:
                 flush()
 
+    # as many in flight as this loop (and the workers' loops) can serve on time
+    window = Window(options.concurrency, options.timeout)
+    lag = LoopLag(lambda own: window.observe(max(own, remote_lag()) if remote_lag else own))
+    lag.start()
     workers = {asyncio.create_task(worker(index)) for index in range(options.concurrency)}
     stopper = asyncio.create_task(stop.wait())
     committer = asyncio.create_task(flusher())
@@ -336,6 +352,7 @@ async def run_scan(
                 # the workers that would have taken these ended first
                 workers.add(asyncio.create_task(worker(0)))
     finally:
+        lag.stop()
         stopper.cancel()
         committer.cancel()
         for task in workers:
@@ -363,6 +380,7 @@ async def run_scan(
         local_limit=local["limit"],
         concurrency=local["allowed"],
         taken=taken["count"],
+        paced=window.paced,
     )
 
 

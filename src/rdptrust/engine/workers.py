@@ -88,6 +88,7 @@ def _run_loop(coro: Any) -> None:
 
 async def _serve(targets: Connection, results: Connection, options: ScanOptions) -> None:
     from rdptrust.engine.leaves import read_leaf, sha256_hex
+    from rdptrust.engine.pace import LoopLag
     from rdptrust.engine.scan import default_observer, observe_with_deadline
 
     observe = default_observer(options)
@@ -96,6 +97,8 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
     running: dict[int, asyncio.Task[None]] = {}
     finished = asyncio.Event()
     sent: dict[str, None] = {}  # leaves already sent to the parent (bounded, oldest out)
+    lag = LoopLag()  # how late this loop runs, sent with each result (the scan's pace)
+    lag.start()
 
     async def one(ident: int, target: Target) -> None:
         result = await observe_with_deadline(observe, target, deadline)
@@ -111,7 +114,7 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
                 if len(sent) > LEAVES_KEPT:
                     del sent[next(iter(sent))]
         with contextlib.suppress(OSError, ValueError):
-            results.send((ident, result, leaf))
+            results.send((ident, result, leaf, lag.lag))
         running.pop(ident, None)
 
     def receive(message: tuple[str, int, Target | None]) -> None:
@@ -138,6 +141,7 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
     with contextlib.suppress(OSError, ValueError):
         results.send(("ready", os.getpid(), None))
     await finished.wait()
+    lag.stop()
     for task in list(running.values()):
         task.cancel()
     await asyncio.gather(*running.values(), return_exceptions=True)
@@ -157,6 +161,8 @@ class _Worker:
     handled: int = 0
     pid: int | None = None
     ready: asyncio.Future[None] | None = None
+    #: how late its event loop ran, as its last result said (seconds)
+    lag: float = 0.0
 
 
 class ProcessObserver:
@@ -233,8 +239,8 @@ class ProcessObserver:
             pass
         loop.call_soon_threadsafe(self._ended, worker)
 
-    def _arrived(self, worker: _Worker, message: tuple[Any, Any, Any]) -> None:
-        ident, result, leaf = message
+    def _arrived(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        ident, result, leaf, *lag = message
         if ident == "ready":
             worker.pid = result
             if worker.ready is not None and not worker.ready.done():
@@ -246,6 +252,8 @@ class ProcessObserver:
         future, owner = waiting
         owner.in_flight -= 1
         owner.handled += 1
+        if lag:
+            owner.lag = float(lag[0])
         if leaf is not None:
             sha256, entry, summary = leaf
             self._leaves[sha256] = (entry, summary)
@@ -302,6 +310,10 @@ class ProcessObserver:
     def leaf(self, sha256: str) -> tuple[CertificateEntry, LeafSummary | None] | None:
         """What a worker read of the leaf *sha256* (:func:`~rdptrust.engine.scan.read_leaf`)."""
         return self._leaves.pop(sha256, None)
+
+    def lag(self) -> float:
+        """How late the worker processes' event loops run, the worst of them (seconds)."""
+        return max((w.lag for w in self._workers), default=0.0)
 
     @property
     def handled(self) -> tuple[int, ...]:
