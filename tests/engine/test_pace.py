@@ -10,6 +10,7 @@ import pytest
 from fixtures.inventory import served
 from rdptrust.engine import pace
 from rdptrust.engine.pace import FLOOR, HOLD_S, START, LoopLag, Window, lag_limit
+from rdptrust.engine.queue import work_queue
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.engine.workers import ProcessObserver, _Worker
@@ -211,3 +212,27 @@ async def test_a_worker_process_result_carries_its_loop_lag() -> None:
     assert worker.pid == 4242
     assert worker.in_flight == 0
     assert observer.lag() == pytest.approx(0.42)
+
+
+async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) -> None:
+    # Given a queued scan of 1,500 hosts that need more of the loop than it has at once
+    timeout_s = 0.75
+    targets = [Target("127.0.0.1", 20000 + i) for i in range(1500)]
+    with Inventory.open(f"{tmp_path}/queue.sqlite3") as inventory:
+        inventory.create_scan([], {}, targets, site="hq", queued=True)
+        # When one worker takes it in one batch
+        summary = await work_queue(
+            inventory,
+            site="hq",
+            worker="m:1",
+            options_for=lambda _scan: ScanOptions(concurrency=1500, timeout=timeout_s),
+            batch=1500,
+            exit_when_idle=True,
+            observer_for=lambda _options: _busy_observer(  # type: ignore[arg-type,return-value]
+                timeout_s, steps=4, cpu_s=0.0002
+            ),
+        )
+    # Then no host timed out, and the summary says the batch was paced
+    assert (summary.recorded, summary.errors) == (1500, 0)
+    assert summary.paced is not None
+    assert summary.paced < 1500

@@ -162,6 +162,12 @@ def worker(
         f"recorded ({summary.ok} ok, {summary.errors} errors)"
         + (f", {summary.taken} taken over by other workers" if summary.taken else "")
         + (
+            f"; paced to {summary.paced} hosts at once (this machine's CPU could not serve "
+            "more on time)"
+            if summary.paced is not None
+            else ""
+        )
+        + (
             f"; scans finished: {', '.join(map(str, summary.finished_scans))}"
             if summary.finished_scans
             else ""

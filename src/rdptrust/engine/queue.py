@@ -131,6 +131,9 @@ class WorkSummary:
     taken: int = 0
     failed_batches: int = 0
     last_error: str | None = None
+    #: the most hosts a batch kept in flight once this machine's CPU could not serve more
+    #: on time (:mod:`rdptrust.engine.pace`); None when it always could
+    paced: int | None = None
 
 
 async def work_queue(
@@ -218,6 +221,8 @@ async def work_queue(
         summary.ok += result.ok
         summary.errors += result.errors
         summary.taken += result.taken
+        if result.paced is not None:
+            summary.paced = max(summary.paced or 0, result.paced)
         if result.status == "done" and scan.id not in summary.finished_scans:
             summary.finished_scans.append(scan.id)
     return summary
