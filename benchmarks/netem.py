@@ -40,6 +40,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -94,7 +95,8 @@ def tree_rss(pid):
     return total
 
 start = time.monotonic()
-proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], 'w'))
+said = open(sys.argv[1], 'w')  # what the tool prints (rdptrust's summary line among it)
+proc = subprocess.Popen(sys.argv[2:], stdout=said, stderr=said)
 peak = [0]
 ended = threading.Event()
 
@@ -424,7 +426,7 @@ def run_tool(
     targets_file = work / "targets.txt"
     targets_file.write_text("\n".join(targets) + "\n")
     argv = tool.argv(targets_file, work, setting)
-    errors = work / "stderr.txt"
+    errors = work / "output.txt"
     line0 = net.delay_line_cpu()
     proc = subprocess.run(
         [sys.executable, "-c", MEASURE, str(errors), *argv],
@@ -446,8 +448,12 @@ def run_tool(
         "delay_line_cpu_ms_per_host": round((net.delay_line_cpu() - line0) / n * 1000, 3),
         "load_average": round(os.getloadavg()[0], 2),
     }
+    said = errors.read_text() if errors.exists() else ""
+    paced = re.search(r"paced to (\d+) hosts at once", said)
+    if paced:  # rdptrust scan kept fewer in flight than asked (rdptrust.engine.pace)
+        run["paced_to"] = int(paced[1])
     if int(code) != 0:
-        run["stderr"] = errors.read_text()[-500:]
+        run["output"] = said[-500:]
     return run, work
 
 

@@ -8,13 +8,16 @@ unread, and the inventory records them as unreachable. (1,000 loopback lab hosts
 with ``--timeout 0.5`` on two cores: 158 such time-outs; 200 at once: none.)
 
 So a scan measures how late its event loop runs (:class:`LoopLag`: a timer every
-:data:`TICK_S`, the worst lateness of the last :data:`LAG_TICKS`) and keeps the hosts in
-flight where that lateness stays small beside the connection time-out (:class:`Window`):
-halved when the loop runs more than :func:`lag_limit` late, grown again while it runs
-under half of that (doubling until the first halving, then by a quarter), never above
-``--concurrency`` and never below :data:`FLOOR`. Each change waits :data:`HOLD_S` for the
-last one to show. A scan whose loop keeps up never leaves ``--concurrency``: the window
-starts at :data:`START` hosts, above the default of 200.
+:data:`TICK_S`, the median lateness of the last :data:`LAG_TICKS`, so that one stall, a
+commit or a garbage collection, does not count) and keeps the hosts in flight where that
+lateness stays small beside the connection time-out (:class:`Window`): halved when the loop
+runs more than :func:`lag_limit` late, grown again while it runs under half of that
+(doubling until the first halving, then by a quarter), never above ``--concurrency`` and
+never below :data:`FLOOR`. A change waits :data:`HOLD_S` after the last one; a halving
+also waits until the hosts in flight are down to the last one's limit, and growing waits
+for a full window, so the limit follows what the loop did with it. A scan whose loop keeps
+up never leaves ``--concurrency``: the window starts at :data:`START` hosts, above the
+default of 200.
 
 With ``--workers`` the processes that connect report their own loop's lag with each
 result, and the scanning process paces on the worst of them and its own.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import statistics
 import time
 from collections.abc import Callable
 
@@ -54,7 +58,8 @@ def lag_limit(timeout_s: float) -> float:
 
 
 class LoopLag:
-    """How late the running event loop runs a timer, in seconds (0 when on time)."""
+    """How late the running event loop runs a timer, in seconds (0 when on time): the
+    median of its last :data:`LAG_TICKS` runs."""
 
     def __init__(self, on_tick: Callable[[float], None] | None = None) -> None:
         self.lag = 0.0
@@ -78,7 +83,7 @@ class LoopLag:
 
     def _tick(self) -> None:
         self._recent.append(max(0.0, time.monotonic() - self._due))
-        self.lag = max(self._recent)
+        self.lag = statistics.median(self._recent)
         if self._on_tick is not None:
             self._on_tick(self.lag)
         self._schedule()
@@ -109,15 +114,20 @@ class Window:
             return
         if lag > self.high:
             cut = max(min(FLOOR, self.ceiling), self.limit // 2)
-            if cut < self.limit:
+            # not again before the last halving is in force
+            if cut < self.limit and self.in_flight <= self.limit:
                 self.limit, self._changed, self._doubling = cut, now, False
                 self.paced = max(self.paced or 0, cut)
-        elif lag < self.high / 2 and self.limit < self.ceiling:
+        elif lag < self.high / 2 and self.limit < self.ceiling and self._full():
             grown = self.limit * 2 if self._doubling else self.limit + max(1, self.limit // 4)
             self.limit, self._changed = min(self.ceiling, grown), now
             if self.paced is not None:
                 self.paced = max(self.paced, self.limit)
             self._wake()
+
+    def _full(self) -> bool:
+        """Whether every place is taken (growing a window that is not full says nothing)."""
+        return self.in_flight >= self.limit
 
     async def admit(self) -> None:
         """Wait for a place in flight, and take it."""
