@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 #: Seconds between the timer's runs.
 TICK_S = 0.05
-#: Runs of the timer whose worst lateness is the loop's lag.
+#: Runs of the timer whose median lateness is the loop's lag.
 LAG_TICKS = 4
 #: Hosts in flight at the start (or --concurrency, when lower).
 START = 256
