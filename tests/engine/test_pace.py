@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
 from fixtures.inventory import served
 from rdptrust.engine import pace
+from rdptrust.engine.fleet import assess_many
+from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.pace import FLOOR, HOLD_S, START, LoopLag, Window, lag_limit
 from rdptrust.engine.queue import work_queue
 from rdptrust.engine.scan import run_scan
@@ -16,6 +19,7 @@ from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.engine.workers import ProcessObserver, _Worker
 from rdptrust.lab.certs import windows_self_signed
 from rdptrust.model.outcome import ProbeFailure
+from rdptrust.model.probe import ProbeResult
 from rdptrust.model.records import HostResult
 from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory
@@ -258,3 +262,44 @@ async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) ->
     assert (summary.recorded, summary.errors) == (1500, 0)
     assert summary.paced is not None
     assert summary.paced < 1500
+
+
+def _busy_prober(steps: int, cpu_s: float) -> object:
+    """A prober that works as :func:`_busy_observer` does, for the library's fleet call."""
+    credentials = windows_self_signed("WIN-PACE")
+
+    async def probe(target: Target, options: AssessOptions) -> ProbeResult:
+        began = time.monotonic()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+            time.sleep(cpu_s)  # noqa: ASYNC251 - the loop's own work
+            if time.monotonic() - began > options.probe_timeout_s:
+                return replace(
+                    served(target, None), error=ProbeFailure("timeout", f"{target}: timed out")
+                )
+        return served(target, credentials)
+
+    return probe
+
+
+async def _timed_out_in_library_scan(count: int) -> int:
+    targets = [Target("127.0.0.1", 20000 + i) for i in range(count)]
+    options = AssessOptions(probe_timeout_s=1.0)
+    timed_out = 0
+    async for item in assess_many(
+        targets,
+        options,
+        concurrency=count,
+        prober=_busy_prober(steps=6, cpu_s=0.0001),  # type: ignore[arg-type]
+    ):
+        timed_out += item.probe.error is not None and item.probe.error.kind == "timeout"
+    return timed_out
+
+
+async def test_the_library_fleet_call_paces_itself_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given 1,500 hosts at once through rdptrust.scan(), as in the scan test above
+    assert await _timed_out_in_library_scan(1500) == 0
+    # Whereas unpaced, they time out
+    monkeypatch.setattr(pace, "START", 10**6)
+    monkeypatch.setattr(Window, "observe", lambda self, lag, now=None: None)
+    assert await _timed_out_in_library_scan(1500) > 750
