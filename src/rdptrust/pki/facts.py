@@ -33,9 +33,9 @@ from cryptography.x509.oid import (
 
 from rdptrust.errors import PkiError
 from rdptrust.model.certificate import UNDECODABLE_NAME, CertificateFacts
-from rdptrust.pki.legacy_signatures import verify_signature
 from rdptrust.pki.names import general_name_text, name_common_name, name_text, printable_text
 from rdptrust.pki.quiet import quiet_parsing
+from rdptrust.pki.signatures import verify_signature
 from rdptrust.pki.tbs import TbsParts, certificate_der
 from rdptrust.pki.tbs import tbs_parts as _tbs_parts
 

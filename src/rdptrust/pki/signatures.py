@@ -1,14 +1,12 @@
-"""Certificate signatures verified with the issuer's key as already read, by algorithm.
+"""Certificate signatures (RSA PKCS#1 v1.5, ECDSA, DSA) verified with the issuer's key,
+by the algorithm the certificate names.
 
-Two reasons to verify here rather than with cryptography's ``verify_directly_issued_by``:
-
-- SHA-1 and MD5 signatures, which cryptography's own check refuses. Old Windows hosts
-  still present them; judging them needs to know whether they verify.
-- Speed. cryptography's check decodes the issuer's key again on every call, which costs
-  as much as the RSA verification itself; ``public_key()`` is decoded once per certificate.
-
-The algorithm comes from the certificate's signature algorithm identifier, and the key must
-be of that algorithm's kind: an RSA key never verifies a signature labelled ECDSA.
+Verified here rather than with cryptography's ``verify_directly_issued_by`` because that
+check refuses SHA-1 and MD5 signatures, which old Windows hosts still present: judging
+them needs to know whether they verify. Every hash goes the same way, so the rule is one:
+the algorithm comes from the certificate's signature algorithm identifier, and the key must
+be of that algorithm's kind (an RSA key never verifies a signature labelled ECDSA). Other
+algorithms (RSA-PSS, EdDSA) are left to cryptography's check.
 """
 
 from __future__ import annotations
