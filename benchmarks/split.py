@@ -22,7 +22,6 @@ either. Prints one JSON line per run, then a Markdown table of the medians.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import functools
 import json
@@ -72,24 +71,11 @@ async def _minimal(targets: list[str], concurrency: int) -> int:
 
 
 async def _connections(targets: list[str], concurrency: int) -> int:
-    from rdptrust.model.target import parse_target
-    from rdptrust.net.probe import probe_host
+    # benchmarks/probe.py's concurrent run, the main connection only: as a plain scan probes
+    import probe
 
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(text: str) -> bool:
-        async with gate:
-            probe = await probe_host(
-                parse_target(text),
-                timeout=10.0,
-                enumerate_protocols=False,
-                enumerate_tls_versions=False,
-                standard_security=False,
-                ntlm=False,
-            )
-            return probe.error is None and bool(probe.leaf)
-
-    return sum(await asyncio.gather(*(one(t) for t in targets)))
+    _, failures = await probe.run(targets, concurrency, False)
+    return len(targets) - failures
 
 
 async def _scan(targets: list[str], concurrency: int, db: Path) -> int:
@@ -146,6 +132,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    # minimal_client and probe are loaded before any round is timed (each round imports
+    # them by name)
+    import minimal_client  # noqa: F401
+    import probe  # noqa: F401
     from workers import start_labs, stop_labs  # benchmarks/workers.py
 
     _instrument()
