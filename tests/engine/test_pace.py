@@ -143,19 +143,26 @@ async def test_the_lag_is_the_loop_s_sustained_lateness_not_one_stall() -> None:
         lag.stop()
 
 
+async def _busy(timeout_s: float, steps: int, cpu_s: float) -> bool:
+    """Work as a connection does on a loaded machine: *steps* turns of the loop, each
+    costing *cpu_s* of the loop's time, against a time-out that counts from the start,
+    whatever the time went to. False when the time-out passed first."""
+    began = time.monotonic()
+    for _ in range(steps):
+        await asyncio.sleep(0)
+        time.sleep(cpu_s)  # noqa: ASYNC251 - the loop's own work (TLS, parsing, judging)
+        if time.monotonic() - began > timeout_s:
+            return False
+    return True
+
+
 def _busy_observer(timeout_s: float, steps: int, cpu_s: float) -> object:
-    """An observer that works as a connection does on a loaded machine: *steps* turns of
-    the loop, each costing *cpu_s* of the loop's time, and a time-out that counts from its
-    start, whatever the time went to."""
+    """A scan observer that works as :func:`_busy` does."""
     credentials = windows_self_signed("WIN-PACE")
 
     async def observe(target: Target) -> HostResult:
-        began = time.monotonic()
-        for _ in range(steps):
-            await asyncio.sleep(0)
-            time.sleep(cpu_s)  # noqa: ASYNC251 - the loop's own work (TLS, parsing, judging)
-            if time.monotonic() - began > timeout_s:
-                return HostResult(None, ProbeFailure("timeout", f"{target}: timed out"))
+        if not await _busy(timeout_s, steps, cpu_s):
+            return HostResult(None, ProbeFailure("timeout", f"{target}: timed out"))
         return HostResult(served(target, credentials))
 
     return observe
@@ -265,18 +272,14 @@ async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) ->
 
 
 def _busy_prober(steps: int, cpu_s: float) -> object:
-    """A prober that works as :func:`_busy_observer` does, for the library's fleet call."""
+    """A prober for the library's fleet call that works as :func:`_busy` does."""
     credentials = windows_self_signed("WIN-PACE")
 
     async def probe(target: Target, options: AssessOptions) -> ProbeResult:
-        began = time.monotonic()
-        for _ in range(steps):
-            await asyncio.sleep(0)
-            time.sleep(cpu_s)  # noqa: ASYNC251 - the loop's own work
-            if time.monotonic() - began > options.probe_timeout_s:
-                return replace(
-                    served(target, None), error=ProbeFailure("timeout", f"{target}: timed out")
-                )
+        if not await _busy(options.probe_timeout_s, steps, cpu_s):
+            return replace(
+                served(target, None), error=ProbeFailure("timeout", f"{target}: timed out")
+            )
         return served(target, credentials)
 
     return probe
