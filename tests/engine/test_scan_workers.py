@@ -12,17 +12,98 @@ from test_scan_engine import FLEET, check_outcome, fleet
 from fixtures.inventory import leaf_calls
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
-from rdptrust.engine.workers import GRACE_S, ProcessObserver, share
+from rdptrust.engine.workers import BATCH, GRACE_S, ProcessObserver, _Outbox, share
 from rdptrust.errors import WorkerError
 from rdptrust.lab.certs import CertKind
 from rdptrust.lab.runner import Lab, LabConfig
 from rdptrust.model.records import ObservationRecord
+from rdptrust.model.target import Target
 from rdptrust.store.inventory import Inventory
 
 
 def test_concurrency_is_shared_among_the_workers() -> None:
     assert [share(200, i, 3) for i in range(3)] == [67, 67, 66]
     assert sum(share(7, i, 4) for i in range(4)) == 7
+
+
+async def test_what_one_turn_posts_goes_in_one_message_of_at_most_batch_items() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[list[int]] = []
+    outbox = _Outbox(loop, sent.append)
+    # Given a turn of the event loop that posts more items than one message carries
+    for i in range(BATCH + 10):
+        outbox.post(i)
+    assert sent == []  # nothing leaves during the turn
+    # When the turn is over
+    await asyncio.sleep(0)
+    # Then they leave as two messages, in order
+    assert [len(m) for m in sent] == [BATCH, 10]
+    assert [i for m in sent for i in m] == list(range(BATCH + 10))
+    # And the next turn's item is a message of its own
+    outbox.post("next")
+    await asyncio.sleep(0)
+    assert sent[-1] == ["next"]
+    assert len(sent) == 3
+
+
+async def test_a_pipe_that_fails_hands_back_what_it_did_not_take() -> None:
+    loop = asyncio.get_running_loop()
+    taken: list[list[int]] = []
+    failures: list[tuple[list[int], str]] = []
+
+    def send(items: list[int]) -> None:
+        if taken:
+            raise OSError("broken pipe")
+        taken.append(items)
+
+    outbox = _Outbox(loop, send, lambda items, exc: failures.append((items, str(exc))))
+    for i in range(2 * BATCH + 1):
+        outbox.post(i)
+    await asyncio.sleep(0)
+    # the first message went; the second failed, and it and the third come back once
+    assert taken == [list(range(BATCH))]
+    assert failures == [(list(range(BATCH, 2 * BATCH + 1)), "broken pipe")]
+
+
+async def test_a_target_the_worker_cannot_take_fails_with_worker_error() -> None:
+    async with ProcessObserver(ScanOptions(concurrency=4, timeout=1.0), 1) as observe:
+        worker = observe._workers[0]
+
+        def broken(items: object) -> None:
+            raise OSError("pipe closed")
+
+        assert worker.outbox is not None
+        worker.outbox._send = broken
+        with pytest.raises(WorkerError, match="scan worker 1 cannot take targets"):
+            async with asyncio.timeout(10):
+                await observe(Target("127.0.0.1", 9))
+        assert worker.in_flight == 0
+        assert observe._waiting == {}
+
+
+async def test_a_target_cancelled_before_it_was_sent_is_not_sent() -> None:
+    class Held:
+        """An event loop stand-in that never runs the flush."""
+
+        def call_soon(self, callback: object) -> None:
+            pass
+
+    async with ProcessObserver(ScanOptions(concurrency=4, timeout=1.0), 1) as observe:
+        worker = observe._workers[0]
+        sent: list[object] = []
+        worker.outbox = _Outbox(Held(), sent.append)  # type: ignore[arg-type]
+        # Given a target posted to the worker but still in its outbox
+        task = asyncio.create_task(observe(Target("127.0.0.1", 9)))
+        await asyncio.sleep(0)
+        assert [what for what, _, _ in worker.outbox.items] == ["observe"]
+        # When the scan gives up on it
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Then it leaves the outbox and no cancellation follows it
+        assert worker.outbox.items == []
+        assert sent == []
+        assert worker.in_flight == 0
 
 
 async def test_workers_record_every_target_once(

@@ -12,7 +12,9 @@ The processes are started with ``spawn`` on every system (the same behaviour on 
 macOS and Windows; no fork of a process that holds threads). Targets go to a process
 and results come back over one-way pipes as pickles (about 2 KB per host); a thread per
 process reads its results, so nothing here needs the event loop to watch a pipe (which
-Windows' event loop cannot). A process that dies ends the scan: the targets in flight
+Windows' event loop cannot). Both sides send what one turn of their event loop produced as
+one message (at most :data:`BATCH` items), so a busy scan pays a pipe write and a thread
+wake-up per turn, not per host. A process that dies ends the scan: the targets in flight
 stay pending and :class:`~rdptrust.errors.WorkerError` says so.
 """
 
@@ -26,7 +28,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -45,6 +47,8 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 #: Leaves the workers' readings are kept of until the scan loop records them.
 LEAVES_KEPT = 4096
+#: Most items (targets, cancellations, results) one pipe message carries.
+BATCH = 256
 
 
 def default_workers() -> int:
@@ -99,6 +103,7 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
     sent: dict[str, None] = {}  # leaves already sent to the parent (bounded, oldest out)
     lag = LoopLag()  # how late this loop runs, sent with each result (the scan's pace)
     lag.start()
+    outbox = _Outbox(loop, results.send)
 
     async def one(ident: int, target: Target) -> None:
         result = await observe_with_deadline(observe, target, deadline)
@@ -113,24 +118,23 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
                 sent[sha256] = None
                 if len(sent) > LEAVES_KEPT:
                     del sent[next(iter(sent))]
-        with contextlib.suppress(OSError, ValueError):
-            results.send((ident, result, leaf, lag.lag))
+        outbox.post((ident, result, leaf, lag.lag))
         running.pop(ident, None)
 
-    def receive(message: tuple[str, int, Target | None]) -> None:
-        what, ident, target = message
-        if what == "observe" and target is not None:
-            running[ident] = loop.create_task(one(ident, target))
-        elif what == "cancel":
-            task = running.pop(ident, None)
-            if task is not None:
-                task.cancel()
+    def receive(messages: list[tuple[str, int, Target | None]]) -> None:
+        for what, ident, target in messages:
+            if what == "observe" and target is not None:
+                running[ident] = loop.create_task(one(ident, target))
+            elif what == "cancel":
+                task = running.pop(ident, None)
+                if task is not None:
+                    task.cancel()
 
     def reader() -> None:
         try:
             while True:
-                message = targets.recv()
-                loop.call_soon_threadsafe(receive, message)
+                messages = targets.recv()
+                loop.call_soon_threadsafe(receive, messages)
         except (EOFError, OSError):
             pass
         finally:
@@ -139,12 +143,45 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
     thread = threading.Thread(target=reader, name="rdptrust-targets", daemon=True)
     thread.start()
     with contextlib.suppress(OSError, ValueError):
-        results.send(("ready", os.getpid(), None))
+        results.send([("ready", os.getpid(), None)])
     await finished.wait()
     lag.stop()
     for task in list(running.values()):
         task.cancel()
     await asyncio.gather(*running.values(), return_exceptions=True)
+    outbox.flush()
+
+
+class _Outbox:
+    """Items for one pipe, sent together once the event loop's turn is over (a message of
+    at most :data:`BATCH` items each). *send* takes the list; what it raises goes to
+    *failed* with the items it did not take (by default it is ignored)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send: Callable[[list[Any]], None],
+        failed: Callable[[list[Any], Exception], None] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._send = send
+        self._failed = failed
+        self.items: list[Any] = []
+
+    def post(self, item: Any) -> None:
+        self.items.append(item)
+        if len(self.items) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        items, self.items = self.items, []
+        for start in range(0, len(items), BATCH):
+            try:
+                self._send(items[start : start + BATCH])
+            except (OSError, ValueError) as exc:
+                if self._failed is not None:
+                    self._failed(items[start:], exc)
+                return
 
 
 # --- in the scanning process -------------------------------------------------------------
@@ -163,6 +200,8 @@ class _Worker:
     ready: asyncio.Future[None] | None = None
     #: how late its event loop ran, as its last result said (seconds)
     lag: float = 0.0
+    #: the targets and cancellations not yet sent to it
+    outbox: _Outbox | None = None
 
 
 class ProcessObserver:
@@ -208,6 +247,7 @@ class ProcessObserver:
                 to_worker_r.close()
                 from_worker_w.close()
                 worker = _Worker(index, process, to_worker_w, from_worker_r)
+                worker.outbox = self._outbox(worker)
                 worker.ready = self._loop.create_future()
                 worker.thread = threading.Thread(
                     target=self._read, args=(worker,), name=f"rdptrust-results-{index + 1}"
@@ -227,17 +267,38 @@ class ProcessObserver:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _outbox(self, worker: _Worker) -> _Outbox:
+        assert self._loop is not None
+
+        def failed(items: list[tuple[str, int, Target | None]], exc: Exception) -> None:
+            # the targets not sent fail as the pipe did; their waits end with it
+            error = self._lost or WorkerError(
+                f"scan worker {worker.index + 1} cannot take targets ({exc})"
+            )
+            for what, ident, _ in items:
+                waiting = self._waiting.pop(ident, None) if what == "observe" else None
+                if waiting is not None:
+                    worker.in_flight -= 1
+                    if not waiting[0].done():
+                        waiting[0].set_exception(error)
+
+        return _Outbox(self._loop, worker.targets.send, failed)
+
     def _read(self, worker: _Worker) -> None:
-        """Thread: each result *worker* sends, handed to the event loop."""
+        """Thread: each batch of results *worker* sends, handed to the event loop."""
         loop = self._loop
         assert loop is not None
         try:
             while True:
-                message = worker.results.recv()
-                loop.call_soon_threadsafe(self._arrived, worker, message)
+                messages = worker.results.recv()
+                loop.call_soon_threadsafe(self._arrived_all, worker, messages)
         except (EOFError, OSError):
             pass
         loop.call_soon_threadsafe(self._ended, worker)
+
+    def _arrived_all(self, worker: _Worker, messages: list[tuple[Any, ...]]) -> None:
+        for message in messages:
+            self._arrived(worker, message)
 
     def _arrived(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         ident, result, leaf, *lag = message
@@ -289,22 +350,20 @@ class ProcessObserver:
         future: asyncio.Future[HostResult] = loop.create_future()
         self._waiting[ident] = (future, worker)
         worker.in_flight += 1
-        try:
-            worker.targets.send(("observe", ident, target))
-        except (OSError, ValueError) as exc:
-            self._waiting.pop(ident, None)
-            worker.in_flight -= 1
-            raise self._lost or WorkerError(
-                f"scan worker {worker.index + 1} cannot take targets ({exc})"
-            ) from None
+        outbox = worker.outbox
+        assert outbox is not None
+        observe = ("observe", ident, target)
+        outbox.post(observe)
         try:
             # the scan loop's deadline for the target ends this wait (run_scan's grace_s)
             return await future
         except BaseException:
             if self._waiting.pop(ident, None) is not None:
                 worker.in_flight -= 1
-                with contextlib.suppress(OSError, ValueError):
-                    worker.targets.send(("cancel", ident, None))
+                if observe in outbox.items:
+                    outbox.items.remove(observe)  # not sent yet: nothing to cancel
+                else:
+                    outbox.post(("cancel", ident, None))
             raise
 
     def leaf(self, sha256: str) -> tuple[CertificateEntry, LeafSummary | None] | None:
