@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from fixtures.inventory import served
-from rdptrust.engine import pace
+from rdptrust.engine import pace, queue
 from rdptrust.engine.fleet import assess_many
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.pace import FLOOR, HOLD_S, START, LoopLag, Window, lag_limit
@@ -269,6 +269,46 @@ async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) ->
     assert (summary.recorded, summary.errors) == (1500, 0)
     assert summary.paced is not None
     assert summary.paced < 1500
+
+
+async def test_a_queue_worker_keeps_one_pace_across_its_batches(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Window] = []
+
+    def window(ceiling: int, timeout_s: float) -> Window:
+        made.append(Window(ceiling, timeout_s))
+        if len(made) == 1:
+            # the pace the first batch left: 5 at once, held there
+            made[0].limit, made[0]._changed = 5, float("inf")
+        return made[-1]
+
+    monkeypatch.setattr(queue, "Window", window)
+    limits: list[int] = []
+
+    async def observe(target: Target) -> HostResult:
+        limits.append(made[-1].limit)
+        await asyncio.sleep(0)
+        return HostResult(None, ProbeFailure("connect", f"{target}: connection refused"))
+
+    targets = [Target("127.0.0.1", 20000 + i) for i in range(30)]
+    with Inventory.open(f"{tmp_path}/queue.sqlite3") as inventory:
+        inventory.create_scan([], {}, targets, site="hq", queued=True)
+        # When a worker scans the queued scan in three batches
+        summary = await work_queue(
+            inventory,
+            site="hq",
+            worker="m:1",
+            options_for=lambda _scan: ScanOptions(concurrency=20, timeout=5.0),
+            batch=10,
+            exit_when_idle=True,
+            observer_for=lambda _options: observe,  # type: ignore[arg-type,return-value]
+        )
+    # Then the three batches ran under one window, each at the pace the last one left
+    assert (summary.batches, summary.recorded) == (3, 30)
+    assert len(made) == 1
+    assert set(limits) == {5}
+    assert made[0].in_flight == 0
 
 
 def _busy_prober(steps: int, cpu_s: float) -> object:

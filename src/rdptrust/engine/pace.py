@@ -21,7 +21,9 @@ up never leaves ``--concurrency``: the window starts at :data:`START` hosts, abo
 default of 200.
 
 With ``--workers`` the processes that connect report their own loop's lag with each
-result, and the scanning process paces on the worst of them and its own.
+result, and the scanning process paces on the worst of them and its own. A queue worker
+(``rdptrust worker``) keeps one window for all its batches, so each starts at the pace the
+last one found.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rdptrust.engine.pace import Window
 from rdptrust.engine.scan import ScanInventory, ScanSummary, run_scan
 from rdptrust.engine.scan_options import Observer, ScanOptions
 from rdptrust.errors import StoreError
@@ -163,6 +164,9 @@ async def work_queue(
     stop = stop or asyncio.Event()
     summary = WorkSummary()
     failures_in_a_row = 0
+    # one pace for all the batches scanned with the same concurrency and time-out: each
+    # batch starts where the last one left it, not at the window's start again
+    windows: dict[tuple[int, float], Window] = {}
     while not stop.is_set():
         claim = inventory.claim_targets(site, worker, batch, lease_s)
         if claim is None:
@@ -175,6 +179,9 @@ async def work_queue(
         scan, targets = claim
         summary.batches += 1
         options = options_for(scan)
+        key = (options.concurrency, options.timeout)
+        if key not in windows:
+            windows[key] = Window(*key)
 
         async def renew(scan_id: int = scan.id) -> None:
             while True:
@@ -199,6 +206,7 @@ async def work_queue(
                 observer=observer_for(options) if observer_for is not None else None,
                 on_result=on_result,
                 stop=batch_stop,
+                pace=windows[key],
             )
         except StoreError as exc:
             summary.failed_batches += 1

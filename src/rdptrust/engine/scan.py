@@ -230,6 +230,7 @@ async def run_scan(
     leaf_source: LeafSource | None = None,
     grace_s: float = 0.0,
     remote_lag: Callable[[], float] | None = None,
+    pace: Window | None = None,
 ) -> ScanSummary:
     """Probe every pending target of *scan* and record each as it completes.
 
@@ -244,7 +245,8 @@ async def run_scan(
     :class:`WorkerError` from an observer in worker processes (*leaf_source* is where
     those processes' readings of leaf certificates are found; *remote_lag* how late their
     event loops run, which paces the scan as this loop's own lag does: see
-    :mod:`rdptrust.engine.pace`).
+    :mod:`rdptrust.engine.pace`). *pace* is the window to start from (one a run of
+    several scans keeps between them); by default a new one.
     """
     observe = observer or default_observer(options)
     stop = stop or asyncio.Event()
@@ -331,7 +333,7 @@ async def run_scan(
                 flush()
 
     # as many in flight as this loop (and the workers' loops) can serve on time
-    window = Window(options.concurrency, options.timeout)
+    window = pace if pace is not None else Window(options.concurrency, options.timeout)
     lag = LoopLag(lambda own: window.observe(max(own, remote_lag()) if remote_lag else own))
     lag.start()
     workers = {asyncio.create_task(worker(index)) for index in range(options.concurrency)}
