@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -104,6 +106,25 @@ async def test_a_target_cancelled_before_it_was_sent_is_not_sent() -> None:
         assert worker.outbox.items == []
         assert sent == []
         assert worker.in_flight == 0
+
+
+def _parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is Linux's")
+async def test_on_linux_workers_come_from_a_fork_server_that_ends_with_the_scan() -> None:
+    async with ProcessObserver(ScanOptions(concurrency=4, timeout=1.0), 2) as observe:
+        # Given the workers of a scan: not this process's children, but a fork server's
+        parents = {_parent_pid(p.pid) for p in observe.processes}
+        assert len(parents) == 1
+        (server,) = parents
+        assert server != os.getpid()
+        assert _parent_pid(server) == os.getpid()
+    # When the scan ends, the fork server has ended and been waited for: no process left
+    with pytest.raises(ProcessLookupError):
+        os.kill(server, 0)
 
 
 async def test_workers_record_every_target_once(

@@ -8,8 +8,9 @@ not change: it takes the pending targets, hands each to the least busy process t
 and batched commits, ``--resume``, Ctrl-C and the local-limit handling behave as in one
 process; a target is recorded exactly once because only the parent records.
 
-The processes are started with ``spawn`` on every system (the same behaviour on Linux,
-macOS and Windows; no fork of a process that holds threads). Targets go to a process
+On Linux the processes are forked from a fork server, a fresh process that imports the
+scanner once for all of them and ends with the scan; on macOS and Windows they are
+started with ``spawn`` (neither forks a process that holds threads). Targets go to a process
 and results come back over one-way pipes as pickles (about 2 KB per host); a thread per
 process reads its results, so nothing here needs the event loop to watch a pipe (which
 Windows' event loop cannot). Both sides send what one turn of their event loop produced as
@@ -27,6 +28,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
@@ -58,6 +60,40 @@ def default_workers() -> int:
         with contextlib.suppress(OSError):
             return max(1, len(affinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+#: What the fork server imports once, before it forks any worker (Linux).
+PRELOAD = (
+    "rdptrust.engine.workers",
+    "rdptrust.engine.scan",
+    "rdptrust.engine.scan_assessment",
+    "rdptrust.engine.leaves",
+    "uvloop",
+)
+#: Observers of this process whose workers are running (the fork server stops with the last).
+_running = 0
+
+
+def _context() -> Any:
+    """How worker processes start: on Linux forked from a fork server (a fresh process,
+    started once per scan, that has imported :data:`PRELOAD` and holds no threads), so
+    the workers do not each import the scanner again; elsewhere ``spawn``."""
+    if sys.platform.startswith("linux"):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _stop_fork_server() -> None:
+    """End the fork server and wait for it, so that it does not outlive the scan and its
+    CPU, and its workers', count as this process's children's (``RUSAGE_CHILDREN``)."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)  # absent: it ends with us
+    if stop is not None:
+        with contextlib.suppress(OSError):
+            stop()
 
 
 def share(total: int, index: int, parts: int) -> int:
@@ -224,10 +260,14 @@ class ProcessObserver:
         self._ids = itertools.count()
         self._lost: WorkerError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._counted = False
 
     async def __aenter__(self) -> ProcessObserver:
+        global _running
         self._loop = asyncio.get_running_loop()
-        context = multiprocessing.get_context("spawn")
+        context = _context()
+        _running += 1
+        self._counted = True
         try:
             for index in range(self._count):
                 options = dataclasses.replace(
@@ -403,3 +443,9 @@ class ProcessObserver:
             if not future.done():
                 future.cancel()
         self._waiting.clear()
+        global _running
+        if self._counted:
+            self._counted = False
+            _running -= 1
+            if _running == 0 and sys.platform.startswith("linux"):
+                await loop.run_in_executor(None, _stop_fork_server)
