@@ -12,6 +12,9 @@ and judging), each per host. With N workers the scan's ceiling is the scanning p
 CPU per host, where one process pays both parts. The lab endpoints run on the same
 machine, so on a machine with few cores the wall figures show the sharing, not the gain;
 the CPU figures do not depend on it. Prints one JSON line per run, then the medians.
+
+With ``--start-up`` it starts no lab and only opens and closes the worker processes,
+``--repeat`` times per count: their start-up's wall time and CPU.
 """
 
 from __future__ import annotations
@@ -108,6 +111,37 @@ async def one_run(db: Path, targets: list[str], workers: int, concurrency: int) 
     }
 
 
+async def start_up(workers: int) -> dict[str, Any]:
+    """What starting and stopping *workers* worker processes costs, no target scanned."""
+    own0, children0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    async with ProcessObserver(ScanOptions(), workers):
+        ready = time.monotonic() - start
+    return {
+        "start_up": workers,
+        "ready_s": round(ready, 3),
+        "wall_s": round(time.monotonic() - start, 3),
+        "scanner_cpu_s": round(cpu(resource.RUSAGE_SELF) - own0, 3),
+        # joined (and, on Linux, the fork server with them): counted here
+        "workers_cpu_s": round(cpu(resource.RUSAGE_CHILDREN) - children0, 3),
+    }
+
+
+def main_start_up(counts: list[int], repeat: int) -> None:
+    runs: list[dict[str, Any]] = []
+    for round_ in range(repeat):
+        for workers in counts[round_ % len(counts) :] + counts[: round_ % len(counts)]:
+            run = asyncio.run(start_up(workers))
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+    keys = ("ready_s", "scanner_cpu_s", "workers_cpu_s")
+    medians = {
+        str(w): {k: statistics.median(r[k] for r in runs if r["start_up"] == w) for k in keys}
+        for w in counts
+    }
+    print(json.dumps({"median": medians, "cpus": os.cpu_count()}))
+
+
 def main() -> None:
     use_compiled_bytecode()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,8 +150,14 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--start-up", action="store_true", help="only start and stop the workers, no lab"
+    )
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
+    if args.start_up:
+        main_start_up(counts, args.repeat)
+        return
     labs, targets = start_labs(args.count, args.latency_ms)
     runs: list[dict[str, Any]] = []
     try:
