@@ -13,7 +13,7 @@ from rdptrust.engine import pace, queue
 from rdptrust.engine.fleet import assess_many
 from rdptrust.engine.options import AssessOptions
 from rdptrust.engine.pace import FLOOR, HOLD_S, START, LoopLag, Window, lag_limit
-from rdptrust.engine.queue import work_queue
+from rdptrust.engine.queue import WorkSummary, work_queue
 from rdptrust.engine.scan import run_scan
 from rdptrust.engine.scan_options import ScanOptions
 from rdptrust.engine.workers import ProcessObserver, _Worker
@@ -247,24 +247,35 @@ async def test_a_worker_process_result_carries_its_loop_lag() -> None:
     assert observer.lag() == pytest.approx(0.42)
 
 
-async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) -> None:
-    # Given a queued scan of 1,500 hosts that need more of the loop than it has at once
-    timeout_s = 1.0
-    targets = [Target("127.0.0.1", 20000 + i) for i in range(1500)]
-    with Inventory.open(f"{tmp_path}/queue.sqlite3") as inventory:
+async def _work_queued(
+    db: str, count: int, options: ScanOptions, *, batch: int, observer: object
+) -> WorkSummary:
+    """A queued scan of *count* hosts, worked by one queue worker until it is done."""
+    targets = [Target("127.0.0.1", 20000 + i) for i in range(count)]
+    with Inventory.open(db) as inventory:
         inventory.create_scan([], {}, targets, site="hq", queued=True)
-        # When one worker takes it in one batch
-        summary = await work_queue(
+        return await work_queue(
             inventory,
             site="hq",
             worker="m:1",
-            options_for=lambda _scan: ScanOptions(concurrency=1500, timeout=timeout_s),
-            batch=1500,
+            options_for=lambda _scan: options,
+            batch=batch,
             exit_when_idle=True,
-            observer_for=lambda _options: _busy_observer(  # type: ignore[arg-type,return-value]
-                timeout_s, steps=6, cpu_s=0.0001
-            ),
+            observer_for=lambda _options: observer,  # type: ignore[arg-type,return-value]
         )
+
+
+async def test_a_queue_worker_paces_its_batches_and_says_so(tmp_path: object) -> None:
+    # Given a queued scan of 1,500 hosts that need more of the loop than it has at once
+    timeout_s = 1.0
+    # When one worker takes it in one batch
+    summary = await _work_queued(
+        f"{tmp_path}/queue.sqlite3",
+        1500,
+        ScanOptions(concurrency=1500, timeout=timeout_s),
+        batch=1500,
+        observer=_busy_observer(timeout_s, steps=6, cpu_s=0.0001),
+    )
     # Then no host timed out, and the summary says the batch was paced
     assert (summary.recorded, summary.errors) == (1500, 0)
     assert summary.paced is not None
@@ -291,19 +302,14 @@ async def test_a_queue_worker_keeps_one_pace_across_its_batches(
         await asyncio.sleep(0)
         return HostResult(None, ProbeFailure("connect", f"{target}: connection refused"))
 
-    targets = [Target("127.0.0.1", 20000 + i) for i in range(30)]
-    with Inventory.open(f"{tmp_path}/queue.sqlite3") as inventory:
-        inventory.create_scan([], {}, targets, site="hq", queued=True)
-        # When a worker scans the queued scan in three batches
-        summary = await work_queue(
-            inventory,
-            site="hq",
-            worker="m:1",
-            options_for=lambda _scan: ScanOptions(concurrency=20, timeout=5.0),
-            batch=10,
-            exit_when_idle=True,
-            observer_for=lambda _options: observe,  # type: ignore[arg-type,return-value]
-        )
+    # When a worker scans a queued scan of 30 hosts in three batches
+    summary = await _work_queued(
+        f"{tmp_path}/queue.sqlite3",
+        30,
+        ScanOptions(concurrency=20, timeout=5.0),
+        batch=10,
+        observer=observe,
+    )
     # Then the three batches ran under one window, each at the pace the last one left
     assert (summary.batches, summary.recorded) == (3, 30)
     assert len(made) == 1
