@@ -70,8 +70,8 @@ PRELOAD = (
     "rdptrust.engine.leaves",
     "uvloop",
 )
-#: Observers of this process whose workers are running (the fork server stops with the last).
-_running = 0
+#: Observers of this process whose workers came from the fork server (it stops with the last).
+_forked_observers = 0
 
 
 def _context() -> Any:
@@ -178,8 +178,7 @@ async def _serve(targets: Connection, results: Connection, options: ScanOptions)
 
     thread = threading.Thread(target=reader, name="rdptrust-targets", daemon=True)
     thread.start()
-    with contextlib.suppress(OSError, ValueError):
-        results.send([("ready", os.getpid(), None)])
+    outbox.post(("ready", os.getpid(), None))
     await finished.wait()
     lag.stop()
     for task in list(running.values()):
@@ -260,14 +259,16 @@ class ProcessObserver:
         self._ids = itertools.count()
         self._lost: WorkerError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._counted = False
+        #: whether this observer's workers come from the fork server (counted in _forked_observers)
+        self._forked = False
 
     async def __aenter__(self) -> ProcessObserver:
-        global _running
+        global _forked_observers
         self._loop = asyncio.get_running_loop()
         context = _context()
-        _running += 1
-        self._counted = True
+        if context.get_start_method() == "forkserver":
+            _forked_observers += 1
+            self._forked = True
         try:
             for index in range(self._count):
                 options = dataclasses.replace(
@@ -443,9 +444,9 @@ class ProcessObserver:
             if not future.done():
                 future.cancel()
         self._waiting.clear()
-        global _running
-        if self._counted:
-            self._counted = False
-            _running -= 1
-            if _running == 0 and sys.platform.startswith("linux"):
+        global _forked_observers
+        if self._forked:
+            self._forked = False
+            _forked_observers -= 1
+            if _forked_observers == 0:
                 await loop.run_in_executor(None, _stop_fork_server)
