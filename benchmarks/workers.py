@@ -127,19 +127,30 @@ async def start_up(workers: int) -> dict[str, Any]:
     }
 
 
-def main_start_up(counts: list[int], repeat: int) -> None:
-    runs: list[dict[str, Any]] = []
-    for round_ in range(repeat):
-        for workers in counts[round_ % len(counts) :] + counts[: round_ % len(counts)]:
-            run = asyncio.run(start_up(workers))
-            print(json.dumps(run), flush=True)
-            runs.append(run)
-    keys = ("ready_s", "scanner_cpu_s", "workers_cpu_s")
+def rotated(counts: list[int], round_: int) -> list[int]:
+    """The worker counts in the order of round *round_* (each round starts one later)."""
+    at = round_ % len(counts)
+    return counts[at:] + counts[:at]
+
+
+def print_medians(
+    runs: list[dict[str, Any]], by: str, counts: list[int], keys: tuple[str, ...]
+) -> None:
     medians = {
-        str(w): {k: statistics.median(r[k] for r in runs if r["start_up"] == w) for k in keys}
+        str(w): {k: statistics.median(r[k] for r in runs if r[by] == w) for k in keys}
         for w in counts
     }
     print(json.dumps({"median": medians, "cpus": os.cpu_count()}))
+
+
+def main_start_up(counts: list[int], repeat: int) -> None:
+    runs: list[dict[str, Any]] = []
+    for round_ in range(repeat):
+        for workers in rotated(counts, round_):
+            run = asyncio.run(start_up(workers))
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+    print_medians(runs, "start_up", counts, ("ready_s", "scanner_cpu_s", "workers_cpu_s"))
 
 
 def main() -> None:
@@ -165,8 +176,7 @@ def main() -> None:
             # untimed: every endpoint serves one handshake first
             asyncio.run(one_run(Path(tmp) / "warm.sqlite3", targets, 1, args.concurrency))
             for round_ in range(args.repeat):
-                order = counts[round_ % len(counts) :] + counts[: round_ % len(counts)]
-                for workers in order:
+                for workers in rotated(counts, round_):
                     db = Path(tmp) / f"r{round_}-w{workers}.sqlite3"
                     run = asyncio.run(one_run(db, targets, workers, args.concurrency))
                     run["load_average"] = round(os.getloadavg()[0], 2)
@@ -175,11 +185,7 @@ def main() -> None:
     finally:
         stop_labs(labs)
     keys = ("hosts_per_s", "scanner_cpu_ms_per_host", "workers_cpu_ms_per_host")
-    medians = {
-        str(w): {k: statistics.median(r[k] for r in runs if r["workers"] == w) for k in keys}
-        for w in counts
-    }
-    print(json.dumps({"median": medians, "cpus": os.cpu_count()}))
+    print_medians(runs, "workers", counts, keys)
 
 
 if __name__ == "__main__":
