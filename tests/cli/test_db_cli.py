@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from fixtures.cli import run_rdptrust
@@ -63,7 +64,8 @@ async def test_check_and_prune_never_create_an_inventory(tmp_path: Path) -> None
 async def test_check_refuses_an_inventory_from_a_newer_rdptrust(tmp_path: Path) -> None:
     path = tmp_path / "inv.sqlite3"
     Inventory.open(path).close()
-    with sqlite3.connect(path) as db:
+    # sqlite3's context manager commits; closing() closes
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00Z')")
     code, _, err = await run_rdptrust("db", "check", "--db", str(path))
     assert code == 74, err

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Collection, Generator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -224,7 +225,7 @@ async def test_out_of_files_is_a_warning_and_exit_75_not_unreachable_hosts(
     assert proc.returncode == 75, proc.stderr
     assert "open files" in proc.stderr
     assert "Traceback" not in proc.stderr
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         recorded = conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
         pending = conn.execute(
             "SELECT COUNT(*) FROM scan_targets WHERE state = 'pending'"
