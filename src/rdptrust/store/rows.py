@@ -361,11 +361,24 @@ def recorded_certificate(
 ) -> CertificateRecord:
     """The certificate record of a leaf just stored from *entry* (as a read-back of it
     with :data:`SUMMARY_SELECT` gives it: without the SHA-1)."""
-    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+    fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
     # the dates as the table keeps them (milliseconds)
-    fields["not_before"] = _opt_time(_opt_time_text(entry.not_before))
-    fields["not_after"] = _opt_time(_opt_time_text(entry.not_after))
+    fields["not_before"] = _stored_time(entry.not_before)
+    fields["not_after"] = _stored_time(entry.not_after)
     return CertificateRecord(sha256=sha256, first_seen=first_seen, **fields)
+
+
+#: The fields of a :class:`CertificateEntry`, in order.
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateEntry))
+
+
+def _stored_time(value: dt.datetime | None) -> dt.datetime | None:
+    """*value* as :func:`parse_time` reads back what :func:`time_text` wrote of it: UTC,
+    cut to milliseconds."""
+    if value is None:
+        return None
+    utc = value.astimezone(dt.UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 #: The columns of :data:`INSERT_OBSERVATION` after ``id, scan_id, host_id``, in order.
