@@ -145,6 +145,7 @@ class ForwardProxy:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout(10):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -174,12 +175,14 @@ class ForwardProxy:
                 await up_writer.drain()
                 writer.write(await up_reader.read())
                 await writer.drain()
-                up_writer.close()
         except (TimeoutError, OSError, ValueError, AssertionError, asyncio.IncompleteReadError):
             pass
         finally:
-            with contextlib.suppress(OSError):
-                writer.close()
+            # the upstream connection too, when its answer never came (a black-holed URL)
+            for opened in (up_writer, writer):
+                if opened is not None:
+                    with contextlib.suppress(OSError):
+                        opened.close()
 
 
 @pytest_asyncio.fixture
