@@ -267,8 +267,10 @@ async def test_a_head_at_the_limit_is_served() -> None:
 
 async def test_a_slow_loris_hits_the_header_timeout() -> None:
     async with serving(header_timeout_s=SHORT) as (server, recorder):
+        # Stamped before the connection opens: the server's clock starts at its accept,
+        # which may run before this task resumes from the connect.
+        started = time.monotonic()
         async with connection(server.port) as (reader, writer):
-            started = time.monotonic()
 
             async def drip() -> None:
                 with contextlib.suppress(OSError):
@@ -302,16 +304,18 @@ async def test_a_body_that_never_completes_hits_the_body_timeout() -> None:
 async def test_an_idle_connection_is_closed() -> None:
     async with serving(idle_timeout_s=SHORT, header_timeout_s=SHORT) as (server, recorder):
         # A kept-alive connection that asks nothing more is closed after the idle time ...
+        # (each clock stamped before the moment the server starts its own: before the
+        # request for the idle time, before the connect for the header time-out)
         async with connection(server.port) as (reader, writer):
+            started = time.monotonic()
             writer.write(get("/"))
             assert (await read_answer(reader)).status == 200
-            started = time.monotonic()
             assert await reader.read() == b""
             assert SHORT <= time.monotonic() - started < SHORT + 1.5
         assert recorder.rejected == []  # an idle close is no refusal
         # ... and one that never asks anything after the header time-out, without answer.
+        started = time.monotonic()
         async with connection(server.port) as (reader, writer):
-            started = time.monotonic()
             assert await reader.read() == b""
             assert SHORT <= time.monotonic() - started < SHORT + 1.5
         assert recorder.rejected == ["timeout"]
