@@ -3,6 +3,7 @@ names and help, ``python -m rdptrust`` and the licence."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -14,6 +15,7 @@ import pytest
 
 from fixtures.cli import RDPTRUST, no_pins
 from fixtures.cli import run_rdptrust as rdptrust
+from fixtures.documents import assert_valid
 from fixtures.lab import LabFactory
 from rdptrust.cli.main import cli
 
@@ -158,6 +160,31 @@ def test_check_says_unknown_for_a_bad_trust_source(
     assert words in done.stdout
     assert len(done.stdout.splitlines()) == 1
     _no_library_text(done.stdout)
+
+
+@pytest.mark.parametrize(
+    ("option", "which", "kind", "store"),
+    [
+        ("--known-hosts", "missing", "store", True),
+        ("--known-hosts", "json", "store", True),
+        ("--ca-file", "missing", "pki", False),
+        ("--ca-file", "garbage", "pki", False),
+    ],
+)
+def test_check_json_says_unknown_for_a_bad_trust_source_as_its_document(
+    tmp_path: Path, option: str, which: str, kind: str, store: bool
+) -> None:
+    path = _bad_files(tmp_path)[which]
+    done = run("check", "127.0.0.1:1", option, str(path), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert_valid(document)
+    assert (document["state"], document["exit_code"]) == ("UNKNOWN", 3)
+    assert document["target"] == "127.0.0.1:1"
+    assert document["error"]["kind"] == kind
+    assert document["line"] == "RDPTRUST UNKNOWN - " + document["error"]["message"]
+    assert document["store_error"] == (document["error"]["message"] if store else None)
+    assert (document["verdict"], document["problems"], document["findings"]) == ("unknown", [], [])
 
 
 async def test_trust_writes_the_store_diagnose_reads(

@@ -7,6 +7,7 @@ included, whose exit codes must be 0-3) and 500 from the exporter's ``/probe``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from fixtures.cli import run_rdptrust
+from fixtures.documents import assert_valid
 from rdptrust.errors import UsageError
 from rdptrust.model.target import check_host_name, expand_targets, parse_target
 from rdptrust.monitor.config import default_config
@@ -100,6 +102,17 @@ async def test_check_says_unknown(tmp_path: Path, name: str) -> None:
     assert out.startswith("RDPTRUST UNKNOWN - ")
     assert "not a host name" in out
     assert "internal error" not in out + err
+
+
+@pytest.mark.parametrize("target", [LONG_LABEL, "127.0.0.1:99999", "[::1"])
+async def test_check_json_says_unknown_as_its_document(tmp_path: Path, target: str) -> None:
+    code, out, err = await run_rdptrust("check", target, "--json", env=_env(tmp_path), timeout=60)
+    assert code == 3, (out, err)
+    document = json.loads(out)
+    assert_valid(document)
+    assert (document["state"], document["target"]) == ("UNKNOWN", target)
+    assert document["error"]["kind"] == "usage"
+    assert document["line"].startswith("RDPTRUST UNKNOWN - ")
 
 
 @pytest.fixture

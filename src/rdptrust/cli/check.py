@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -25,7 +26,7 @@ from rdptrust.model.windows import DEFAULT_ROOT_LIST_URL, WindowsSettings
 from rdptrust.monitor.check import PluginState, Thresholds, evaluate
 from rdptrust.pki.pinning import KnownHosts
 from rdptrust.pki.trust import load_trust_anchors
-from rdptrust.report.check import check_document
+from rdptrust.report.check import check_document, unknown_document
 from rdptrust.report.jsonform import dumps
 
 
@@ -39,8 +40,10 @@ States (worst wins: CRITICAL, UNKNOWN, WARNING, OK):
   WARNING   ends within --warn-days; self-signed, not pinned; untrusted root;
             incomplete chain; SHA-1; a key under 2048 bits; predicted stall over
             --max-stall; no CRL or OCSP answer for a trusted chain
-  UNKNOWN   the host cannot be probed (refused, time-out, not RDP); a --ca-file
-            or the --known-hosts store is missing or cannot be read
+  UNKNOWN   the host cannot be probed (refused, time-out, not RDP); HOST is no host
+            name or address; a --ca-file, the --known-hosts store or the
+            --client-state file is missing or cannot be read (--json: the document
+            with "error" saying why)
 
 \b
 Output: one line 'RDPTRUST STATE - summary | perfdata'. Perfdata: days_left (d, ranges
@@ -54,7 +57,7 @@ Examples:
   rdptrust check rdp01 --diagnose --client-state /etc/rdptrust/pc042.json
 
 \b
-Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong arguments.""",
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 )
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
@@ -196,28 +199,23 @@ def check(
             f"--crit-days {crit_days} is more than --warn-days {warn_days}",
             param_hint="--crit-days",
         )
+    ctx = click.get_current_context()
     try:
         parsed = parse_target(target)
     except UsageError as exc:
         # A plugin's exit codes are 0-3: a target that is no host name is UNKNOWN, not 64.
-        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
-        ctx = click.get_current_context()
-        ctx.exit(PluginState.UNKNOWN)
+        _unknown(ctx, as_json, target, exc)
     thresholds = Thresholds(warn_days=warn_days, crit_days=crit_days, max_stall_s=max_stall)
-    ctx = click.get_current_context()
     try:
         anchors = load_trust_anchors(system=system_trust, ca_files=list(ca_files))
+    except (PkiError, StoreError) as exc:
+        _unknown(ctx, as_json, str(parsed), exc)
+    try:
         # Read now, so that a store named but missing or broken is UNKNOWN even for a
         # host that sends no certificate, never "no pins".
-        KnownHosts.load(known_hosts, must_exist=known_hosts is not None)
-    except (PkiError, StoreError) as exc:
-        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
-        ctx.exit(PluginState.UNKNOWN)
-    try:
-        store = KnownHosts.load(known_hosts)
+        store = KnownHosts.load(known_hosts, must_exist=known_hosts is not None)
     except (StoreError, PkiError) as exc:
-        click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
-        ctx.exit(PluginState.UNKNOWN)
+        _unknown(ctx, as_json, str(parsed), exc, store=True)
     options = AssessOptions(
         probe_timeout_s=timeout,
         enumerate=False,
@@ -241,13 +239,11 @@ def check(
         try:
             options = options_with_client_state(options, load_client_state(client_state_file))
         except (RdptrustError, OSError) as exc:
-            click.echo(f"RDPTRUST UNKNOWN - {_one_line(str(exc))}")
-            ctx.exit(PluginState.UNKNOWN)
+            _unknown(ctx, as_json, str(parsed), exc)
     try:
         observation = run(assess(parsed, options))
     except RdptrustError as exc:
-        click.echo(f"RDPTRUST UNKNOWN - {parsed}: {_one_line(str(exc))}")
-        ctx.exit(PluginState.UNKNOWN)
+        _unknown(ctx, as_json, str(parsed), exc, prefix=f"{parsed}: ")
     result = evaluate(observation, thresholds)
     if as_json:
         document = check_document(result.state.name, result.exit_code, result.line(), observation)
@@ -255,6 +251,27 @@ def check(
     else:
         click.echo(result.line())
     ctx.exit(result.exit_code)
+
+
+def _unknown(
+    ctx: click.Context,
+    as_json: bool,
+    target: str,
+    exc: Exception,
+    *,
+    store: bool = False,
+    prefix: str = "",
+) -> NoReturn:
+    """Stop with UNKNOWN before a result: the plugin line, or its ``--json`` document."""
+    message = _one_line(str(exc))
+    line = f"RDPTRUST UNKNOWN - {prefix}{message}"
+    if as_json:
+        kind = getattr(exc, "kind", "local_resource")
+        document = unknown_document(target, line, kind, message, message if store else None)
+        click.echo(dumps(document))
+    else:
+        click.echo(line)
+    ctx.exit(PluginState.UNKNOWN)
 
 
 def _one_line(text: str) -> str:

@@ -6,6 +6,10 @@ is the plugin line it would print. ``verdict``, ``predicted_stall_s``, ``problem
 
 Version 2 (from 1): ``error`` is the ``kind`` + ``message`` object of every document, not
 the message alone.
+
+When the check stops before anything is probed (a target that is no host name, a CA file
+or pinned-host store that cannot be read, a bad client-state file), :func:`unknown_document`
+gives the same document: state UNKNOWN, nothing judged, ``error`` saying why.
 """
 
 from __future__ import annotations
@@ -35,4 +39,25 @@ def check_document(state: str, exit_code: int, line: str, assessment: Assessment
         "findings": problems_document(assessment.findings),
         "error": error_document(assessment.probe.error),
         "store_error": assessment.store_error,
+    }
+
+
+def unknown_document(
+    target: str, line: str, kind: str, message: str, store_error: str | None = None
+) -> dict[str, Any]:
+    """The ``rdptrust.check/2`` document of a check that stopped before it probed *target*."""
+    return {
+        "schema": CHECK_SCHEMA,
+        "schema_version": CHECK_SCHEMA_VERSION,
+        "target": target or "''",
+        "state": "UNKNOWN",
+        "exit_code": 3,
+        "line": line,
+        "verdict": "unknown",
+        "diagnosed": False,
+        "predicted_stall_s": None,
+        "problems": [],
+        "findings": [],
+        "error": {"kind": kind, "message": message},
+        "store_error": store_error,
     }
