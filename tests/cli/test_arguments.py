@@ -239,6 +239,48 @@ def test_every_option_of_every_command_has_help() -> None:
     assert missing == []
 
 
+def test_every_number_option_refuses_nan_and_infinity() -> None:
+    # float("nan") fails no range comparison: a plain click.FloatRange would take it
+    numbers = [
+        (path, param)
+        for path, command in _commands()
+        for param in command.params
+        if isinstance(param.type, click.FloatRange)
+    ]
+    assert len(numbers) >= 20
+    ctx = click.Context(cli)
+    taken = []
+    for path, param in numbers:
+        for text in ("nan", "NaN", "inf", "-inf", "1e999"):
+            try:
+                param.type.convert(text, param, ctx)
+            except click.BadParameter:
+                continue
+            taken.append(f"{path} {'/'.join(param.opts)} {text}")
+    assert taken == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("scan", "--db", "{db}", "--timeout", "nan", "127.0.0.1:1"),
+        ("scan", "--db", "{db}", "--deadline", "nan", "127.0.0.1:1"),
+        ("db", "prune", "--db", "{db}", "--keep-days", "1e10"),
+        ("db", "prune", "--db", "{db}", "--keep-days", "inf"),
+        ("probe", "127.0.0.1:1", "--timeout", "nan"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    db = tmp_path / "inventory.sqlite3"
+    done = run(*(a.format(db=db) for a in args))
+    assert done.returncode == 64, done.stdout + done.stderr
+    assert done.stderr.startswith("rdptrust: error: ")
+    assert len(done.stderr.splitlines()) == 1
+    assert not db.exists()
+
+
 def test_the_same_idea_has_the_same_option_name() -> None:
     names = {
         path: {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}

@@ -13,6 +13,7 @@ from rdptrust.cli.common import (
     CA_FILE_HELP,
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
+    FiniteRange,
     UrlType,
     console,
     run,
@@ -89,7 +90,7 @@ channel's log, no CAPI2 events).""",
 )
 @click.option(
     "--fetch-timeout",
-    type=click.FloatRange(min=0.1, max=120),
+    type=FiniteRange(min=0.1, max=120),
     default=15.0,
     show_default=True,
     help="With --host: seconds rdptrust waits for each URL (as diagnose).",

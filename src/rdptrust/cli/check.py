@@ -12,6 +12,7 @@ from rdptrust.cli.common import (
     CA_FILE_HELP,
     KNOWN_HOSTS_HELP,
     PROXY_HELP,
+    FiniteRange,
     UrlType,
     run,
 )
@@ -82,7 +83,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 )
 @click.option(
     "--max-stall",
-    type=click.FloatRange(min=0, max=600),
+    type=FiniteRange(min=0, max=600),
     default=5.0,
     show_default=True,
     help="WARNING when the predicted stall exceeds this many seconds, CRITICAL over twice it "
@@ -109,7 +110,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=10.0,
     show_default=True,
     help="Seconds for the connection (connect, negotiation and TLS together).",
@@ -139,7 +140,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 @autoproxy_options
 @click.option(
     "--fetch-timeout",
-    type=click.FloatRange(min=0.1, max=120),
+    type=FiniteRange(min=0.1, max=120),
     default=5.0,
     show_default=True,
     help="With --diagnose: seconds rdptrust waits here for each URL; one that gives no "
@@ -147,14 +148,14 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 )
 @click.option(
     "--windows-url-timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=15.0,
     show_default=True,
     help="With --diagnose: Windows' per-URL retrieval time-out in the model.",
 )
 @click.option(
     "--windows-revocation-timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
     help="With --diagnose: the accumulative regime's revocation budget in the model.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -96,6 +97,20 @@ class SafeLogFormatter(logging.Formatter):
 
 
 # --- option types -------------------------------------------------------------------
+
+
+class FiniteRange(click.FloatRange):
+    """A number in a range, never ``nan`` or infinite: every number option uses this.
+
+    ``click.FloatRange`` lets ``nan`` through (it fails no comparison), and an unbounded
+    one ``inf``; either would reach a time-out or a date as a value nothing can use.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class UrlType(_TextParam):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rdptrust.cli.common import console
+from rdptrust.cli.common import FiniteRange, console
 from rdptrust.cli.db_options import db_option, open_inventory, open_to_read, store_failure
 from rdptrust.errors import StoreError
 from rdptrust.report.jsonform import dumps, timestamp
@@ -149,9 +149,9 @@ Examples:
 @db_option
 @click.option(
     "--keep-days",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0, max=36500),
     required=True,
-    help="Delete observations older than this many days.",
+    help="Delete observations older than this many days (0 to 36500).",
 )
 @_json_option
 def prune(db: str | None, keep_days: float, as_json: bool) -> None:

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from rdptrust.cli.common import FiniteRange, run
 from rdptrust.cli.common import console as make_console
-from rdptrust.cli.common import run
 from rdptrust.engine import AssessOptions, assess
 from rdptrust.fix.advice import fixes_for
 from rdptrust.fix.method1 import write_trust_bundle
@@ -103,7 +103,7 @@ Examples:
 )
 @click.option(
     "--fetch-timeout",
-    type=click.FloatRange(min=0.2, max=15),
+    type=FiniteRange(min=0.2, max=15),
     default=2.0,
     show_default=True,
     help="Seconds rdptrust waits for each URL before counting Windows' full time-out.",

@@ -19,6 +19,7 @@ from rdptrust.cli.common import (
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
     PROXY_HELP,
+    FiniteRange,
     UrlType,
     console,
     run,
@@ -108,7 +109,7 @@ settles nothing, or a --client-state file that is not a client state.""",
 @autoproxy_options
 @click.option(
     "--fetch-timeout",
-    type=click.FloatRange(min=0.1, max=120),
+    type=FiniteRange(min=0.1, max=120),
     default=15.0,
     show_default=True,
     help="Seconds rdptrust waits here for each URL; one that gives no answer by then counts "
@@ -116,14 +117,14 @@ settles nothing, or a --client-state file that is not a client state.""",
 )
 @click.option(
     "--windows-url-timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=15.0,
     show_default=True,
     help="Windows' per-URL retrieval time-out in the model.",
 )
 @click.option(
     "--windows-revocation-timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=20.0,
     show_default=True,
     help="The accumulative regime's revocation budget in the model (each URL gets half of "
@@ -140,7 +141,7 @@ settles nothing, or a --client-state file that is not a client state.""",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=10.0,
     show_default=True,
     help="Seconds for the RDP connection (connect, negotiation, TLS).",

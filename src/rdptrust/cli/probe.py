@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rdptrust.cli.common import console, run, target_argument
+from rdptrust.cli.common import FiniteRange, console, run, target_argument
 from rdptrust.cli.exits import EXIT_OK, EXIT_UNKNOWN, error_line
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import as_utc
@@ -25,7 +25,7 @@ Exit codes: 0 probed, 3 could not probe (refused, timed out, not RDP), 64 usage 
 @click.argument("target", metavar="HOST[:PORT]")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=10.0,
     show_default=True,
     help="Seconds for each connection (connect, negotiation and TLS together).",

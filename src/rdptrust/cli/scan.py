@@ -18,6 +18,7 @@ from rdptrust.cli.common import (
     KNOWN_HOSTS,
     KNOWN_HOSTS_HELP,
     PROXY_HELP,
+    FiniteRange,
     UrlType,
     run,
 )
@@ -213,20 +214,20 @@ limit, or a worker process that ended), 130 interrupted.""",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=5.0,
     show_default=True,
     help="Seconds for each connection (connect, negotiation and TLS together).",
 )
 @click.option(
     "--deadline",
-    type=click.FloatRange(min=0.1, max=3600),
+    type=FiniteRange(min=0.1, max=3600),
     default=None,
     help="Seconds for all work on one host [default: from the time-outs].",
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.01),
+    type=FiniteRange(min=0.01),
     default=None,
     help="Start at most this many hosts per second [default: no limit].",
 )
@@ -243,7 +244,7 @@ limit, or a worker process that ended), 130 interrupted.""",
 )
 @click.option(
     "--fetch-timeout",
-    type=click.FloatRange(min=0.1, max=120),
+    type=FiniteRange(min=0.1, max=120),
     default=15.0,
     show_default=True,
     help="With --diagnose: seconds rdptrust waits here for each URL; one that gives no answer "

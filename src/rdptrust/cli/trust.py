@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from rdptrust.cli.common import KNOWN_HOSTS_HELP, KNOWN_HOSTS_TO_WRITE, run, target_argument
+from rdptrust.cli.common import (
+    KNOWN_HOSTS_HELP,
+    KNOWN_HOSTS_TO_WRITE,
+    FiniteRange,
+    run,
+    target_argument,
+)
 from rdptrust.cli.exits import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, error_line
 from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
@@ -62,7 +68,7 @@ Exit codes: 0 pinned (or listed/removed), 2 the pinned certificate changed (refu
 @click.option("--remove", is_flag=True, help="Forget the pin of HOST[:PORT].")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=FiniteRange(min=0.1, max=600),
     default=10.0,
     show_default=True,
     help="Seconds for the connection (connect, negotiation and TLS together).",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from rdptrust.cli.common import run
+from rdptrust.cli.common import FiniteRange, run
 from rdptrust.cli.db_options import db_option, open_inventory, store_failure
 from rdptrust.cli.exits import EXIT_OK, EXIT_USAGE, fail
 from rdptrust.cli.scan import EXIT_INTERRUPTED
@@ -69,7 +69,7 @@ SIGTERM; the batch in hand goes back to the queue).""",
 @click.option(
     "--lease",
     "lease_s",
-    type=click.FloatRange(min=1, max=86400),
+    type=FiniteRange(min=1, max=86400),
     default=DEFAULT_LEASE_S,
     show_default=True,
     help="Seconds a claim lasts if this worker stops renewing it (killed, machine gone).",
@@ -88,7 +88,7 @@ SIGTERM; the batch in hand goes back to the queue).""",
 @click.option(
     "--poll",
     "poll_s",
-    type=click.FloatRange(min=0.1, max=3600),
+    type=FiniteRange(min=0.1, max=3600),
     default=DEFAULT_POLL_S,
     show_default=True,
     help="Seconds between looks at an empty queue.",
