@@ -3,6 +3,7 @@ command, on standard output with exit code 0, laid out by click (no raw ``\\b`` 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from fixtures.cli import RDPTRUST
 from rdptrust.cli.main import cli
+from rdptrust.report.schemas import schema_files
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -54,3 +56,11 @@ def test_a_group_without_a_command_prints_its_help(group: list[str]) -> None:
     assert "Commands:" in run.stdout
     assert run.stdout == rdptrust(*group, "--help").stdout
     assert run.stderr == ""
+
+
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "rdptrust")
+def test_every_schema_a_help_names_is_one_rdptrust_prints(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"], prog_name="rdptrust", terminal_width=400)
+    assert result.exit_code == 0, result.output
+    named = set(re.findall(r"rdptrust\.[a-z0-9-]+/[0-9]+", result.output))
+    assert named <= set(schema_files()), sorted(named - set(schema_files()))

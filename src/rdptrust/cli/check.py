@@ -65,7 +65,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
     "--json",
     "as_json",
     is_flag=True,
-    help="Print one JSON object (rdptrust.check/1) instead of the plugin line; same exit code.",
+    help="Print one JSON object (rdptrust.check/2) instead of the plugin line; same exit code.",
 )
 @click.option(
     "--warn-days",

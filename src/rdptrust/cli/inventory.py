@@ -110,7 +110,7 @@ created), 74 it cannot be read.""",
 @click.argument("target", metavar="HOST[:PORT]")
 @db_option
 @site_filter_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema rdptrust.history/2).")
 def history(target: str, db: str | None, site: str | None, as_json: bool) -> None:
     """Show one host's certificate history and events (first seen, changes, reachability).
 
@@ -165,7 +165,7 @@ Exit codes: 0 written, 64 usage error, 66 no inventory there (it is never create
     "--jsonl",
     "jsonl_file",
     type=click.Path(dir_okay=False),
-    help="Write one JSON object per host, schema rdptrust.scan-host/1 ('-' for standard output).",
+    help="Write one JSON object per host, schema rdptrust.scan-host/2 ('-' for standard output).",
 )
 @click.option(
     "--scan", "scan_id", type=click.IntRange(min=1), default=None, help="Report this scan only."

@@ -82,7 +82,7 @@ Examples:
 
 \b
 The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
-ca_cert, certificate_sha256, ...); then the lab serves until SIGINT or SIGTERM.""",
+ca_cert, certificate, ...; schema rdptrust.lab/1); then the lab serves until SIGINT or SIGTERM.""",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

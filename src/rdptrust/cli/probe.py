@@ -31,7 +31,7 @@ Exit codes: 0 probed, 3 could not probe (refused, timed out, not RDP), 64 usage 
     help="Seconds for each connection (connect, negotiation and TLS together).",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object (schema rdptrust.probe/1)."
+    "--json", "as_json", is_flag=True, help="Print one JSON object (schema rdptrust.probe/2)."
 )
 @click.option(
     "--no-enumerate",

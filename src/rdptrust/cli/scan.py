@@ -289,7 +289,7 @@ limit, or a worker process that ended), 130 interrupted.""",
 @click.option(
     "--jsonl",
     is_flag=True,
-    help="Print one JSON object per host (schema rdptrust.scan-host/1) as it completes.",
+    help="Print one JSON object per host (schema rdptrust.scan-host/2) as it completes.",
 )
 @click.option(
     "--resume",
