@@ -50,7 +50,19 @@ def test_root_dir_url_is_a_string_value_and_refuses_other_schemes() -> None:
     assert '"RootDirUrl"="http://pki.example.internal/ctl/"' in reg_file_text(
         root_dir_url("http://pki.example.internal/ctl/")
     )
-    for bad in ("ftp://x/", "http://x/\r\nEvil=1", "ctl"):
+    for good in ("file://fileserver/ctl", "file://\\\\server1\\CTL", "file:///C:/ctl/"):
+        assert root_dir_url(good).entries[0].value == good
+    for bad in (
+        "ftp://x/",
+        "http://x/\r\nEvil=1",
+        "ctl",
+        "http://",
+        "http:///ctl/",
+        "http://x:99999/ctl",
+        "http://[::1/ctl",
+        "file://",
+        "file:///",
+    ):
         with pytest.raises(ValueError, match="RootDirUrl"):
             root_dir_url(bad)
 
@@ -73,6 +85,11 @@ def test_cli_refuses_a_bad_mirror_url_and_an_ambiguous_switch(tmp_path: Path) ->
     bad = run_cli("policy", "root-dir-url", "ftp://x/", "--out", str(tmp_path))
     assert bad.returncode == 64
     assert "RootDirUrl" in bad.stderr
+    for url in ("http://", "http://x:99999/ctl"):
+        bad = run_cli("policy", "root-dir-url", url, "--out", str(tmp_path / "none"))
+        assert bad.returncode == 64, bad.stdout
+        assert "RootDirUrl" in bad.stderr
+        assert not (tmp_path / "none").exists()
     both = run_cli("policy", "disallowed-autoupdate", "--out", str(tmp_path))
     assert both.returncode == 64
     assert "Examples:" in run_cli("policy", "root-dir-url", "--help").stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rdptrust.files import write_atomic
 from rdptrust.fix.escape import powershell_string, reg_string
@@ -90,6 +91,15 @@ def root_dir_url(url: str) -> PolicySet:
     """Point the trusted and untrusted lists at an internal mirror (RootDirUrl)."""
     if not url.lower().startswith(("http://", "file://")) or any(c in url for c in "\r\n\0"):
         raise ValueError("RootDirUrl must be an http:// or file:// URL on one line")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"RootDirUrl {url!r} is not a usable URL: {exc}") from None
+    if parts.scheme.lower() == "http" and not parts.hostname:
+        raise ValueError(f"RootDirUrl {url!r} names no host")
+    if not (parts.netloc or parts.path.strip("/")):
+        raise ValueError(f"RootDirUrl {url!r} names no folder")
     return PolicySet(
         name="root-dir-url",
         title="Fetch the certificate trust lists from an internal mirror",
