@@ -209,3 +209,76 @@ def test_shell_pipe_into_head(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert_quiet(run.stderr)
+
+
+def _file_size_limit(limit: int) -> None:  # pragma: no cover - runs in the child
+    import resource
+    import signal
+
+    # Writes past the limit then fail with EFBIG, as on a full disk, instead of a signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_output_that_cannot_be_written_is_one_line_and_exit_74(tmp_path: Path) -> None:
+    # Given an inventory whose outputs are larger than 32 KiB
+    db = tmp_path / "inv.sqlite3"
+    targets = _refused_targets(300)
+    done = subprocess.run(
+        [*RDPTRUST, "scan", "--db", str(db), "--timeout", "2", *targets],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    for args in (
+        ["hosts", "--db", str(db), "--json"],
+        ["report", "--db", str(db), "--jsonl", "-"],
+        ["report", "--db", str(db), "--csv", "-"],
+    ):
+        # When standard output is a file that stops taking bytes at 32 KiB (a full disk)
+        with out.open("wb") as sink:
+            proc = subprocess.run(
+                [*RDPTRUST, *args],
+                stdout=sink,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+                preexec_fn=lambda: _file_size_limit(32768),
+            )
+        # Then the command says so in one line and exits 74, never 0 and never a traceback
+        assert proc.returncode == 74, (args, proc.stderr)
+        assert proc.stderr.splitlines() == [
+            "rdptrust: error: cannot write standard output: File too large"
+        ], args
+        assert out.stat().st_size == 32768
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="closes a descriptor before exec")
+def test_a_closed_standard_output_is_one_line_and_exit_74(tmp_path: Path) -> None:
+    db = tmp_path / "inv.sqlite3"
+    subprocess.run(
+        [*RDPTRUST, "scan", "--db", str(db), "--timeout", "2", *_refused_targets(2)],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    for args in (["hosts", "--db", str(db)], ["hosts", "--db", str(db), "--json"], ["--version"]):
+        # Started with descriptor 1 closed, as by a shell's >&-
+        proc = subprocess.run(
+            [*RDPTRUST, *args],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=lambda: os.close(1),
+        )
+        assert proc.returncode == 74, (args, proc.stderr)
+        assert proc.stderr.splitlines() == [
+            "rdptrust: error: cannot write standard output: it was closed when rdptrust started"
+        ], args

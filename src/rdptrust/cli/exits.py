@@ -87,40 +87,61 @@ def store_exit_code(exc: StoreError) -> int:
 
 
 class _ReaderGone(io.RawIOBase):
-    """A file descriptor whose writes are dropped once the reader has gone (EPIPE)."""
+    """A file descriptor whose writes are dropped once they cannot be made.
 
-    def __init__(self, fd: int) -> None:
+    A reader that has gone (EPIPE) ends the output silently; any other failure (a full
+    disk, a file size limit, a closed descriptor) is kept in :attr:`failure` for the
+    command's end, and what follows is dropped, so the command still runs to its end.
+    *fd* None stands for a standard stream the process was started without.
+    """
+
+    def __init__(self, fd: int | None) -> None:
         super().__init__()
         self._fd = fd
         self.gone = False
+        self.failure: OSError | None = None
 
     def writable(self) -> bool:
         return True
 
     def fileno(self) -> int:
+        if self._fd is None:
+            raise io.UnsupportedOperation("the stream was closed when rdptrust started")
         return self._fd
 
     def isatty(self) -> bool:
-        return os.isatty(self._fd)
+        return self._fd is not None and os.isatty(self._fd)
 
     def write(self, data: Any) -> int:
         size = len(memoryview(data))
         if self.gone:
             return size
+        if self._fd is None:
+            self.failure = OSError(errno.EBADF, "it was closed when rdptrust started")
+            self.gone = True
+            return size
         try:
             return os.write(self._fd, data)
         except BrokenPipeError:
             self.gone = True
-            return size
+        except OSError as exc:
+            self.failure = exc
+            self.gone = True
+        return size
 
 
-def closed_pipe_safe(stream: TextIO) -> TextIO:
+def closed_pipe_safe(stream: TextIO | None) -> TextIO:
     """*stream* rebuilt so that a closed pipe (``| head``) ends its output silently.
 
     Everything written after the reader went away is dropped, so the command runs to
-    its end and exits with its own code, not with a BrokenPipeError. A stream without
-    a file descriptor (captured output) is returned as it is.
+    its end and exits with its own code, not with a BrokenPipeError. A write that fails
+    otherwise (a full disk) is dropped the same way and named by :func:`write_failure`.
+    A stream without a file descriptor (captured output) is returned as it is; a
+    missing one (the process started with it closed: ``>&-``) becomes one whose writes
+    fail.
     """
+    if stream is None:
+        return io.TextIOWrapper(io.BufferedWriter(_ReaderGone(None)), encoding="utf-8")
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
@@ -136,3 +157,10 @@ def closed_pipe_safe(stream: TextIO) -> TextIO:
         line_buffering=stream.line_buffering,
         write_through=stream.write_through,
     )
+
+
+def write_failure(stream: TextIO) -> OSError | None:
+    """Flush *stream* (from :func:`closed_pipe_safe`); the error its writes met, if any."""
+    stream.flush()
+    raw = getattr(getattr(stream, "buffer", None), "raw", None)
+    return raw.failure if isinstance(raw, _ReaderGone) else None

@@ -27,6 +27,7 @@ from rdptrust.cli.exits import (
     closed_pipe_safe,
     fail,
     store_exit_code,
+    write_failure,
 )
 from rdptrust.errors import (
     DataError,
@@ -191,9 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout, sys.stderr = closed_pipe_safe(sys.stdout), closed_pipe_safe(sys.stderr)
     try:
         code = _run(argv, debug)
+        failure = write_failure(sys.stdout)
+        if failure is not None and code == 0:
+            # The command did its work, but what it printed did not all arrive.
+            code = fail(f"cannot write standard output: {failure.strerror}", EXIT_IO_ERROR)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        write_failure(sys.stdout)
+        write_failure(sys.stderr)
         sys.stdout, sys.stderr = streams
     sys.exit(code)
 
