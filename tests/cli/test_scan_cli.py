@@ -341,6 +341,12 @@ async def test_scan_hosts_history_report_on_the_lab(
     assert by_target[str(lab.target)]["certificate"]["self_signed"] is True
     assert by_target[str(ca_lab.target)]["certificate"]["self_signed"] is False
     assert by_target[str(hostile.target)]["error"]["kind"] == "remote_protocol"
+    # and each chain judged the Windows way without --diagnose: a verdict, no prediction
+    plain = by_target[str(lab.target)]
+    assert plain["verdict"] == "warning"
+    assert "self-signed-not-pinned" in {p["code"] for p in plain["problems"]}
+    assert (plain["predicted_stall_s"], plain["retrievals"]) == (None, None)
+    assert by_target[str(hostile.target)]["verdict"] == "unknown"
     # When the lab recreates its certificate and is scanned again
     old = lab.certificate_sha256
     new = lab.regenerate_certificate().sha256
