@@ -453,9 +453,25 @@ async def test_garbage_answer_is_not_ok() -> None:
 
     async with serve(garbage) as server:
         result = await fetch(server.url(), timeout=TIMEOUT)
-    assert result.outcome not in (FetchOutcome.OK, FetchOutcome.TIMEOUT)
+    # An answer, if an unusable one: not a refusal, which Windows would retry for 2 s
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error is not None
+    assert result.error.startswith("not an HTTP answer (")
     assert_no_answer(result)
     assert result.elapsed_ms < FAST_MS
+
+
+async def test_a_status_line_with_control_characters_is_invalid() -> None:
+    async def evil(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 abc \x1b[31mevil\r\n\r\n")
+        await writer.drain()
+
+    async with serve(evil) as server:
+        result = await fetch(server.url(), timeout=TIMEOUT)
+    assert result.outcome == FetchOutcome.INVALID
+    assert result.error is not None
+    assert "\x1b" not in result.error
 
 
 # -- URLs -------------------------------------------------------------------------------------

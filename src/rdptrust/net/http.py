@@ -23,6 +23,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import certifi
+import h11
 import httpx
 
 from rdptrust.errors import local_limit_text, local_resource_error
@@ -154,6 +155,10 @@ def _classify(exc: BaseException) -> tuple[FetchOutcome, str]:
             return FetchOutcome.REFUSED, "connection reset by the server"
         if isinstance(cause, TimeoutError | httpx.TimeoutException):
             return FetchOutcome.TIMEOUT, "no answer in time"
+        if isinstance(cause, h11.RemoteProtocolError):
+            # The server answered, but not in HTTP (a bad status line, a header over the
+            # limit): an answer that cannot be used, as fast as the server sent it.
+            return FetchOutcome.INVALID, f"not an HTTP answer ({cause})"
         cause = cause.__cause__ or cause.__context__
     text = str(exc) or type(exc).__name__
     if "reset" in text.lower() or isinstance(exc, httpx.RemoteProtocolError):
