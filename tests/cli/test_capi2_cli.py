@@ -280,6 +280,37 @@ async def test_lab_method2_client_differs_and_settles_root_update(
     assert {"setting": "root_update", "observed": "off"}.items() <= doc["settled"][-1].items()
 
 
+async def test_a_log_without_the_hosts_chain_build_has_nothing_to_compare(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given a record of another certificate's chain build only
+    lab = await lab_factory(cert="self-signed", root_list="blackhole")
+    record = Capi2Writer()
+    record.chain_build(
+        start=START,
+        subject="OTHER",
+        sha1="00" * 20,
+        flags=PER_URL,
+        trust_errors=("CERT_TRUST_IS_UNTRUSTED_ROOT",),
+        fetches=_list_fetches(lab, trusted_list=True),
+    )
+    doc = await _capi2_host(lab, record, tmp_path)
+    # Then the comparison says neither agree nor differ
+    comparison = doc["comparison"]
+    assert comparison["task_id"] is None
+    assert comparison["recorded_s"] is None
+    assert comparison["agrees"] is None
+    path = tmp_path / "capi2.xml"
+    code, out, err = await rdptrust(
+        "capi2", str(path), "--host", str(lab.target), "--fetch-timeout", "1",
+        "--root-list-url", lab.root_list_url, "--known-hosts", str(tmp_path / "known_hosts.json"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "model and record: nothing to compare" in out
+    assert "model and record agree" not in out
+    assert "model and record differ" not in out
+
+
 def _revocation_record(
     lab: Lab, sha1: str, regime: tuple[str, ...], seconds: list[float]
 ) -> Capi2Writer:

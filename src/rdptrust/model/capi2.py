@@ -216,5 +216,9 @@ class RecordComparison:
         return abs(self.predicted_s - recorded) <= max(1.0, 0.2 * max(self.predicted_s, recorded))
 
     @property
-    def agrees(self) -> bool:
+    def agrees(self) -> bool | None:
+        """Model and record agree, wait by wait and in total; None when the log holds no
+        chain build of the certificate, so there is nothing to compare."""
+        if self.task_id is None:
+            return None
         return self.total_agrees and all(w.agrees for w in self.waits)

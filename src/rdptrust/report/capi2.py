@@ -245,8 +245,13 @@ def _render_comparison(console: Console, comparison: RecordComparison) -> None:
             )
         )
         console.print(Text(f"          {_t(w.note)}", style="dim"))
-    verdict = "agree" if comparison.agrees else "differ"
-    console.print(Text(f"  model and record {verdict}", style="bold"))
+    if comparison.agrees is None:
+        verdict = (
+            "model and record: nothing to compare (record the log while Remote Desktop connects)"
+        )
+    else:
+        verdict = f"model and record {'agree' if comparison.agrees else 'differ'}"
+    console.print(Text(f"  {verdict}", style="bold"))
     if any(s.name == "revocation_timeouts" for s in comparison.settled):
         console.print(
             Text(
