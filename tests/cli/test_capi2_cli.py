@@ -127,6 +127,8 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     files = {
         "random.bin": bytes(b * 37 % 251 for b in range(5000)),
         "truncated.evtx": data[: 4096 + 3 * 65536 + 100],
+        # the first chunk's first 2,000 bytes of records zeroed: the header still sound
+        "damaged-chunk.evtx": data[: 4096 + 512] + bytes(2000) + data[4096 + 2512 :],
         "other-channel.xml": sysmon.encode(),
         "empty.xml": b"",
         "no-events.xml": b"<?xml version='1.0'?><Events></Events>",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,15 @@ def _overwritten(data: bytes, at: int, count: int) -> bytes:
     return data[:at] + b"A" * count + data[at + count :]
 
 
+def _checksummed(data: bytes, at: int) -> bytes:
+    """*data* with the CRC32s of the EVTX chunk at *at* recomputed (libevtx's layout)."""
+    chunk = bytearray(data[at : at + 65536])
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    struct.pack_into("<I", chunk, 52, zlib.crc32(chunk[512:free]))
+    struct.pack_into("<I", chunk, 124, zlib.crc32(bytes(chunk[:120] + chunk[128:512])))
+    return data[:at] + bytes(chunk) + data[at + 65536 :]
+
+
 def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
     cases: dict[str, bytes] = {
         "random.evtx": bytes(range(256)) * 40,
@@ -167,6 +178,10 @@ def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
         "damaged.evtx": SAMPLE.read_bytes()[:50] + b"\xff" + SAMPLE.read_bytes()[51:],
         # the second chunk's records overwritten: the header is sound, a record is not
         "chunk.evtx": _overwritten(SAMPLE.read_bytes(), 4096 + 65536 + 600, 3400),
+        # the same with both of the chunk's checksums made to match: the records decide
+        "records.evtx": _checksummed(
+            _overwritten(SAMPLE.read_bytes(), 4096 + 65536 + 600, 3400), 4096 + 65536
+        ),
     }
     messages = {}
     for name, data in cases.items():
@@ -180,7 +195,8 @@ def test_bad_inputs_are_data_errors(tmp_path: Path) -> None:
     assert "20 of Microsoft-Windows-Sysmon/Operational" in str(caught.value)
     assert "truncated" in messages["truncated.evtx"]
     assert "checksum" in messages["damaged.evtx"]
-    assert "unreadable EVTX records" in messages["chunk.evtx"]
+    assert "the event records checksum of chunk 2 " in messages["chunk.evtx"]
+    assert "unreadable EVTX records" in messages["records.evtx"]
     assert "no Microsoft-Windows-CAPI2/Operational events" in messages["events.xml"]
     assert "document type" in messages["bomb.xml"]
     assert all("\n" not in m for m in messages.values())

@@ -17,6 +17,8 @@ from rdptrust.model.windows import RevocationRegime, WindowsSettings
 from rdptrust.pki.record import apply_settled, settled_settings
 from rdptrust.protocol.capi2 import (
     decode_xml,
+    evtx_chunk_count,
+    evtx_chunk_problem,
     evtx_header_problem,
     parse_duration,
     parse_events,
@@ -82,6 +84,34 @@ def test_the_evtx_header_check() -> None:
     # the same chunk count with a checksum that matches: the size decides
     fixed = damaged[:124] + struct.pack("<I", zlib.crc32(damaged[:120])) + damaged[128:]
     assert "99 chunks" in (evtx_header_problem(fixed, size) or "")
+
+
+def test_the_evtx_chunk_check() -> None:
+    data = SAMPLE.read_bytes()
+    count = evtx_chunk_count(data[:4096])
+    chunks = [data[4096 + i * 65536 : 4096 + (i + 1) * 65536] for i in range(count)]
+    # Every chunk of a real log exported by Windows passes
+    assert count == 13
+    assert [evtx_chunk_problem(c, i) for i, c in enumerate(chunks)] == [None] * count
+    chunk = chunks[1]
+
+    def changed(at: int, value: bytes) -> bytes:
+        return chunk[:at] + value + chunk[at + len(value) :]
+
+    records = changed(600, bytes([chunk[600] ^ 0xFF]))
+    assert evtx_chunk_problem(records, 1) == (
+        "damaged: the event records checksum of chunk 2 (at byte 69632) does not match"
+    )
+    # a byte past the records' end (free space) is in neither checksum
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    assert evtx_chunk_problem(changed(free + 10, b"\x01"), 1) is None
+    assert "header checksum" in (evtx_chunk_problem(changed(8, b"\xff"), 1) or "")
+    assert "signature" in (evtx_chunk_problem(changed(0, b"ElfFile"), 1) or "")
+    assert "incomplete" in (evtx_chunk_problem(chunk[:1000], 1) or "")
+    # a free-space offset out of the chunk, its header checksum made to match
+    bad = changed(48, struct.pack("<I", 70000))
+    bad = bad[:124] + struct.pack("<I", zlib.crc32(bad[:120] + bad[128:512])) + bad[128:]
+    assert "outside the chunk" in (evtx_chunk_problem(bad, 1) or "")
 
 
 def test_entities_are_refused_before_parsing() -> None:

@@ -17,10 +17,13 @@ from pathlib import Path
 from rdptrust.errors import DataError
 from rdptrust.model.capi2 import CAPI2_CHANNEL, Capi2Log
 from rdptrust.protocol.capi2 import (
+    EVTX_CHUNK_SIZE,
     EVTX_HEADER_SIZE,
     EVTX_MAGIC,
     ParsedEvents,
     decode_xml,
+    evtx_chunk_count,
+    evtx_chunk_problem,
     evtx_header_problem,
 )
 from rdptrust.protocol.capi2_builds import chain_builds
@@ -51,6 +54,11 @@ def read_events(path: Path, parsed: ParsedEvents) -> None:
         size = os.fstat(handle.fileno()).st_size
         if head.startswith(EVTX_MAGIC):
             problem = evtx_header_problem(head, size)
+            for index in range(evtx_chunk_count(head) if problem is None else 0):
+                handle.seek(EVTX_HEADER_SIZE + index * EVTX_CHUNK_SIZE)
+                problem = evtx_chunk_problem(handle.read(EVTX_CHUNK_SIZE), index)
+                if problem is not None:
+                    break
             if problem is not None:
                 raise DataError(f"{path}: {problem}")
             texts: Iterable[str] = evtx_records(path)

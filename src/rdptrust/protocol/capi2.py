@@ -7,7 +7,9 @@ a byte-order mark. The fields read are those of the Microsoft-Windows-CAPI2 even
 (WINDOWS.md §8). A document type declaration is refused before parsing, so no entity
 is ever expanded. :func:`evtx_header_problem` checks an ``.evtx`` file's header (libevtx
 "Windows XML Event Log (EVTX) format": 4096-byte header, 64 KiB chunks, CRC32 of the
-first 120 bytes) so a file cut short is told apart from a short log.
+first 120 bytes) so a file cut short is told apart from a short log, and
+:func:`evtx_chunk_problem` each chunk's two CRC32s (its header; its event records), so a
+damaged chunk is not read as a log with fewer events.
 """
 
 from __future__ import annotations
@@ -54,6 +56,33 @@ def evtx_header_problem(head: bytes, size: int) -> str | None:
         return (
             f"truncated: the header announces {chunks} chunks ({needed} bytes), the file has {size}"
         )
+    return None
+
+
+def evtx_chunk_count(head: bytes) -> int:
+    """How many chunks the sound ``.evtx`` header *head* announces."""
+    return int(struct.unpack_from("<H", head, 42)[0])
+
+
+def evtx_chunk_problem(chunk: bytes, index: int) -> str | None:
+    """What is wrong with chunk *index* (from 0) of an ``.evtx`` file, or None.
+
+    libevtx's layout: the ``ElfChnk`` signature; at 48 the offset of the free space,
+    which ends the event records begun at 512; at 52 the CRC32 of those records; at 124
+    the CRC32 of the header's bytes 0-120 and 128-512.
+    """
+    where = f"chunk {index + 1} (at byte {EVTX_HEADER_SIZE + index * EVTX_CHUNK_SIZE})"
+    if len(chunk) < EVTX_CHUNK_SIZE:
+        return f"truncated: {where} is incomplete"
+    if not chunk.startswith(b"ElfChnk\x00"):
+        return f"damaged: {where} has no ElfChnk signature"
+    if zlib.crc32(chunk[:120] + chunk[128:512]) != struct.unpack_from("<I", chunk, 124)[0]:
+        return f"damaged: the header checksum of {where} does not match"
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    if not 512 <= free <= EVTX_CHUNK_SIZE:
+        return f"damaged: {where} says its records end at {free}, outside the chunk"
+    if zlib.crc32(chunk[512:free]) != struct.unpack_from("<I", chunk, 52)[0]:
+        return f"damaged: the event records checksum of {where} does not match"
     return None
 
 
