@@ -47,6 +47,23 @@ def test_names_within_the_limits_pass(name: str) -> None:
     check_host_name(name)
 
 
+@pytest.mark.parametrize("text", ["127.0.0.1:", "[::1]:", "rdp01.example.com:"])
+def test_a_colon_with_no_port_is_refused_not_taken_as_3389(text: str) -> None:
+    with pytest.raises(UsageError, match="no port after ':'"):
+        parse_target(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("::1", ("::1", 3389)), ("fe80::", ("fe80::", 3389)), ("[::1]", ("::1", 3389))],
+)
+def test_a_bare_ipv6_address_ending_in_a_colon_is_still_an_address(
+    text: str, expected: tuple[str, int]
+) -> None:
+    target = parse_target(text)
+    assert (target.host, target.port) == expected
+
+
 def test_a_target_file_names_the_line() -> None:
     from rdptrust.model.target import TargetLine
 

@@ -73,7 +73,7 @@ def parse_target(text: str, default_port: int = DEFAULT_RDP_PORT) -> Target:
     text = text.strip()
     if not text:
         raise UsageError("empty target; give HOST or HOST:PORT")
-    host, port_text = text, ""
+    host, port_text = text, None  # port_text: what follows the port's ':', if one is there
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -91,7 +91,9 @@ def parse_target(text: str, default_port: int = DEFAULT_RDP_PORT) -> Target:
         except ValueError:
             raise UsageError(f"{text!r} is not a valid IPv6 address; use [ADDR]:PORT") from None
     port = default_port
-    if port_text:
+    if port_text == "":
+        raise UsageError(f"{text!r}: no port after ':'; give HOST or HOST:PORT")
+    if port_text is not None:
         if not port_text.isdigit():
             raise UsageError(f"{text!r}: port {port_text!r} is not a number")
         port = int(port_text)
