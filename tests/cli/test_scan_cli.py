@@ -499,3 +499,22 @@ def test_unknown_event_loop_is_a_usage_error(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "rdptrust: error: RDPTRUST_EVENT_LOOP must be uvloop or asyncio, not 'trio'"
     )
+
+
+async def test_hosts_of_a_site_with_none_says_so_not_that_the_inventory_is_empty(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "inv.sqlite3")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{unused.getsockname()[1]}"
+    code, _, err = await run_rdptrust("scan", "--db", db, "--site", "hq", target)
+    assert code == 0, err
+    code, out, err = await run_rdptrust("hosts", "--db", db, "--site", "branch-2")
+    assert code == 0, err
+    assert out == (
+        "The inventory holds no host scanned from site 'branch-2';"
+        " 'rdptrust hosts' without --site lists every site's.\n"
+    )
+    code, out, _ = await run_rdptrust("hosts", "--db", db, "--site", "hq")
+    assert target in out

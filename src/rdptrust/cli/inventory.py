@@ -20,7 +20,7 @@ from rdptrust.model.target import (
     canonical_host,
     parse_target,
 )
-from rdptrust.report.hosts import render_hosts, write_hosts_text
+from rdptrust.report.hosts import NO_HOSTS, render_hosts, write_hosts_text
 from rdptrust.report.inventory import (
     csv_rows,
     history_document,
@@ -74,14 +74,20 @@ def hosts(db: str | None, site: str | None, as_json: bool) -> None:
             else:
                 host, name = inventory.longest_names()
                 at_least = (host, 0, 0, name)
+                empty = NO_HOSTS
+                if site is not None:
+                    empty = (
+                        f"The inventory holds no host scanned from site {site!r};"
+                        " 'rdptrust hosts' without --site lists every site's."
+                    )
                 differences = SiteDifferences()
                 watched = differences.watch(found)
                 if stdout_is_terminal():
                     out = console()
-                    render_hosts(watched, out, at_least=at_least)
+                    render_hosts(watched, out, at_least=at_least, empty=empty)
                     render_site_differences(differences.found, out)
                 else:
-                    write_hosts_text(watched, sys.stdout, at_least=at_least)
+                    write_hosts_text(watched, sys.stdout, at_least=at_least, empty=empty)
                     write_site_differences(differences.found, sys.stdout)
             sys.stdout.flush()
     except StoreError as exc:

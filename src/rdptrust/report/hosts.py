@@ -42,7 +42,8 @@ WIDTH_SAMPLE = 256
 _STATE_COLUMN = 2
 #: Columns are narrowed to this many cells before the host's is (rich's no_wrap).
 _NARROWEST = 10
-_NO_HOSTS = "The inventory holds no hosts yet; run 'rdptrust scan' first."
+#: What ``hosts`` prints for an inventory with no host (``empty``: another line).
+NO_HOSTS = "The inventory holds no hosts yet; run 'rdptrust scan' first."
 
 
 def _state(record: ObservationRecord) -> tuple[str, str]:
@@ -96,7 +97,11 @@ def _widths(rows: Iterable[tuple[list[str], str]], at_least: Sequence[int]) -> l
 
 
 def write_hosts_text(
-    hosts: Iterable[HostSummary], out: TextIO, *, at_least: Sequence[int] = ()
+    hosts: Iterable[HostSummary],
+    out: TextIO,
+    *,
+    at_least: Sequence[int] = (),
+    empty: str = NO_HOSTS,
 ) -> int:
     """Write *hosts* as plain text, one line per host after a header line; returns how many.
 
@@ -107,7 +112,7 @@ def write_hosts_text(
     """
     sample, rest = _sample(hosts)
     if not sample:
-        out.write(_NO_HOSTS + "\n")
+        out.write(empty + "\n")
         return 0
     widths = _widths(sample, at_least)
 
@@ -195,7 +200,11 @@ class _BoxedRows:
 
 
 def render_hosts(
-    hosts: Iterable[HostSummary], console: Console, *, at_least: Sequence[int] = ()
+    hosts: Iterable[HostSummary],
+    console: Console,
+    *,
+    at_least: Sequence[int] = (),
+    empty: str = NO_HOSTS,
 ) -> int:
     """Print a table of hosts on a terminal, each host as it is read; returns how many.
 
@@ -207,7 +216,7 @@ def render_hosts(
     """
     sample, rest = _sample(hosts)
     if not sample:
-        console.print(Text(_NO_HOSTS))
+        console.print(Text(empty))
         return 0
     boxed = _BoxedRows(_fit(_widths(sample, at_least), console.width), console)
     console.print(Text("Hosts in the inventory", style="table.title"), crop=False)
