@@ -518,3 +518,11 @@ async def test_hosts_of_a_site_with_none_says_so_not_that_the_inventory_is_empty
     )
     code, out, _ = await run_rdptrust("hosts", "--db", db, "--site", "hq")
     assert target in out
+
+
+async def test_resume_with_no_inventory_creates_none(tmp_path: Path) -> None:
+    db = tmp_path / "new.sqlite3"
+    code, out, err = await run_rdptrust("scan", "--db", str(db), "--resume")
+    assert code == 66, (out, err)
+    assert err == f"rdptrust: error: no inventory at {db}: 'rdptrust scan' creates one\n"
+    assert not db.exists()

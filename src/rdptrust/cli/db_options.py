@@ -55,6 +55,19 @@ def open_to_read(db: str | None) -> Inventory:
     """The inventory of a command that only reads it: never created, opened read-only."""
     if db and is_postgres(db):
         return Inventory.open(db, read_only=True)
+    return Inventory.open(_existing(db), read_only=True)
+
+
+def open_existing(db: str | None) -> Inventory:
+    """The inventory of a command that continues what it holds (``scan --resume``): never
+    created, opened to write."""
+    if db and is_postgres(db):
+        return Inventory.open(db)
+    return Inventory.open(_existing(db))
+
+
+def _existing(db: str | None) -> Path:
+    """The SQLite inventory file *db* names (None: the default); exit 66 when there is none."""
     path = Path(db) if db else default_path()
     if not path.exists():
         click.get_current_context().exit(
@@ -64,7 +77,7 @@ def open_to_read(db: str | None) -> Inventory:
                 EXIT_NO_INPUT,
             )
         )
-    return Inventory.open(path, read_only=True)
+    return path
 
 
 def store_failure(exc: StoreError) -> None:

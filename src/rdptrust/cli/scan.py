@@ -22,7 +22,13 @@ from rdptrust.cli.common import (
     UrlType,
     run,
 )
-from rdptrust.cli.db_options import db_option, open_inventory, open_to_read, store_failure
+from rdptrust.cli.db_options import (
+    db_option,
+    open_existing,
+    open_inventory,
+    open_to_read,
+    store_failure,
+)
 from rdptrust.cli.exits import EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, fail
 from rdptrust.cli.progress import ScanProgress
 from rdptrust.cli.proxy_options import AutoProxyChoice, autoproxy_options
@@ -172,7 +178,8 @@ a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are
 '--resume' does the rest.
 
 \b
-Exit codes: 0 scan done (whatever the hosts answered) or queued, 64 usage error, 69 the
+Exit codes: 0 scan done (whatever the hosts answered) or queued, 64 usage error, 66 no
+inventory to --resume in, 69 the
 inventory's PostgreSQL server cannot be reached, 73 the inventory cannot be created there,
 74 the inventory cannot be used, 75 targets left pending (a local
 limit, or a worker process that ended), 130 interrupted.""",
@@ -383,7 +390,7 @@ def scan(
         except UsageError as exc:
             ctx.exit(fail(str(exc), EXIT_USAGE))
     try:
-        inventory = open_inventory(db)
+        inventory = open_inventory(db) if resume is None else open_existing(db)
     except StoreError as exc:
         store_failure(exc)
         return
