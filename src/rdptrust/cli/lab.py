@@ -81,8 +81,9 @@ Examples:
   rdptrust lab --cert ca --ldap dc               ldap:/// CRL; DCs listed by a local dnsmasq
 
 \b
-The first line on standard output is one JSON object (rdp, pki_url, root_list_url,
-ca_cert, certificate, ...; schema rdptrust.lab/1); then the lab serves until SIGINT or SIGTERM.""",
+The first line on standard output is one JSON object (schema rdptrust.lab/1: rdp,
+pki_url, root_list_url, ca_cert, certificate, ...); then the lab serves until SIGINT or
+SIGTERM.""",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

@@ -179,10 +179,9 @@ a comment. Duplicates are scanned once. Ctrl-C stops cleanly: finished hosts are
 
 \b
 Exit codes: 0 scan done (whatever the hosts answered) or queued, 64 usage error, 66 no
-inventory to --resume in, 69 the
-inventory's PostgreSQL server cannot be reached, 73 the inventory cannot be created there,
-74 the inventory cannot be used, 75 targets left pending (a local
-limit, or a worker process that ended), 130 interrupted.""",
+inventory to --resume in, 69 the inventory's PostgreSQL server cannot be reached, 73 the
+inventory cannot be created there, 74 the inventory cannot be used, 75 targets left pending
+(a local limit, or a worker process that ended), 130 interrupted.""",
 )
 @click.argument("targets", nargs=-1, metavar="TARGET…")
 @click.option(
