@@ -5,7 +5,8 @@ A command that only reads (``hosts``, ``history``, ``report``) opens the file re
 symbolic link, beginning with SQLite's header. So an empty file or any other file is
 never turned into a database, and a link planted where the inventory should be is not
 followed. (SQLite may still create the ``-wal``/``-shm`` companions of a WAL database it
-reads, as every reader of such a database does; the database file is never written.)
+reads, as every reader of such a database does; the database file is never written.
+On storage where it cannot create them, a file with no ``-wal`` is read as immutable.)
 """
 
 from __future__ import annotations
@@ -90,23 +91,48 @@ def connect(where: Path, *, read_only: bool, lock_timeout: float) -> sqlite3.Con
     try:
         if read_only:
             identity = _check_read_only(where)
-            db = sqlite3.connect(
-                where.absolute().as_uri() + "?mode=ro",
-                uri=True,
-                timeout=lock_timeout,
-                isolation_level=None,
-            )
             try:
-                db.execute("PRAGMA schema_version").fetchone()
-                if _identity(where) != identity:
-                    raise StoreError(f"inventory {where} was replaced while it was opened")
-            except BaseException:
-                db.close()
-                raise
-            return db
+                return _open_read_only(where, identity, "?mode=ro", lock_timeout)
+            except sqlite3.Error as exc:
+                if not _cannot_open(exc):
+                    raise
+                cannot_open = exc
+            # A WAL database on read-only storage: SQLite needs a -shm beside it that it
+            # cannot create. With no -wal (a closed inventory leaves none), the file alone
+            # holds every result and nothing can change it there: read it as immutable.
+            wal = where.with_name(where.name + "-wal")
+            with contextlib.suppress(OSError):
+                if wal.stat().st_size > 0:
+                    raise StoreError(
+                        f"inventory {where} is on storage rdptrust cannot write, and results "
+                        f"still in {wal.name} need a -shm file beside it; open it once where "
+                        "it is writable, or copy it with its -wal file to a writable folder"
+                    ) from cannot_open
+            return _open_read_only(where, identity, "?mode=ro&immutable=1", lock_timeout)
         return sqlite3.connect(where, timeout=lock_timeout, isolation_level=None)
     except sqlite3.Error as exc:
         raise StoreError(describe_error(exc, where)) from None
+
+
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_CANTOPEN") or "unable to open" in str(exc)
+
+
+def _open_read_only(
+    where: Path, identity: tuple[int, int], query: str, lock_timeout: float
+) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        where.absolute().as_uri() + query, uri=True, timeout=lock_timeout, isolation_level=None
+    )
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+        if _identity(where) != identity:
+            raise StoreError(f"inventory {where} was replaced while it was opened")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _identity(where: Path) -> tuple[int, int]:
