@@ -46,10 +46,78 @@ async def test_migrate_then_check_counts_a_scan(inventory_db: str, lab_factory: 
     assert document["counts"]["observations"] == 3
     assert document["counts"]["certificates"] == 1
     assert document["scans"] == {"running": 0, "interrupted": 0, "done": 1}
+    on_postgres = inventory_db.startswith("postgresql:")
+    assert document["integrity"] == {
+        "checked_with": None if on_postgres else "PRAGMA quick_check",
+        "ok": None if on_postgres else True,
+        "problems": [],
+    }
     code, out, err = await run_rdptrust("db", "check", "--db", inventory_db)
     assert code == 0, err
     assert f"schema version {SCHEMA_VERSION}" in out
     assert "3 hosts" in out
+    assert ("not checked here" if on_postgres else "integrity: ok") in out
+    # And migrate does not check pages
+    code, out, err = await run_rdptrust("db", "migrate", "--db", inventory_db, "--json")
+    assert code == 0, err
+    assert json.loads(out)["integrity"] is None
+
+
+def _two_hosts(path: Path) -> None:
+    with Inventory.open(path) as inventory:
+        for port in (1, 2):
+            target = Target("127.0.0.1", port)
+            _observe(inventory, target, f"WIN-{port}")
+
+
+async def test_check_finds_a_damaged_index_that_counting_reads_through(tmp_path: Path) -> None:
+    # Given an inventory whose index of observations by host has a damaged page header
+    # (its cell count raised), so that COUNT(*), reading that index, counts wrong
+    path = tmp_path / "inv.sqlite3"
+    _two_hosts(path)
+    with closing(sqlite3.connect(path)) as db:
+        root = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'observations_host'"
+        ).fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    header = (root - 1) * page_size
+    data[header + 3 : header + 5] = (9).to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    # When db check runs, as text and as JSON
+    code, out, err = await run_rdptrust("db", "check", "--db", str(path), "--json")
+    # Then it is exit 74, the document saying what quick_check found
+    assert code == 74, err
+    document = json.loads(out)
+    assert_valid(document)
+    assert document["integrity"]["ok"] is False
+    assert any(f"page {root}" in line for line in document["integrity"]["problems"])
+    assert err.count("\n") == 1, err
+    assert "is damaged: PRAGMA quick_check found" in err, err
+    code, out, err = await run_rdptrust("db", "check", "--db", str(path))
+    assert code == 74, err
+    assert "integrity: PRAGMA quick_check found problems:" in out
+    assert f"On tree page {root}" in out
+
+
+async def test_text_that_is_not_utf8_is_one_line_naming_the_column(tmp_path: Path) -> None:
+    # Given an inventory whose host name another program replaced with bytes that are not
+    # UTF-8 (and hold a terminal escape)
+    path = tmp_path / "inv.sqlite3"
+    _two_hosts(path)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE hosts SET host = CAST(x'41ff1b5b33316d42' AS TEXT) WHERE port = 2")
+    # When the commands that read every host run
+    for args in (("hosts",), ("report", "--csv", "-"), ("report", "--html", "r.html")):
+        args = tuple(str(tmp_path / a) if a.endswith(".html") else a for a in args)
+        code, _, err = await run_rdptrust(*args, "--db", str(path))
+        # Then each is one line naming the column, with no raw bytes or escape in it
+        assert code == 74, (args, err)
+        assert err.count("\n") == 1, err
+        assert "holds text that is not UTF-8 (column host)" in err, err
+        assert "\x1b" not in err, err
+        assert "\ufffd" not in err, err
+    assert not (tmp_path / "r.html").exists()
 
 
 async def test_check_and_prune_never_create_an_inventory(tmp_path: Path) -> None:

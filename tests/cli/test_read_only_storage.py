@@ -118,7 +118,8 @@ def test_results_left_in_the_wal_on_read_only_storage_are_named_not_lost(
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "inv.sqlite3-wal" in lines[0] and "writable" in lines[0], lines[0]
+    assert "inv.sqlite3-wal" in lines[0], lines[0]
+    assert "writable" in lines[0], lines[0]
     # And where it is writable the change in the -wal is there
     with sqlite3.connect(db) as plain:
         hosts = {row[0] for row in plain.execute("SELECT host FROM hosts")}

@@ -6,13 +6,16 @@ import click
 
 from rdptrust.cli.common import FiniteRange, console
 from rdptrust.cli.db_options import db_option, open_inventory, open_to_read, store_failure
+from rdptrust.cli.exits import EXIT_IO_ERROR, fail
 from rdptrust.errors import StoreError
+from rdptrust.model.text import safe_text
 from rdptrust.report.jsonform import dumps, timestamp
 from rdptrust.store.inventory import Inventory
 from rdptrust.store.retention import PruneResult
 from rdptrust.store.schema import SCHEMA_VERSION
 
 DB_SCHEMA = "rdptrust.db/1"
+QUICK_CHECK = "PRAGMA quick_check"
 
 
 @click.group(
@@ -36,8 +39,15 @@ def db() -> None:
 
 
 def _document(
-    inventory: Inventory, *, migrated_from: int | None, pruned: tuple[float, PruneResult] | None
+    inventory: Inventory,
+    *,
+    migrated_from: int | None,
+    pruned: tuple[float, PruneResult] | None,
+    checked: bool = False,
+    integrity: list[str] | None = None,
 ) -> dict[str, object]:
+    """The rdptrust.db/1 document; when *checked* (``db check``), *integrity* is what it
+    found: a list of problems, None where the backend checks its own pages."""
     scans = {"running": 0, "interrupted": 0, "done": 0}
     for scan in inventory.scans():
         scans[scan.status] = scans.get(scan.status, 0) + 1
@@ -50,6 +60,13 @@ def _document(
         "migrated_from": migrated_from,
         "counts": inventory.counts(),
         "scans": scans,
+        "integrity": None
+        if not checked
+        else {
+            "checked_with": None if integrity is None else QUICK_CHECK,
+            "ok": None if integrity is None else not integrity,
+            "problems": integrity or [],
+        },
         "pruned": None
         if pruned is None
         else {
@@ -83,6 +100,24 @@ def _show(document: dict[str, object], as_json: bool) -> None:
     out.print(
         "  scans: " + ", ".join(f"{n} {s}" for s, n in scans.items()), markup=False, highlight=False
     )
+    integrity = document.get("integrity")
+    if isinstance(integrity, dict):
+        _show_integrity(integrity)
+
+
+def _show_integrity(integrity: dict[str, object]) -> None:
+    out = console()
+    if integrity["ok"] is None:
+        line = "  integrity: not checked here (PostgreSQL checks its own pages)"
+    elif integrity["ok"]:
+        line = f"  integrity: ok ({integrity['checked_with']})"
+    else:
+        problems = integrity["problems"]
+        assert isinstance(problems, list)
+        line = f"  integrity: {integrity['checked_with']} found problems:\n" + "\n".join(
+            f"    {safe_text(str(p))}" for p in problems
+        )
+    out.print(line, markup=False, highlight=False)
 
 
 _json_option = click.option(
@@ -126,15 +161,38 @@ Examples:
 @db_option
 @_json_option
 def check(db: str | None, as_json: bool) -> None:
-    """Show the inventory's schema version and how many rows each table holds (read-only:
-    an inventory from another rdptrust version is an error that says which)."""
+    """Show the inventory's schema version and how many rows each table holds, and check
+    its pages (read-only: an inventory from another rdptrust version is an error that says
+    which; a damaged one is exit 74 with what SQLite's quick_check found)."""
     try:
         with open_to_read(db) as inventory:
-            document = _document(inventory, migrated_from=None, pruned=None)
+            problems = inventory.integrity()
+            location = inventory.path
+            try:
+                document: dict[str, object] | None = _document(
+                    inventory, migrated_from=None, pruned=None, checked=True, integrity=problems
+                )
+            except StoreError:
+                if not problems:
+                    raise
+                document = None  # too damaged to count: say what quick_check found
     except StoreError as exc:
         store_failure(exc)
         return
-    _show(document, as_json)
+    if document is not None:
+        _show(document, as_json)
+    elif not as_json:
+        click.echo(f"inventory {location}: too damaged to count its rows")
+        _show_integrity({"checked_with": QUICK_CHECK, "ok": False, "problems": problems})
+    if problems:
+        click.get_current_context().exit(
+            fail(
+                f"inventory {location} is damaged: {QUICK_CHECK} found "
+                f"{len(problems)}{'+' if len(problems) >= 10 else ''} problems; restore it "
+                "from a copy, or move it aside and scan again into a new one",
+                EXIT_IO_ERROR,
+            )
+        )
 
 
 @db.command(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -62,6 +63,13 @@ def describe_error(exc: BaseException, path: str | Path) -> str:
         return (
             f"inventory {path} is corrupt or not an rdptrust inventory; move it aside "
             "or choose another with --db"
+        )
+    if text.startswith("Could not decode to UTF-8"):
+        column = re.search(r"column '([^']*)'", text)
+        where = f" (column {column.group(1)})" if column else ""
+        return (
+            f"inventory {path} holds text that is not UTF-8{where}: it was damaged or changed "
+            "by another program; restore it from a copy, or move it aside"
         )
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return f"cannot open inventory {path}; check that its directory exists and is writable"

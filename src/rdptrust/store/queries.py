@@ -103,6 +103,19 @@ class InventoryReader:
                 for table in COUNTED_TABLES
             }
 
+    def integrity(self, limit: int = 10) -> list[str] | None:
+        """What SQLite's ``PRAGMA quick_check`` finds wrong in the file's pages (up to
+        *limit* lines; empty when it is sound), or None on PostgreSQL, which checks its own
+        pages. Unlike the other queries, this reads every page of every table and index."""
+        if self._backend.name != "sqlite":
+            return None
+        with self._mapped():
+            rows = self._db.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        found = [line for row in rows for line in str(row[0]).splitlines()]
+        if found == ["ok"]:
+            return []
+        return [line for line in found if not line.startswith("*** in database")][:limit]
+
     # --- scans ----------------------------------------------------------------------
 
     def scan(self, scan_id: int) -> ScanInfo:
