@@ -24,12 +24,25 @@ from rdptrust.monitor.exporter import Exporter
 
 LONG_LABEL = "a" * 64 + ".test"
 LONG_NAME = ".".join(["b" * 60] * 5)  # 304 characters, every label legal
-BAD_NAMES = [LONG_LABEL, LONG_NAME, "a..test", ".test", "bad$name.test", "x\u202ey.test"]
+BAD_NAMES = [
+    LONG_LABEL,
+    LONG_NAME,
+    "a..test",
+    ".test",
+    "bad$name.test",
+    "x\u202ey.test",
+    # a label may not begin or end with '-' (RFC 1123 2.1): '-' alone reads as standard input
+    "-",
+    "-rdp01",
+    "rdp01-.example.test",
+]
 GOOD_NAMES = [
     "a" * 63 + ".test",
     ".".join(["c" * 62] * 4),  # 251 characters
     "host.example.",
     "win_lab01",
+    "rdp-01.ex-ample.test",
+    "xn--bcher-kva.test",
     "zürich.test",
     "127.0.0.1",
     "::1",

@@ -11,6 +11,7 @@ from rdptrust.model.target import (
     MAX_IPV4_PREFIX,
     MAX_IPV6_PREFIX,
     Target,
+    count_targets,
     expand_targets,
     read_target_file,
 )
@@ -51,6 +52,22 @@ def test_single_address_networks_keep_the_address() -> None:
         Target("192.0.2.9", 3389),
         Target("2001:db8::9", 5),
     ]
+
+
+@pytest.mark.parametrize("spec", ["0.0.0.0", "0.0.0.0:3389", "::", "[::]:3390", "[0::0]"])
+def test_the_unspecified_address_is_no_target(spec: str) -> None:
+    # A connection to 0.0.0.0 or :: reaches this machine, whatever was meant.
+    with pytest.raises(UsageError, match="unspecified address"):
+        list(expand_targets([spec]))
+
+
+@pytest.mark.parametrize(
+    ("spec", "hosts"),
+    [("0.0.0.0/31", ["0.0.0.1"]), ("0.0.0.0/32", []), ("[::1/127]", ["::1"]), ("::/128", [])],
+)
+def test_networks_leave_out_the_unspecified_address(spec: str, hosts: list[str]) -> None:
+    assert [t.host for t in expand_targets([spec])] == hosts
+    assert count_targets([spec]) == len(hosts)
 
 
 def test_ipv6_network_yields_its_hosts() -> None:

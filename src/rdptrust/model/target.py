@@ -100,15 +100,22 @@ def parse_target(text: str, default_port: int = DEFAULT_RDP_PORT) -> Target:
     if any(c.isspace() for c in host) or "/" in host:
         raise UsageError(f"{text!r} is not a host name or address")
     check_host_name(host)
+    literal = ip_literal(host)
+    if literal is not None and literal.is_unspecified:
+        raise UsageError(
+            f"{text!r} is the unspecified address, not a host (a connection to it reaches "
+            "this machine); give 127.0.0.1 or ::1 to scan this machine"
+        )
     return Target(host, port)
 
 
 #: Longest DNS name and label (RFC 1035 2.3.4), counted in the ASCII (IDNA) form.
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
-#: What a label may hold: letters, digits, hyphen, and the underscore that Windows
-#: networks allow in NetBIOS-derived names; other letters are checked through IDNA.
-_LABEL = re.compile(r"[A-Za-z0-9_-]+")
+#: What a label may hold: letters, digits, hyphen (not first or last, RFC 1123 2.1),
+#: and the underscore that Windows networks allow in NetBIOS-derived names; other
+#: letters are checked through IDNA.
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 
 
 def check_host_name(host: str) -> None:
@@ -137,6 +144,11 @@ def check_host_name(host: str) -> None:
         except UnicodeError:
             encoded = ""
         if not encoded or not _LABEL.fullmatch(encoded):
+            if encoded.startswith("-") or encoded.endswith("-"):
+                raise UsageError(
+                    f"{shown} is not a host name: label {label[:20]!r} begins or ends with"
+                    " '-', which a DNS name cannot"
+                )
             raise UsageError(
                 f"{shown} is not a host name: {label[:20]!r} holds characters a DNS name"
                 " cannot (letters, digits, '-' and '_' only)"
@@ -249,9 +261,12 @@ def expand_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) -
                     continue
                 # hosts() leaves out the network and broadcast addresses (IPv4) and the
                 # Subnet-Router anycast address (IPv6); a /31, /32, /127 or /128 keeps all.
+                # The unspecified address (0.0.0.0 of a /31, :: of a /127) is no host.
                 for address in network.hosts():
                     host = address.compressed
                     if (host, port) in seen or expanded.holds(address, port):
+                        continue
+                    if address.is_unspecified:
                         continue
                     yield Target(host, port)
                 expanded.add(network, port)
@@ -334,9 +349,10 @@ def count_targets(specs: Iterable[str], default_port: int = DEFAULT_RDP_PORT) ->
 def _host_count(network: _Network) -> int:
     """``len(list(network.hosts()))``, computed."""
     size = network.num_addresses
-    if network.version == 4:
-        return size - 2 if network.prefixlen < 31 else size
-    return size - 1 if network.prefixlen < 127 else size
+    whole = network.prefixlen >= network.max_prefixlen - 1  # a /31, /32, /127 or /128
+    if not whole:
+        return size - 2 if network.version == 4 else size - 1
+    return size - 1 if network.network_address.is_unspecified else size
 
 
 def check_target_total(total: int, limit: int) -> None:
