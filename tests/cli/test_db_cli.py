@@ -50,7 +50,7 @@ async def test_migrate_then_check_counts_a_scan(inventory_db: str, lab_factory: 
     assert document["integrity"] == {
         "checked_with": None if on_postgres else "PRAGMA quick_check",
         "ok": None if on_postgres else True,
-        "problems": [],
+        "found": [],
     }
     code, out, err = await run_rdptrust("db", "check", "--db", inventory_db)
     assert code == 0, err
@@ -91,7 +91,7 @@ async def test_check_finds_a_damaged_index_that_counting_reads_through(tmp_path:
     document = json.loads(out)
     assert_valid(document)
     assert document["integrity"]["ok"] is False
-    assert any(f"page {root}" in line for line in document["integrity"]["problems"])
+    assert any(f"page {root}" in line for line in document["integrity"]["found"])
     assert err.count("\n") == 1, err
     assert "is damaged: PRAGMA quick_check found" in err, err
     code, out, err = await run_rdptrust("db", "check", "--db", str(path))

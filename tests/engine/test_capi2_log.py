@@ -118,6 +118,29 @@ def test_the_same_events_as_xml_give_the_same_document(
     )
 
 
+def test_overlapping_logs_count_each_event_once(tmp_path: Path) -> None:
+    # Given the sample twice, and its first 200 and last 200 records exported as XML
+    # (two exports of one machine that overlap by 60 events)
+    records = _sample_xml()
+    first, last = tmp_path / "monday.xml", tmp_path / "friday.xml"
+    first.write_text("\n".join(records[:200]), encoding="utf-8")
+    last.write_text("\n".join(records[-200:]), encoding="utf-8")
+    alone = load_capi2([SAMPLE])
+    # When they are read together
+    twice = load_capi2([SAMPLE, SAMPLE])
+    overlapping = load_capi2([first, last])
+    # Then every event counts once, the repeats are counted apart, and the builds are the same
+    assert (twice.events, twice.duplicates) == (340, 340)
+    assert (overlapping.events, overlapping.duplicates) == (340, 60)
+    document = capi2_document(alone, alone.chain_builds)
+    for log in (twice, overlapping):
+        again = capi2_document(log, log.chain_builds)
+        assert again["duplicate_events"] == log.duplicates
+        assert {**again, "duplicate_events": 0} == document
+    # And a file that holds only repeats is read, not refused as holding no CAPI2 events
+    assert load_capi2([SAMPLE, first]).duplicates == 200
+
+
 def test_one_event_alone_is_read(tmp_path: Path) -> None:
     writer = Capi2Writer()
     writer.chain_build(

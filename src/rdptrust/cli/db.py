@@ -65,7 +65,7 @@ def _document(
         else {
             "checked_with": None if integrity is None else QUICK_CHECK,
             "ok": None if integrity is None else not integrity,
-            "problems": integrity or [],
+            "found": integrity or [],
         },
         "pruned": None
         if pruned is None
@@ -112,7 +112,7 @@ def _show_integrity(integrity: dict[str, object]) -> None:
     elif integrity["ok"]:
         line = f"  integrity: ok ({integrity['checked_with']})"
     else:
-        problems = integrity["problems"]
+        problems = integrity["found"]
         assert isinstance(problems, list)
         line = f"  integrity: {integrity['checked_with']} found problems:\n" + "\n".join(
             f"    {safe_text(str(p))}" for p in problems
@@ -183,7 +183,7 @@ def check(db: str | None, as_json: bool) -> None:
         _show(document, as_json)
     elif not as_json:
         click.echo(f"inventory {location}: too damaged to count its rows")
-        _show_integrity({"checked_with": QUICK_CHECK, "ok": False, "problems": problems})
+        _show_integrity({"checked_with": QUICK_CHECK, "ok": False, "found": problems})
     if problems:
         click.get_current_context().exit(
             fail(

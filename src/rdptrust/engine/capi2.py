@@ -10,6 +10,8 @@ is an ``OSError`` (the CLI's 66/74).
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -82,10 +84,10 @@ def load_capi2(paths: Sequence[Path]) -> Capi2Log:
     event (another channel's log, an empty export) or is not a log at all."""
     parsed = ParsedEvents()
     for path in paths:
-        before = len(parsed.events)
+        before = len(parsed.events) + parsed.duplicates
         read_events(path, parsed)
-        if len(parsed.events) == before:
+        if len(parsed.events) + parsed.duplicates == before:
             others = ", ".join(f"{n} of {name}" for name, n in sorted(parsed.others.items()))
             held = f" (it holds events: {others})" if others else " (it holds no events)"
             raise DataError(f"{path}: no {CAPI2_CHANNEL} events{held}")
-    return chain_builds(parsed.events)
+    return dataclasses.replace(chain_builds(parsed.events), duplicates=parsed.duplicates)

@@ -157,12 +157,14 @@ class ChainBuild:
 class Capi2Log:
     """The chain builds of one or more logs, RDP ones first, then by start time.
 
-    ``events`` counts the CAPI2 events read; ``processes`` the chain builds per process.
+    ``events`` counts the CAPI2 events read (each once); ``duplicates`` the events read
+    again from overlapping logs; ``processes`` the chain builds per process.
     """
 
     chain_builds: tuple[ChainBuild, ...]
     events: int
     processes: Mapping[str, int]
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)

@@ -105,10 +105,17 @@ def decode_xml(data: bytes) -> str:
 
 @dataclass
 class ParsedEvents:
-    """The CAPI2 events read, and how many events of each other channel were skipped."""
+    """The CAPI2 events read, and how many events of each other channel were skipped.
+
+    An event read again (the same log given twice, overlapping exports of one machine,
+    an .evtx beside its XML export) is counted in ``duplicates`` and kept once: it is
+    the same event when every field read, its record number and time among them, is.
+    """
 
     events: list[Capi2Event] = field(default_factory=list)
     others: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    _seen: set[Capi2Event] = field(default_factory=set, repr=False)
 
     def add(self, texts: Iterable[str]) -> None:
         """Read *texts* (each one or many ``<Event>`` elements); raises DataError for
@@ -116,6 +123,10 @@ class ParsedEvents:
         for text in texts:
             for item in _events_of(text):
                 if isinstance(item, Capi2Event):
+                    if item in self._seen:
+                        self.duplicates += 1
+                        continue
+                    self._seen.add(item)
                     self.events.append(item)
                 else:
                     self.others[item] = self.others.get(item, 0) + 1

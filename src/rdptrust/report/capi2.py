@@ -41,6 +41,7 @@ def capi2_document(
         "schema": CAPI2_SCHEMA,
         "schema_version": CAPI2_SCHEMA_VERSION,
         "events_read": log.events,
+        "duplicate_events": log.duplicates,
         "processes": dict(log.processes),
         "rdp_chain_builds": sum(1 for b in log.chain_builds if b.rdp),
         "chain_builds": [chain_build_document(b) for b in builds],
@@ -144,8 +145,9 @@ def render_capi2(
     held = ", ".join(f"{_t(p)} {n}" for p, n in log.processes.items()) or "none"
     console.print(
         Text(
-            f"CAPI2 log: {log.events} events, {len(log.chain_builds)} chain builds"
-            f" (by process: {held})",
+            f"CAPI2 log: {log.events} events"
+            + (f" ({log.duplicates} more read twice, counted once)" if log.duplicates else "")
+            + f", {len(log.chain_builds)} chain builds (by process: {held})",
             style="bold",
         )
     )
