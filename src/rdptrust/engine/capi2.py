@@ -11,7 +11,6 @@ is an ``OSError`` (the CLI's 66/74).
 from __future__ import annotations
 
 import dataclasses
-
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
