@@ -369,6 +369,11 @@ async def test_scan_hosts_history_report_on_the_lab(
     # with both fingerprints whole, each on one line (piped output is never wrapped)
     assert old in out
     assert new in out
+    # as plain aligned lines, no box drawn, each certificate's row on one line
+    assert not set(out) & set("┏┓┃━│─┡┩╇└┘"), out
+    rows = [line for line in out.splitlines() if line.startswith((old, new))]
+    assert [r.split()[0] for r in rows] == [old, new]
+    assert all("yes" in r.split() for r in rows)
     # And hosts lists every host once, with its latest state
     code, out, _ = await run_rdptrust("hosts", "--db", db, "--json")
     assert_valid(json.loads(out))

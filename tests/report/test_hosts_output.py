@@ -24,6 +24,7 @@ from rdptrust.model.records import HostSummary, ObservationRecord
 from rdptrust.model.target import Target
 from rdptrust.report.hosts import HOST_COLUMNS, WIDTH_SAMPLE, render_hosts, write_hosts_text
 from rdptrust.report.inventory import write_hosts_json
+from rdptrust.report.inventory_text import write_history_text
 from rdptrust.store.inventory import Inventory
 
 #: An ANSI escape sequence (CSI or OSC) as a terminal reads it.
@@ -226,3 +227,47 @@ def test_json_of_the_batches_is_valid_with_the_record_api_values(
         assert host["latest"]["certificate"] == (
             None if cert is None else host["latest"]["certificate"] | {"sha256": cert.sha256}
         )
+
+
+def test_history_into_a_pipe_is_plain_aligned_lines_and_escaped(
+    fleet: tuple[Inventory, dict[Target, ObservationRecord]],
+) -> None:
+    # Given a host seen with two certificates, the newer one's subject hostile
+    inventory, _ = fleet
+    history = inventory.history(Target("10.0.0.1", 3389))
+    span = history.certificates[-1]
+    hostile = dataclasses.replace(span.certificate, subject=f"CN={HOSTILE_NAME}")
+    history = dataclasses.replace(
+        history,
+        certificates=(*history.certificates[:-1], dataclasses.replace(span, certificate=hostile)),
+    )
+    # When it is written for a pipe
+    out = io.StringIO()
+    write_history_text(history, out)
+    text = out.getvalue()
+    # Then no control or bidi character of the subject reaches the output, no box is drawn
+    assert not UNSAFE.search(text.replace("\n", "")), text
+    assert not ANSI.search(text)
+    assert not set(text) & set("┏┓┃━│─┡┩╇└┘")
+    # And each section is a header and one line per row, columns starting where the
+    # header's do; each certificate's fingerprint is whole on its line
+    lines = text.splitlines()
+    header = lines.index("Certificates") + 1
+    assert lines[header].split() == [
+        "SHA-256",
+        "Subject",
+        "Self-signed",
+        "Expires",
+        "First",
+        "seen",
+        "Last",
+        "seen",
+    ]
+    rows = lines[header + 1 : header + 1 + len(history.certificates)]
+    for line, span in zip(rows, history.certificates, strict=True):
+        assert line.startswith(span.certificate.sha256 + "  ")
+        assert line.index("yes") == lines[header].index("Self-signed")
+    assert "\\x1b" in rows[-1]
+    events = lines.index("Events") + 1
+    assert lines[events].startswith("When  ")
+    assert len(lines) == events + 1 + len(history.events)

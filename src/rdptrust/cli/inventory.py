@@ -27,7 +27,11 @@ from rdptrust.report.inventory import (
     observation_document,
     write_hosts_json,
 )
-from rdptrust.report.inventory_text import render_history, render_site_differences
+from rdptrust.report.inventory_text import (
+    render_history,
+    render_site_differences,
+    write_history_text,
+)
 from rdptrust.report.jsonform import dumps
 from rdptrust.report.sites import SiteDifferences, write_site_differences
 
@@ -134,8 +138,11 @@ def history(target: str, db: str | None, site: str | None, as_json: bool) -> Non
         return
     if as_json:
         click.echo(dumps(history_document(found)))
-    else:
+    elif stdout_is_terminal():
         render_history(found, console())
+    else:
+        write_history_text(found, sys.stdout)
+        sys.stdout.flush()
 
 
 @click.command(
