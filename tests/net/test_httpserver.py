@@ -355,6 +355,26 @@ async def test_bytes_that_are_no_http_get_400() -> None:
     assert recorder.rejected == ["bad_request"]
 
 
+@pytest.mark.parametrize("version", [b"HTTP/9.9", b"HTTP/2.0", b"HTTP/1.2"])
+async def test_a_version_the_server_does_not_speak_gets_505(version: bytes) -> None:
+    # h11 reads any HTTP/d.d and would answer it as 1.1
+    async with serving() as (server, recorder), connection(server.port) as (reader, writer):
+        writer.write(b"GET / " + version + b"\r\nHost: x\r\n\r\n")
+        answer = await read_answer(reader)
+        assert answer.status == 505
+        assert await closed_by_server(reader)
+    assert recorder.rejected == ["bad_request"]
+    assert recorder.requests == []
+
+
+async def test_http_1_0_is_still_served() -> None:
+    async with serving() as (server, recorder), connection(server.port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        answer = await read_answer(reader)
+        assert answer.status == 200
+    assert recorder.rejected == []
+
+
 async def test_the_connection_cap_is_respected() -> None:
     release = asyncio.Event()
 

@@ -144,6 +144,10 @@ class _Refusal(Exception):
         return "bad_request"
 
 
+#: The HTTP versions the server speaks: 1.0 and 1.1 (HTTP/9.9 is 505, RFC 9110 15.6.6).
+_SPOKEN = frozenset({b"1.0", b"1.1"})
+
+
 class HttpServer(AsyncService):
     """An HTTP/1.1 server calling *handler* once per request; an async context manager.
 
@@ -337,6 +341,8 @@ class HttpServer(AsyncService):
                     elif isinstance(event, h11.Request):
                         if head_bytes - len(conn.trailing_data[0]) > limits.max_head_bytes:
                             raise _Refusal(431)
+                        if event.http_version not in _SPOKEN:
+                            raise _Refusal(505)  # h11 reads any HTTP/d.d as 1.1
                         for name, value in event.headers:
                             if name == b"content-length" and int(value) > limits.max_body_bytes:
                                 raise _Refusal(413)
