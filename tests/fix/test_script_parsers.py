@@ -96,7 +96,10 @@ def test_trust_script_parses_and_keeps_the_subject_one_literal(
     hostile = _ps1(_trust_files(tmp_path / "h", subject)["ps1"])
     plain = _ps1(_trust_files(tmp_path / "p", PLAIN)["ps1"])
     tree = parse_powershell(hostile)
-    # Then it parses with no ERROR or MISSING node
+    # Then every line ends in CRLF, inside the subject's literal too: no bare LF or CR
+    assert "\n" not in hostile.replace("\r\n", ""), repr(hostile)
+    assert "\r" not in hostile.replace("\r\n", ""), repr(hostile)
+    # and it parses with no ERROR or MISSING node
     assert syntax_faults(tree) == []
     # and its tree has exactly the plain script's shape: nothing of the subject became code
     assert _shape(hostile) == _shape(plain)

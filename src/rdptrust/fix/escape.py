@@ -36,15 +36,18 @@ def powershell_string(text: str) -> str:
 def powershell_text_literal(text: str) -> str:
     """Certificate text (a subject) as one PowerShell single-quoted literal.
 
-    Unlike :func:`powershell_string` it never refuses: a line feed or tab stays inside
-    the literal (a single-quoted string may span lines and expands nothing), any other
-    control character becomes ``?``; quotes are doubled as there.
+    Unlike :func:`powershell_string` it never refuses: a line break stays inside the
+    literal (a single-quoted string may span lines and expands nothing), written as
+    CRLF, the line ending of every script rdptrust writes, so the file holds no bare LF;
+    a tab stays; any other control character becomes ``?``; quotes are doubled as there.
     """
     out = []
     for ch in text:
         if ch in "'\u2018\u2019\u201a\u201b":
             out.append(ch * 2)
-        elif ch in "\n\t" or (ch.isprintable() and ch != "\x7f"):
+        elif ch == "\n":
+            out.append("\r\n")
+        elif ch == "\t" or (ch.isprintable() and ch != "\x7f"):
             out.append(ch)
         else:
             out.append("?")
