@@ -7,6 +7,9 @@
   (inheritance removed, full control granted to that user only) before anything is
   written to it; when that fails, a warning line on standard error says the file is
   not restricted.
+- A device or a pipe already there (``/dev/null``, ``/dev/stdout`` into a pipe, a shell's
+  ``>(gzip > f)``) is written in place: it cannot be replaced, and must not be (a
+  regular file would take the place of ``/dev/null``). A secret is never written to one.
 - :func:`state_lock` serialises read-modify-write cycles of shared state files (the CA
   register, the CRL, the pinned store) across processes with ``filelock``.
 """
@@ -84,6 +87,29 @@ def _create_temporary(directory: Path, name: str, mode: int) -> tuple[int, Path]
     raise FileExistsError(f"no free temporary name next to {directory / name}")
 
 
+def _is_device_or_pipe(target: Path) -> bool:
+    """Whether *target* is there and is no file or folder: a device (/dev/null), a pipe
+    (/dev/stdout into one, a shell's ``>(...)``) or a socket."""
+    try:
+        info = os.stat(target)
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode))
+
+
+@contextlib.contextmanager
+def _written_in_place(target: Path) -> Iterator[BinaryIO]:
+    """A handle on the device or pipe *target* itself: replacing it would put a regular
+    file where ``/dev/null`` was, and a pipe has no folder to stage a file in."""
+    try:
+        fd = os.open(target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
 @contextlib.contextmanager
 def _atomic_file(path: str | os.PathLike[str], mode: int | None) -> Iterator[BinaryIO]:
     """A binary handle whose contents replace *path* only when the block ends cleanly.
@@ -94,6 +120,12 @@ def _atomic_file(path: str | os.PathLike[str], mode: int | None) -> Iterator[Bin
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     private = mode is not None
+    if _is_device_or_pipe(target):
+        if private:
+            raise StoreError(f"{target} is not a regular file; a secret is written only to one")
+        with _written_in_place(target) as handle:
+            yield handle
+        return
     keep = None if private or WINDOWS else _existing_mode(target)
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pki.certs_for_tests import issue
-from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic
+from rdptrust.errors import StoreError
+from rdptrust.files import PRIVATE_MODE, PUBLIC_MODE, write_atomic, write_atomic_lines
 from rdptrust.fix.freerdp import update_known_hosts2
 from rdptrust.store.inventory import Inventory
 
@@ -141,3 +142,76 @@ def test_a_missing_inventory_is_66_and_not_created(tmp_path: Path) -> None:
     done = _read_command(tmp_path, "hosts", "--db", str(db))
     assert done.returncode == 66, done.stderr
     assert not db.exists()
+
+
+def _device(path: Path, minor: int) -> Path:
+    """A character device node of the memory driver (1,3 null; 1,7 full), or skip."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except (AttributeError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    return path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX device nodes and FIFOs")
+def test_a_device_is_written_in_place_never_replaced_by_a_file(tmp_path: Path) -> None:
+    # Given a null device and a full one where a report is to go (/dev/null, /dev/full)
+    null, full = _device(tmp_path / "null", 3), _device(tmp_path / "full", 7)
+    # When a report is written to each
+    write_atomic(null, "scan_id,target\n")
+    with pytest.raises(StoreError, match=r"cannot write .*full: No space left on device"):
+        write_atomic(full, "scan_id,target\n")
+    # Then both are still the devices they were: no regular file took their place
+    assert stat.S_ISCHR(null.stat().st_mode)
+    assert stat.S_ISCHR(full.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "null"]
+    # And a secret is never written to a device
+    with pytest.raises(StoreError, match="not a regular file"):
+        write_atomic(null, b"key", mode=PRIVATE_MODE)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX device nodes and FIFOs")
+def test_a_pipe_gets_the_whole_report(tmp_path: Path) -> None:
+    # Given a named pipe with a reader on it (as a shell's >(gzip > f) is)
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.stdout.write(str(len(open({str(fifo)!r}, 'rb').read())))",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When a report of 1 MiB is written to it
+        write_atomic_lines(fifo, ("x" * 1023 + "\n" for _ in range(1024)))
+        out, _ = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+        reader.wait()
+    # Then the reader got every byte and the pipe is still a pipe
+    assert out == str(1 << 20)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["report.fifo"]
+
+
+def test_report_to_a_device_in_a_subprocess(tmp_path: Path) -> None:
+    # The command a user runs: report --csv onto a full device is exit 74, one line
+    if sys.platform == "win32":
+        pytest.skip("POSIX device nodes")
+    full = _device(tmp_path / "full", 7)
+    db = tmp_path / "inv.sqlite3"
+    Inventory.open(db).close()
+    done = subprocess.run(
+        [*RDPTRUST, "report", "--db", str(db), "--csv", str(full)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"rdptrust: error: cannot write {full}: No space left on device"
+    ]
+    assert stat.S_ISCHR(full.stat().st_mode)
