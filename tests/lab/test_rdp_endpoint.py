@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import socket
 import struct
 import time
@@ -23,6 +24,7 @@ from rdptrust.model.target import Target
 from rdptrust.model.wire import SecurityProtocol
 from rdptrust.net.connection import RdpConnection
 from rdptrust.net.probe import probe_host
+from rdptrust.net.standard_security import probe_standard_security
 from rdptrust.protocol.credssp import (
     STATUS_LOGON_FAILURE,
     TSRequest,
@@ -30,6 +32,7 @@ from rdptrust.protocol.credssp import (
     parse_challenge_reply,
     parse_ts_request,
 )
+from rdptrust.protocol.gcc import ClientConnectInitial, ClientSecurityData, EncryptionMethod
 from rdptrust.protocol.x224 import (
     ConnectionConfirm,
     ConnectionRequest,
@@ -93,11 +96,18 @@ async def test_policies_on_the_wire(lab_factory: LabFactory) -> None:
     ]
 
 
-def _raw_exchange(port: int, request: bytes) -> bytes:
+def _raw_exchange(port: int, request: bytes, *, until_close: bool = True) -> bytes:
+    """What the lab sends for *request*: until it closes, or one TPKT packet."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(request)
         received = b""
         while True:
+            if (
+                not until_close
+                and len(received) >= 4
+                and len(received) >= received[2] << 8 | received[3]
+            ):
+                return received
             chunk = sock.recv(4096)
             if not chunk:
                 return received
@@ -109,7 +119,12 @@ async def test_raw_bytes_of_failure_and_legacy_confirms(lab_factory: LabFactory)
     old = await lab_factory(no_negotiation=True)
     request = _request(P.RDP).to_bytes()
     failure = await asyncio.to_thread(_raw_exchange, tls_only.target.port, request)
-    legacy = await asyncio.to_thread(_raw_exchange, old.target.port, _request(P.SSL).to_bytes())
+    # (the old host then waits for the client's MCS Connect-Initial, as Windows does)
+    legacy = await asyncio.to_thread(
+        functools.partial(_raw_exchange, until_close=False),
+        old.target.port,
+        _request(P.SSL).to_bytes(),
+    )
     # MS-RDPBCGR 2.2.1.2.2: RDP_NEG_FAILURE SSL_REQUIRED_BY_SERVER, then the host closes.
     assert failure == bytes.fromhex("030000130ed000001234000300080001000000")
     # LI 6: no negotiation data at all, as an old host answers.
@@ -330,3 +345,42 @@ async def test_ca_issued_variant_and_private_files(lab_factory: LabFactory) -> N
     # When the lab stops, Then its private directory is gone
     await lab.stop()
     assert not directory.exists()
+
+
+def _connect_initial_then_close(port: int) -> tuple[bool, bytes]:
+    """Confirm PROTOCOL_RDP, wait 0.3 s, send a Connect-Initial; whether the lab was still
+    connected before it, and what it sent after it until it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(_request(P.RDP).to_bytes())
+        confirm = sock.recv(4096)
+        assert parse_connection_confirm(confirm) is not None
+        sock.settimeout(0.3)
+        try:
+            waited = sock.recv(4096) != b""
+        except TimeoutError:
+            waited = True
+        sock.settimeout(5)
+        sock.sendall(
+            ClientConnectInitial.build(ClientSecurityData(EncryptionMethod.BIT_128)).to_bytes()
+        )
+        after = b""
+        while chunk := sock.recv(4096):
+            after += chunk
+        return waited, after
+
+
+async def test_a_lab_without_standard_security_reads_the_connect_initial_then_closes(
+    lab_factory: LabFactory,
+) -> None:
+    # Given a lab that speaks no Standard RDP Security (no --standard-security policy)
+    lab = await lab_factory()
+    # When a client confirms PROTOCOL_RDP and sends its Connect-Initial 0.3 s later
+    waited, after = await asyncio.to_thread(_connect_initial_then_close, lab.target.port)
+    # Then the lab waited for it, and closed in order once it came, with nothing sent: a
+    # close with the Connect-Initial arriving unread is a TCP reset or not, by timing
+    # alone (ECONNRESET in one run, "closed the connection" in the next)
+    assert waited
+    assert after == b""
+    # And the probe sees that close, for every method
+    result = await probe_standard_security(lab.target, timeout=5)
+    assert {(m.accepted, m.refused, m.error) for m in result.methods} == {(False, None, None)}

@@ -318,14 +318,15 @@ class RdpEndpoint(AsyncService):
     ) -> None:
         """Answer MCS Connect-Initial by the Standard RDP Security policy, then stop.
 
-        Without a policy the lab closes right away (Standard RDP Security) or when the
-        client's first PDU inside TLS arrives; with one it sends the Connect-Response and
-        closes at the client's next PDU (Erect Domain): the lab goes no further.
+        Without a policy the lab closes when the client's first PDU arrives (its
+        Connect-Initial, inside TLS or not): a close with that PDU unread would be a
+        reset, or an orderly close when the close happened to come first, by timing
+        alone. With one it sends the Connect-Response and closes at the client's next PDU
+        (Erect Domain): the lab goes no further.
         """
         policy = self.policy.standard_security
         if policy is None:
-            if selected != SecurityProtocol.RDP:
-                await wait_for_data(reader, self.request_timeout_s)
+            await wait_for_data(reader, self.request_timeout_s)
             return
         async with asyncio.timeout(self.request_timeout_s):
             header = await reader.readexactly(TPKT_HEADER_LENGTH)
