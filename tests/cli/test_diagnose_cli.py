@@ -173,6 +173,13 @@ def test_demo_json() -> None:
     assert doc["before"]["predicted_stall_s"] == 45.0
     assert doc["before"]["prediction"]["later_connections"]["high_s"] == 45.0
     assert doc["before"]["verdict"] == "critical"
+    # Method 1 alone: the chain is trusted, the disallowed-list and pin-rules syncs still wait
+    method1 = doc["after_method1"]
+    assert (method1["predicted_stall_s"], method1["verdict"]) == (30.0, "critical")
+    assert {c["purpose"] for c in method1["causes"]} == {
+        "disallowed_list",
+        "pin_rules",
+    }
     assert doc["after"]["predicted_stall_s"] == 0
     assert doc["after"]["verdict"] == "ok"
 

@@ -124,7 +124,12 @@ def demo(fetch_timeout: float, as_json: bool) -> None:
         before, pinned, after = run(_demo(console, fetch_timeout, Path(tmp)))
     elapsed = time.monotonic() - start
     if as_json:
-        document = demo_document((before, fixes_for(before)), (after, fixes_for(after)), elapsed)
+        document = demo_document(
+            (before, fixes_for(before)),
+            (pinned, fixes_for(pinned)),
+            (after, fixes_for(after)),
+            elapsed,
+        )
         click.echo(dumps(document))
         return
     _rule(console, "What happened")

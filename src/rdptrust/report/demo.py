@@ -19,13 +19,16 @@ DEMO_SCHEMA = "rdptrust.demo/2"
 
 def demo_document(
     before: tuple[Assessment, Sequence[Fix]],
+    method1: tuple[Assessment, Sequence[Fix]],
     after: tuple[Assessment, Sequence[Fix]],
     elapsed_s: float,
 ) -> dict[str, Any]:
-    """Build the ``rdptrust.demo/2`` document: each diagnosis with its fixes."""
+    """Build the ``rdptrust.demo/2`` document: each diagnosis with its fixes, before any
+    fix, with Method 1 alone, and with the disallowed-list switch too."""
     return {
         "schema": DEMO_SCHEMA,
         "before": diagnosis_document(*before),
+        "after_method1": diagnosis_document(*method1),
         "after": diagnosis_document(*after),
         "elapsed_s": round(elapsed_s, 3),
     }
