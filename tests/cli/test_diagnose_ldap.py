@@ -118,7 +118,7 @@ async def test_refused_ldap_is_charged_as_windows_pays(
 @pytest.mark.parametrize(
     ("mode", "extra", "rule", "status"),
     [
-        (LdapMode.BLACKHOLE, (), "revocation-regime-unknown", "documented"),
+        (LdapMode.BLACKHOLE, (), "revocation-regime-unknown", "assumed"),
         (LdapMode.DC, (), "ldap-dc-locate", "assumed"),
     ],
 )

@@ -214,10 +214,20 @@ async def test_static_proxy_and_short_url_timeout(
     assert options.windows.url_timeout_s == 5.0
     assert options.windows.disallowed_update is False
     result = await assess(lab.target, options)
-    # the never-answering root list costs the client's 5 s time-out, not Windows' 15 s
+    # the never-answering root list costs the list wait (15 s, a setting of its own: no
+    # document ties a list fetch to ChainUrlRetrievalTimeoutMilliseconds, WINDOWS.md §2),
+    # not the client's 5 s URL time-out
     assert counted(result, Purpose.ROOT_LIST) == ["timeout"]
+    assert result.predicted_stall_s == pytest.approx(15.0, abs=0.5)
+    assert result.verdict == "critical"
+    (cause,) = result.causes
+    assert (cause.rule, cause.basis) == ("ctl-fetch-wait", "assumed")
+    # and with the list wait set to 5 s, 5 s: under the 10 s critical threshold, a warning
+    short = dataclasses.replace(
+        options, windows=dataclasses.replace(options.windows, list_timeout_s=5.0)
+    )
+    result = await assess(lab.target, short)
     assert result.predicted_stall_s == pytest.approx(5.0, abs=0.5)
-    # 5 s is under the 10 s critical threshold: a warning, where Windows' default is critical
     assert result.verdict == "warning"
     assert "predicted-stall" in codes(result)
     if "proxy" in inspect.signature(http.fetch).parameters:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.documents import assert_valid
+from rdptrust.engine.client_live import AUTO_UPDATE
 from rdptrust.fix.policy import (
     AUTHROOT_POLICY_KEY,
     disallowed_autoupdate,
@@ -47,9 +48,13 @@ def test_root_dir_url_is_a_string_value_and_refuses_other_schemes() -> None:
         RegType.REG_SZ,
         "http://pki.example.internal/ctl/",
     )
-    assert '"RootDirUrl"="http://pki.example.internal/ctl/"' in reg_file_text(
-        root_dir_url("http://pki.example.internal/ctl/")
-    )
+    text = reg_file_text(root_dir_url("http://pki.example.internal/ctl/"))
+    assert '"RootDirUrl"="http://pki.example.internal/ctl/"' in text
+    # where the chain engine reads it (and rdptrust client-state with it): AuthRoot\AutoUpdate,
+    # not the Policies key of DisableRootAutoUpdate
+    assert entry.key.lower() == AUTO_UPDATE.lower()
+    assert ("[HKEY_LOCAL_MACHINE\\" + AUTO_UPDATE + "]").lower() in text.lower()
+    assert "Policies" not in entry.key
     for good in ("file://fileserver/ctl", "file://\\\\server1\\CTL", "file:///C:/ctl/"):
         assert root_dir_url(good).entries[0].value == good
     for bad in (

@@ -15,6 +15,7 @@ from rdptrust.pki.windows import (
     ctl_url,
     per_url_waits,
     regimes,
+    revocation_waits,
 )
 
 DEAD = RevocationEntry(0.5, dead=True)
@@ -35,7 +36,7 @@ DEAD = RevocationEntry(0.5, dead=True)
 def test_dead_urls_in_both_regimes(dead: int, per_url: float, accumulative: float) -> None:
     entries = [DEAD] * dead
     assert sum(per_url_waits(entries, 15.0)) == per_url
-    assert sum(accumulative_waits(entries, 20.0, 15.0)) == accumulative
+    assert sum(accumulative_waits(entries, 20.0)) == accumulative
 
 
 @pytest.mark.parametrize(
@@ -49,11 +50,22 @@ def test_dead_urls_in_both_regimes(dead: int, per_url: float, accumulative: floa
     ],
 )
 def test_accumulative_shares(entries: list[RevocationEntry], expected: tuple[float, ...]) -> None:
-    assert accumulative_waits(entries, 20.0, 15.0) == pytest.approx(expected)
+    assert accumulative_waits(entries, 20.0) == pytest.approx(expected)
 
 
-def test_accumulative_share_never_exceeds_the_url_time_out() -> None:
-    assert accumulative_waits([DEAD], 60.0, 15.0) == (15.0,)
+def test_accumulative_shares_are_halves_of_the_budget_whatever_the_url_time_out() -> None:
+    # "each URL tested will timeout after half of the remaining cumulative balance":
+    # with the flag the per-URL time-out plays no part (a 60 s budget gives 30 s first)
+    assert accumulative_waits([DEAD], 60.0) == (30.0,)
+    assert accumulative_waits([DEAD] * 4, 20.0) == (10.0, 5.0, 2.5, 1.25)
+    short = WindowsSettings(url_timeout_s=5.0, revocation_timeout_s=20.0)
+    assert revocation_waits([DEAD] * 4, RevocationRegime.ACCUMULATIVE, short) == (
+        10.0,
+        5.0,
+        2.5,
+        1.25,
+    )
+    assert revocation_waits([DEAD] * 4, RevocationRegime.PER_URL, short) == (5.0,) * 4
 
 
 def test_per_url_cuts_slow_answers_at_the_url_time_out() -> None:

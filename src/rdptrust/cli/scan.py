@@ -417,6 +417,7 @@ def scan(
                     crl_first=windows_model.crl_first,
                     domain=windows_model.domain,
                     dns_server=windows_model.dns_server,
+                    list_timeout=windows_model.list_timeout,
                     proxy=proxy,
                     pac=autoproxy.pac,
                     wpad=autoproxy.wpad,

@@ -55,6 +55,7 @@ def assessment_options(options: ScanOptions) -> AssessOptions:
             ocsp_first=not options.crl_first,
             domain=options.domain,
             dns_server=options.dns_server,
+            list_timeout_s=options.list_timeout,
         ),
         root_list_url=options.root_list_url or DEFAULT_ROOT_LIST_URL,
         proxy=options.proxy,

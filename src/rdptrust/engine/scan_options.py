@@ -42,7 +42,8 @@ class ScanOptions:
     modelled client fetches the root list, ``root_list_url`` where from (None: the
     diagnosis' default, the Windows Update URL), ``revocation_timeouts``,
     ``disallowed_update``, ``ctl_due``, ``client``, ``root_dir_url``, ``crl_first``,
-    ``domain`` and ``dns_server`` the modelled client's
+    ``domain``, ``dns_server`` and ``list_timeout`` (a blocked list fetch's wait) the
+    modelled client's
     (:class:`~rdptrust.model.windows.WindowsSettings`), ``proxy`` the static HTTP proxy the
     retrievals go through (None: direct), ``pac``/``wpad``/``wpad_domain`` the proxy
     discovery (:mod:`rdptrust.engine.autoproxy`), ``ca_files`` extra trusted CAs,
@@ -67,6 +68,7 @@ class ScanOptions:
     crl_first: bool = False
     domain: str | None = None
     dns_server: str | None = None
+    list_timeout: float = 15.0
     proxy: str | None = None
     pac: str | None = None
     wpad: bool = False
@@ -125,6 +127,7 @@ class ScanOptions:
             "crl_first": self.crl_first,
             "domain": self.domain,
             "dns_server": self.dns_server,
+            "list_timeout": self.list_timeout,
             "proxy": self.proxy,
             "pac": self.pac,
             "wpad": self.wpad,

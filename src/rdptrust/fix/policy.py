@@ -20,6 +20,9 @@ from rdptrust.fix.escape import powershell_string, reg_string
 from rdptrust.fix.registry_pol import PolicyEntry, RegType, build_registry_pol
 
 AUTHROOT_POLICY_KEY = r"Software\Policies\Microsoft\SystemCertificates\AuthRoot"
+#: Where the chain engine reads RootDirUrl: not a policy key (configure-trusted-roots-
+#: disallowed-certificates; PROTOCOL.md), so a GPO sets it as a preference value.
+AUTOUPDATE_KEY = r"Software\Microsoft\SystemCertificates\AuthRoot\AutoUpdate"
 CHAIN_ENGINE_POLICY_KEY = r"Software\Policies\Microsoft\SystemCertificates\ChainEngine\Config"
 GPO_ROOT_UPDATE_PATH = (
     "Computer Configuration > Administrative Templates > System > Internet Communication"
@@ -109,8 +112,12 @@ def root_dir_url(url: str) -> PolicySet:
             " client that cannot reach Windows Update stops waiting for them. Fill the mirror"
             " with 'certutil -syncWithWU DIR' on a machine that can."
         ),
-        entries=(PolicyEntry.string(AUTHROOT_POLICY_KEY, "RootDirUrl", url),),
-        caveat="Keep the mirror current (a scheduled certutil -syncWithWU), or the lists age.",
+        entries=(PolicyEntry.string(AUTOUPDATE_KEY, "RootDirUrl", url),),
+        caveat=(
+            "Keep the mirror current (a scheduled certutil -syncWithWU), or the lists age."
+            " RootDirUrl lives under AuthRoot\\AutoUpdate, not under Policies: a value set"
+            " there by a GPO stays when the GPO is removed (delete it to undo)."
+        ),
     )
 
 

@@ -64,6 +64,10 @@ class WindowsSettings:
 
     url_timeout_s: float = 15.0
     revocation_timeout_s: float = 20.0
+    list_timeout_s: float = 15.0
+    """What one blocked certificate-trust-list fetch costs (rule ``ctl-fetch-wait``): field
+    reports say about 15 s; no document ties it to ChainUrlRetrievalTimeoutMilliseconds
+    (WINDOWS.md §2), so it is a setting of its own, not ``url_timeout_s``."""
     root_update: bool = True
     ocsp_first: bool = True
     revocation_timeouts: RevocationRegime = RevocationRegime.BOTH

@@ -19,11 +19,13 @@
                                      # the scrape's share for one round of fetches
         windows_url_timeout: 15s     # diagnose: the Windows per-URL time-out modelled
         windows_revocation_timeout: 20s  # diagnose: the accumulative revocation budget
+        windows_list_timeout: 15s    # diagnose: a blocked trust-list fetch's wait (assumed)
         root_update: true            # diagnose: Automatic Root Certificates Update is on
         root_list_url: http://mirror.example/authrootstl.cab   # diagnose: root list URL
         client_state: /etc/rdptrust/pc042.json   # judge with this Windows client's stores
                                      # and policy (rdptrust client-state); replaces
-                                     # system_trust, root_update and the windows_* time-outs
+                                     # system_trust, root_update and the windows_url
+                                     # and windows_revocation time-outs
         revocation_timeouts: both    # diagnose: accumulative, per-url or both (a range)
         disallowed_update: true      # diagnose: the disallowed list / pin rules sync is on
         ctl_due: true                # diagnose: the clients' cached trust lists are due
@@ -112,6 +114,7 @@ class Module:
     fetch_timeout_s: float | None = None
     windows_url_timeout_s: float = 15.0
     windows_revocation_timeout_s: float = 20.0
+    windows_list_timeout_s: float = 15.0
     root_update: bool = True
     root_list_url: str | None = None
     client_state: Path | None = None
@@ -162,6 +165,7 @@ class Module:
             windows=WindowsSettings(
                 url_timeout_s=self.windows_url_timeout_s,
                 revocation_timeout_s=self.windows_revocation_timeout_s,
+                list_timeout_s=self.windows_list_timeout_s,
                 root_update=self.root_update,
                 revocation_timeouts=self.revocation_timeouts,
                 disallowed_update=self.disallowed_update,
@@ -294,6 +298,7 @@ _MODULE_KEYS: dict[str, str] = {
     "fetch_timeout": "fetch_timeout_s",
     "windows_url_timeout": "windows_url_timeout_s",
     "windows_revocation_timeout": "windows_revocation_timeout_s",
+    "windows_list_timeout": "windows_list_timeout_s",
     "root_update": "root_update",
     "root_list_url": "root_list_url",
     "client_state": "client_state",
@@ -328,6 +333,7 @@ def _module(name: str, settings: Any, where: str) -> Module:
         "fetch_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "windows_url_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "windows_revocation_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
+        "windows_list_timeout": lambda v, w: _duration(v, w, 0.1, MAX_TIMEOUT_S),
         "root_update": _boolean,
         "root_list_url": _url,
         "client_state": lambda v, w: Path(_string(v, w)),

@@ -46,6 +46,7 @@ from rdptrust.pki.windows import (
     ctl_syncs,
     is_dead,
     revocation_order,
+    settings_for,
     stapled_skips,
     wants_revocation,
 )
@@ -333,15 +334,17 @@ def _count(
             key = (2, rank.get(id(f), 0))
             cached = f.cert_index in answered_certs
         # the connects are charged as Windows pays them (rdptrust.pki.network)
-        charge = result_wait(f.result, settings)
+        # (a list fetch waits the list wait, a setting of its own: rule ctl-fetch-wait)
+        judged_with = settings_for(f.purpose, settings)
+        charge = result_wait(f.result, judged_with)
         if f.purpose == Purpose.WPAD and charge.rule is None:
             charge = replace(charge, rule="wpad-discovery", basis=Basis.ASSUMED)
         seconds, modelled = charge.seconds, charge.modelled
-        dead = is_dead(f.result.outcome, f.result.elapsed_ms, settings)
+        dead = is_dead(f.result.outcome, f.result.elapsed_ms, judged_with)
         assumed = assumed_rule(f.url, f.result.outcome)
         if assumed is not None:
             # not made by rdptrust (file://, ldap:/// without --domain): the time-out
-            seconds, modelled, dead = settings.url_timeout_s, True, True
+            seconds, modelled, dead = judged_with.url_timeout_s, True, True
             charge = replace(
                 charge,
                 rule=assumed,

@@ -47,6 +47,7 @@ NETWORK_ASSUMPTION = (
 _WHY = {
     "tcp-refused-retry": "Windows retries a refused connect",
     "tcp-connect-giveup": "Windows' connect give-up",
+    "ctl-fetch-wait": "the assumed wait of a blocked list fetch",
 }
 
 _LABELS = {
@@ -161,6 +162,11 @@ def _range(values: Sequence[float]) -> WaitRange:
 
 
 def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
+    """The rule a wait follows and what it rests on (each rule's own status)."""
+    if wait.purpose in CTL_PURPOSES and wait.rule == "tcp-connect-giveup":
+        # a silent address costs the list fetch's wait, not a documented time-out: the
+        # give-up (21 s) is longer, so the unverified list wait bounds it
+        return "ctl-fetch-wait", rule("ctl-fetch-wait").status.basis
     if wait.rule is not None and wait.basis is not None:
         return wait.rule, wait.basis
     if not wait.modelled:
@@ -169,10 +175,13 @@ def _cause_rule(wait: Wait, settings: WindowsSettings) -> tuple[str, Basis]:
         return "ctl-fetch-wait", rule("ctl-fetch-wait").status.basis
     if wait.purpose in REVOCATION_PURPOSES:
         regime = settings.revocation_timeouts
-        if regime == RevocationRegime.BOTH:
-            return "revocation-regime-unknown", Basis.DOCUMENTED
-        return f"revocation-{regime.value}", Basis.DOCUMENTED
-    return "url-timeout", Basis.DOCUMENTED
+        chosen = (
+            "revocation-regime-unknown"
+            if regime == RevocationRegime.BOTH
+            else f"revocation-{regime.value}"
+        )
+        return chosen, rule(chosen).status.basis
+    return "url-timeout", rule("url-timeout").status.basis
 
 
 def staple_text(staple: StapleUse) -> str:
@@ -238,7 +247,7 @@ def predict(
         if wait.note and not wait.own_text:
             extra = f" ({wait.note}){extra}"
         if wait.outcome != FetchOutcome.OK or seconds >= NOTABLE_WAIT_S:
-            why = _WHY.get(wait.rule or "", "Windows' time-out")
+            why = _WHY.get(rule_id, "Windows' time-out")
             text = (
                 f"{_LABELS[wait.purpose]} at {wait.url}: about {seconds:.0f} s ({wait.note})"
                 if wait.own_text

@@ -54,7 +54,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "revocation-accumulative",
         "with CERT_CHAIN_REVOCATION_ACCUMULATIVE_TIMEOUT each revocation URL waits half the"
-        " remaining 20 s budget (10, 5, 2.5 s ...)",
+        " remaining 20 s budget (10, 5, 2.5 s ...), whatever the per-URL time-out",
         _D,
         "WINDOWS.md §3; CERT_CHAIN_PARA, ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds",
     ),
@@ -147,7 +147,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "ctl-fetch-wait",
-        "a blocked list fetch waits about 15 s (the per-URL time-out)",
+        "a blocked list fetch waits about 15 s (--windows-list-timeout; not the per-URL"
+        " time-out, nor the client's ChainUrlRetrievalTimeoutMilliseconds)",
         _U,
         "WINDOWS.md §2: field reports; no document ties it to ChainUrlRetrievalTimeout",
     ),

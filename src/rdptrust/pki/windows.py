@@ -8,7 +8,7 @@ first connection and the later ones, is :mod:`rdptrust.pki.prediction`'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.model.windows import ClientProfile, RevocationRegime, WindowsSettings
@@ -41,6 +41,15 @@ def is_dead(outcome: FetchOutcome, elapsed_ms: float, settings: WindowsSettings)
     return outcome == FetchOutcome.TIMEOUT or elapsed_ms / 1000.0 >= settings.url_timeout_s
 
 
+def settings_for(purpose: Purpose, settings: WindowsSettings) -> WindowsSettings:
+    """The settings one retrieval of *purpose* is judged with: a certificate trust list's
+    fetch waits ``list_timeout_s`` (rule ``ctl-fetch-wait``, unverified: WINDOWS.md §2),
+    every other retrieval the per-URL time-out."""
+    if purpose in CTL_PURPOSES and settings.list_timeout_s != settings.url_timeout_s:
+        return replace(settings, url_timeout_s=settings.list_timeout_s)
+    return settings
+
+
 @dataclass(frozen=True)
 class RevocationEntry:
     """One counted revocation retrieval: what was observed and whether it was dead."""
@@ -56,18 +65,17 @@ def per_url_waits(entries: Sequence[RevocationEntry], url_timeout_s: float) -> t
     return tuple(url_timeout_s if e.dead else min(e.observed_s, url_timeout_s) for e in entries)
 
 
-def accumulative_waits(
-    entries: Sequence[RevocationEntry], budget_s: float, url_timeout_s: float
-) -> tuple[float, ...]:
+def accumulative_waits(entries: Sequence[RevocationEntry], budget_s: float) -> tuple[float, ...]:
     """Revocation waits with ``CERT_CHAIN_REVOCATION_ACCUMULATIVE_TIMEOUT``: "each URL
     tested will timeout after half of the remaining cumulative balance" of
     ChainRevAccumulativeUrlRetrievalTimeoutMilliseconds (20 s: 10, 5, 2.5 s ...; rule
-    ``revocation-accumulative``: WINDOWS.md §3, CERT_CHAIN_PARA). A URL's limit is also
-    never above the per-URL time-out."""
+    ``revocation-accumulative``: WINDOWS.md §3, CERT_CHAIN_PARA). The per-URL time-out
+    plays no part: with the flag, the budget is the caller's whole time-out (a 60 s
+    budget gives the first dead URL 30 s)."""
     remaining = budget_s
     waits: list[float] = []
     for entry in entries:
-        limit = min(remaining / 2.0, url_timeout_s)
+        limit = remaining / 2.0
         wait = limit if entry.dead else min(entry.observed_s, limit)
         waits.append(wait)
         remaining = max(remaining - wait, 0.0)
@@ -87,7 +95,7 @@ def revocation_waits(
 ) -> tuple[float, ...]:
     """The waits of *entries* (in the order Windows makes them) under *regime*."""
     if regime == RevocationRegime.ACCUMULATIVE:
-        return accumulative_waits(entries, settings.revocation_timeout_s, settings.url_timeout_s)
+        return accumulative_waits(entries, settings.revocation_timeout_s)
     return per_url_waits(entries, settings.url_timeout_s)
 
 

@@ -56,6 +56,7 @@ def diagnosis_document(diagnosis: Assessment, fixes: Sequence[Fix] = ()) -> dict
         "settings": {
             "windows_url_timeout_s": diagnosis.settings.url_timeout_s,
             "windows_revocation_timeout_s": diagnosis.settings.revocation_timeout_s,
+            "windows_list_timeout_s": diagnosis.settings.list_timeout_s,
             "root_update": diagnosis.settings.root_update,
             "ocsp_first": diagnosis.settings.ocsp_first,
             "crl_first": not diagnosis.settings.ocsp_first,
@@ -237,7 +238,9 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
         Text(
             f"\n(modelled figures use Windows' {diagnosis.settings.url_timeout_s:.0f} s"
             f" per-URL and {diagnosis.settings.revocation_timeout_s:.0f} s accumulative"
-            " revocation time-outs; each wait is marked documented, observed or assumed;"
+            f" revocation time-outs and an assumed {diagnosis.settings.list_timeout_s:.0f} s"
+            " per blocked trust-list fetch; each wait is marked documented, observed or"
+            " assumed;"
             " see 'What rdptrust assumes' in the README)",
             style="dim",
         )
