@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rdptrust.model.retrieval import FetchOutcome, Purpose
-from rdptrust.model.windows import ClientProfile, RevocationRegime, WindowsSettings
+from rdptrust.model.windows import Basis, ClientProfile, RevocationRegime, WindowsSettings
 from rdptrust.pki.prediction import Wait, predict
 from rdptrust.pki.windows import (
     RevocationEntry,
@@ -186,6 +188,41 @@ def test_a_black_holed_list_rests_on_an_assumption() -> None:
     basis = {b.rule: b.status.value for b in result.prediction.basis}
     assert basis["ctl-fetch-wait"] == "assumed"
     assert basis["ctl-trusted-list"] == "documented"
+
+
+def test_a_silent_list_host_rests_on_the_list_assumption_not_on_the_tcp_give_up() -> None:
+    # A list host that drops the SYN: the network rule charges the silent connect, but the
+    # figure is the list wait (the give-up, 21 s, is longer), which no document gives
+    silent = Wait(
+        Purpose.ROOT_LIST,
+        "http://h/authrootseq.txt",
+        FetchOutcome.TIMEOUT,
+        None,
+        15.0,
+        True,
+        True,
+        False,
+        rule="tcp-connect-giveup",
+        basis=Basis.DOCUMENTED,
+        note="1 address silent",
+    )
+    (cause,) = predict([silent], WindowsSettings()).causes
+    assert (cause.rule, cause.basis.value) == ("ctl-fetch-wait", "assumed")
+    assert "the assumed wait of a blocked list fetch" in cause.text
+    # a silent CRL host keeps the documented give-up
+    crl = replace(silent, purpose=Purpose.CRL, url="http://h/x.crl")
+    (cause,) = predict([crl], WindowsSettings()).causes
+    assert (cause.rule, cause.basis.value) == ("tcp-connect-giveup", "documented")
+
+
+def test_the_unknown_regime_is_an_assumption() -> None:
+    (cause,) = predict(
+        [_wait(Purpose.OCSP, 15.0, dead=True, cached=False)], WindowsSettings()
+    ).causes
+    assert (cause.rule, cause.basis.value) == ("revocation-regime-unknown", "assumed")
+    chosen = WindowsSettings(revocation_timeouts=RevocationRegime.PER_URL)
+    (cause,) = predict([_wait(Purpose.OCSP, 15.0, dead=True, cached=False)], chosen).causes
+    assert (cause.rule, cause.basis.value) == ("revocation-per-url", "documented")
 
 
 def test_pinned_says_it_assumes_method_1() -> None:
