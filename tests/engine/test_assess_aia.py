@@ -152,7 +152,7 @@ def _chain(tmp_path: Path, responders: Responders) -> tuple[Path, Path, Path, x5
     return ca_file, leaf_file, key_file, inter_cert
 
 
-async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
+async def test_missing_intermediate_fetched_over_aia_then_revocation_with_its_own_time_out(
     lab_factory: LabFactory, responders: Responders, tmp_path: Path
 ) -> None:
     # Given a host that sends only its leaf, an AIA URL that answers after 0.7 s and
@@ -191,13 +191,14 @@ async def test_missing_intermediate_fetched_over_aia_and_revocation_bounded(
         for r in result.retrievals
         if r.purpose == Purpose.CRL
     )
-    # and each says its time-out was what the AIA fetch left of the budget
+    # and each was given its whole time-out, as Windows gives each URL its own (a slow
+    # AIA answer does not shorten the revocation fetches after it)
     for crl in (r for r in result.retrievals if r.purpose == Purpose.CRL):
-        assert crl.detail is not None
-        assert f"what was left of the {URL_TIMEOUT:g} s time-out" in crl.detail, crl.detail
-    # and the wall time stays within one URL time-out (plus the probe), not two
+        assert crl.elapsed_ms >= URL_TIMEOUT * 1000 * 0.9, crl
+        assert "what the assessment's deadline left" not in (crl.detail or "")
+    # and the wall time is the AIA answer, then one round of revocation (plus the probe)
     probe_s = result.probe.timings.total_ms / 1000.0
-    assert wall - probe_s < URL_TIMEOUT + 0.5, (wall, probe_s)
+    assert wall - probe_s < AIA_DELAY + URL_TIMEOUT + 0.5, (wall, probe_s)
     # while the model counts two dead revocation URLs (WINDOWS.md §3: 15 + 15 s per URL,
     # 10 + 5 s accumulative) plus the AIA wait, which later connections find cached (§5)
     assert result.revocation_capped is True

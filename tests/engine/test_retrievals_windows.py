@@ -101,18 +101,21 @@ class Files:
     base: str
     answers: dict[str, bytes]
     asked: list[str]
+    delays: dict[str, float]
 
 
 @pytest_asyncio.fixture
 async def files() -> AsyncIterator[Files]:
     answers: dict[str, bytes] = {}
     asked: list[str] = []
+    delays: dict[str, float] = {}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             path = head.split(b" ")[1].decode()
             asked.append(path)
+            await asyncio.sleep(delays.get(path, 0.0))
             body = answers.get(path)
             status = b"200 OK" if body is not None else b"404 Not Found"
             body = body or b""
@@ -134,7 +137,7 @@ async def files() -> AsyncIterator[Files]:
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield Files(f"http://127.0.0.1:{port}", answers, asked)
+        yield Files(f"http://127.0.0.1:{port}", answers, asked, delays)
     finally:
         server.close()
         await server.wait_closed()
@@ -323,3 +326,71 @@ def test_assess_options_refuse_a_proxy_that_is_not_http(proxy: str) -> None:
     with pytest.raises(ValueError, match="proxy must be an http:// URL"):
         AssessOptions(proxy=proxy)
     assert AssessOptions(proxy="http://127.0.0.1:3128").proxy == "http://127.0.0.1:3128"
+
+
+def _ladder(files: Files, depth: int, tag: str) -> tuple[Issued, list[Issued]]:
+    """A root and *depth* intermediates below it, each naming its issuer over AIA."""
+    root = issue(f"Ladder Root {tag}", ca=True, days=3650)
+    chain = [root]
+    for n in range(1, depth + 1):
+        above = chain[-1]
+        urls = [f"{files.base}/{tag}-{n - 1}.crt"] if n > 1 else []
+        chain.append(issue(f"Ladder {tag} {n}", issuer=above, ca=True, ca_issuers_urls=urls))
+        files.answers[f"/{tag}-{n}.crt"] = chain[-1].der
+    return root, chain[1:]
+
+
+async def test_aia_goes_up_the_chain_within_three_retrievals(files: Files) -> None:
+    # Given a leaf served alone whose two intermediates each come only over AIA
+    root, (int1, int2) = _ladder(files, 2, "two")
+    leaf = issue("rdp10.example.test", issuer=int2, ca_issuers_urls=[files.base + "/two-2.crt"])
+    # When the client's retrievals are made
+    run = await _run([leaf.cert], TrustAnchors((root.cert,), ("test",)))
+    # Then Windows goes on up: the issuer of the issuer is fetched too, and the chain ends
+    # in the trusted root
+    assert [p for p in files.asked if p.endswith(".crt")] == ["/two-2.crt", "/two-1.crt"]
+    assert [c.subject for c in run.path.certificates] == [
+        leaf.cert.subject,
+        int2.cert.subject,
+        int1.cert.subject,
+        root.cert.subject,
+    ]
+    assert run.path.anchor is not None
+    assert run.path.missing_issuer_urls == ()
+
+
+async def test_a_fourth_aia_retrieval_is_not_made_and_is_said(files: Files) -> None:
+    # Given four intermediates that come only over AIA: one more than Windows fetches
+    root, chain = _ladder(files, 4, "four")
+    leaf = issue(
+        "rdp11.example.test", issuer=chain[-1], ca_issuers_urls=[files.base + "/four-4.crt"]
+    )
+    run = await _run([leaf.cert], TrustAnchors((root.cert,), ("test",)))
+    # Then three are fetched (MaxAIAUrlRetrievalCountPerChain), the chain stays open and
+    # the omission says why
+    assert files.asked == ["/four-4.crt", "/four-3.crt", "/four-2.crt"]
+    assert run.path.anchor is None
+    assert [o.rule for o in run.omitted] == ["MaxAIAUrlRetrievalCountPerChain"]
+
+
+async def test_a_slow_aia_answer_leaves_each_crl_its_whole_time_out(files: Files) -> None:
+    # Given an intermediate that comes over AIA after 1.2 s and a leaf CRL that answers
+    # after 1.0 s, with a 2 s time-out per URL
+    root = issue("Slow AIA Root", ca=True, days=3650)
+    inter = issue("Slow AIA Issuing", issuer=root, ca=True, days=1000)
+    leaf = issue(
+        "rdp12.example.test",
+        issuer=inter,
+        ca_issuers_urls=[files.base + "/inter.crt"],
+        crl_urls=[files.base + "/leaf.crl"],
+    )
+    files.answers["/inter.crt"] = inter.der
+    files.answers["/leaf.crl"] = _crl(inter)
+    files.delays["/inter.crt"] = 1.2
+    files.delays["/leaf.crl"] = 1.0
+    run = await _run([leaf.cert], TrustAnchors((root.cert,), ("test",)))
+    # Then the CRL gets its own 2 s and answers: it is no dead URL (a slow but answering
+    # URL costs the first connection only, WINDOWS.md §5)
+    (crl,) = [f for f in run.fetched if f.url.endswith("/leaf.crl")]
+    assert crl.result.outcome == FetchOutcome.OK, crl
+    assert crl.revocation == RevocationStatus.GOOD

@@ -112,15 +112,23 @@ def _released(fetched: Fetched) -> Fetched:
     return replace(fetched, result=replace(fetched.result, body=None))
 
 
+def _round_timeout(timeout: float, deadline: float | None) -> float:
+    """A fetch's time-out after AIA: the whole *timeout*, unless the assessment's
+    *deadline* leaves less (never under :data:`_MIN_SECOND_ROUND_S`)."""
+    if deadline is None:
+        return timeout
+    return min(timeout, max(deadline - time.monotonic(), _MIN_SECOND_ROUND_S))
+
+
 def _shortened(fetched: Fetched, seconds: float, full: float) -> Fetched:
-    """Say so when a time-out came from the shortened budget of the second round."""
+    """Say so when a time-out came from a budget the assessment's deadline shortened."""
     if fetched.result.outcome != FetchOutcome.TIMEOUT or seconds >= full:
         return fetched
     return replace(
         fetched,
         detail=(
-            f"no answer in {seconds:.1f} s, what was left of the {full:g} s time-out after "
-            "the issuer certificate came over AIA"
+            f"no answer in {seconds:.1f} s, what the assessment's deadline left of the"
+            f" {full:g} s time-out after the issuer certificates came over AIA"
         ),
     )
 
@@ -264,15 +272,17 @@ class _Fetcher:
         return [_Subject(c, i, n, subject_text(c)) for n, c, i in plan[:count]]
 
     async def aia(
-        self, path: ChainPath, timeout: float
+        self, path: ChainPath, timeout: float, *, made_before: int = 0
     ) -> tuple[list[Fetched], list[x509.Certificate]]:
-        """Issuer over AIA as Windows fetches it: HTTP URLs in order until one works."""
+        """Issuer over AIA as Windows fetches it: HTTP URLs in order until one works.
+        *made_before* AIA retrievals of this chain were made already (for the issuers
+        below): together they stay within ``MaxAIAUrlRetrievalCountPerChain``."""
         last = subject_text(path.certificates[-1]) if path.certificates else None
         urls, omitted = lim.aia_urls(path.missing_issuer_urls, last, self.limits)
         self.omitted.extend(omitted)
         made: list[Fetched] = []
         for n, url in enumerate(urls):
-            if not lim.aia_attempts_left(n, self.limits):
+            if not lim.aia_attempts_left(made_before + n, self.limits):
                 over = lim.aia_over_chain_limit(urls[n:], self.limits)
                 if over is not None:
                     self.omitted.append(over)
@@ -321,7 +331,6 @@ async def make_retrievals(
         if not pinned and path.missing_issuer_urls:
             jobs.append(aia())
         checked: set[bytes] = set()
-        start = time.monotonic()
         # a pinned chain is judged as a Root store anchor: revocation is checked too
         for who in run.subjects(path):
             checked.add(who.cert.tbs_certificate_bytes)
@@ -333,10 +342,32 @@ async def make_retrievals(
             path = await run_cpu(
                 build_path, served, anchors, issuers, budget=WorkBudget(plan.deadline)
             )
-            # The second round gets what is left of one URL time-out, so the wall time
-            # stays within one time-out however the chain was completed.
-            left = max(timeout - (time.monotonic() - start), _MIN_SECOND_ROUND_S)
-            short = min(timeout, left)
+            # An issuer found over AIA may lack its own issuer: Windows goes on up the
+            # chain, within MaxAIAUrlRetrievalCountPerChain (3) AIA retrievals in all.
+            made = sum(1 for f in fetched if f.purpose == Purpose.AIA)
+            while path.missing_issuer_urls and lim.aia_attempts_left(made, run.limits):
+                round_fetched, found = await run.aia(
+                    path, _round_timeout(timeout, plan.deadline), made_before=made
+                )
+                fetched.extend(round_fetched)
+                made += len(round_fetched)
+                known = {c.tbs_certificate_bytes for c in issuers}
+                new = [c for c in found if c.tbs_certificate_bytes not in known]
+                if not new:
+                    break
+                issuers.extend(new)
+                path = await run_cpu(
+                    build_path, served, anchors, issuers, budget=WorkBudget(plan.deadline)
+                )
+            if path.missing_issuer_urls and not lim.aia_attempts_left(made, run.limits):
+                over = lim.aia_over_chain_limit(path.missing_issuer_urls, run.limits)
+                if over is not None:
+                    run.omitted.append(over)
+            # Each URL of the completed path gets its own time-out, as on Windows: a slow
+            # AIA answer must not make a CRL that answers look dead. The assessment's
+            # deadline (rdptrust.engine.options: AIA URL after URL, then this round)
+            # bounds it.
+            short = _round_timeout(timeout, plan.deadline)
             more = [
                 run.revocation(who, short)
                 for who in run.subjects(path)
