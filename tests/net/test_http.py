@@ -14,8 +14,10 @@ from types import TracebackType
 import httpx
 import pytest
 
-from rdptrust.model.retrieval import FetchOutcome, HttpResult
-from rdptrust.net.http import MAX_REDIRECTS, fetch
+from rdptrust.engine.ctl import sync_lists
+from rdptrust.model.retrieval import FetchOutcome, HttpResult, Purpose
+from rdptrust.model.windows import ClientProfile
+from rdptrust.net.http import MAX_REDIRECTS, USER_AGENT_PREFIX, fetch, retrieval_client
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -605,3 +607,33 @@ async def test_proxy_environment_is_ignored(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.outcome == FetchOutcome.OK
     assert result.body == b"direct"
     assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("client", "agent"),
+    [
+        (ClientProfile.WIN7, "Microsoft-CryptoAPI/6.1"),
+        (ClientProfile.WIN81, "Microsoft-CryptoAPI/6.3"),
+        (ClientProfile.WIN10, "Microsoft-CryptoAPI/10.0"),
+    ],
+)
+async def test_the_user_agent_names_the_modelled_clients_version(
+    client: ClientProfile, agent: str
+) -> None:
+    # WINDOWS.md §4: User-Agent Microsoft-CryptoAPI/<os version>, 6.1 in the Windows 7 log
+    seen: list[Request] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        await respond(writer, 404, "Not Found")
+
+    version = USER_AGENT_PREFIX + client.os_version
+    async with serve(record) as server:
+        # a revocation or AIA fetch, through the client the retrievals share
+        async with retrieval_client(TIMEOUT, user_agent=version) as shared:
+            await fetch(server.url("/x.crl"), timeout=TIMEOUT, client=shared)
+        # and the list sync
+        await sync_lists(
+            (Purpose.ROOT_LIST,), server.url("/ctl/"), timeout=TIMEOUT, user_agent=version
+        )
+    assert [r.headers["user-agent"] for r in seen] == [agent, agent]

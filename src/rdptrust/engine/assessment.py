@@ -158,6 +158,7 @@ async def assess_probe(
         from rdptrust.engine.autoproxy import proxy_path
         from rdptrust.engine.ctl import sync_lists
         from rdptrust.engine.retrievals import RetrievalPlan, make_retrievals
+        from rdptrust.net.http import USER_AGENT_PREFIX
 
         pinned = pin is not None and pin.status == PinStatus.MATCH
         lists = ctl_syncs(anchored=path.anchor is not None, pinned=pinned, settings=options.windows)
@@ -171,6 +172,7 @@ async def assess_probe(
                 timeout=options.fetch_timeout_s,
                 proxy=options.proxy,
                 route=proxied.route,
+                user_agent=USER_AGENT_PREFIX + options.windows.client.os_version,
             ),
             make_retrievals(
                 served,
@@ -185,6 +187,7 @@ async def assess_probe(
                     domain=options.windows.domain,
                     dns_server=options.windows.dns_server,
                     route=proxied.route,
+                    user_agent=USER_AGENT_PREFIX + options.windows.client.os_version,
                 ),
                 pinned=pinned,
             ),

@@ -24,7 +24,7 @@ from rdptrust.model.retrieval import (
     HttpResult,
     Purpose,
 )
-from rdptrust.net.http import ProxyRoute, fetch, retrieval_client
+from rdptrust.net.http import USER_AGENT, ProxyRoute, fetch, retrieval_client
 from rdptrust.pki.windows import ctl_url
 
 #: The files of each list, in the order Windows fetches them (WINDOWS.md §2; the
@@ -77,15 +77,20 @@ async def sync_lists(
     timeout: float,
     proxy: str | None = None,
     route: ProxyRoute | None = None,
+    user_agent: str = USER_AGENT,
 ) -> tuple[Fetched, ...]:
     """Fetch each of *lists* from *directory* (an ``http(s)`` folder URL), the lists in
     parallel, each list's files in order, through *proxy* when given (CryptoAPI's static
     WinHTTP proxy) or the proxy *route* picks per URL (a PAC script); a ``file:`` folder
-    fetches nothing."""
+    fetches nothing. *user_agent* is the modelled client's CryptoAPI User-Agent."""
     if not lists or not directory.lower().startswith(("http://", "https://")):
         return ()
     async with retrieval_client(
-        timeout, proxy=proxy, max_connections=LIST_SYNC_CONNECTIONS, route=route
+        timeout,
+        proxy=proxy,
+        max_connections=LIST_SYNC_CONNECTIONS,
+        route=route,
+        user_agent=user_agent,
     ) as client:
         batches = await asyncio.gather(*(_sync_one(client, p, directory, timeout) for p in lists))
     return tuple(f for batch in batches for f in batch)

@@ -93,6 +93,8 @@ class RetrievalPlan:
     """The DNS server asked for the domain's DCs (None: the system resolver)."""
     route: ProxyRoute | None = None
     """The proxy of each URL, as a PAC script picks it (None: ``proxy`` or direct)."""
+    user_agent: str = USER_AGENT
+    """The modelled client's CryptoAPI User-Agent (``Microsoft-CryptoAPI/6.1`` on Windows 7)."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +318,12 @@ async def make_retrievals(
     timeout = plan.fetch_timeout_s
     admit = plan.destinations.refusal if plan.destinations is not None else None
     async with retrieval_client(
-        timeout, proxy=plan.proxy, max_connections=MAX_IN_FLIGHT, admit=admit, route=plan.route
+        timeout,
+        proxy=plan.proxy,
+        max_connections=MAX_IN_FLIGHT,
+        admit=admit,
+        route=plan.route,
+        user_agent=plan.user_agent,
     ) as client:
         run = _Fetcher(client, plan)
 

@@ -37,6 +37,12 @@ class ClientProfile(enum.StrEnum):
     WIN81 = "win8.1"
     WIN10 = "win10"
 
+    @property
+    def os_version(self) -> str:
+        """The version CryptoAPI names in its User-Agent, ``Microsoft-CryptoAPI/<version>``
+        (WINDOWS.md §4: 6.1 in the Windows 7 log)."""
+        return {"win7": "6.1", "win8.1": "6.3", "win10": "10.0"}[self.value]
+
 
 class Basis(enum.StrEnum):
     """What a modelled second rests on."""

@@ -36,6 +36,8 @@ MAX_BODY = 100 * 1024 * 1024
 MAX_REDIRECTS = 3
 #: What Windows' CryptoAPI sends as User-Agent (CAPI2 logs show Microsoft-CryptoAPI/<os>).
 USER_AGENT = "Microsoft-CryptoAPI/10.0"
+#: What every CryptoAPI User-Agent begins with; the version is the client's (6.1, 10.0).
+USER_AGENT_PREFIX = "Microsoft-CryptoAPI/"
 #: The headers of every request, as a CAPI2 log shows CryptoAPI's (no Accept-Encoding).
 REQUEST_HEADERS = {"Accept": "*/*", "User-Agent": USER_AGENT, "Connection": "Keep-Alive"}
 #: Body bytes that the retrievals sharing one budget may hold at once (rdptrust's own bound).
@@ -247,6 +249,7 @@ def retrieval_client(
     route: ProxyRoute | None = None,
     lookup: AsyncLookup = resolve,
     give_up_s: float = TCP_GIVE_UP_S,
+    user_agent: str = USER_AGENT,
 ) -> httpx.AsyncClient:
     """The client retrievals share: CryptoAPI's headers, no environment, bounded redirects;
     through *proxy* (a static HTTP proxy, as ``netsh winhttp set proxy``) when given, or
@@ -269,7 +272,7 @@ def retrieval_client(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         timeout=httpx.Timeout(timeout),
-        headers=REQUEST_HEADERS,
+        headers={**REQUEST_HEADERS, "User-Agent": user_agent},
         transport=transport,
     )
     client.headers.pop("Accept-Encoding", None)
@@ -388,7 +391,10 @@ async def _fetch(
             request = http.build_request(method, without_userinfo(url), content=content)
             # An injected client may carry httpx's defaults: the request is CryptoAPI's.
             request.headers.pop("Accept-Encoding", None)
+            agent = http.headers.get("User-Agent", "")
             request.headers.update(REQUEST_HEADERS)
+            if agent.startswith(USER_AGENT_PREFIX):  # the modelled client's version
+                request.headers["User-Agent"] = agent
             if content_type:
                 request.headers["Content-Type"] = content_type
             response = await http.send(request, stream=True)
