@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from pki.judgements import CHAIN, TRUSTED, judge
 from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.model.windows import Basis, ClientProfile, RevocationRegime, WindowsSettings
-from rdptrust.pki.prediction import Wait, predict
+from rdptrust.pki.judge import DISTRUSTED_ASSUMPTION
+from rdptrust.pki.prediction import DIRECT_ASSUMPTION, LISTS_ASSUMPTION, Wait, predict
+from rdptrust.pki.rules import NOT_MEASURED
 from rdptrust.pki.windows import (
     RevocationEntry,
     accumulative_waits,
@@ -237,3 +241,50 @@ def test_both_regimes_say_why_there_are_two_figures() -> None:
     assert any("not documented" in a for a in prediction.assumptions)
     one = predict(waits, WindowsSettings(revocation_timeouts=RevocationRegime.PER_URL))
     assert not any("not documented" in a for a in one.prediction.assumptions)
+
+
+def test_several_list_syncs_added_up_say_so() -> None:
+    lists = [
+        _wait(Purpose.ROOT_LIST, 15.0, dead=True, cached=False),
+        _wait(Purpose.DISALLOWED_LIST, 15.0, dead=True, cached=False),
+    ]
+    prediction = predict(lists, WindowsSettings()).prediction
+    assert prediction.first_connection.high_s == 30.0
+    assert LISTS_ASSUMPTION in prediction.assumptions
+    one = predict(lists[:1], WindowsSettings()).prediction
+    assert LISTS_ASSUMPTION not in one.assumptions
+
+
+def test_a_direct_path_is_said_to_be_assumed() -> None:
+    waits = [_wait(Purpose.CRL, 3.0, dead=False, cached=True)]
+    assert (
+        DIRECT_ASSUMPTION in predict(waits, WindowsSettings(), direct=True).prediction.assumptions
+    )
+    assert DIRECT_ASSUMPTION not in predict(waits, WindowsSettings()).prediction.assumptions
+    # nothing fetched: nothing to say about the path
+    assert (
+        DIRECT_ASSUMPTION not in predict([], WindowsSettings(), direct=True).prediction.assumptions
+    )
+
+
+def test_a_host_with_no_certificate_still_says_what_is_not_measured() -> None:
+    # WINDOWS.md §1: a prediction of 0 s must say that phase 3 (CredSSP) is not measured
+    diagnosed = judge([], retrievals=[])
+    assert diagnosed.predicted_stall_s == 0.0
+    assert diagnosed.prediction.not_measured == NOT_MEASURED
+    assert judge([]).prediction.not_measured == ()
+
+
+def test_a_distrusted_chain_says_its_waits_are_modelled_anyway() -> None:
+    leaf = CHAIN.leaf.cert
+    served = [leaf, CHAIN.intermediate.cert]
+    distrusted = judge(
+        served,
+        anchors=TRUSTED,
+        retrievals=[],
+        disallowed=frozenset({CHAIN.intermediate.cert.public_bytes(Encoding.DER)}),
+    )
+    assert distrusted.trusted is False
+    assert DISTRUSTED_ASSUMPTION in distrusted.prediction.assumptions
+    plain = judge(served, anchors=TRUSTED, retrievals=[])
+    assert DISTRUSTED_ASSUMPTION not in plain.prediction.assumptions

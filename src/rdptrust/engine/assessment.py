@@ -255,6 +255,7 @@ class _Judgement:
             unreadable=unreadable,
             disallowed=options.disallowed,
             omitted=omitted,
+            direct_path=options.proxy is None and options.pac is None and not options.wpad,
         )
 
 

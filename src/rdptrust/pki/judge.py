@@ -34,7 +34,7 @@ from rdptrust.pki.names import name_text
 from rdptrust.pki.network import result_wait
 from rdptrust.pki.prediction import StallPrediction, Wait, predict
 from rdptrust.pki.problems import distrusted, judge_chain
-from rdptrust.pki.rules import rule
+from rdptrust.pki.rules import NOT_MEASURED, rule
 from rdptrust.pki.schemes import assumed_rule, modelled_note
 from rdptrust.pki.stapling import staple_use
 from rdptrust.pki.trust import ChainPath
@@ -52,6 +52,11 @@ from rdptrust.pki.windows import (
 )
 
 STALL_WARNING_S = 2.0
+DISTRUSTED_ASSUMPTION = (
+    "a certificate of this chain is in the client's Disallowed store: its waits are"
+    " modelled as for the path anyway (whether the chain engine then skips the"
+    " retrievals is not documented)"
+)
 STALL_CRITICAL_S = 10.0
 #: Findings about the certificate that the chain's judgement already makes as problems
 #: (``self-signed-not-pinned``, ``expired``, ``expiring-soon``): not raised twice.
@@ -115,8 +120,12 @@ def assessment(
     unreadable: str | None = None,
     disallowed: frozenset[bytes] = frozenset(),
     omitted: Sequence[Omission] = (),
+    direct_path: bool = False,
 ) -> Assessment:
     """The :class:`Assessment` of *target* from what was seen.
+
+    *direct_path*: no WinHTTP proxy was given (no static proxy, PAC or WPAD), so the
+    retrievals went direct and the prediction says that it assumes the clients' do too.
 
     *served* are the certificates the host sent, read (None when it sent none);
     *unreadable* says why the served leaf could not be read. *path* is the path built
@@ -186,6 +195,10 @@ def assessment(
             verdict=Verdict.of((problem, *findings)),
             diagnosed=fetched is not None,
             predicted_stall_s=0.0 if fetched is not None else None,
+            # no chain to validate, but the same screen still has CredSSP (WINDOWS.md §1)
+            prediction=replace(NO_PREDICTION, not_measured=NOT_MEASURED)
+            if fetched is not None
+            else NO_PREDICTION,
         )
     assert path is not None
     try:
@@ -234,7 +247,8 @@ def assessment(
     # An explicitly distrusted certificate overrides the anchor and the pin; the waits
     # are still modelled as for the path (whether the chain engine then skips its
     # retrievals is not documented).
-    trusted = (anchored or pinned) and not distrusted(served, path, disallowed)
+    is_distrusted = distrusted(served, path, disallowed)
+    trusted = (anchored or pinned) and not is_distrusted
     retrievals: tuple[Retrieval, ...] = ()
     stall: float | None = None
     causes: tuple[Cause, ...] = ()
@@ -242,8 +256,14 @@ def assessment(
     forecast = NO_PREDICTION
     if fetched is not None:
         staple = staple_use(probe.stapled_ocsp, path.certificates, now=now)
-        retrievals, prediction = _count(fetched, anchored, pinned, settings, staple)
+        retrievals, prediction = _count(
+            fetched, anchored, pinned, settings, staple, direct=direct_path
+        )
         forecast = prediction.prediction
+        if is_distrusted:
+            forecast = replace(
+                forecast, assumptions=(*forecast.assumptions, DISTRUSTED_ASSUMPTION)
+            )
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted, staple))
         problems.extend(wpad_problems(retrievals))
@@ -296,6 +316,8 @@ def _count(
     pinned: bool,
     settings: WindowsSettings,
     staple: StapleUse | None = None,
+    *,
+    direct: bool = False,
 ) -> tuple[tuple[Retrieval, ...], StallPrediction]:
     """Which retrievals Windows makes, in its order (a usable staple for the leaf, lists,
     AIA, revocation top down), what each costs and what later connections pay again
@@ -390,7 +412,11 @@ def _count(
         )
     waits = [w for _, w in sorted(keyed, key=lambda kw: kw[0])]
     return tuple(retrievals), predict(
-        waits, settings, pinned=pinned and not anchored, staple=staple if checks else None
+        waits,
+        settings,
+        pinned=pinned and not anchored,
+        staple=staple if checks else None,
+        direct=direct,
     )
 
 

@@ -44,6 +44,17 @@ NETWORK_ASSUMPTION = (
     " time-out, 21 s) (KB 2786464), the addresses one after another"
 )
 
+LISTS_ASSUMPTION = (
+    "the list syncs are added up, one after another: whether Windows syncs the trusted,"
+    " disallowed and pin-rules lists in parallel is not documented (the figure would be"
+    " the longest one then)"
+)
+DIRECT_ASSUMPTION = (
+    "the clients reach these URLs directly, as rdptrust did: no WinHTTP proxy was given"
+    " (--proxy, --pac, --wpad or --client-state model the clients' own; Windows 10 finds"
+    " one automatically where WPAD answers)"
+)
+
 _WHY = {
     "tcp-refused-retry": "Windows retries a refused connect",
     "tcp-connect-giveup": "Windows' connect give-up",
@@ -217,6 +228,7 @@ def predict(
     *,
     pinned: bool = False,
     staple: StapleUse | None = None,
+    direct: bool = False,
 ) -> StallPrediction:
     """Add up the counted *waits* (in the order Windows makes them) for the first
     connection and for later ones, over the modelled revocation regimes. *staple* is
@@ -314,6 +326,10 @@ def predict(
     if any(w.rule in NETWORK_RULES for w in waits):
         used["addresses-in-order"] = None
         assumptions.append(NETWORK_ASSUMPTION)
+    if sum(1 for w in waits if w.purpose in CTL_PURPOSES and w.seconds >= NOTABLE_WAIT_S) > 1:
+        assumptions.append(LISTS_ASSUMPTION)
+    if direct and waits:
+        assumptions.append(DIRECT_ASSUMPTION)
     used["scope-credssp"] = None
     rules_used = tuple(RuleBasis(r.id, r.status.basis, r.source) for r in map(rule, used))
     capped = RevocationRegime.ACCUMULATIVE in modelled and bool(revocation)
