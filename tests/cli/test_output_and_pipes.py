@@ -94,7 +94,7 @@ async def test_piped_diagnose_keeps_commands_and_urls_on_one_line(
     # The URL is whole on the retrieval line, with the outcome and the modelling note
     (retrieval,) = [line for line in lines if line.startswith("  root_list ")]
     sequence = lab.root_list_url.replace("authrootstl.cab", "authrootseq.txt")
-    assert retrieval.endswith(f"{sequence} (counted as Windows' time-out)")
+    assert retrieval.endswith(f"{sequence} (counted as the assumed list wait)")
     # And no paragraph was folded: every problem line starts with its severity
     problems = lines[lines.index("Problems:") + 1 : lines.index("", lines.index("Problems:"))]
     assert problems

@@ -52,7 +52,8 @@ async def _demo(
                 " certificates, pin rules), as many firewalls and proxies do:\n"
                 f"  {ctl_directory(lab.root_list_url, None)}\n"
                 f"(both run here on loopback; rdptrust stops waiting for a URL after"
-                f" {fetch_timeout:g} s and counts it as Windows' full 15 s time-out)."
+                f" {fetch_timeout:g} s and counts a blocked list fetch as the 15 s that field"
+                " reports give: an assumption, marked so below)."
             )
         )
         store = work / "known_hosts.json"

@@ -23,6 +23,7 @@ from rdptrust.model.problems import Problem
 from rdptrust.model.text import safe_text
 from rdptrust.model.windows import Cause, Prediction, WaitRange
 from rdptrust.pki.prediction import staple_text
+from rdptrust.pki.windows import CTL_PURPOSES
 from rdptrust.report.objects import pin_check_document, problems_document
 from rdptrust.report.probe import probe_document
 
@@ -214,7 +215,13 @@ def render_diagnosis(diagnosis: Assessment, console: Console, fixes: Sequence[Fi
         console.print(Text("Retrievals Windows would make (each done for real):"))
         for r in counted:
             extra = f", {r.revocation.value}" if r.revocation else ""
-            model = " (counted as Windows' time-out)" if r.modelled else ""
+            model = (
+                ""
+                if not r.modelled
+                else " (counted as the assumed list wait)"
+                if r.purpose in CTL_PURPOSES
+                else " (counted as Windows' time-out)"
+            )
             console.print(
                 Text(
                     f"  {r.purpose.value:<15} {r.outcome.value:<10} {r.elapsed_ms:8.1f} ms"
