@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shutil
 import socket
@@ -402,3 +403,35 @@ async def test_a_refusing_or_black_holing_proxy_is_charged_as_windows_pays(
     assert silent.outcome == FetchOutcome.TIMEOUT
     assert [a.outcome.value for a in silent.attempts] == ["connected"]
     assert result_wait(silent, windows).seconds == windows.url_timeout_s
+
+
+async def test_a_configured_script_comes_before_wpad(tmp_path: Path) -> None:
+    from rdptrust.engine import AssessOptions
+    from rdptrust.engine.autoproxy import proxy_path
+
+    # WINDOWS.md §6: static netsh winhttp proxy, then the configured settings (a
+    # script), then "Automatically detect settings" (WPAD). Every wpad name refuses here.
+    asked: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[tuple[int, int, int, str, object]]:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    pac = tmp_path / "corp.pac"
+    pac.write_text('function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:3128"; }\n')
+    base = AssessOptions(
+        fetch_timeout_s=TIMEOUT,
+        wpad=True,
+        wpad_domain="office.corp.test",
+        lookup=lookup,  # type: ignore[arg-type]
+    )
+    # a configured script and WPAD: the script is used and WPAD is never asked
+    scripted = await proxy_path(dataclasses.replace(base, pac=str(pac)))
+    assert asked == []
+    assert scripted.made == ()
+    assert scripted.route is not None
+    assert scripted.source.startswith("proxy script")
+    # WPAD alone: discovery runs
+    discovered = await proxy_path(base)
+    assert asked
+    assert [f.purpose for f in discovered.made] == [Purpose.WPAD] * len(discovered.made)

@@ -1,7 +1,8 @@
 """The proxy path of an assessment's retrievals: static, a PAC script, or WPAD (WINDOWS.md §6).
 
-WinHTTP (which CryptoAPI retrieves through) tries "Automatically detect settings" (WPAD)
-first, then a configured auto-config script, then goes direct (KB 2623724). The
+CryptoAPI retrieves through WinHTTP, which takes a static ``netsh winhttp`` proxy first,
+then the configured settings (an auto-config script), then "Automatically detect
+settings" (WPAD), then goes direct (WINDOWS.md §6, KB 2623724). The
 discovery's own lookups and downloads are kept as retrievals of purpose ``wpad``: the
 judge counts them as a wait of their own, before the chain's retrievals (rule
 ``wpad-discovery``). A discovery is measured once per process for the same settings
@@ -47,7 +48,8 @@ def _fetched(result: HttpResult) -> Fetched:
 
 
 async def proxy_path(options: AssessOptions) -> ProxyPath:
-    """The proxy path *options* describe (see the module docstring)."""
+    """The proxy path *options* describe (see the module docstring): a configured script
+    comes before WPAD discovery (a static proxy excludes both: AssessOptions)."""
     if not options.wpad and options.pac is None:
         if options.proxy is not None and options.proxy_bypass:
             route = bypass_route(options.proxy, options.proxy_bypass)
@@ -60,13 +62,7 @@ async def proxy_path(options: AssessOptions) -> ProxyPath:
     made: list[Fetched] = []
     script: PacScript | None = None
     source = "direct (no proxy script found)"
-    if options.wpad and options.wpad_domain:
-        found = await discover_wpad(
-            options.wpad_domain, timeout=options.fetch_timeout_s, lookup=lookup
-        )
-        made.extend(map(_fetched, found.made))
-        script = found.script
-    if script is None and options.pac is not None:
+    if options.pac is not None:
         if options.pac.lower().startswith(("http://", "https://")):
             script, download = await download_pac(
                 options.pac, timeout=options.fetch_timeout_s, lookup=lookup
@@ -74,6 +70,12 @@ async def proxy_path(options: AssessOptions) -> ProxyPath:
             made.append(_fetched(download))
         else:
             script = read_pac_file(Path(options.pac))
+    if script is None and options.wpad and options.wpad_domain:
+        found = await discover_wpad(
+            options.wpad_domain, timeout=options.fetch_timeout_s, lookup=lookup
+        )
+        made.extend(map(_fetched, found.made))
+        script = found.script
     if script is not None:
         source = f"proxy script {script.source}"
     path = ProxyPath(script.route() if script is not None else None, tuple(made), source)
