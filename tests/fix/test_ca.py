@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from rdptrust.errors import UsageError
+from rdptrust.errors import DataError, UsageError
 from rdptrust.pki.ca import CaUrls, CertificateAuthority
 from rdptrust.pki.certbuilder import RDP_AUTH_EKU
 
@@ -188,9 +188,115 @@ def test_cli_without_ca(tmp_path: Path) -> None:
     assert "rdptrust ca init" in proc.stderr
 
 
-def test_damaged_ca_is_reported(tmp_path: Path) -> None:
-    assert run_cli("ca", "init", "--dir", str(tmp_path)).returncode == 0
-    (tmp_path / "ca.json").write_text("{not json")
-    proc = run_cli("ca", "list", "--dir", str(tmp_path))
-    assert proc.returncode == 3
-    assert "cannot read the CA" in proc.stderr
+def _damage(folder: Path, how: str) -> None:
+    if how == "json":
+        (folder / "ca.json").write_text("{not json")
+    elif how == "json-shape":
+        (folder / "ca.json").write_text('{"schema": "rdptrust.ca/1", "urls": 1}')
+    elif how == "key":
+        (folder / "ca-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n")
+    elif how == "cert":
+        (folder / "ca.pem").write_text("garbage")
+    elif how == "other-key":
+        other = folder.parent / "other"
+        assert run_cli("ca", "init", "--dir", str(other)).returncode == 0
+        (folder / "ca-key.pem").write_bytes((other / "ca-key.pem").read_bytes())
+
+
+@pytest.mark.parametrize("how", ["json", "json-shape", "key", "cert", "other-key"])
+def test_damaged_ca_is_exit_65_in_one_line_and_issues_nothing(tmp_path: Path, how: str) -> None:
+    # Given a CA folder whose files are damaged, or whose key is another CA's
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    _damage(folder, how)
+    # When it is listed, or asked to issue
+    for args in (("list",), ("issue", "h.lab.test", "--out", str(tmp_path / "o"))):
+        proc = run_cli("ca", *args, "--dir", str(folder))
+        # Then it is one line and exit 65 (the folder's content), never 3 (a host's fault)
+        assert proc.returncode == 65, (how, args, proc.stderr)
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert "damaged" in proc.stderr or "not an RSA key" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    if how == "other-key":
+        assert "is not the key of ca.pem" in proc.stderr
+
+
+def test_a_bundle_that_cannot_be_written_leaves_no_record(tmp_path: Path) -> None:
+    # Given a CA, and an --out under a file (so the bundle cannot be written)
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    (tmp_path / "f").write_text("x")
+    proc = run_cli(
+        "ca", "issue", "orphan.lab.test", "--dir", str(folder), "--out", str(tmp_path / "f" / "sub")
+    )
+    assert proc.returncode == 73, proc.stderr
+    # Then the register holds no certificate whose key exists nowhere
+    listed = run_cli("ca", "list", "--dir", str(folder), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "orphan.lab.test" not in listed.stdout
+    # And a bundle that is written is recorded
+    ok = run_cli("ca", "issue", "kept.lab.test", "--dir", str(folder), "--out", str(tmp_path / "o"))
+    assert ok.returncode == 0, ok.stderr
+    assert "kept.lab.test" in run_cli("ca", "list", "--dir", str(folder)).stdout
+
+
+def test_names_the_ca_cannot_issue_and_an_expired_ca_are_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    # a valid DNS name over 64 characters cannot be a common name
+    label = "a" * 60
+    proc = run_cli(
+        "ca", "issue", f"{label}.{label}.test", "--dir", str(folder), "--out", str(tmp_path / "o")
+    )
+    assert proc.returncode == 64, proc.stderr
+    assert "at most 64" in proc.stderr
+    assert "internal error" not in proc.stderr
+    # a CA whose certificate has expired issues nothing
+    authority = CertificateAuthority.load(folder)
+    with pytest.raises(DataError, match="expired on"):
+        authority.issue("late.lab.test", now=authority.certificate.not_valid_after_utc)
+
+
+def test_a_utf16_password_file_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    password = tmp_path / "pw.txt"
+    password.write_bytes("pässwörd\r\n".encode("utf-16"))  # Notepad's "Unicode"
+    proc = run_cli(
+        "ca",
+        "issue",
+        "p.lab.test",
+        "--dir",
+        str(folder),
+        "--out",
+        str(tmp_path / "o"),
+        "--password-file",
+        str(password),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "p.lab.test.pfx-password.txt").read_text().strip() == "pässwörd"
+    password.write_bytes(b"\xff\xfe\x00\xd8")  # a lone surrogate: no text
+    bad = run_cli(
+        "ca",
+        "issue",
+        "q.lab.test",
+        "--dir",
+        str(folder),
+        "--out",
+        str(tmp_path / "q"),
+        "--password-file",
+        str(password),
+    )
+    assert bad.returncode == 65, bad.stderr
+    assert "UTF-8 or UTF-16" in bad.stderr
+
+
+def test_a_colon_separated_serial_is_found(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    authority = CertificateAuthority.load(folder)
+    issued = authority.issue("s.lab.test")
+    text = format(issued.record.serial, "x")
+    text = ("0" + text) if len(text) % 2 else text
+    colons = ":".join(text[i : i + 2] for i in range(0, len(text), 2)).upper()
+    assert [r.serial for r in authority.find(colons)] == [issued.record.serial]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import platformdirs
 from cryptography.hazmat.primitives import hashes
 
 from rdptrust.cli.common import UrlType
-from rdptrust.errors import StoreError, UsageError
+from rdptrust.errors import DataError, StoreError, UsageError
 from rdptrust.fix.host_cert import new_password, safe_file_stem, write_host_bundle
 from rdptrust.pki.ca import CaUrls, CertificateAuthority
 from rdptrust.report.ca import (
@@ -46,7 +47,13 @@ Examples:
   rdptrust ca issue rdp01.contoso.com --dns rdp01 --ip 10.0.0.5 --out rdp01/
   rdptrust ca revoke rdp01.contoso.com --reason superseded
   rdptrust ca crl            # publish crl.der at the --crl-url address
-  rdptrust ca list""",
+  rdptrust ca list
+
+\b
+Exit codes: 0 done, 64 usage error (no CA in the folder, a name a certificate cannot
+carry), 65 the CA folder's content is damaged, its key is not its certificate's or its
+certificate has expired (also a password file that is not text), 73 a file or folder
+cannot be created, 74 the CA files cannot be read.""",
 )
 def ca() -> None:
     """Run a small CA that issues proper RDP host certificates.
@@ -156,14 +163,10 @@ def issue(
 ) -> None:
     """Issue an RDP host certificate for HOST and write the install bundle."""
     authority = CertificateAuthority.load(directory or default_ca_dir())
-    if password_file is not None:
-        lines = password_file.read_text().splitlines()
-        password = lines[0] if lines else ""
-        if not password:
-            raise UsageError(f"{password_file} is empty")
-    else:
-        password = new_password()
-    issued = authority.issue(host, dns_names=dns_names, ip_addresses=ip_addresses, days=days)
+    password = _read_password(password_file) if password_file is not None else new_password()
+    issued = authority.issue(
+        host, dns_names=dns_names, ip_addresses=ip_addresses, days=days, record=False
+    )
     out = out or Path(safe_file_stem(host))
     files = write_host_bundle(
         out,
@@ -174,7 +177,16 @@ def issue(
         password,
         legacy_pfx=legacy_pfx,
     )
+    # recorded once its key and bundle are written: a failure above leaves no record
+    authority.record(issued.record)
     record = issued.record
+    asked = issued.record.not_before + dt.timedelta(days=days, minutes=5)
+    if record.not_after < asked - dt.timedelta(minutes=1):
+        click.echo(
+            f"note: the CA certificate ends {record.not_after:%Y-%m-%d}, so this certificate"
+            f" does too ({days} days were asked for)",
+            err=True,
+        )
     if as_json:
         click.echo(dumps(ca_issue_document(issued, files)))
         return
@@ -185,6 +197,26 @@ def issue(
     click.echo(f"  (the .pfx password is in {files['password'].name}, mode 0600)")
     click.echo(f"On clients, run {files['trust_ca_ps1'].name} or {files['trust_ca_cmd'].name}")
     click.echo(f"Files are in {out}")
+
+
+def _read_password(path: Path) -> str:
+    """The .pfx password: the first line of *path*, UTF-8 or, with a byte-order mark,
+    UTF-16 (Notepad's "Unicode") or UTF-8 with BOM; DataError for other bytes."""
+    data = path.read_bytes()
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = data.decode("utf-16")
+        else:
+            text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not text in UTF-8 or UTF-16 (byte {exc.start}): save the password as UTF-8"
+        ) from None
+    lines = text.splitlines()
+    password = lines[0] if lines else ""
+    if not password:
+        raise UsageError(f"{path} is empty")
+    return password
 
 
 @ca.command("revoke")

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from rdptrust.errors import PkiError, StoreError, UsageError
+from rdptrust.errors import DataError, StoreError, UsageError
 from rdptrust.files import PRIVATE_MODE, state_lock, write_atomic
 from rdptrust.pki.certbuilder import CA_KEY_USAGE, host_certificate_builder
 
@@ -270,7 +270,8 @@ class CertificateAuthority:
 
     @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:
-        """Open the CA in *directory*; PkiError with the reason when it is not usable."""
+        """Open the CA in *directory*: UsageError when there is none, DataError when its
+        files are damaged or do not belong together, StoreError when they cannot be read."""
         try:
             key_data = (directory / "ca-key.pem").read_bytes()
             cert_data = (directory / "ca.pem").read_bytes()
@@ -279,15 +280,21 @@ class CertificateAuthority:
                 f"no CA in {directory} (missing {Path(exc.filename).name}); run 'rdptrust ca init'"
             ) from exc
         except OSError as exc:
-            raise PkiError(f"cannot read the CA in {directory}: {exc}") from exc
+            raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from exc
         urls, records, crl_number = _read_state(directory)
         try:
             key = serialization.load_pem_private_key(key_data, password=None)
             certificate = x509.load_pem_x509_certificate(cert_data)
-        except (ValueError, x509.InvalidVersion) as exc:
-            raise PkiError(f"the CA in {directory} is damaged: {exc}") from exc
+        except (ValueError, TypeError, x509.InvalidVersion) as exc:
+            raise DataError(f"the CA in {directory} is damaged: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise PkiError(f"the CA key in {directory} is not an RSA key")
+            raise DataError(f"the CA key in {directory} is not an RSA key")
+        if key.public_key().public_numbers() != _rsa_numbers(certificate):
+            raise DataError(
+                f"the CA in {directory} is damaged: ca-key.pem is not the key of ca.pem (what it"
+                " signs would not verify against the CA certificate); restore the pair, or"
+                " 'rdptrust ca init --force'"
+            )
         return cls(directory, certificate, key, urls, records, crl_number)
 
     # -- issuing -------------------------------------------------------------------------
@@ -300,11 +307,29 @@ class CertificateAuthority:
         days: int = 365,
         key_size: int = 2048,
         now: dt.datetime | None = None,
+        record: bool = True,
     ) -> IssuedCertificate:
-        """Issue a certificate for *host* (its CN and first SAN) with the extra names given."""
+        """Issue a certificate for *host* (its CN and first SAN) with the extra names given.
+
+        With *record* false the register is left alone: :meth:`record` adds it once what
+        the certificate is for has been written (a bundle that cannot be written leaves
+        no valid certificate in the register whose key exists nowhere)."""
         if not 1 <= days <= 3650:
             raise UsageError("--days must be between 1 and 3650")
         now = now or dt.datetime.now(dt.UTC)
+        ends = self.certificate.not_valid_after_utc
+        if ends <= now + dt.timedelta(minutes=5):
+            raise DataError(
+                f"the CA certificate in {self.directory} expired on {ends:%Y-%m-%d %H:%M} UTC:"
+                " nothing it signs is valid; create a new CA ('rdptrust ca init --force')"
+                " and deploy its root"
+            )
+        if len(host) > _MAX_COMMON_NAME:
+            raise UsageError(
+                f"{host!r} is {len(host)} characters; a certificate's common name holds at"
+                f" most {_MAX_COMMON_NAME} (RFC 5280 ub-common-name): issue it for a shorter"
+                " name and add this one with --dns"
+            )
         sans: list[x509.GeneralName] = []
         names: list[str] = []
         try:
@@ -348,19 +373,24 @@ class CertificateAuthority:
             sha1=certificate.fingerprint(hashes.SHA1()).hex(),
             sha256=certificate.fingerprint(hashes.SHA256()).hex(),
         )
+        if record:
+            self.record(issued)
+        return IssuedCertificate(certificate, key, issued)
+
+    def record(self, issued: IssuedRecord) -> None:
+        """Add *issued* to the register (under the register's lock)."""
         with state_lock(self.state_path):
             self._reload()
             self.records.append(issued)
             self._save_state()
-        return IssuedCertificate(certificate, key, issued)
 
     def find(self, serial_or_host: str) -> list[IssuedRecord]:
         """Records whose hex serial or host name matches (host names case-insensitively)."""
-        wanted = serial_or_host.lower().removeprefix("0x")
+        host = serial_or_host.lower()
+        # as openssl and certutil show serials too: "18:02:54:…" or "18 02 54 …"
+        serial = host.removeprefix("0x").replace(":", "").replace(" ", "").lstrip("0")
         return [
-            r
-            for r in self.records
-            if format(r.serial, "x") == wanted.lstrip("0") or r.host.lower() == wanted
+            r for r in self.records if format(r.serial, "x") == serial or r.host.lower() == host
         ]
 
     def revoke(
@@ -442,6 +472,15 @@ def _refuse_existing(directory: Path, force: bool) -> None:
         )
 
 
+#: RFC 5280 ub-common-name: the most characters a CN may hold.
+_MAX_COMMON_NAME = 64
+
+
+def _rsa_numbers(certificate: x509.Certificate) -> rsa.RSAPublicNumbers | None:
+    public = certificate.public_key()
+    return public.public_numbers() if isinstance(public, rsa.RSAPublicKey) else None
+
+
 def _read_state(directory: Path) -> tuple[CaUrls, list[IssuedRecord], int]:
     """The URLs, register and next CRL number in *directory*'s ca.json."""
     try:
@@ -453,8 +492,10 @@ def _read_state(directory: Path) -> tuple[CaUrls, list[IssuedRecord], int]:
             else "run 'rdptrust ca init'"
         )
         raise UsageError(f"no CA in {directory} (missing ca.json); {hint}") from exc
-    except (OSError, ValueError) as exc:
-        raise PkiError(f"cannot read the CA in {directory}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise DataError(f"the CA in {directory} is damaged: ca.json is not JSON ({exc})") from exc
     try:
         if not isinstance(state, dict) or state.get("schema") != CA_SCHEMA:
             found = state.get("schema") if isinstance(state, dict) else None
@@ -462,6 +503,6 @@ def _read_state(directory: Path) -> tuple[CaUrls, list[IssuedRecord], int]:
         urls = CaUrls(**state["urls"])
         records = [IssuedRecord.from_json(r) for r in state["issued"]]
         crl_number = int(state["crl_number"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PkiError(f"the CA in {directory} is damaged: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"the CA in {directory} is damaged: {exc}") from exc
     return urls, records, crl_number

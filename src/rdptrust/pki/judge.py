@@ -261,9 +261,7 @@ def assessment(
         )
         forecast = prediction.prediction
         if is_distrusted:
-            forecast = replace(
-                forecast, assumptions=(*forecast.assumptions, DISTRUSTED_ASSUMPTION)
-            )
+            forecast = replace(forecast, assumptions=(*forecast.assumptions, DISTRUSTED_ASSUMPTION))
         stall, causes, capped = prediction.seconds, prediction.causes, prediction.revocation_capped
         problems.extend(_revocation_problems(fetched, path, trusted, staple))
         problems.extend(wpad_problems(retrievals))
