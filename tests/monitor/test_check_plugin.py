@@ -235,6 +235,29 @@ async def test_bad_arguments_exit_64_bad_target_and_ca_file_are_unknown(tmp_path
     assert parse_line(out)[0] == "UNKNOWN"
 
 
+@pytest.mark.parametrize(
+    ("option", "where", "says"),
+    [
+        ("--client-state", "missing.json", "cannot read the client-state file"),
+        ("--client-state", ".", "cannot read the client-state file"),
+        ("--known-hosts", ".", "cannot read the known-hosts file"),
+        ("--ca-file", ".", "cannot read CA file"),
+        ("--ca-file", "missing.pem", "cannot read CA file"),
+    ],
+)
+async def test_a_missing_or_unreadable_file_is_unknown_not_a_usage_error(
+    tmp_path: Path, option: str, where: str, says: str
+) -> None:
+    # check --help: a --ca-file, the --known-hosts store or the --client-state file that is
+    # missing or cannot be read is UNKNOWN (a folder given as the file included)
+    path = tmp_path / where if where != "." else tmp_path
+    rc, out, err = await run_check("127.0.0.1:1", option, str(path))
+    assert rc == 3, (out, err)
+    assert parse_line(out)[0] == "UNKNOWN"
+    assert says in out, out
+    assert err == ""
+
+
 async def test_help_documents_the_rules() -> None:
     proc = await asyncio.create_subprocess_exec(
         *RDPTRUST, "check", "--help", stdout=asyncio.subprocess.PIPE, env=subprocess_env()

@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import click
 
-from rdptrust.cli.client_state import CLIENT_STATE, CLIENT_STATE_HELP
+from rdptrust.cli.client_state import CLIENT_STATE_HELP
 from rdptrust.cli.common import (
     CA_FILE_HELP,
     KNOWN_HOSTS_HELP,
@@ -92,7 +92,8 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 @click.option(
     "--ca-file",
     "ca_files",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # no checks here: a missing or unreadable file is UNKNOWN (3), not click's 64
+    type=click.Path(path_type=Path),
     multiple=True,
     help=CA_FILE_HELP,
 )
@@ -104,7 +105,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 )
 @click.option(
     "--known-hosts",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help=KNOWN_HOSTS_HELP,
 )
@@ -163,7 +164,7 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, 64 wrong options.""",
 @click.option(
     "--client-state",
     "client_state_file",
-    type=CLIENT_STATE,
+    type=click.Path(path_type=Path),
     help=CLIENT_STATE_HELP.split(" [default")[0] + " (a bad file is UNKNOWN).",
 )
 @windows_model_options
@@ -239,8 +240,13 @@ def check(
     if client_state_file is not None:
         try:
             options = options_with_client_state(options, load_client_state(client_state_file))
-        except (RdptrustError, OSError) as exc:
+        except RdptrustError as exc:
             _unknown(ctx, as_json, str(parsed), exc)
+        except OSError as exc:
+            unreadable = StoreError(
+                f"cannot read the client-state file {client_state_file}: {exc.strerror or exc}"
+            )
+            _unknown(ctx, as_json, str(parsed), unreadable)
     try:
         observation = run(assess(parsed, options))
     except RdptrustError as exc:
