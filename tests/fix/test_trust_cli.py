@@ -124,3 +124,32 @@ async def test_hostile_subject_stays_inert(lab_factory: LabFactory, tmp_path: Pa
     assert any("Remove-Item" in line for line in ps1[:1])
     assert not any("Remove-Item" in line or "calc" in line for line in ps1[1:])
     assert not any("Remove-Item" in line for line in cmd)
+
+
+async def test_current_user_files_and_advice_never_say_elevate(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given a host trusted for the connecting user only (Cert:\CurrentUser\Root)
+    lab = await lab_factory(cert="self-signed")
+    out_dir = tmp_path / "o"
+    code, out, err = await rdptrust(
+        "trust",
+        str(lab.target),
+        "--known-hosts",
+        str(tmp_path / "pins.json"),
+        "--out",
+        str(out_dir),
+        "--current-user",
+    )
+    assert code == 0, err
+    stem = f"{lab.target.host}_{lab.target.port}"
+    ps1 = (out_dir / f"trust-{stem}.ps1").read_text(encoding="utf-8-sig")
+    cmd = (out_dir / f"trust-{stem}.cmd").read_text()
+    # Then both scripts import into the user's own Root store, and nothing says elevate:
+    # elevated as another admin, they would import into that admin's store
+    assert "Cert:\\CurrentUser\\Root" in ps1
+    assert "certutil -user -addstore" in cmd
+    for text in (ps1, cmd, out):
+        assert "Run elevated" not in text
+        assert "(elevated)" not in text
+    assert "as the user who connects" in out

@@ -176,5 +176,10 @@ def trust(
             click.echo(f"  {path}")
     if out is not None:
         click.echo(
-            "On each Windows client, run the .ps1 (elevated) or the .cmd next to the .cer file."
+            "On each Windows client, as the user who connects (not elevated: an elevated"
+            " run imports into the admin's own store), run the .ps1 or the .cmd next to the"
+            " .cer file."
+            if current_user
+            else "On each Windows client, run the .ps1 (elevated) or the .cmd next to the"
+            " .cer file."
         )

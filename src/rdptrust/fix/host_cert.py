@@ -145,7 +145,10 @@ def trust_cmd(cer_name: str, thumbprint: str, *, current_user: bool = False) -> 
     store = "-user " if current_user else ""
     lines = [
         "@echo off",
-        "rem Trust a certificate (rdptrust). Run elevated, next to the .cer file.",
+        "rem Trust a certificate (rdptrust). Run as the user who connects, next to the .cer"
+        " file; not elevated (that would import into the admin's own store)."
+        if current_user
+        else "rem Trust a certificate (rdptrust). Run elevated, next to the .cer file.",
         "setlocal",
         'cd /d "%~dp0"',
         # The thumbprint is the SHA-1 of the DER file itself.
