@@ -33,6 +33,7 @@ from rdptrust.model.assessment import Assessment
 from rdptrust.model.client_state import ClientState, WinHttpProxy
 from rdptrust.model.retrieval import Purpose
 from rdptrust.net import http
+from rdptrust.pki.windows import CTL_PURPOSES as LIST_PURPOSES
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "client-state"
 URL_TIMEOUT = 1.0
@@ -255,3 +256,30 @@ async def test_the_bypass_list_sends_what_it_names_direct(
     await assess(lab.target, plain)
     folder = lab.root_list_url.rsplit("/", 1)[0]
     assert any(r.startswith(folder) for r in forward_proxy.requests)
+
+
+async def test_a_root_dir_url_mirror_takes_the_list_syncs_off_windows_update(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    # Given a host whose clients' Windows Update lists are black-holed, and a mirror (a
+    # second lab's list folder, which answers)
+    lab = await lab_factory(cert="self-signed", root_list="blackhole")
+    mirror = await lab_factory(cert="self-signed")
+    folder = mirror.root_list_url.rsplit("/", 1)[0] + "/"
+    before = await assess(lab.target, base_options(lab, tmp_path))
+    assert before.predicted_stall_s == pytest.approx(45.0, abs=1.0)
+    # When the clients have RootDirUrl set to the mirror (rule root-dir-url)
+    options = base_options(lab, tmp_path)
+    options = dataclasses.replace(
+        options, windows=dataclasses.replace(options.windows, root_dir_url=folder)
+    )
+    result = await assess(lab.target, options)
+    # Then every list is fetched from the mirror, none from Windows Update's URL, and the
+    # wait is gone
+    lists = [r for r in result.retrievals if r.purpose in LIST_PURPOSES]
+    assert lists
+    assert all(r.url.startswith(folder) for r in lists), [r.url for r in lists]
+    assert {r.outcome.value for r in lists} == {"ok"}
+    assert result.predicted_stall_s is not None
+    assert result.predicted_stall_s < 1.0
+    assert "root-dir-url" in {b.rule for b in result.prediction.basis}

@@ -61,3 +61,19 @@ def test_removed_by_counts_a_stall_through_its_causes() -> None:
     assert removed_by(FixId.METHOD2_DISABLE_ROOT_UPDATE, codes, ()) == ()
     with pytest.raises(catalog.UnknownProblemCode):
         removed_by(FixId.REISSUE_PROPERLY, {"no-such-code"}, ())
+
+
+def test_root_store_fixes_carry_the_kb_4560600_caveat(judged: list[Assessment]) -> None:
+    # WINDOWS.md §7: roots deployed by Group Policy "might intermittently appear as
+    # untrusted", RDS listed: every fix that puts a root in the clients' Root store says so
+    rooted = {FixId.METHOD1_TRUST_HOST_CERTIFICATE, FixId.TRUST_ISSUING_CA}
+    seen = set()
+    for assessment in judged:
+        for fix in fixes_for(assessment):
+            if fix.id in rooted:
+                seen.add(fix.id)
+                assert "KB 4560600" in fix.note, fix
+                assert "certutil -addstore Root" in fix.note
+            else:
+                assert "KB 4560600" not in fix.note, fix
+    assert seen == rooted
