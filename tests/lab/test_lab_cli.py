@@ -116,6 +116,8 @@ def test_legacy_tls_mode_serves_a_host_the_probe_completes_with() -> None:
         )
         assert result.tls is not None
         assert (result.tls.version, result.tls.secure_renegotiation) == ("TLSv1.0", False)
+        # and its first line says the range it serves, TLS 1.0 only
+        assert info["tls_range"] == ["TLSv1.0", "TLSv1.0"]
 
 
 def test_ca_kind_names_the_ca_certificate() -> None:
@@ -138,6 +140,7 @@ def test_ca_kind_names_the_ca_certificate() -> None:
         (["--tls-mode", "stapled"], "needs the lab CA"),
         (["--tls-mode", "legacy", "--count", "2", "--distinct-certs"], "one certificate"),
         (["--tls-mode", "ssl3"], "ssl3"),
+        (["--tls-mode", "legacy", "--tls-min", "TLSv1.3"], "TLS 1.0 only"),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(args: list[str], words: str) -> None:

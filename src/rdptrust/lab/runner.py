@@ -135,6 +135,10 @@ class LabConfig:
             raise UsageError("a stapled OCSP answer needs the lab CA: use --cert ca")
         if self.tls_mode is not TlsMode.STANDARD and self.distinct_certs:
             raise UsageError(f"TLS mode {self.tls_mode} serves one certificate on every endpoint")
+        if self.tls_mode is TlsMode.LEGACY and (
+            self.tls_min != "TLSv1.2" or self.tls_max != "TLSv1.3"
+        ):
+            raise UsageError("TLS mode legacy speaks TLS 1.0 only: drop --tls-min and --tls-max")
         # Validate the RDP side now, so a usage error comes before anything starts.
         self.policy()
 
@@ -413,7 +417,10 @@ class Lab(AsyncService):
             negotiation_data=not config.no_negotiation,
             hostile=None if config.hostile is None else str(config.hostile),
             latency_ms=config.latency_ms,
-            tls_range=(config.tls_min, config.tls_max),
+            # the legacy server speaks TLS 1.0 alone, whatever the range options say
+            tls_range=("TLSv1.0", "TLSv1.0")
+            if config.tls_mode is TlsMode.LEGACY
+            else (config.tls_min, config.tls_max),
             pki_modes={
                 "root_list": str(config.root_list),
                 "aia": str(config.aia),
