@@ -11,7 +11,13 @@ from pki.judgements import CHAIN, TRUSTED, judge
 from rdptrust.model.retrieval import FetchOutcome, Purpose
 from rdptrust.model.windows import Basis, ClientProfile, RevocationRegime, WindowsSettings
 from rdptrust.pki.judge import DISTRUSTED_ASSUMPTION
-from rdptrust.pki.prediction import DIRECT_ASSUMPTION, LISTS_ASSUMPTION, Wait, predict
+from rdptrust.pki.prediction import (
+    DIRECT_ASSUMPTION,
+    LISTS_ASSUMPTION,
+    SEQUENCE_ASSUMPTION,
+    Wait,
+    predict,
+)
 from rdptrust.pki.rules import NOT_MEASURED
 from rdptrust.pki.windows import (
     RevocationEntry,
@@ -288,3 +294,16 @@ def test_a_distrusted_chain_says_its_waits_are_modelled_anyway() -> None:
     assert DISTRUSTED_ASSUMPTION in distrusted.prediction.assumptions
     plain = judge(served, anchors=TRUSTED, retrievals=[])
     assert DISTRUSTED_ASSUMPTION not in plain.prediction.assumptions
+
+
+def test_counting_the_trusted_cab_says_the_sequence_is_assumed_changed() -> None:
+    seq = replace(
+        _wait(Purpose.ROOT_LIST, 0.1, dead=False, cached=True), url="http://h/authrootseq.txt"
+    )
+    cab = replace(
+        _wait(Purpose.ROOT_LIST, 15.0, dead=True, cached=False), url="http://h/authrootstl.cab?1a2b"
+    )
+    both = predict([seq, cab], WindowsSettings()).prediction
+    assert SEQUENCE_ASSUMPTION in both.assumptions
+    alone = predict([seq], WindowsSettings()).prediction
+    assert SEQUENCE_ASSUMPTION not in alone.assumptions

@@ -49,6 +49,11 @@ LISTS_ASSUMPTION = (
     " disallowed and pin-rules lists in parallel is not documented (the figure would be"
     " the longest one then)"
 )
+SEQUENCE_ASSUMPTION = (
+    "authrootstl.cab is counted after authrootseq.txt answered: Windows fetches it only when"
+    " the sequence number changed since its last sync, which rdptrust cannot see (a client"
+    " whose cached list is current fetches the sequence file alone)"
+)
 DIRECT_ASSUMPTION = (
     "the clients reach these URLs directly, as rdptrust did: no WinHTTP proxy was given"
     " (--proxy, --pac, --wpad or --client-state model the clients' own; Windows 10 finds"
@@ -330,6 +335,11 @@ def predict(
         assumptions.append(LISTS_ASSUMPTION)
     if direct and waits:
         assumptions.append(DIRECT_ASSUMPTION)
+    if any(
+        w.purpose == Purpose.ROOT_LIST and w.url.lower().split("?")[0].endswith(".cab")
+        for w in waits
+    ):
+        assumptions.append(SEQUENCE_ASSUMPTION)
     used["scope-credssp"] = None
     rules_used = tuple(RuleBasis(r.id, r.status.basis, r.source) for r in map(rule, used))
     capped = RevocationRegime.ACCUMULATIVE in modelled and bool(revocation)
