@@ -153,3 +153,25 @@ async def test_current_user_files_and_advice_never_say_elevate(
         assert "Run elevated" not in text
         assert "(elevated)" not in text
     assert "as the user who connects" in out
+
+
+async def test_list_writes_ipv6_in_brackets_and_escapes_the_subject(tmp_path: Path) -> None:
+    from pki.certs_for_tests import issue
+    from rdptrust.model.target import Target
+    from rdptrust.pki.pinning import KnownHosts, pin_from_certificate
+
+    # Given a pinned IPv6 host whose certificate's subject holds a terminal escape
+    hostile = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "WIN-\x1b]0;pwned\x07\x1b[31mX")])
+    cert = issue("x", subject=hostile).cert
+    store = KnownHosts(tmp_path / "pins.json")
+    store.add(pin_from_certificate(Target("::1", 3390), cert))
+    store.save()
+    # When the pins are listed
+    code, out, err = await rdptrust("trust", "--list", "--known-hosts", str(tmp_path / "pins.json"))
+    # Then the host is written as every command writes it, and no control character of the
+    # subject reaches the terminal
+    assert code == 0, err
+    assert out.startswith("[::1]:3390  "), out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "pwned" in out

@@ -18,6 +18,8 @@ from rdptrust.errors import UsageError
 from rdptrust.fix.freerdp import default_freerdp_dir, update_known_hosts2, write_freerdp3_entry
 from rdptrust.fix.method1 import write_trust_bundle
 from rdptrust.model.pin import PinStatus
+from rdptrust.model.target import Target
+from rdptrust.model.text import safe_text
 from rdptrust.net.probe import probe_host
 from rdptrust.pki.facts import certificate_facts, load_certificate
 from rdptrust.pki.pinning import KnownHosts, check_pin, pin_from_certificate
@@ -106,7 +108,9 @@ def trust(
             click.echo(f"No pinned hosts in {known.path}")
         for pin in pins if not as_json else ():
             until = f"{pin.not_after:%Y-%m-%d}"
-            click.echo(f"{pin.host}:{pin.port}  {pin.sha256}  {pin.subject}  until {until}")
+            # [v6]:port as every command writes it; the subject is the host's: escaped
+            where = safe_text(str(Target(pin.host, pin.port)))
+            click.echo(f"{where}  {pin.sha256}  {safe_text(pin.subject)}  until {until}")
         ctx.exit(EXIT_OK)
     if not target:
         raise UsageError("give HOST[:PORT], or --list")

@@ -280,7 +280,7 @@ class CertificateAuthority:
                 f"no CA in {directory} (missing {Path(exc.filename).name}); run 'rdptrust ca init'"
             ) from exc
         except OSError as exc:
-            raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from exc
+            raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from None
         urls, records, crl_number = _read_state(directory)
         try:
             key = serialization.load_pem_private_key(key_data, password=None)
@@ -493,7 +493,7 @@ def _read_state(directory: Path) -> tuple[CaUrls, list[IssuedRecord], int]:
         )
         raise UsageError(f"no CA in {directory} (missing ca.json); {hint}") from exc
     except OSError as exc:
-        raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot read the CA in {directory}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise DataError(f"the CA in {directory} is damaged: ca.json is not JSON ({exc})") from exc
     try:

@@ -52,12 +52,12 @@ from rdptrust.pki.windows import (
 )
 
 STALL_WARNING_S = 2.0
+STALL_CRITICAL_S = 10.0
 DISTRUSTED_ASSUMPTION = (
     "a certificate of this chain is in the client's Disallowed store: its waits are"
     " modelled as for the path anyway (whether the chain engine then skips the"
     " retrievals is not documented)"
 )
-STALL_CRITICAL_S = 10.0
 #: Findings about the certificate that the chain's judgement already makes as problems
 #: (``self-signed-not-pinned``, ``expired``, ``expiring-soon``): not raised twice.
 CHAIN_JUDGED_FINDINGS = frozenset(

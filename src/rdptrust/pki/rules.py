@@ -129,8 +129,8 @@ RULES: tuple[Rule, ...] = (
         "ctl-disallowed-list",
         "every chain, trusted ones too, syncs the disallowed list (sequence file, then"
         " disallowedcertstl.cab)",
-        _O,
-        "WINDOWS.md §2; AskDS 2018 'Maybe it's the CTL engine'; habr 306974",
+        _D,
+        "WINDOWS.md §2 (trigger, documented); AskDS 2018 'Maybe it's the CTL engine'; habr 306974",
     ),
     Rule(
         "ctl-pin-rules",
