@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -128,7 +129,13 @@ def _atomic_file(path: str | os.PathLike[str], mode: int | None) -> Iterator[Bin
         return
     keep = None if private or WINDOWS else _existing_mode(target)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            # a file where a folder of the path should be: say that, not "File exists"
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"{exc.filename or directory} is a file, not a folder"
+            ) from exc
         fd, tmp = _create_temporary(directory, target.name, mode or _NEW_FILE_MODE)
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc

@@ -300,3 +300,22 @@ def test_a_colon_separated_serial_is_found(tmp_path: Path) -> None:
     text = ("0" + text) if len(text) % 2 else text
     colons = ":".join(text[i : i + 2] for i in range(0, len(text), 2)).upper()
     assert [r.serial for r in authority.find(colons)] == [issued.record.serial]
+
+
+def test_an_address_given_as_a_dns_name_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ca"
+    assert run_cli("ca", "init", "--dir", str(folder)).returncode == 0
+    proc = run_cli(
+        "ca",
+        "issue",
+        "h.lab.test",
+        "--dns",
+        "10.0.0.9",
+        "--dir",
+        str(folder),
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 64, proc.stderr
+    assert "give it with --ip" in proc.stderr
+    assert not (tmp_path / "o").exists()

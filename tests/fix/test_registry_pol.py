@@ -229,3 +229,23 @@ def test_cli_needs_a_mode(tmp_path: Path) -> None:
     proc = run_cli("policy", "root-autoupdate", "--out", str(tmp_path))
     assert proc.returncode == 64
     assert not shutil.which("nonexistent-binary")
+
+
+def test_show_escapes_names_and_data_each_on_one_line(tmp_path: Path) -> None:
+    # Given a Registry.pol whose value name holds a terminal title escape (with its BEL)
+    # and whose REG_SZ data holds a CR LF
+    pol = tmp_path / "Registry.pol"
+    hostile = PolicyEntry.string(
+        r"Software\Policies\Test", "Name\x1b]0;pwned\x07", "line one\r\nline two"
+    )
+    pol.write_bytes(build_registry_pol([hostile]))
+    # When it is shown on the terminal table
+    shown = run_cli("policy", "show", str(pol))
+    # Then no control character reaches the output, and the data stays on one row
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout
+    assert "\x07" not in shown.stdout
+    assert "\r" not in shown.stdout
+    (row,) = [line for line in shown.stdout.splitlines() if "Name" in line and "pwned" in line]
+    assert "line one" in row
+    assert "line two" in row

@@ -215,3 +215,18 @@ def test_report_to_a_device_in_a_subprocess(tmp_path: Path) -> None:
         f"rdptrust: error: cannot write {full}: No space left on device"
     ]
     assert stat.S_ISCHR(full.stat().st_mode)
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match=r"f is a file, not a folder"):
+        write_atomic(tmp_path / "f" / "x.ps1", "x")
+    done = subprocess.run(
+        [*RDPTRUST, "client-state", "--script", "--out", str(tmp_path / "f" / "x.ps1")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 73, done.stderr
+    assert "is a file, not a folder" in done.stderr
+    assert (tmp_path / "f").read_text() == "x"

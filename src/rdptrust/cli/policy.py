@@ -24,6 +24,7 @@ from rdptrust.fix.policy import (
     root_dir_url as root_dir_url_policy,
 )
 from rdptrust.fix.registry_pol import parse_registry_pol, type_name
+from rdptrust.model.text import safe_text
 from rdptrust.report.jsonform import dumps
 from rdptrust.report.policy import policy_document, registry_pol_document
 
@@ -179,11 +180,19 @@ def show(file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(dumps(registry_pol_document(file, entries)))
         click.get_current_context().exit(EXIT_OK)
-    table = Table(title=f"{file} ({len(entries)} entries)", title_justify="left")
+    table = Table(
+        title=Text(f"{safe_text(str(file))} ({len(entries)} entries)"), title_justify="left"
+    )
     for column in ("Key", "Value name", "Type", "Data"):
         table.add_column(column, overflow="fold")
     for entry in entries:
         value = entry.value
         shown = value.hex() if isinstance(value, bytes) else str(value)
-        table.add_row(Text(entry.key), Text(entry.value_name), type_name(entry.type), Text(shown))
+        # a file's names and data may hold any character: escaped, each cell one line
+        table.add_row(
+            Text(safe_text(entry.key)),
+            Text(safe_text(entry.value_name)),
+            type_name(entry.type),
+            Text(safe_text(shown)),
+        )
     console().print(table)

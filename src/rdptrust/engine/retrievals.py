@@ -351,8 +351,13 @@ async def make_retrievals(
             )
             # An issuer found over AIA may lack its own issuer: Windows goes on up the
             # chain, within MaxAIAUrlRetrievalCountPerChain (3) AIA retrievals in all.
+            # (A path that building cut short at a limit is judged as it is: no more AIA.)
             made = sum(1 for f in fetched if f.purpose == Purpose.AIA)
-            while path.missing_issuer_urls and lim.aia_attempts_left(made, run.limits):
+            while (
+                path.missing_issuer_urls
+                and path.limited is None
+                and lim.aia_attempts_left(made, run.limits)
+            ):
                 round_fetched, found = await run.aia(
                     path, _round_timeout(timeout, plan.deadline), made_before=made
                 )

@@ -27,9 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,7 +36,10 @@ from cryptography.x509.oid import NameOID
 
 from rdptrust.errors import DataError, StoreError, UsageError
 from rdptrust.files import PRIVATE_MODE, state_lock, write_atomic
+from rdptrust.pki.ca_records import CaUrls, IssuedCertificate, IssuedRecord
 from rdptrust.pki.certbuilder import CA_KEY_USAGE, host_certificate_builder
+
+__all__ = ["CaUrls", "CertificateAuthority", "IssuedCertificate", "IssuedRecord"]
 
 CA_SCHEMA = "rdptrust.ca/1"
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -55,6 +56,12 @@ REVOCATION_REASONS = {
 def check_dns_name(name: str) -> str:
     """Return *name* if it is a valid DNS host name (or wildcard), else raise UsageError."""
     labels = name.rstrip(".").split(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        raise UsageError(f"{name!r} is an IP address, not a DNS name: give it with --ip")
     if not name or len(name) > 253:
         raise UsageError(f"{name!r} is not a valid DNS name")
     for index, label in enumerate(labels):
@@ -63,66 +70,6 @@ def check_dns_name(name: str) -> str:
         if not _DNS_LABEL.match(label):
             raise UsageError(f"{name!r} is not a valid DNS name")
     return name.rstrip(".")
-
-
-@dataclass(frozen=True)
-class IssuedRecord:
-    """One line of the register. ``revoked_at``/``reason`` are ``None`` while valid."""
-
-    serial: int
-    host: str
-    names: tuple[str, ...]
-    not_before: dt.datetime
-    not_after: dt.datetime
-    sha1: str
-    sha256: str
-    revoked_at: dt.datetime | None = None
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "serial": format(self.serial, "x"),
-            "host": self.host,
-            "names": list(self.names),
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "sha1": self.sha1,
-            "sha256": self.sha256,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> IssuedRecord:
-        return cls(
-            serial=int(doc["serial"], 16),
-            host=str(doc["host"]),
-            names=tuple(doc["names"]),
-            not_before=dt.datetime.fromisoformat(doc["not_before"]),
-            not_after=dt.datetime.fromisoformat(doc["not_after"]),
-            sha1=str(doc["sha1"]),
-            sha256=str(doc["sha256"]),
-            revoked_at=dt.datetime.fromisoformat(doc["revoked_at"]) if doc["revoked_at"] else None,
-            reason=doc.get("reason"),
-        )
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """A host certificate and its private key, fresh from :meth:`CertificateAuthority.issue`."""
-
-    certificate: x509.Certificate
-    key: rsa.RSAPrivateKey
-    record: IssuedRecord
-
-
-@dataclass(frozen=True)
-class CaUrls:
-    """Where clients fetch revocation data and the CA certificate; ``None`` = not published."""
-
-    crl: str | None = None
-    ocsp: str | None = None
-    ca_issuers: str | None = None
 
 
 def _check_url(url: str | None) -> str | None:
