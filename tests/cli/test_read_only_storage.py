@@ -10,6 +10,7 @@ The read-only mount is made in a mount namespace of the test's own (``unshare -m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -121,6 +122,6 @@ def test_results_left_in_the_wal_on_read_only_storage_are_named_not_lost(
     assert "inv.sqlite3-wal" in lines[0], lines[0]
     assert "writable" in lines[0], lines[0]
     # And where it is writable the change in the -wal is there
-    with sqlite3.connect(db) as plain:
+    with contextlib.closing(sqlite3.connect(db)) as plain:
         hosts = {row[0] for row in plain.execute("SELECT host FROM hosts")}
     assert hosts == {"127.0.0.1", "wal-only"}
